@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the local pipeline needs and is missing: build tools for rdkafka (cmake and
+# libcurl headers), ClickHouse from Debian's packages, and the Apache Kafka jars from Maven
+# Central (version pinned in deploy/kafka/pom.xml). Idempotent: a second run changes nothing.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+missing=()
+for pkg in clickhouse-server clickhouse-client cmake libcurl4-openssl-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  run_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # policy-rc.d keeps the package from starting its system service: we run our own server.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | run_as_root tee /usr/sbin/policy-rc.d >/dev/null
+    run_as_root chmod +x /usr/sbin/policy-rc.d
+    trap 'run_as_root rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  run_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+command -v java >/dev/null || { log "java (17+) is required for the Kafka broker"; exit 1; }
+command -v mvn >/dev/null || { log "maven is required to fetch the Kafka jars"; exit 1; }
+
+pom="$REPO_ROOT/deploy/kafka/pom.xml"
+stamp="$KAFKA_LIBS/.pom.sha256"
+want="$(sha256sum "$pom" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "fetching Apache Kafka jars into $KAFKA_LIBS"
+  rm -rf "$KAFKA_LIBS"
+  mkdir -p "$KAFKA_LIBS"
+  mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
+    -DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime
+  echo "$want" >"$stamp"
+fi
+log "install complete"

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Starts ClickHouse and an Apache Kafka broker (KRaft, one node) on 127.0.0.1 with their data
+# under $PV_STATE, waits until both answer, then creates the topics in deploy/local/topics.txt.
+# Idempotent: a server that already answers is left alone; existing topics are kept.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+CONF="$REPO_ROOT/deploy/local/conf"
+mkdir -p "$LOG_DIR" "$CH_DATA" "$KAFKA_DATA"
+
+[ -d "$KAFKA_LIBS" ] && command -v clickhouse-server >/dev/null || {
+  log "servers are not installed: run deploy/local/install.sh first"; exit 1; }
+
+ch_up() { curl -fsS --max-time 2 "$CH_URL/?query=SELECT%201" >/dev/null 2>&1; }
+kafka_port_up() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+
+# wait_for NAME SECONDS CHECK...: poll CHECK every half second until it succeeds.
+wait_for() {
+  local name="$1" secs="$2"; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "$name did not answer within ${secs}s; last log lines:"
+      tail -n 30 "$LOG_DIR/$name.log" >&2 || true
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+
+# ---------------------------------------------------------------- ClickHouse
+if ch_up; then
+  log "clickhouse already answers on $CH_URL"
+else
+  cat >"$CH_DATA/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+    <logger>
+        <level>information</level>
+        <log>$LOG_DIR/clickhouse-server.log</log>
+        <errorlog>$LOG_DIR/clickhouse-server.err.log</errorlog>
+        <size>100M</size>
+        <count>3</count>
+    </logger>
+    <http_port>$CH_HTTP_PORT</http_port>
+    <tcp_port>$CH_TCP_PORT</tcp_port>
+    <listen_host>127.0.0.1</listen_host>
+    <max_connections>1024</max_connections>
+    <keep_alive_timeout>10</keep_alive_timeout>
+    <max_concurrent_queries>100</max_concurrent_queries>
+    <uncompressed_cache_size>1073741824</uncompressed_cache_size>
+    <mark_cache_size>536870912</mark_cache_size>
+    <path>$CH_DATA/data/</path>
+    <tmp_path>$CH_DATA/tmp/</tmp_path>
+    <user_files_path>$CH_DATA/user_files/</user_files_path>
+    <format_schema_path>$CH_DATA/format_schemas/</format_schema_path>
+    <users_config>$CONF/clickhouse-users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <mlock_executable>false</mlock_executable>
+    <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
+    <max_session_timeout>3600</max_session_timeout>
+    <default_session_timeout>60</default_session_timeout>
+</yandex>
+XML
+  log "starting clickhouse on $CH_URL"
+  nohup clickhouse-server --config-file="$CH_DATA/config.xml" \
+    >"$LOG_DIR/clickhouse.log" 2>&1 </dev/null &
+  echo $! >"$PV_STATE/clickhouse.pid"
+  wait_for clickhouse 60 ch_up
+  log "clickhouse answers: version $(curl -fsS "$CH_URL/?query=SELECT%20version()")"
+fi
+
+# ---------------------------------------------------------------- Kafka
+kafka_java() { java -Xmx256m -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$CONF/kafka-log4j2.properties" "$@"; }
+
+if kafka_port_up; then
+  log "kafka already listens on $KAFKA_BOOTSTRAP"
+else
+  cat >"$KAFKA_DATA/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$KAFKA_DATA/data
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+message.max.bytes=10485760
+PROPS
+  if [ ! -f "$KAFKA_DATA/data/meta.properties" ]; then
+    log "formatting kafka storage in $KAFKA_DATA/data"
+    kafka_java kafka.tools.StorageTool format --ignore-formatted \
+      -t "$(cat "$KAFKA_DATA/cluster-id" 2>/dev/null || kafka_java kafka.tools.StorageTool random-uuid | tee "$KAFKA_DATA/cluster-id")" \
+      -c "$KAFKA_DATA/server.properties" >"$LOG_DIR/kafka-format.log" 2>&1
+  fi
+  log "starting kafka on $KAFKA_BOOTSTRAP"
+  KAFKA_HEAP="${KAFKA_HEAP:--Xmx768m -Xms256m}"
+  # shellcheck disable=SC2086
+  nohup java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$CONF/kafka-log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DATA/server.properties" \
+    >"$LOG_DIR/kafka.log" 2>&1 </dev/null &
+  echo $! >"$PV_STATE/kafka.pid"
+  wait_for kafka 90 kafka_port_up
+fi
+
+# ---------------------------------------------------------------- topics
+existing="$(kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP" --list 2>>"$LOG_DIR/topics.log")"
+while read -r name partitions configs; do
+  case "$name" in ''|'#'*) continue ;; esac
+  if grep -qx "$name" <<<"$existing"; then continue; fi
+  args=(--bootstrap-server "$KAFKA_BOOTSTRAP" --create --if-not-exists --topic "$name"
+        --partitions "$partitions" --replication-factor 1)
+  IFS=',' read -ra kvs <<<"${configs:-}"
+  for kv in "${kvs[@]}"; do [ -n "$kv" ] && args+=(--config "$kv"); done
+  log "creating topic $name ($partitions partitions)"
+  kafka_java org.apache.kafka.tools.TopicCommand "${args[@]}" >>"$LOG_DIR/topics.log" 2>&1
+done <"$REPO_ROOT/deploy/local/topics.txt"
+log "ready: kafka $KAFKA_BOOTSTRAP, clickhouse $CH_URL (state in $PV_STATE)"
