@@ -1,1 +1,117 @@
-//! placeholder
+//! The `pv` command line: one subcommand per service, plus operator tools.
+//!
+//! Every service reads one TOML file (`--config`, or `PV_CONFIG`); absent tables and fields take
+//! their defaults, which run the whole pipeline against the local servers of `deploy/local/`.
+
+mod clinics;
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use pv_runtime::Shutdown;
+
+pub use config::PvConfig;
+
+/// Ketamine/esketamine pharmacovigilance pipeline.
+#[derive(Debug, Parser)]
+#[command(name = "pv", version, about)]
+struct Cli {
+    /// Configuration file (TOML). Without one, local defaults apply.
+    #[arg(long, global = true, env = "PV_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the clinic-facing HTTP ingest service.
+    Gateway,
+    /// Run the Kafka -> ClickHouse sink (applies migrations first).
+    Sink,
+    /// Apply ClickHouse migrations and exit.
+    Migrate,
+    /// Print a new random clinic token and its clinics-file entry.
+    Token {
+        /// The clinic the token is for.
+        #[arg(long)]
+        clinic: String,
+    },
+    /// Manage the local clinics file.
+    #[command(subcommand)]
+    Clinics(clinics::ClinicsCommand),
+    /// Print the effective configuration (defaults filled in).
+    Config,
+}
+
+/// Entry point of the `pv` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    pv_runtime::telemetry::init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pv: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg: PvConfig = pv_runtime::load_toml(cli.config.as_deref())?;
+    match cli.command {
+        Command::Token { clinic } => {
+            let token = clinics::new_token()?;
+            println!("token (give to the clinic, store nowhere else): {token}");
+            println!(
+                "clinics-file entry:\n{}",
+                pv_gateway::auth::clinic_entry_toml(&clinic, &token)
+            );
+            Ok(())
+        }
+        Command::Clinics(cmd) => cmd.run(&cfg),
+        Command::Config => {
+            println!("{cfg:#?}");
+            Ok(())
+        }
+        Command::Gateway => runtime()?.block_on(gateway(cfg)),
+        Command::Sink => runtime()?.block_on(sink(cfg)),
+        Command::Migrate => runtime()?.block_on(async {
+            let applied = pv_sink::migrate(&cfg.clickhouse).await?;
+            println!(
+                "database `{}`: applied migrations {applied:?}",
+                cfg.clickhouse.database
+            );
+            Ok(())
+        }),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn gateway(cfg: PvConfig) -> anyhow::Result<()> {
+    let gateway = Arc::new(pv_gateway::Gateway::new(cfg.gateway.clone(), &cfg.kafka)?);
+    let listener = tokio::net::TcpListener::bind(cfg.gateway.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.gateway.listen))?;
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    pv_gateway::serve(gateway, listener, shutdown).await?;
+    Ok(())
+}
+
+async fn sink(cfg: PvConfig) -> anyhow::Result<()> {
+    let sink = pv_sink::Sink::new(cfg.sink, cfg.kafka, cfg.clickhouse)?;
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    sink.run(shutdown).await
+}

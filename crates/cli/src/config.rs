@@ -1,0 +1,47 @@
+//! The pv configuration file: one table per concern.
+
+use pv_gateway::GatewayConfig;
+use pv_runtime::{ClickHouseConfig, KafkaConfig};
+use pv_sink::SinkConfig;
+use serde::Deserialize;
+
+/// Everything a `pv` subcommand may need; each table is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PvConfig {
+    /// `[kafka]`: the broker.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// `[clickhouse]`: the analytics store.
+    #[serde(default)]
+    pub clickhouse: ClickHouseConfig,
+    /// `[gateway]`: HTTP ingest.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// `[sink]`: Kafka -> ClickHouse.
+    #[serde(default)]
+    pub sink: SinkConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_matches_the_defaults() {
+        let text = include_str!("../../../deploy/local/pv.toml");
+        let cfg: PvConfig =
+            pv_runtime::config::parse_toml(text).expect("deploy/local/pv.toml parses");
+        assert_eq!(cfg.kafka, KafkaConfig::default());
+        assert_eq!(cfg.clickhouse, ClickHouseConfig::default());
+        assert_eq!(cfg.gateway, GatewayConfig::default());
+        assert_eq!(cfg.sink, SinkConfig::default());
+    }
+
+    #[test]
+    fn a_typo_in_a_table_is_an_error() {
+        let err = pv_runtime::config::parse_toml::<PvConfig>("[gateway]\nlisten_addr = \"x\"")
+            .expect_err("typo");
+        assert!(err.contains("listen_addr"), "{err}");
+    }
+}

@@ -1,0 +1,96 @@
+//! Gateway configuration (the `[gateway]` table of the pv config file).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use pv_events::Limits;
+use serde::Deserialize;
+
+/// Settings of the HTTP ingest service; every field has a named default.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Raw topic the events are produced to.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// TOML file of clinics and the SHA-256 hashes of their bearer tokens (see `pv token`).
+    #[serde(default = "default_clinics_file")]
+    pub clinics_file: PathBuf,
+    /// Largest accepted request body, in bytes (413 above it).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Most events in one request (413 above it).
+    #[serde(default = "default_max_events_per_request")]
+    pub max_events_per_request: usize,
+    /// Dose ceiling in mg: larger doses are rejected as likely unit errors.
+    #[serde(default = "default_max_dose_mg")]
+    pub max_dose_mg: f64,
+    /// How far in the future an event time may be (clock skew), in seconds.
+    #[serde(default = "default_max_future_skew_secs")]
+    pub max_future_skew_secs: u64,
+    /// How long the broker may take to acknowledge an event before the request fails with 503.
+    #[serde(default = "default_delivery_timeout_ms")]
+    pub delivery_timeout_ms: u64,
+    /// The `Retry-After` (seconds) sent with a 503.
+    #[serde(default = "default_retry_after_secs")]
+    pub retry_after_secs: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_topic() -> String {
+    "pv.raw.events".into()
+}
+fn default_clinics_file() -> PathBuf {
+    ".state/clinics.toml".into()
+}
+fn default_max_body_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_max_events_per_request() -> usize {
+    10_000
+}
+fn default_max_dose_mg() -> f64 {
+    Limits::default().max_dose_mg
+}
+fn default_max_future_skew_secs() -> u64 {
+    300
+}
+fn default_delivery_timeout_ms() -> u64 {
+    10_000
+}
+fn default_retry_after_secs() -> u64 {
+    5
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            topic: default_topic(),
+            clinics_file: default_clinics_file(),
+            max_body_bytes: default_max_body_bytes(),
+            max_events_per_request: default_max_events_per_request(),
+            max_dose_mg: default_max_dose_mg(),
+            max_future_skew_secs: default_max_future_skew_secs(),
+            delivery_timeout_ms: default_delivery_timeout_ms(),
+            retry_after_secs: default_retry_after_secs(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// The validation bounds these settings imply.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_dose_mg: self.max_dose_mg,
+            max_future_skew_ms: i64::try_from(self.max_future_skew_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+            ..Limits::default()
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Logging (tracing) and the Prometheus `/metrics` endpoint.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus::{Encoder, Registry, TextEncoder};
+
+use crate::shutdown::Shutdown;
+
+/// Installs the global tracing subscriber: human-readable lines to stderr, filtered by
+/// `RUST_LOG` (default `info`). Safe to call more than once.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Renders a registry in the Prometheus text format.
+pub fn render(registry: &Registry) -> String {
+    let mut buf = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&registry.gather(), &mut buf) {
+        tracing::warn!(error = %e, "cannot encode metrics");
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// A router serving `registry` at `GET /metrics`.
+pub fn metrics_router(registry: Registry) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let body = render(&registry);
+            async move { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response() }
+        }),
+    )
+}
+
+/// Serves `GET /metrics` on `addr` until `shutdown`; returns the bound address.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    registry: Registry,
+    shutdown: Shutdown,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let app = metrics_router(registry);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(bound)
+}

@@ -1,0 +1,75 @@
+//! Sink configuration (the `[sink]` table of the pv config file).
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+/// Settings of the Kafka -> ClickHouse sink; every field has a named default.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Topics to consume.
+    #[serde(default = "default_topics")]
+    pub topics: Vec<String>,
+    /// Consumer group; every sink instance of one deployment shares it.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Dead-letter topic for messages that cannot become rows.
+    #[serde(default = "default_dlq_topic")]
+    pub dlq_topic: String,
+    /// Flush when this many messages are buffered.
+    #[serde(default = "default_batch_max_messages")]
+    pub batch_max_messages: usize,
+    /// Flush at the latest this long after the first buffered message, in milliseconds.
+    #[serde(default = "default_batch_max_wait_ms")]
+    pub batch_max_wait_ms: u64,
+    /// First retry delay after a failed insert, in milliseconds (doubles up to `retry_max_ms`).
+    #[serde(default = "default_retry_initial_ms")]
+    pub retry_initial_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// Where to serve `/metrics` (`None` = not served).
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+fn default_topics() -> Vec<String> {
+    vec!["pv.raw.events".into()]
+}
+fn default_group_id() -> String {
+    "pv-sink".into()
+}
+fn default_dlq_topic() -> String {
+    "pv.raw.dlq".into()
+}
+fn default_batch_max_messages() -> usize {
+    50_000
+}
+fn default_batch_max_wait_ms() -> u64 {
+    500
+}
+fn default_retry_initial_ms() -> u64 {
+    200
+}
+fn default_retry_max_ms() -> u64 {
+    10_000
+}
+fn default_metrics_listen() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            topics: default_topics(),
+            group_id: default_group_id(),
+            dlq_topic: default_dlq_topic(),
+            batch_max_messages: default_batch_max_messages(),
+            batch_max_wait_ms: default_batch_max_wait_ms(),
+            retry_initial_ms: default_retry_initial_ms(),
+            retry_max_ms: default_retry_max_ms(),
+            metrics_listen: default_metrics_listen(),
+        }
+    }
+}
