@@ -1,0 +1,84 @@
+//! A sink that crashes after ClickHouse acknowledged a batch but before its offsets were
+//! committed re-reads and re-inserts the batch on restart; query results still count every
+//! event exactly once. Runs the real `pv sink` binary against the real broker and ClickHouse.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{TestEnv, pv_binary};
+use pv_events::{ClinicEvent, EventCodec, Timestamp, sample};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+const EVENTS: u64 = 300;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_insert_and_commit_double_counts_nothing() {
+    let env = TestEnv::new("crash").await;
+    let producer: FutureProducer =
+        pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10)).create().expect("producer");
+    let codec = EventCodec::default();
+    let at = Timestamp::parse_rfc3339("2026-02-01T10:00:00Z").expect("time");
+    let mut pending = Vec::new();
+    for i in 0..EVENTS {
+        let mut d = sample::dose("clinic-north", &format!("pt-{}", i % 17), (i + 1) as i32, at);
+        d.received_at = Timestamp::now();
+        let event = ClinicEvent::from(d);
+        let payload = codec.encode(&event).expect("encode");
+        let key = event.partition_key();
+        pending.push(producer.send(FutureRecord::to(&env.raw_topic).key(&key).payload(&payload), Duration::from_secs(5)).await);
+    }
+    assert!(pending.iter().all(Result::is_ok), "all produced");
+
+    // One batch holds every event; the sink aborts right after inserting it.
+    let mut cfg = env.sink_config();
+    cfg.batch_max_messages = EVENTS as usize;
+    cfg.batch_max_wait_ms = 60_000;
+    let config = env.write_config(&cfg);
+    let status = tokio::process::Command::new(pv_binary())
+        .args(["--config", config.to_str().expect("utf-8 path"), "sink"])
+        .env(pv_sink::run::FAULT_ABORT_AFTER_INSERTS, "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(90), status).await.expect("sink aborts in time").expect("ran");
+    assert!(!status.success(), "the fault hook aborts the process");
+    assert_eq!(env.count("dose_administered", false).await, EVENTS, "the batch was inserted before the crash");
+
+    // Restart normally: nothing was committed, so everything is read and inserted again.
+    cfg.batch_max_wait_ms = 200;
+    let config = env.write_config(&cfg);
+    let mut child = tokio::process::Command::new(pv_binary())
+        .args(["--config", config.to_str().expect("utf-8 path"), "sink"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn sink");
+    env.wait_for_count("dose_administered", false, 2 * EVENTS, Duration::from_secs(60)).await;
+
+    // The copies are physically there, but queries count each event once.
+    assert_eq!(env.count("dose_administered", true).await, EVENTS);
+    let distinct: u64 = env
+        .clickhouse()
+        .query("SELECT uniqExact(event_id) FROM dose_administered")
+        .fetch_one()
+        .await
+        .expect("uniq");
+    assert_eq!(distinct, EVENTS);
+    let per_event_max: u64 = env
+        .clickhouse()
+        .query("SELECT max(c) FROM (SELECT event_id, count() AS c FROM dose_administered FINAL GROUP BY event_id)")
+        .fetch_one()
+        .await
+        .expect("max");
+    assert_eq!(per_event_max, 1);
+
+    // SIGTERM: the sink commits and exits 0; a third start then has nothing left to insert.
+    let pid = child.id().expect("pid");
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops in time").expect("wait");
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+    env.cleanup().await;
+}
