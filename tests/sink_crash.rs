@@ -17,17 +17,31 @@ const EVENTS: u64 = 300;
 async fn a_crash_between_insert_and_commit_double_counts_nothing() {
     let env = TestEnv::new("crash").await;
     let producer: FutureProducer =
-        pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10)).create().expect("producer");
+        pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10))
+            .create()
+            .expect("producer");
     let codec = EventCodec::default();
     let at = Timestamp::parse_rfc3339("2026-02-01T10:00:00Z").expect("time");
     let mut pending = Vec::new();
     for i in 0..EVENTS {
-        let mut d = sample::dose("clinic-north", &format!("pt-{}", i % 17), (i + 1) as i32, at);
+        let mut d = sample::dose(
+            "clinic-north",
+            &format!("pt-{}", i % 17),
+            (i + 1) as i32,
+            at,
+        );
         d.received_at = Timestamp::now();
         let event = ClinicEvent::from(d);
         let payload = codec.encode(&event).expect("encode");
         let key = event.partition_key();
-        pending.push(producer.send(FutureRecord::to(&env.raw_topic).key(&key).payload(&payload), Duration::from_secs(5)).await);
+        pending.push(
+            producer
+                .send(
+                    FutureRecord::to(&env.raw_topic).key(&key).payload(&payload),
+                    Duration::from_secs(5),
+                )
+                .await,
+        );
     }
     assert!(pending.iter().all(Result::is_ok), "all produced");
 
@@ -42,9 +56,16 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    let status = tokio::time::timeout(Duration::from_secs(90), status).await.expect("sink aborts in time").expect("ran");
+    let status = tokio::time::timeout(Duration::from_secs(90), status)
+        .await
+        .expect("sink aborts in time")
+        .expect("ran");
     assert!(!status.success(), "the fault hook aborts the process");
-    assert_eq!(env.count("dose_administered", false).await, EVENTS, "the batch was inserted before the crash");
+    assert_eq!(
+        env.count("dose_administered", false).await,
+        EVENTS,
+        "the batch was inserted before the crash"
+    );
 
     // Restart normally: nothing was committed, so everything is read and inserted again.
     cfg.batch_max_wait_ms = 200;
@@ -56,7 +77,13 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn sink");
-    env.wait_for_count("dose_administered", false, 2 * EVENTS, Duration::from_secs(60)).await;
+    env.wait_for_count(
+        "dose_administered",
+        false,
+        2 * EVENTS,
+        Duration::from_secs(60),
+    )
+    .await;
 
     // The copies are physically there, but queries count each event once.
     assert_eq!(env.count("dose_administered", true).await, EVENTS);
@@ -77,8 +104,13 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
 
     // SIGTERM: the sink commits and exits 0; a third start then has nothing left to insert.
     let pid = child.id().expect("pid");
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops in time").expect("wait");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stops in time")
+        .expect("wait");
     assert!(status.success(), "graceful stop exits 0, got {status}");
     env.cleanup().await;
 }
