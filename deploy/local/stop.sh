@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stops the local Kafka broker and ClickHouse started by start.sh. Data stays in $PV_STATE;
-# pass --wipe to delete it too. Idempotent: stopping a stopped server is harmless.
+# Stops the pv services started by run.sh, then the local Kafka broker and ClickHouse started by
+# start.sh. Data stays in $PV_STATE; pass --wipe to delete it too, or --services-only to stop
+# only the pv services. Idempotent: stopping a stopped server is harmless.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
@@ -16,6 +17,9 @@ stop_pid() {
   fi
   rm -f "$pidfile"
 }
+stop_pid pv-gateway
+stop_pid pv-sink
+[ "${1:-}" = "--services-only" ] && exit 0
 stop_pid kafka
 stop_pid clickhouse
 if [ "${1:-}" = "--wipe" ]; then

@@ -5,6 +5,8 @@
 
 mod clinics;
 mod config;
+mod simulate;
+mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +48,17 @@ enum Command {
     Clinics(clinics::ClinicsCommand),
     /// Print the effective configuration (defaults filled in).
     Config,
+    /// Generate a realistic clinic stream (deterministic from a seed) and send it through the gateway.
+    Simulate(simulate::SimulateArgs),
+    /// Print what is stored in ClickHouse: exposure, monitoring, adverse-event reports.
+    Summary {
+        /// First wait until this many distinct events are stored.
+        #[arg(long)]
+        expect: Option<u64>,
+        /// How long to wait for them, in seconds.
+        #[arg(long, default_value_t = 120)]
+        wait_secs: u64,
+    },
 }
 
 /// Entry point of the `pv` binary.
@@ -80,6 +93,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Gateway => runtime()?.block_on(gateway(cfg)),
         Command::Sink => runtime()?.block_on(sink(cfg)),
+        Command::Simulate(args) => runtime()?.block_on(args.run()),
+        Command::Summary { expect, wait_secs } => runtime()?.block_on(async {
+            if let Some(n) = expect {
+                let waited = summary::wait_for(&cfg.clickhouse, n, std::time::Duration::from_secs(wait_secs)).await?;
+                println!("all {n} events stored in ClickHouse ({:.2} s after the last was accepted)\n", waited.as_secs_f64());
+            }
+            summary::print(&cfg.clickhouse).await
+        }),
         Command::Migrate => runtime()?.block_on(async {
             let applied = pv_sink::migrate(&cfg.clickhouse).await?;
             println!(
