@@ -110,6 +110,11 @@ async fn rejected_requests_answer_exactly_and_write_nothing() {
     assert_eq!(status, 413, "{b}");
     assert_eq!(b["error"], "payload_too_large");
 
+    // The same without Content-Length (chunked upload): the limit still holds while reading.
+    let (status, body) = post_chunked(&gw.url, token("clinic-north"), 300 * 1024).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("payload_too_large"), "{body}");
+
     // More events than allowed per request (limit 50 in tests): 413.
     let many: String = (1..=51)
         .map(|i| format!("{}\n", dose("clinic-north", i)))
@@ -173,4 +178,40 @@ async fn an_unreachable_broker_gives_503_with_retry_after() {
     );
     gw.stop().await;
     env.cleanup().await;
+}
+
+/// POSTs `len` bytes of NDJSON-ish filler with `Transfer-Encoding: chunked` over a raw socket
+/// (HTTP clients add Content-Length when they can); returns the status and body.
+async fn post_chunked(base: &str, token: &str, len: usize) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b' '; 16 * 1024];
+    let mut sent = 0;
+    while sent < len {
+        let frame = format!("{:x}\r\n", chunk.len());
+        // The server may answer and close before the whole body is sent.
+        if s.write_all(frame.as_bytes()).await.is_err()
+            || s.write_all(&chunk).await.is_err()
+            || s.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = s.write_all(b"0\r\n\r\n").await;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
 }

@@ -96,8 +96,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => runtime()?.block_on(args.run()),
         Command::Summary { expect, wait_secs } => runtime()?.block_on(async {
             if let Some(n) = expect {
-                let waited = summary::wait_for(&cfg.clickhouse, n, std::time::Duration::from_secs(wait_secs)).await?;
-                println!("all {n} events stored in ClickHouse ({:.2} s after the last was accepted)\n", waited.as_secs_f64());
+                let waited = summary::wait_for(
+                    &cfg.clickhouse,
+                    n,
+                    std::time::Duration::from_secs(wait_secs),
+                )
+                .await?;
+                println!(
+                    "all {n} events stored in ClickHouse ({:.2} s after the last was accepted)\n",
+                    waited.as_secs_f64()
+                );
             }
             summary::print(&cfg.clickhouse).await
         }),

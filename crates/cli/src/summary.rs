@@ -7,19 +7,30 @@ use anyhow::Context as _;
 use clickhouse::Client;
 use pv_runtime::ClickHouseConfig;
 
-const TABLES: [&str; 3] = ["dose_administered", "session_monitoring", "adverse_event_report"];
+const TABLES: [&str; 3] = [
+    "dose_administered",
+    "session_monitoring",
+    "adverse_event_report",
+];
 
 /// Distinct events stored, over all raw tables.
 async fn stored_events(client: &Client) -> anyhow::Result<u64> {
     let mut total = 0;
     for t in TABLES {
-        total += client.query(&format!("SELECT count() FROM {t} FINAL")).fetch_one::<u64>().await?;
+        total += client
+            .query(&format!("SELECT count() FROM {t} FINAL"))
+            .fetch_one::<u64>()
+            .await?;
     }
     Ok(total)
 }
 
 /// Waits until `expect` distinct events are stored (or `timeout`); returns the time waited.
-pub(crate) async fn wait_for(cfg: &ClickHouseConfig, expect: u64, timeout: Duration) -> anyhow::Result<Duration> {
+pub(crate) async fn wait_for(
+    cfg: &ClickHouseConfig,
+    expect: u64,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
     let client = pv_runtime::clickhouse::client(cfg);
     let started = Instant::now();
     loop {
@@ -39,7 +50,11 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
     let ch = pv_runtime::clickhouse::client(cfg);
     println!("== stored in ClickHouse ({}/{}) ==", cfg.url, cfg.database);
     for t in TABLES {
-        let n: u64 = ch.query(&format!("SELECT count() FROM {t} FINAL")).fetch_one().await.with_context(|| t.to_string())?;
+        let n: u64 = ch
+            .query(&format!("SELECT count() FROM {t} FINAL"))
+            .fetch_one()
+            .await
+            .with_context(|| t.to_string())?;
         println!("  {t:<22} {n:>9} events");
     }
 
@@ -52,7 +67,10 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
         )
         .fetch_all()
         .await?;
-    println!("  {:<11} {:<11} {:>8} {:>9} {:>11} {:>12}", "product", "route", "doses", "patients", "median mg", "median mg/kg");
+    println!(
+        "  {:<11} {:<11} {:>8} {:>9} {:>11} {:>12}",
+        "product", "route", "doses", "patients", "median mg", "median mg/kg"
+    );
     for (product, route, doses, patients, mg, mg_kg) in rows {
         println!("  {product:<11} {route:<11} {doses:>8} {patients:>9} {mg:>11.1} {mg_kg:>12.2}");
     }
@@ -69,12 +87,30 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
         )
         .fetch_one()
         .await?;
-    let pct = |n: u64| if sessions == 0 { 0.0 } else { 100.0 * n as f64 / sessions as f64 };
+    let pct = |n: u64| {
+        if sessions == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / sessions as f64
+        }
+    };
     println!("  sessions monitored                  {sessions:>7}");
-    println!("  systolic rise >= 40 mmHg            {bp40:>7}  ({:.1}%)", pct(bp40));
-    println!("  deep sedation (MOAA/S <= 2)         {deep:>7}  ({:.1}%)", pct(deep));
-    println!("  SpO2 below 90%                      {hypox:>7}  ({:.1}%)", pct(hypox));
-    println!("  observed < 120 min (REMS minimum)   {short_eske:>7}  ({:.1}%)", pct(short_eske));
+    println!(
+        "  systolic rise >= 40 mmHg            {bp40:>7}  ({:.1}%)",
+        pct(bp40)
+    );
+    println!(
+        "  deep sedation (MOAA/S <= 2)         {deep:>7}  ({:.1}%)",
+        pct(deep)
+    );
+    println!(
+        "  SpO2 below 90%                      {hypox:>7}  ({:.1}%)",
+        pct(hypox)
+    );
+    println!(
+        "  observed < 120 min (REMS minimum)   {short_eske:>7}  ({:.1}%)",
+        pct(short_eske)
+    );
 
     println!("\n== adverse-event reports (latest version of each case) ==");
     const LATEST: &str = "SELECT clinic_id, report_id, max(version) AS versions,
@@ -85,7 +121,9 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
                     reaction_disability, reaction_congenital_anomaly, reaction_other_medically_important), version) AS serious
          FROM adverse_event_report FINAL GROUP BY clinic_id, report_id";
     let (cases, followed_up, nullified): (u64, u64, u64) = ch
-        .query(&format!("SELECT count(), countIf(versions > 1), countIf(nullified = 1) FROM ({LATEST})"))
+        .query(&format!(
+            "SELECT count(), countIf(versions > 1), countIf(nullified = 1) FROM ({LATEST})"
+        ))
         .fetch_one()
         .await?;
     println!("  cases {cases}, with follow-ups {followed_up}, nullified {nullified}");
@@ -97,7 +135,10 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
         ))
         .fetch_all()
         .await?;
-    println!("  {:<42} {:>8} {:>8}", "reaction (verbatim, not yet coded)", "cases", "serious");
+    println!(
+        "  {:<42} {:>8} {:>8}",
+        "reaction (verbatim, not yet coded)", "cases", "serious"
+    );
     for (verbatim, n, serious) in top {
         println!("  {verbatim:<42} {n:>8} {serious:>8}");
     }
