@@ -217,7 +217,7 @@ fn monitoring(
     at: DateTime<Utc>,
 ) -> SessionMonitoring {
     let sys_pre = normal(rng, 126.0, 12.0).round().clamp(95.0, 175.0) as i32;
-    let dia_pre = normal(rng, 80.0, 8.0).round().clamp(55.0, 105.0) as i32;
+    let dia_pre = (normal(rng, 80.0, 8.0).round().clamp(55.0, 105.0) as i32).min(sys_pre - 25);
     let rise = normal(rng, 17.0, 8.0).max(0.0).round() as i32;
     SessionMonitoring {
         event_id: event_id(rng),
@@ -409,8 +409,8 @@ mod tests {
 
     #[test]
     fn every_generated_event_passes_the_gateway_rules() {
-        let cfg = small();
-        let end = cfg.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() + Duration::days(90);
+        let cfg = SimConfig::default();
+        let end = cfg.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() + Duration::days(i64::from(cfg.days));
         for e in generate(&cfg) {
             let errors = validate(&e, &Limits::default(), end.into());
             assert!(errors.is_empty(), "{e:?}: {errors:?}");
