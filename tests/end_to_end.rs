@@ -111,6 +111,48 @@ async fn every_kind_arrives_in_clickhouse_field_for_field() {
         .expect("datetime");
     assert_eq!(i64::from(t), at("2026-03-01T09:00:00.125Z").millis() / 1000);
 
+    // `pv summary` reads the same tables with its portable SQL (typed rows: a Nullable
+    // aggregate where a plain one is expected would garble the numbers or fail).
+    let config = env.write_config(&env.sink_config());
+    let out = std::process::Command::new(common::pv_binary())
+        .args([
+            "--config",
+            config.to_str().expect("utf-8"),
+            "summary",
+            "--expect",
+            "4",
+        ])
+        .output()
+        .expect("run pv summary");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |prefix: &str| -> Vec<String> {
+        let l = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_default();
+        l.split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(line("dose_administered")[1], "2");
+    assert_eq!(
+        line("ketamine    iv")[2..5],
+        ["2", "2", "35.0"],
+        "doses, patients, median mg"
+    );
+    assert_eq!(line("sessions monitored")[2], "1");
+    assert_eq!(line("systolic rise")[5], "0");
+    assert_eq!(line("cases")[..2], ["cases", "1,"]);
+    let verbatim = line("Blasenschmerzen");
+    assert_eq!(
+        verbatim[verbatim.len() - 2..],
+        ["1", "1"],
+        "1 case, serious (hospitalisation)"
+    );
+
     sink.stop().await;
     gateway.stop().await;
     env.cleanup().await;

@@ -29,11 +29,15 @@ for _ in $(seq 1 60); do
 done
 curl -fsS --max-time 3 http://127.0.0.1:8080/readyz >/dev/null || { log "gateway not ready"; tail -20 "$LOG_DIR/pv-gateway.log"; exit 1; }
 
-sim_out="$PV_STATE/simulate.out"
-"$PV" simulate --seed "${PV_SEED:-42}" --clinics "${PV_CLINICS:-5}" --patients "${PV_PATIENTS:-40}" --days "${PV_DAYS:-180}" | tee "$sim_out"
-accepted="$(sed -n 's/.*: \([0-9]*\) events accepted.*/\1/p' "$sim_out")"
+"$PV" simulate --seed "${PV_SEED:-42}" --clinics "${PV_CLINICS:-5}" --patients "${PV_PATIENTS:-40}" --days "${PV_DAYS:-180}" \
+  | tee "$PV_STATE/simulate.out"
 echo
-"$PV" summary --expect "$accepted"
+"$PV" summary --wait | tee "$PV_STATE/summary.out"
+# End-to-end throughput: time to send (gateway, durable in Kafka) + time until the sink caught up.
+accepted="$(sed -n 's/.*: \([0-9]*\) events accepted and durable in \([0-9.]*\) s.*/\1 \2/p' "$PV_STATE/simulate.out")"
+waited="$(sed -n 's/.*(\([0-9.]*\) s of waiting).*/\1/p' "$PV_STATE/summary.out")"
+awk -v a="$accepted" -v w="$waited" 'BEGIN { split(a, x, " "); t = x[2] + w;
+  printf "\nend to end: %d events from the first POST to committed rows in ClickHouse in %.2f s (%.0f events/s)\n", x[1], t, x[1] / t }'
 
 cat <<INFO
 

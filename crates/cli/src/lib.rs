@@ -52,11 +52,11 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Print what is stored in ClickHouse: exposure, monitoring, adverse-event reports.
     Summary {
-        /// First wait until this many distinct events are stored.
+        /// First wait until the sink has stored everything on its topics (consumer lag 0).
         #[arg(long)]
-        expect: Option<u64>,
-        /// How long to wait for them, in seconds.
-        #[arg(long, default_value_t = 120)]
+        wait: bool,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 300)]
         wait_secs: u64,
     },
 }
@@ -94,16 +94,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway => runtime()?.block_on(gateway(cfg)),
         Command::Sink => runtime()?.block_on(sink(cfg)),
         Command::Simulate(args) => runtime()?.block_on(args.run()),
-        Command::Summary { expect, wait_secs } => runtime()?.block_on(async {
-            if let Some(n) = expect {
-                let waited = summary::wait_for(
-                    &cfg.clickhouse,
-                    n,
-                    std::time::Duration::from_secs(wait_secs),
-                )
-                .await?;
+        Command::Summary { wait, wait_secs } => runtime()?.block_on(async {
+            if wait {
+                let waited =
+                    summary::wait_caught_up(&cfg, std::time::Duration::from_secs(wait_secs))
+                        .await?;
                 println!(
-                    "all {n} events stored in ClickHouse ({:.2} s after the last was accepted)\n",
+                    "the sink has stored every message of its topics ({:.2} s of waiting)\n",
                     waited.as_secs_f64()
                 );
             }

@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clickhouse::Client;
 use pv_runtime::ClickHouseConfig;
+
+use crate::PvConfig;
 
 const TABLES: [&str; 3] = [
     "dose_administered",
@@ -13,35 +14,30 @@ const TABLES: [&str; 3] = [
     "adverse_event_report",
 ];
 
-/// Distinct events stored, over all raw tables.
-async fn stored_events(client: &Client) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for t in TABLES {
-        total += client
-            .query(&format!("SELECT count() FROM {t} FINAL"))
-            .fetch_one::<u64>()
-            .await?;
-    }
-    Ok(total)
-}
-
-/// Waits until `expect` distinct events are stored (or `timeout`); returns the time waited.
-pub(crate) async fn wait_for(
-    cfg: &ClickHouseConfig,
-    expect: u64,
-    timeout: Duration,
-) -> anyhow::Result<Duration> {
-    let client = pv_runtime::clickhouse::client(cfg);
+/// Waits until the sink has committed everything on its topics, i.e. every message is in
+/// ClickHouse (or `timeout`); returns the time waited.
+pub(crate) async fn wait_caught_up(cfg: &PvConfig, timeout: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
-        let n = stored_events(&client).await?;
-        if n >= expect {
+        let (kafka, group, topics) = (
+            cfg.kafka.clone(),
+            cfg.sink.group_id.clone(),
+            cfg.sink.topics.clone(),
+        );
+        let lag = tokio::task::spawn_blocking(move || {
+            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            pv_runtime::kafka::group_lag(&kafka, &group, &topics, Duration::from_secs(10))
+        })
+        .await??;
+        if lag == 0 {
             return Ok(started.elapsed());
         }
         if started.elapsed() > timeout {
-            anyhow::bail!("only {n} of {expect} events stored after {timeout:?}; see the sink log");
+            anyhow::bail!(
+                "the sink still has {lag} messages to store after {timeout:?}; see its log"
+            );
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -62,7 +58,7 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
     let rows: Vec<(String, String, u64, u64, f64, f64)> = ch
         .query(
             "SELECT toString(product), toString(route), count(), uniqExact(clinic_id, patient_ref),
-                    quantile(0.5)(dose_mg), quantileIf(0.5)(dose_mg / weight_kg, isNotNull(weight_kg))
+                    quantile(0.5)(dose_mg), quantileIf(0.5)(dose_mg / assumeNotNull(weight_kg), isNotNull(weight_kg))
              FROM dose_administered FINAL GROUP BY product, route ORDER BY count() DESC",
         )
         .fetch_all()
@@ -78,10 +74,11 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
     println!("\n== session monitoring ==");
     let (sessions, bp40, deep, hypox, short_eske): (u64, u64, u64, u64, u64) = ch
         .query(
+            // ifNull: on Nullable columns ClickHouse 18.16 makes countIf Nullable(UInt64).
             "SELECT count(),
-                    countIf(bp_systolic_post - bp_systolic_pre >= 40),
-                    countIf(sedation_moaas <= 2),
-                    countIf(spo2_min_pct < 90),
+                    countIf(ifNull(bp_systolic_post - bp_systolic_pre >= 40, 0)),
+                    countIf(ifNull(sedation_moaas <= 2, 0)),
+                    countIf(ifNull(spo2_min_pct < 90, 0)),
                     countIf(observation_minutes < 120)
              FROM session_monitoring FINAL",
         )

@@ -101,3 +101,41 @@ pub async fn delete_topics(kafka: &KafkaConfig, names: &[&str]) -> Result<(), Ka
     admin.delete_topics(names, &AdminOptions::new()).await?;
     Ok(())
 }
+
+/// Messages on `topics` not yet committed by consumer group `group` (sum over partitions of
+/// high watermark minus committed offset; a partition the group never committed counts whole).
+pub fn group_lag(
+    kafka: &KafkaConfig,
+    group: &str,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<i64, KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = consumer_config(kafka, group).create()?;
+    let mut tpl = TopicPartitionList::new();
+    let mut highs = Vec::new();
+    for topic in topics {
+        let md = consumer.fetch_metadata(Some(topic), timeout)?;
+        for t in md.topics() {
+            for p in t.partitions() {
+                let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
+                tpl.add_partition(topic, p.id());
+                highs.push((topic.to_string(), p.id(), low, high));
+            }
+        }
+    }
+    let committed = consumer.committed_offsets(tpl, timeout)?;
+    let mut lag = 0;
+    for (topic, partition, low, high) in highs {
+        let done = match committed
+            .find_partition(&topic, partition)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) => o,
+            _ => low,
+        };
+        lag += (high - done).max(0);
+    }
+    Ok(lag)
+}

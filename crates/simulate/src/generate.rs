@@ -410,7 +410,8 @@ mod tests {
     #[test]
     fn every_generated_event_passes_the_gateway_rules() {
         let cfg = SimConfig::default();
-        let end = cfg.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() + Duration::days(i64::from(cfg.days));
+        let end = cfg.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+            + Duration::days(i64::from(cfg.days));
         for e in generate(&cfg) {
             let errors = validate(&e, &Limits::default(), end.into());
             assert!(errors.is_empty(), "{e:?}: {errors:?}");
