@@ -119,8 +119,7 @@ async fn every_kind_arrives_in_clickhouse_field_for_field() {
             "--config",
             config.to_str().expect("utf-8"),
             "summary",
-            "--expect",
-            "4",
+            "--wait",
         ])
         .output()
         .expect("run pv summary");
