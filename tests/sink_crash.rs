@@ -60,7 +60,12 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
         .await
         .expect("sink aborts in time")
         .expect("ran");
-    assert!(!status.success(), "the fault hook aborts the process");
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(
+        status.signal(),
+        Some(6),
+        "the fault hook aborts the process (SIGABRT), got {status}"
+    );
     assert_eq!(
         env.count("dose_administered", false).await,
         EVENTS,
@@ -102,7 +107,7 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
         .expect("max");
     assert_eq!(per_event_max, 1);
 
-    // SIGTERM: the sink commits and exits 0; a third start then has nothing left to insert.
+    // SIGTERM: the sink commits what it stored and exits 0, leaving nothing to re-read.
     let pid = child.id().expect("pid");
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -112,5 +117,14 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
         .expect("stops in time")
         .expect("wait");
     assert!(status.success(), "graceful stop exits 0, got {status}");
+    let group = cfg.group_id.clone();
+    let lag = pv_runtime::kafka::group_lag(
+        &env.kafka,
+        &group,
+        &[env.raw_topic.as_str()],
+        Duration::from_secs(10),
+    )
+    .expect("lag");
+    assert_eq!(lag, 0, "every message committed after the graceful stop");
     env.cleanup().await;
 }

@@ -160,7 +160,7 @@ impl TestEnv {
     pub fn write_config(&self, sink: &SinkConfig) -> PathBuf {
         let path = self.dir.join("pv.toml");
         let text = format!(
-            "[kafka]\nbootstrap_servers = \"{}\"\n\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{}\"\n\n[sink]\ntopics = [\"{}\"]\ngroup_id = \"{}\"\ndlq_topic = \"{}\"\nbatch_max_messages = {}\nbatch_max_wait_ms = {}\nretry_initial_ms = {}\nretry_max_ms = {}\n",
+            "[kafka]\nbootstrap_servers = \"{}\"\n\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{}\"\n\n[sink]\ntopics = [\"{}\"]\ngroup_id = \"{}\"\ndlq_topic = \"{}\"\nbatch_max_messages = {}\nbatch_max_wait_ms = {}\nretry_initial_ms = {}\nretry_max_ms = {}\nmetrics_listen = \"127.0.0.1:0\"\n",
             self.kafka.bootstrap_servers,
             self.clickhouse.url,
             self.clickhouse.database,

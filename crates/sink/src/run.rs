@@ -155,6 +155,8 @@ impl Sink {
                 ),
             }
         }
+        // With enable.auto.offset.store=false this commits the *stored* offsets of the current
+        // assignment (librdkafka rd_kafka_commit with NULL offsets), i.e. only durable batches.
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(())
             | Err(rdkafka::error::KafkaError::ConsumerCommit(
