@@ -169,7 +169,7 @@ async fn undecodable_messages_go_to_the_dead_letter_topic_and_the_rest_flows() {
         pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10))
             .create()
             .expect("producer");
-    let codec = pv_events::EventCodec::default();
+    let codec = pv_events::EventCodec::global();
     let good = |i: i32| -> ClinicEvent {
         let mut d = sample::dose("clinic-north", "pt-9", i, at("2026-03-01T09:00:00Z"));
         d.received_at = Timestamp::now();

@@ -20,7 +20,7 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
         pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10))
             .create()
             .expect("producer");
-    let codec = EventCodec::default();
+    let codec = EventCodec::global();
     let at = Timestamp::parse_rfc3339("2026-02-01T10:00:00Z").expect("time");
     let mut pending = Vec::new();
     for i in 0..EVENTS {

@@ -6,13 +6,18 @@
 //! messages written with an older version are resolved into the current schema first (fields
 //! added since take their defaults).
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::model::{ClinicEvent, EventKind};
-use crate::schema::{SchemaRegistry, SchemaVersion};
+use crate::model::{
+    AdverseEventReport, ClinicEvent, DoseAdministered, EventKind, SessionMonitoring,
+};
+use crate::schema::{AvroRecord, SchemaRegistry, SchemaVersion};
 
 /// The two magic bytes that open every single-object encoded message.
 pub const MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -28,122 +33,216 @@ pub enum CodecError {
     /// The fingerprint names no schema this build knows.
     #[error("unknown writer schema fingerprint {0}")]
     UnknownSchema(String),
+    /// The message holds another record type than the one asked for.
+    #[error("expected a {expected} message, found {found}")]
+    WrongRecord {
+        /// The record type asked for.
+        expected: &'static str,
+        /// The record type the header names.
+        found: String,
+    },
     /// The body does not decode with the schema the header names.
-    #[error("{kind} v{version} body does not decode: {source}")]
+    #[error("{record} v{version} body does not decode: {source}")]
     Body {
-        /// Kind named by the header.
-        kind: EventKind,
+        /// Record named by the header.
+        record: String,
         /// Version named by the header.
         version: u32,
         /// The Avro error.
         #[source]
         source: apache_avro::Error,
     },
-    /// The event does not serialise with its schema (a bug, or a value the schema cannot hold).
-    #[error("{kind} does not encode with its schema: {source}")]
+    /// The value does not serialise with its schema (a bug, or a value the schema cannot hold).
+    #[error("{record} does not encode with its schema: {source}")]
     Encode {
-        /// Kind being encoded.
-        kind: EventKind,
+        /// Record being encoded.
+        record: &'static str,
         /// The Avro error.
         #[source]
         source: apache_avro::Error,
     },
+    /// No schema is published for the record type.
+    #[error("no schema for {0} in schemas/")]
+    NoSchema(&'static str),
     /// Bytes left over after the body.
     #[error("{0} trailing bytes after the Avro body")]
     TrailingBytes(usize),
 }
 
-/// Encodes and decodes clinic events with the schemas of a [`SchemaRegistry`].
-#[derive(Debug, Clone, Copy)]
+/// Encodes and decodes records with the schemas of a [`SchemaRegistry`], keeping a prepared
+/// reader per published version and a prepared writer per record type.
 pub struct EventCodec {
     registry: &'static SchemaRegistry,
+    /// Per version (same index as `registry.versions()`): reads into the current version.
+    readers: Vec<GenericDatumReader<'static>>,
+    /// Per record name: writes the current version.
+    writers: HashMap<&'static str, (GenericDatumWriter<'static>, &'static SchemaVersion)>,
 }
 
-impl Default for EventCodec {
-    fn default() -> Self {
-        Self::new(SchemaRegistry::global())
+impl std::fmt::Debug for EventCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventCodec")
+            .field("versions", &self.readers.len())
+            .finish_non_exhaustive()
     }
 }
+
+static GLOBAL: LazyLock<EventCodec> = LazyLock::new(|| {
+    // The embedded schemas are checked by this crate's tests; a failure here is a build defect.
+    EventCodec::new(SchemaRegistry::global()).expect("the embedded schemas resolve")
+});
 
 impl EventCodec {
-    /// A codec over `registry`.
-    pub fn new(registry: &'static SchemaRegistry) -> Self {
-        Self { registry }
+    /// The codec of the schemas compiled into this binary.
+    pub fn global() -> &'static EventCodec {
+        &GLOBAL
     }
 
-    /// Encodes `event` with the current schema of its kind, as a single-object message.
+    /// A codec over `registry`.
+    pub fn new(registry: &'static SchemaRegistry) -> Result<Self, apache_avro::Error> {
+        let mut readers = Vec::with_capacity(registry.versions().len());
+        let mut writers = HashMap::new();
+        for sv in registry.versions() {
+            let current = registry.current(&sv.avro_name).unwrap_or(sv);
+            let reader = if std::ptr::eq(sv, current) {
+                GenericDatumReader::builder(&sv.schema).build()?
+            } else {
+                GenericDatumReader::builder(&sv.schema)
+                    .reader_schema(&current.schema)
+                    .build()?
+            };
+            readers.push(reader);
+            if std::ptr::eq(sv, current) {
+                writers.insert(
+                    sv.avro_name.as_str(),
+                    (GenericDatumWriter::builder(&sv.schema).build()?, sv),
+                );
+            }
+        }
+        Ok(Self {
+            registry,
+            readers,
+            writers,
+        })
+    }
+
+    /// The registry this codec uses.
+    pub fn registry(&self) -> &'static SchemaRegistry {
+        self.registry
+    }
+
+    /// Encodes a clinic event with the current schema of its kind.
     pub fn encode(&self, event: &ClinicEvent) -> Result<Vec<u8>, CodecError> {
-        let kind = event.kind();
         match event {
-            ClinicEvent::DoseAdministered(e) => self.encode_as(kind, e),
-            ClinicEvent::SessionMonitoring(e) => self.encode_as(kind, e),
-            ClinicEvent::AdverseEventReport(e) => self.encode_as(kind, e),
+            ClinicEvent::DoseAdministered(e) => self.encode_record(e),
+            ClinicEvent::SessionMonitoring(e) => self.encode_record(e),
+            ClinicEvent::AdverseEventReport(e) => self.encode_record(e),
         }
     }
 
-    /// Encodes any serialisable value with the current schema of `kind`.
-    fn encode_as<T: Serialize>(&self, kind: EventKind, value: &T) -> Result<Vec<u8>, CodecError> {
-        let sv = self.registry.current(kind);
-        encode_with(sv, value)
+    /// Encodes any record with the current version of its schema, as a single-object message.
+    pub fn encode_record<T: AvroRecord>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+        let mut out = Vec::with_capacity(256);
+        self.encode_record_into(value, &mut out)?;
+        Ok(out)
     }
 
-    /// Decodes a single-object message into the current version of its event type.
+    /// Like [`Self::encode_record`], appending to `out`.
+    pub fn encode_record_into<T: AvroRecord>(
+        &self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        let (writer, sv) = self
+            .writers
+            .get(T::AVRO_NAME)
+            .ok_or(CodecError::NoSchema(T::AVRO_NAME))?;
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&sv.fingerprint);
+        writer
+            .write_ser(out, value)
+            .map_err(|source| CodecError::Encode {
+                record: T::AVRO_NAME,
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Decodes a clinic event of any kind.
     pub fn decode(&self, bytes: &[u8]) -> Result<ClinicEvent, CodecError> {
-        let (sv, body) = self.writer_schema(bytes)?;
-        Ok(match sv.kind {
-            EventKind::DoseAdministered => {
-                ClinicEvent::DoseAdministered(self.decode_body(sv, body)?)
+        let (index, body) = self.writer_index(bytes)?;
+        let sv = &self.registry.versions()[index];
+        Ok(match sv.avro_name.as_str() {
+            n if n == EventKind::DoseAdministered.avro_name() => {
+                ClinicEvent::DoseAdministered(self.decode_body::<DoseAdministered>(index, body)?)
             }
-            EventKind::SessionMonitoring => {
-                ClinicEvent::SessionMonitoring(self.decode_body(sv, body)?)
+            n if n == EventKind::SessionMonitoring.avro_name() => {
+                ClinicEvent::SessionMonitoring(self.decode_body::<SessionMonitoring>(index, body)?)
             }
-            EventKind::AdverseEventReport => {
-                ClinicEvent::AdverseEventReport(self.decode_body(sv, body)?)
+            n if n == EventKind::AdverseEventReport.avro_name() => ClinicEvent::AdverseEventReport(
+                self.decode_body::<AdverseEventReport>(index, body)?,
+            ),
+            other => {
+                return Err(CodecError::WrongRecord {
+                    expected: "clinic event",
+                    found: other.to_owned(),
+                });
             }
         })
     }
 
-    /// Reads the header of a single-object message: the writer schema and the body after it.
-    pub fn writer_schema<'b>(
-        &self,
-        bytes: &'b [u8],
-    ) -> Result<(&'static SchemaVersion, &'b [u8]), CodecError> {
+    /// Decodes a message that must hold a `T`.
+    pub fn decode_record<T: AvroRecord>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        let (index, body) = self.writer_index(bytes)?;
+        let found = &self.registry.versions()[index].avro_name;
+        if found != T::AVRO_NAME {
+            return Err(CodecError::WrongRecord {
+                expected: T::AVRO_NAME,
+                found: found.clone(),
+            });
+        }
+        self.decode_body(index, body)
+    }
+
+    /// The schema version that wrote a single-object message.
+    pub fn writer_schema(&self, bytes: &[u8]) -> Result<&'static SchemaVersion, CodecError> {
+        self.writer_index(bytes)
+            .map(|(i, _)| &self.registry.versions()[i])
+    }
+
+    fn writer_index<'b>(&self, bytes: &'b [u8]) -> Result<(usize, &'b [u8]), CodecError> {
         if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC {
             return Err(CodecError::NotSingleObject);
         }
         let mut fingerprint = [0u8; 8];
         fingerprint.copy_from_slice(&bytes[2..HEADER_LEN]);
-        let sv = self
+        let index = self
             .registry
-            .by_fingerprint(&fingerprint)
-            .ok_or_else(|| CodecError::UnknownSchema(hex_le(&fingerprint)))?;
-        Ok((sv, &bytes[HEADER_LEN..]))
+            .fingerprint_index(&fingerprint)
+            .ok_or_else(|| {
+                CodecError::UnknownSchema(fingerprint.iter().map(|b| format!("{b:02x}")).collect())
+            })?;
+        Ok((index, &bytes[HEADER_LEN..]))
     }
 
-    fn decode_body<T: DeserializeOwned>(
-        &self,
-        writer: &SchemaVersion,
-        body: &[u8],
-    ) -> Result<T, CodecError> {
-        let current = self.registry.current(writer.kind);
+    fn decode_body<T: DeserializeOwned>(&self, index: usize, body: &[u8]) -> Result<T, CodecError> {
+        let sv = &self.registry.versions()[index];
         let err = |source| CodecError::Body {
-            kind: writer.kind,
-            version: writer.version,
+            record: sv.avro_name.clone(),
+            version: sv.version,
             source,
         };
+        let reader = &self.readers[index];
         let mut cursor = body;
-        let value = if std::ptr::eq(writer, current) {
+        let current = self
+            .registry
+            .current(&sv.avro_name)
+            .is_some_and(|c| std::ptr::eq(c, sv));
+        let value = if current {
             // Fast path: writer == reader, straight from bytes into the struct.
-            let reader = GenericDatumReader::builder(&writer.schema)
-                .build()
-                .map_err(err)?;
             reader.read_deser::<T>(&mut cursor).map_err(err)?
         } else {
             // An older writer: resolve into the current schema (new fields take defaults).
-            let reader = GenericDatumReader::builder(&writer.schema)
-                .reader_schema(&current.schema)
-                .build()
-                .map_err(err)?;
             let value = reader.read_value(&mut cursor).map_err(err)?;
             apache_avro::from_value::<T>(&value).map_err(err)?
         };
@@ -154,28 +253,17 @@ impl EventCodec {
     }
 }
 
-/// Encodes `value` as a single-object message with the given schema version.
-pub fn encode_with<T: Serialize>(sv: &SchemaVersion, value: &T) -> Result<Vec<u8>, CodecError> {
-    let writer = GenericDatumWriter::builder(&sv.schema)
-        .build()
-        .map_err(|source| CodecError::Encode {
-            kind: sv.kind,
-            source,
-        })?;
+/// Encodes `value` as a single-object message with an explicit schema version (tests, tools).
+pub fn encode_with<T: Serialize>(
+    sv: &SchemaVersion,
+    value: &T,
+) -> Result<Vec<u8>, apache_avro::Error> {
+    let writer = GenericDatumWriter::builder(&sv.schema).build()?;
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&sv.fingerprint);
-    writer
-        .write_ser(&mut out, value)
-        .map_err(|source| CodecError::Encode {
-            kind: sv.kind,
-            source,
-        })?;
+    writer.write_ser(&mut out, value)?;
     Ok(out)
-}
-
-fn hex_le(bytes: &[u8; 8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -200,11 +288,13 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_field_for_field() {
-        let codec = EventCodec::default();
+        let codec = EventCodec::global();
         for event in all_kinds() {
             let bytes = codec.encode(&event).expect("encode");
             assert_eq!(bytes[..2], MAGIC);
-            let sv = SchemaRegistry::global().current(event.kind());
+            let sv = SchemaRegistry::global()
+                .current(event.kind().avro_name())
+                .expect("schema");
             assert_eq!(
                 bytes[2..10],
                 sv.fingerprint,
@@ -216,7 +306,7 @@ mod tests {
 
     #[test]
     fn empty_options_and_arrays_round_trip() {
-        let codec = EventCodec::default();
+        let codec = EventCodec::global();
         let mut dose = sample::dose("c", "p", 1, at());
         dose.weight_kg = None;
         dose.protocol = None;
@@ -239,7 +329,7 @@ mod tests {
         let v1 = registry
             .versions()
             .iter()
-            .find(|v| v.kind == EventKind::DoseAdministered && v.version == 1)
+            .find(|v| v.family == "dose_administered" && v.version == 1)
             .expect("dose v1 kept");
         // A v1 producer knows nothing of lot_number: serialise a struct shaped like v1.
         #[derive(Serialize)]
@@ -277,7 +367,7 @@ mod tests {
         let bytes = encode_with(v1, &old).expect("encode v1");
         assert_eq!(bytes[2..10], v1.fingerprint);
         let ClinicEvent::DoseAdministered(got) =
-            EventCodec::default().decode(&bytes).expect("decode")
+            EventCodec::global().decode(&bytes).expect("decode")
         else {
             panic!("wrong kind");
         };
@@ -292,7 +382,7 @@ mod tests {
 
     #[test]
     fn bad_messages_are_errors_not_panics() {
-        let codec = EventCodec::default();
+        let codec = EventCodec::global();
         assert!(matches!(
             codec.decode(b""),
             Err(CodecError::NotSingleObject)

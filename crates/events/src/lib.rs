@@ -14,6 +14,6 @@ pub use codec::{CodecError, EventCodec};
 pub use id::EventId;
 pub use json::{event_from_json, event_to_json};
 pub use model::*;
-pub use schema::{SchemaRegistry, SchemaVersion};
+pub use schema::{AvroRecord, SchemaRegistry, SchemaVersion};
 pub use time::{Date, Timestamp};
 pub use validate::{FieldError, Limits, validate};

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::id::EventId;
+use crate::schema::AvroRecord;
 use crate::time::{Date, Timestamp};
 
 /// Active substance.
@@ -428,6 +429,18 @@ impl ClinicEvent {
     pub fn partition_key(&self) -> String {
         format!("{}/{}", self.clinic_id(), self.patient_ref())
     }
+}
+
+impl AvroRecord for DoseAdministered {
+    const AVRO_NAME: &'static str = "pv.clinic.DoseAdministered";
+}
+
+impl AvroRecord for SessionMonitoring {
+    const AVRO_NAME: &'static str = "pv.clinic.SessionMonitoring";
+}
+
+impl AvroRecord for AdverseEventReport {
+    const AVRO_NAME: &'static str = "pv.clinic.AdverseEventReport";
 }
 
 impl From<DoseAdministered> for ClinicEvent {

@@ -10,38 +10,47 @@ use apache_avro::Schema;
 use apache_avro::rabin::Rabin;
 use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 
-use crate::model::EventKind;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-/// The schema files, embedded at compile time: (kind, version, JSON text).
-const SCHEMA_FILES: &[(EventKind, u32, &str)] = &[
+/// A record type whose schema family is published in `schemas/`.
+pub trait AvroRecord: Serialize + DeserializeOwned {
+    /// The full Avro name of the record, e.g. `pv.clinic.DoseAdministered`.
+    const AVRO_NAME: &'static str;
+}
+
+/// The schema files, embedded at compile time: (file stem, version, JSON text).
+const SCHEMA_FILES: &[(&str, u32, &str)] = &[
     (
-        EventKind::DoseAdministered,
+        "dose_administered",
         1,
         include_str!("../../../schemas/dose_administered.v1.avsc"),
     ),
     (
-        EventKind::DoseAdministered,
+        "dose_administered",
         2,
         include_str!("../../../schemas/dose_administered.v2.avsc"),
     ),
     (
-        EventKind::SessionMonitoring,
+        "session_monitoring",
         1,
         include_str!("../../../schemas/session_monitoring.v1.avsc"),
     ),
     (
-        EventKind::AdverseEventReport,
+        "adverse_event_report",
         1,
         include_str!("../../../schemas/adverse_event_report.v1.avsc"),
     ),
 ];
 
-/// One published version of one event schema.
+/// One published version of one schema.
 #[derive(Debug)]
 pub struct SchemaVersion {
-    /// The event kind the schema describes.
-    pub kind: EventKind,
-    /// Its version number (1, 2, ...).
+    /// File stem of the family, e.g. `dose_administered`.
+    pub family: &'static str,
+    /// Full Avro name of the record.
+    pub avro_name: String,
+    /// Version number (1, 2, ...).
     pub version: u32,
     /// The parsed schema.
     pub schema: Schema,
@@ -49,12 +58,12 @@ pub struct SchemaVersion {
     pub fingerprint: [u8; 8],
 }
 
-/// All published schema versions, indexed by fingerprint and by kind.
+/// All published schema versions, indexed by fingerprint and by record name.
 #[derive(Debug)]
 pub struct SchemaRegistry {
     versions: Vec<SchemaVersion>,
     by_fingerprint: HashMap<[u8; 8], usize>,
-    current: HashMap<EventKind, usize>,
+    current: HashMap<String, usize>,
 }
 
 static GLOBAL: LazyLock<SchemaRegistry> = LazyLock::new(|| {
@@ -68,19 +77,26 @@ impl SchemaRegistry {
         &GLOBAL
     }
 
-    /// Builds a registry from (kind, version, schema JSON) triples.
-    pub fn from_sources(sources: &[(EventKind, u32, &str)]) -> Result<Self, String> {
-        let mut versions = Vec::with_capacity(sources.len());
+    /// Builds a registry from (family, version, schema JSON) triples. Every version of a family
+    /// must describe the same record name.
+    pub fn from_sources(sources: &[(&'static str, u32, &str)]) -> Result<Self, String> {
+        let mut versions: Vec<SchemaVersion> = Vec::with_capacity(sources.len());
         let mut by_fingerprint = HashMap::new();
-        let mut current: HashMap<EventKind, usize> = HashMap::new();
-        for &(kind, version, text) in sources {
+        let mut current: HashMap<String, usize> = HashMap::new();
+        for &(family, version, text) in sources {
             let schema = Schema::parse_str(text)
-                .map_err(|e| format!("{} v{version}: invalid schema: {e}", kind.as_str()))?;
-            if schema.name().map(|n| n.fullname(None)) != Some(kind.avro_name().to_string()) {
+                .map_err(|e| format!("{family} v{version}: invalid schema: {e}"))?;
+            let avro_name = schema
+                .name()
+                .map(|n| n.fullname(None))
+                .ok_or_else(|| format!("{family} v{version}: not a named record"))?;
+            if let Some(other) = versions
+                .iter()
+                .find(|v| v.family == family && v.avro_name != avro_name)
+            {
                 return Err(format!(
-                    "{} v{version}: record name must be {}",
-                    kind.as_str(),
-                    kind.avro_name()
+                    "{family} v{version}: record {avro_name} but v{} is {}",
+                    other.version, other.avro_name
                 ));
             }
             let bytes = schema.fingerprint::<Rabin>().bytes;
@@ -91,28 +107,22 @@ impl SchemaRegistry {
             let index = versions.len();
             if by_fingerprint.insert(fingerprint, index).is_some() {
                 return Err(format!(
-                    "{} v{version}: same canonical form as another version",
-                    kind.as_str()
+                    "{family} v{version}: same canonical form as another version"
                 ));
             }
-            let newer = current.get(&kind).is_none_or(|&i: &usize| {
-                let known: &SchemaVersion = &versions[i];
-                known.version < version
-            });
+            let newer = current
+                .get(&avro_name)
+                .is_none_or(|&i| versions[i].version < version);
             if newer {
-                current.insert(kind, index);
+                current.insert(avro_name.clone(), index);
             }
             versions.push(SchemaVersion {
-                kind,
+                family,
+                avro_name,
                 version,
                 schema,
                 fingerprint,
             });
-        }
-        for kind in EventKind::ALL {
-            if !current.contains_key(&kind) {
-                return Err(format!("no schema for {}", kind.as_str()));
-            }
         }
         Ok(Self {
             versions,
@@ -123,15 +133,19 @@ impl SchemaRegistry {
 
     /// The schema version a single-object fingerprint names, if known.
     pub fn by_fingerprint(&self, fingerprint: &[u8; 8]) -> Option<&SchemaVersion> {
-        self.by_fingerprint
-            .get(fingerprint)
-            .map(|&i| &self.versions[i])
+        self.fingerprint_index(fingerprint)
+            .map(|i| &self.versions[i])
     }
 
-    /// The newest version of a kind's schema: what producers write and consumers read into.
-    pub fn current(&self, kind: EventKind) -> &SchemaVersion {
-        // Every kind has a current version: `from_sources` refuses a registry without one.
-        &self.versions[self.current[&kind]]
+    /// Index in [`Self::versions`] of the version a fingerprint names, if known.
+    pub fn fingerprint_index(&self, fingerprint: &[u8; 8]) -> Option<usize> {
+        self.by_fingerprint.get(fingerprint).copied()
+    }
+
+    /// The newest version of the record named `avro_name`: what producers write and consumers
+    /// read into.
+    pub fn current(&self, avro_name: &str) -> Option<&SchemaVersion> {
+        self.current.get(avro_name).map(|&i| &self.versions[i])
     }
 
     /// Every published version, in file order.
@@ -139,7 +153,7 @@ impl SchemaRegistry {
         &self.versions
     }
 
-    /// Checks that, for every kind, each version can read data written by every earlier version
+    /// Checks that each version can read data written by every earlier version of its family
     /// (Avro schema resolution, fully). Returns one message per incompatible pair.
     pub fn check_backward_compatibility(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -147,9 +161,9 @@ impl SchemaRegistry {
             for older in self
                 .versions
                 .iter()
-                .filter(|o| o.kind == newer.kind && o.version < newer.version)
+                .filter(|o| o.family == newer.family && o.version < newer.version)
             {
-                let name = newer.kind.as_str();
+                let name = newer.family;
                 match SchemaCompatibility::can_read(&older.schema, &newer.schema) {
                     Ok(Compatibility::Full) => {}
                     Ok(Compatibility::Partial) => problems.push(format!(
@@ -170,14 +184,16 @@ impl SchemaRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::EventKind;
 
     #[test]
     fn embedded_schemas_parse_and_every_kind_has_a_current_version() {
         let reg = SchemaRegistry::global();
         assert_eq!(reg.versions().len(), SCHEMA_FILES.len());
-        assert_eq!(reg.current(EventKind::DoseAdministered).version, 2);
-        assert_eq!(reg.current(EventKind::SessionMonitoring).version, 1);
-        assert_eq!(reg.current(EventKind::AdverseEventReport).version, 1);
+        let current = |k: EventKind| reg.current(k.avro_name()).map(|v| v.version);
+        assert_eq!(current(EventKind::DoseAdministered), Some(2));
+        assert_eq!(current(EventKind::SessionMonitoring), Some(1));
+        assert_eq!(current(EventKind::AdverseEventReport), Some(1));
     }
 
     #[test]
@@ -193,19 +209,9 @@ mod tests {
                      "fields":[{"name":"a","type":"string"}]}"#;
         let v2 = r#"{"type":"record","name":"DoseAdministered","namespace":"pv.clinic",
                      "fields":[{"name":"a","type":"string"},{"name":"b","type":"int"}]}"#;
-        let other = |k: EventKind| -> (EventKind, u32, &'static str) {
-            let text = SCHEMA_FILES
-                .iter()
-                .find(|f| f.0 == k)
-                .map(|f| f.2)
-                .unwrap_or_default();
-            (k, 1, text)
-        };
         let reg = SchemaRegistry::from_sources(&[
-            (EventKind::DoseAdministered, 1, v1),
-            (EventKind::DoseAdministered, 2, v2),
-            other(EventKind::SessionMonitoring),
-            other(EventKind::AdverseEventReport),
+            ("dose_administered", 1, v1),
+            ("dose_administered", 2, v2),
         ])
         .expect("registry");
         let problems = reg.check_backward_compatibility();
@@ -214,6 +220,13 @@ mod tests {
             problems[0].contains("dose_administered v2 cannot read data written with v1"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn a_family_cannot_change_its_record_name() {
+        let a = r#"{"type":"record","name":"A","fields":[]}"#;
+        let b = r#"{"type":"record","name":"B","fields":[]}"#;
+        assert!(SchemaRegistry::from_sources(&[("f", 1, a), ("f", 2, b)]).is_err());
     }
 
     #[test]

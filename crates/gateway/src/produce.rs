@@ -54,7 +54,7 @@ pub fn is_transient(e: &KafkaError) -> bool {
 pub struct DurableProducer {
     producer: FutureProducer,
     topic: String,
-    codec: EventCodec,
+    codec: &'static EventCodec,
     enqueue_timeout: Duration,
 }
 
@@ -78,7 +78,7 @@ impl DurableProducer {
         Ok(Self {
             producer,
             topic: topic.to_owned(),
-            codec: EventCodec::default(),
+            codec: EventCodec::global(),
             enqueue_timeout: delivery_timeout,
         })
     }

@@ -396,7 +396,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_stream_byte_for_byte() {
-        let codec = EventCodec::default();
+        let codec = EventCodec::global();
         let bytes = |cfg: &SimConfig| -> Vec<Vec<u8>> {
             generate(cfg)
                 .iter()

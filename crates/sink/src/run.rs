@@ -90,7 +90,7 @@ impl Sink {
             .and_then(|v| v.parse().ok());
         tracing::info!(topics = ?self.cfg.topics, group = %self.cfg.group_id, database = %self.clickhouse.database, "sink running");
 
-        let codec = EventCodec::default();
+        let codec = EventCodec::global();
         let max_wait = Duration::from_millis(self.cfg.batch_max_wait_ms);
         let mut batch = Batch::default();
         let mut flushes: u64 = 0;
