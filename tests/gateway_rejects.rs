@@ -11,9 +11,7 @@ use serde_json::json;
 
 fn dose(clinic: &str, session: i32) -> serde_json::Value {
     let at = Timestamp::from_millis(Timestamp::now().millis() - 3_600_000);
-    event_to_json(&ClinicEvent::from(sample::dose(
-        clinic, "pt-1", session, at,
-    )))
+    event_to_json(&ClinicEvent::from(sample::dose(clinic, "pt-1", session, at)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,20 +22,11 @@ async fn rejected_requests_answer_exactly_and_write_nothing() {
     let ndjson = "application/x-ndjson";
 
     // Malformed JSON: 400, with the line of the broken event.
-    let body = format!(
-        "{}\n{{\"type\": \"dose_administered\",\n",
-        dose("clinic-north", 1)
-    );
+    let body = format!("{}\n{{\"type\": \"dose_administered\",\n", dose("clinic-north", 1));
     let (status, _, b) = post(&gw.url, north, ndjson, body).await;
     assert_eq!(status, 400, "{b}");
     assert_eq!(b["error"], "malformed_json");
-    assert_eq!(
-        (
-            b["errors"][0]["index"].clone(),
-            b["errors"][0]["line"].clone()
-        ),
-        (json!(1), json!(2))
-    );
+    assert_eq!((b["errors"][0]["index"].clone(), b["errors"][0]["line"].clone()), (json!(1), json!(2)));
 
     // Wrong type: 422 naming the field and what was expected.
     let mut wrong = dose("clinic-north", 1);
@@ -46,10 +35,7 @@ async fn rejected_requests_answer_exactly_and_write_nothing() {
     assert_eq!(status, 422, "{b}");
     assert_eq!(b["error"], "validation_failed");
     assert_eq!(b["errors"][0]["field"], "dose_mg");
-    assert_eq!(
-        b["errors"][0]["reason"],
-        "invalid type: string \"35mg\", expected f64"
-    );
+    assert_eq!(b["errors"][0]["reason"], "invalid type: string \"35mg\", expected f64");
 
     // A valid event and an invalid one in one batch: 422 for index 1 only, and neither is written.
     let mut negative = dose("clinic-north", 2);
@@ -59,35 +45,19 @@ async fn rejected_requests_answer_exactly_and_write_nothing() {
     assert_eq!(status, 422, "{b}");
     assert_eq!(b["errors"].as_array().map(Vec::len), Some(1));
     assert_eq!(
-        (
-            b["errors"][0]["index"].clone(),
-            b["errors"][0]["field"].clone()
-        ),
+        (b["errors"][0]["index"].clone(), b["errors"][0]["field"].clone()),
         (json!(1), json!("dose_mg"))
     );
 
     // Unknown clinic token and missing token: 401 with a Bearer challenge.
-    let (status, headers, b) = post(
-        &gw.url,
-        Some("not-a-known-token"),
-        "application/json",
-        dose("clinic-north", 1).to_string(),
-    )
-    .await;
+    let (status, headers, b) =
+        post(&gw.url, Some("not-a-known-token"), "application/json", dose("clinic-north", 1).to_string())
+            .await;
     assert_eq!(status, 401, "{b}");
     assert_eq!(b["error"], "unauthorized");
     assert_eq!(b["message"], "unknown or revoked token");
-    assert_eq!(
-        headers.get("www-authenticate").map(|v| v.as_bytes()),
-        Some(&b"Bearer"[..])
-    );
-    let (status, _, b) = post(
-        &gw.url,
-        None,
-        "application/json",
-        dose("clinic-north", 1).to_string(),
-    )
-    .await;
+    assert_eq!(headers.get("www-authenticate").map(|v| v.as_bytes()), Some(&b"Bearer"[..]));
+    let (status, _, b) = post(&gw.url, None, "application/json", dose("clinic-north", 1).to_string()).await;
     assert_eq!(status, 401, "{b}");
 
     // A clinic writing as another: 403 naming the event and clinic_id.
@@ -96,10 +66,7 @@ async fn rejected_requests_answer_exactly_and_write_nothing() {
     assert_eq!(status, 403, "{b}");
     assert_eq!(b["error"], "forbidden");
     assert_eq!(
-        (
-            b["errors"][0]["index"].clone(),
-            b["errors"][0]["field"].clone()
-        ),
+        (b["errors"][0]["index"].clone(), b["errors"][0]["field"].clone()),
         (json!(1), json!("clinic_id"))
     );
 
@@ -116,9 +83,7 @@ async fn rejected_requests_answer_exactly_and_write_nothing() {
     assert!(body.contains("payload_too_large"), "{body}");
 
     // More events than allowed per request (limit 50 in tests): 413.
-    let many: String = (1..=51)
-        .map(|i| format!("{}\n", dose("clinic-north", i)))
-        .collect();
+    let many: String = (1..=51).map(|i| format!("{}\n", dose("clinic-north", i))).collect();
     let (status, _, b) = post(&gw.url, north, ndjson, many).await;
     assert_eq!(status, 413, "{b}");
     assert_eq!(b["error"], "too_many_events");
@@ -130,13 +95,7 @@ async fn rejected_requests_answer_exactly_and_write_nothing() {
     // Nothing of any rejected request reached the topic ...
     assert_eq!(env.topic_messages(&env.raw_topic), 0);
     // ... and the check would have seen it: one accepted event is one message.
-    let (status, _, b) = post(
-        &gw.url,
-        north,
-        "application/json",
-        dose("clinic-north", 3).to_string(),
-    )
-    .await;
+    let (status, _, b) = post(&gw.url, north, "application/json", dose("clinic-north", 3).to_string()).await;
     assert_eq!(status, 202, "{b}");
     assert_eq!(env.topic_messages(&env.raw_topic), 1);
 
@@ -148,34 +107,18 @@ async fn rejected_requests_answer_exactly_and_write_nothing() {
 async fn an_unreachable_broker_gives_503_with_retry_after() {
     let env = TestEnv::new("nobroker").await;
     // Nothing listens on port 1: the producer cannot deliver within the deadline.
-    let dead = pv_runtime::KafkaConfig {
-        bootstrap_servers: "127.0.0.1:1".into(),
-        ..Default::default()
-    };
-    let cfg = pv_gateway::GatewayConfig {
-        delivery_timeout_ms: 1500,
-        retry_after_secs: 7,
-        ..env.gateway_config()
-    };
+    let dead = pv_runtime::KafkaConfig { bootstrap_servers: "127.0.0.1:1".into(), ..Default::default() };
+    let cfg =
+        pv_gateway::GatewayConfig { delivery_timeout_ms: 1500, retry_after_secs: 7, ..env.gateway_config() };
     let gw = env.start_gateway(cfg, &dead).await;
     let started = std::time::Instant::now();
-    let (status, headers, b) = post(
-        &gw.url,
-        Some(token("clinic-north")),
-        "application/json",
-        dose("clinic-north", 1).to_string(),
-    )
-    .await;
+    let (status, headers, b) =
+        post(&gw.url, Some(token("clinic-north")), "application/json", dose("clinic-north", 1).to_string())
+            .await;
     assert_eq!(status, 503, "{b}");
     assert_eq!(b["error"], "broker_unavailable");
-    assert_eq!(
-        headers.get("retry-after").map(|v| v.as_bytes()),
-        Some(&b"7"[..])
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the answer is bounded by the delivery timeout"
-    );
+    assert_eq!(headers.get("retry-after").map(|v| v.as_bytes()), Some(&b"7"[..]));
+    assert!(started.elapsed() < Duration::from_secs(30), "the answer is bounded by the delivery timeout");
     gw.stop().await;
     env.cleanup().await;
 }
@@ -208,10 +151,6 @@ async fn post_chunked(base: &str, token: &str, len: usize) -> (u16, String) {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out).await;
     let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, text)
 }

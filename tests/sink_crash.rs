@@ -17,29 +17,19 @@ const EVENTS: u64 = 300;
 async fn a_crash_between_insert_and_commit_double_counts_nothing() {
     let env = TestEnv::new("crash").await;
     let producer: FutureProducer =
-        pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10))
-            .create()
-            .expect("producer");
+        pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10)).create().expect("producer");
     let codec = EventCodec::global();
     let at = Timestamp::parse_rfc3339("2026-02-01T10:00:00Z").expect("time");
     let mut pending = Vec::new();
     for i in 0..EVENTS {
-        let mut d = sample::dose(
-            "clinic-north",
-            &format!("pt-{}", i % 17),
-            (i + 1) as i32,
-            at,
-        );
+        let mut d = sample::dose("clinic-north", &format!("pt-{}", i % 17), (i + 1) as i32, at);
         d.received_at = Timestamp::now();
         let event = ClinicEvent::from(d);
         let payload = codec.encode(&event).expect("encode");
         let key = event.partition_key();
         pending.push(
             producer
-                .send(
-                    FutureRecord::to(&env.raw_topic).key(&key).payload(&payload),
-                    Duration::from_secs(5),
-                )
+                .send(FutureRecord::to(&env.raw_topic).key(&key).payload(&payload), Duration::from_secs(5))
                 .await,
         );
     }
@@ -61,11 +51,7 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
         .expect("sink aborts in time")
         .expect("ran");
     use std::os::unix::process::ExitStatusExt as _;
-    assert_eq!(
-        status.signal(),
-        Some(6),
-        "the fault hook aborts the process (SIGABRT), got {status}"
-    );
+    assert_eq!(status.signal(), Some(6), "the fault hook aborts the process (SIGABRT), got {status}");
     assert_eq!(
         env.count("dose_administered", false).await,
         EVENTS,
@@ -82,13 +68,7 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn sink");
-    env.wait_for_count(
-        "dose_administered",
-        false,
-        2 * EVENTS,
-        Duration::from_secs(60),
-    )
-    .await;
+    env.wait_for_count("dose_administered", false, 2 * EVENTS, Duration::from_secs(60)).await;
 
     // The copies are physically there, but queries count each event once.
     assert_eq!(env.count("dose_administered", true).await, EVENTS);
@@ -109,22 +89,16 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
 
     // SIGTERM: the sink commits what it stored and exits 0, leaving nothing to re-read.
     let pid = child.id().expect("pid");
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
         .expect("stops in time")
         .expect("wait");
     assert!(status.success(), "graceful stop exits 0, got {status}");
     let group = cfg.group_id.clone();
-    let lag = pv_runtime::kafka::group_lag(
-        &env.kafka,
-        &group,
-        &[env.raw_topic.as_str()],
-        Duration::from_secs(10),
-    )
-    .expect("lag");
+    let lag =
+        pv_runtime::kafka::group_lag(&env.kafka, &group, &[env.raw_topic.as_str()], Duration::from_secs(10))
+            .expect("lag");
     assert_eq!(lag, 0, "every message committed after the graceful stop");
     env.cleanup().await;
 }

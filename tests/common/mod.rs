@@ -20,10 +20,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::util::Timeout;
 
 /// Clinics and tokens every test gateway knows.
-pub const CLINICS: &[(&str, &str)] = &[
-    ("clinic-north", "token-north-0123456789"),
-    ("clinic-south", "token-south-9876543210"),
-];
+pub const CLINICS: &[(&str, &str)] =
+    &[("clinic-north", "token-north-0123456789"), ("clinic-south", "token-south-9876543210")];
 
 /// One test's private slice of the servers.
 pub struct TestEnv {
@@ -51,29 +49,19 @@ impl TestEnv {
             nanos % 100_000
         );
         let kafka = KafkaConfig {
-            bootstrap_servers: std::env::var("PV_TEST_KAFKA")
-                .unwrap_or_else(|_| "127.0.0.1:9092".into()),
+            bootstrap_servers: std::env::var("PV_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
             ..KafkaConfig::default()
         };
         let clickhouse = ClickHouseConfig {
-            url: std::env::var("PV_TEST_CLICKHOUSE")
-                .unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
+            url: std::env::var("PV_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
             database: format!("pvt_{id}"),
             ..ClickHouseConfig::default()
         };
         let raw_topic = format!("pvt.{id}.raw");
         let dlq_topic = format!("pvt.{id}.dlq");
         let topics = [
-            TopicSpec {
-                name: raw_topic.clone(),
-                partitions: 3,
-                configs: vec![],
-            },
-            TopicSpec {
-                name: dlq_topic.clone(),
-                partitions: 1,
-                configs: vec![],
-            },
+            TopicSpec { name: raw_topic.clone(), partitions: 3, configs: vec![] },
+            TopicSpec { name: dlq_topic.clone(), partitions: 1, configs: vec![] },
         ];
         pv_runtime::kafka::ensure_topics(&kafka, &topics)
             .await
@@ -83,23 +71,13 @@ impl TestEnv {
             .expect("migrating the test database (is ClickHouse up? deploy/local/start.sh)");
         let dir = std::env::temp_dir().join(format!("pv-test-{id}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        TestEnv {
-            id,
-            kafka,
-            clickhouse,
-            raw_topic,
-            dlq_topic,
-            dir,
-        }
+        TestEnv { id, kafka, clickhouse, raw_topic, dlq_topic, dir }
     }
 
     pub fn tokens() -> ClinicTokens {
         let entries: Vec<ClinicEntry> = CLINICS
             .iter()
-            .map(|(id, token)| ClinicEntry {
-                id: (*id).into(),
-                token_sha256: hex_encode(&hash_token(token)),
-            })
+            .map(|(id, token)| ClinicEntry { id: (*id).into(), token_sha256: hex_encode(&hash_token(token)) })
             .collect();
         ClinicTokens::from_entries(&entries).expect("test clinics")
     }
@@ -117,20 +95,13 @@ impl TestEnv {
 
     /// Starts an in-process gateway; returns its base URL.
     pub async fn start_gateway(&self, cfg: GatewayConfig, kafka: &KafkaConfig) -> RunningGateway {
-        let gateway = Arc::new(
-            pv_gateway::Gateway::with_tokens(cfg, kafka, Self::tokens()).expect("gateway"),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let gateway =
+            Arc::new(pv_gateway::Gateway::with_tokens(cfg, kafka, Self::tokens()).expect("gateway"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = Shutdown::new();
         let task = tokio::spawn(pv_gateway::serve(gateway, listener, shutdown.clone()));
-        RunningGateway {
-            url: format!("http://{addr}"),
-            shutdown,
-            task,
-        }
+        RunningGateway { url: format!("http://{addr}"), shutdown, task }
     }
 
     pub fn sink_config(&self) -> SinkConfig {
@@ -148,8 +119,7 @@ impl TestEnv {
 
     /// Starts an in-process sink.
     pub fn start_sink(&self, cfg: SinkConfig) -> RunningSink {
-        let sink =
-            pv_sink::Sink::new(cfg, self.kafka.clone(), self.clickhouse.clone()).expect("sink");
+        let sink = pv_sink::Sink::new(cfg, self.kafka.clone(), self.clickhouse.clone()).expect("sink");
         let shutdown = Shutdown::new();
         let s = shutdown.clone();
         let task = tokio::spawn(async move { sink.run(s).await });
@@ -182,15 +152,8 @@ impl TestEnv {
 
     /// `SELECT count() FROM table [FINAL]`.
     pub async fn count(&self, table: &str, final_: bool) -> u64 {
-        let q = format!(
-            "SELECT count() FROM {table}{}",
-            if final_ { " FINAL" } else { "" }
-        );
-        self.clickhouse()
-            .query(&q)
-            .fetch_one::<u64>()
-            .await
-            .expect("count")
+        let q = format!("SELECT count() FROM {table}{}", if final_ { " FINAL" } else { "" });
+        self.clickhouse().query(&q).fetch_one::<u64>().await.expect("count")
     }
 
     /// Polls `SELECT count()` until it reaches `want` (panics after `timeout`).
@@ -202,10 +165,7 @@ impl TestEnv {
                 assert_eq!(n, want, "{table}: more rows than expected");
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{table}: {n} rows after {timeout:?}, want {want}"
-            );
+            assert!(Instant::now() < deadline, "{table}: {n} rows after {timeout:?}, want {want}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -216,32 +176,20 @@ impl TestEnv {
             pv_runtime::kafka::consumer_config(&self.kafka, &format!("pvt-peek-{}", self.id))
                 .create()
                 .expect("consumer");
-        let md = consumer
-            .fetch_metadata(Some(topic), Timeout::After(Duration::from_secs(10)))
-            .expect("metadata");
+        let md =
+            consumer.fetch_metadata(Some(topic), Timeout::After(Duration::from_secs(10))).expect("metadata");
         let partitions = md.topics()[0].partitions().len() as i32;
         (0..partitions)
-            .map(|p| {
-                consumer
-                    .fetch_watermarks(topic, p, Duration::from_secs(10))
-                    .expect("watermarks")
-                    .1
-            })
+            .map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks").1)
             .sum()
     }
 
     /// Drops the test's topics and database.
     pub async fn cleanup(self) {
-        let _ = pv_runtime::kafka::delete_topics(&self.kafka, &[&self.raw_topic, &self.dlq_topic])
-            .await;
+        let _ = pv_runtime::kafka::delete_topics(&self.kafka, &[&self.raw_topic, &self.dlq_topic]).await;
         let server = pv_runtime::clickhouse::server_client(&self.clickhouse);
-        let _ = server
-            .query(&format!(
-                "DROP DATABASE IF EXISTS {}",
-                self.clickhouse.database
-            ))
-            .execute()
-            .await;
+        let _ =
+            server.query(&format!("DROP DATABASE IF EXISTS {}", self.clickhouse.database)).execute().await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -255,10 +203,7 @@ pub struct RunningGateway {
 impl RunningGateway {
     pub async fn stop(self) {
         self.shutdown.trigger();
-        self.task
-            .await
-            .expect("join")
-            .expect("gateway stopped cleanly");
+        self.task.await.expect("join").expect("gateway stopped cleanly");
     }
 }
 
@@ -270,10 +215,7 @@ pub struct RunningSink {
 impl RunningSink {
     pub async fn stop(self) {
         self.shutdown.trigger();
-        self.task
-            .await
-            .expect("join")
-            .expect("sink stopped cleanly");
+        self.task.await.expect("join").expect("sink stopped cleanly");
     }
 }
 
@@ -309,9 +251,5 @@ pub async fn post(
 }
 
 pub fn token(clinic: &str) -> &'static str {
-    CLINICS
-        .iter()
-        .find(|(c, _)| *c == clinic)
-        .map(|(_, t)| *t)
-        .expect("known clinic")
+    CLINICS.iter().find(|(c, _)| *c == clinic).map(|(_, t)| *t).expect("known clinic")
 }

@@ -36,15 +36,10 @@ impl ClinicsCommand {
 
 fn init(count: u32, clinics_file: &Path, tokens_file: &Path) -> anyhow::Result<()> {
     if clinics_file.exists() && tokens_file.exists() {
-        println!(
-            "clinics exist already: {} and {}",
-            clinics_file.display(),
-            tokens_file.display()
-        );
+        println!("clinics exist already: {} and {}", clinics_file.display(), tokens_file.display());
         return Ok(());
     }
-    let mut hashes =
-        String::from("# Clinics allowed to submit events; tokens are stored as SHA-256 only.\n");
+    let mut hashes = String::from("# Clinics allowed to submit events; tokens are stored as SHA-256 only.\n");
     let mut tokens = String::from(
         "# LOCAL DEMO ONLY: plaintext clinic tokens for the simulator. Never deploy this file.\n",
     );
@@ -52,10 +47,7 @@ fn init(count: u32, clinics_file: &Path, tokens_file: &Path) -> anyhow::Result<(
         let clinic = format!("clinic-{i:02}");
         let token = new_token()?;
         hashes.push_str(&pv_gateway::auth::clinic_entry_toml(&clinic, &token));
-        let _ = write!(
-            tokens,
-            "[[clinic]]\nid = \"{clinic}\"\ntoken = \"{token}\"\n"
-        );
+        let _ = write!(tokens, "[[clinic]]\nid = \"{clinic}\"\ntoken = \"{token}\"\n");
     }
     for (path, text) in [(clinics_file, hashes), (tokens_file, tokens)] {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

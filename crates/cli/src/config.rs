@@ -30,8 +30,7 @@ mod tests {
     #[test]
     fn the_example_config_parses_and_matches_the_defaults() {
         let text = include_str!("../../../deploy/local/pv.toml");
-        let cfg: PvConfig =
-            pv_runtime::config::parse_toml(text).expect("deploy/local/pv.toml parses");
+        let cfg: PvConfig = pv_runtime::config::parse_toml(text).expect("deploy/local/pv.toml parses");
         assert_eq!(cfg.kafka, KafkaConfig::default());
         assert_eq!(cfg.clickhouse, ClickHouseConfig::default());
         assert_eq!(cfg.gateway, GatewayConfig::default());
@@ -40,8 +39,8 @@ mod tests {
 
     #[test]
     fn a_typo_in_a_table_is_an_error() {
-        let err = pv_runtime::config::parse_toml::<PvConfig>("[gateway]\nlisten_addr = \"x\"")
-            .expect_err("typo");
+        let err =
+            pv_runtime::config::parse_toml::<PvConfig>("[gateway]\nlisten_addr = \"x\"").expect_err("typo");
         assert!(err.contains("listen_addr"), "{err}");
     }
 }

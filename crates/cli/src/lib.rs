@@ -80,10 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { clinic } => {
             let token = clinics::new_token()?;
             println!("token (give to the clinic, store nowhere else): {token}");
-            println!(
-                "clinics-file entry:\n{}",
-                pv_gateway::auth::clinic_entry_toml(&clinic, &token)
-            );
+            println!("clinics-file entry:\n{}", pv_gateway::auth::clinic_entry_toml(&clinic, &token));
             Ok(())
         }
         Command::Clinics(cmd) => cmd.run(&cfg),
@@ -96,9 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => runtime()?.block_on(args.run()),
         Command::Summary { wait, wait_secs } => runtime()?.block_on(async {
             if wait {
-                let waited =
-                    summary::wait_caught_up(&cfg, std::time::Duration::from_secs(wait_secs))
-                        .await?;
+                let waited = summary::wait_caught_up(&cfg, std::time::Duration::from_secs(wait_secs)).await?;
                 println!(
                     "the sink has stored every message of its topics ({:.2} s of waiting)\n",
                     waited.as_secs_f64()
@@ -108,20 +103,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Migrate => runtime()?.block_on(async {
             let applied = pv_sink::migrate(&cfg.clickhouse).await?;
-            println!(
-                "database `{}`: applied migrations {applied:?}",
-                cfg.clickhouse.database
-            );
+            println!("database `{}`: applied migrations {applied:?}", cfg.clickhouse.database);
             Ok(())
         }),
     }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
 async fn gateway(cfg: PvConfig) -> anyhow::Result<()> {

@@ -58,13 +58,8 @@ impl SimulateArgs {
             count(EventKind::SessionMonitoring),
             count(EventKind::AdverseEventReport)
         );
-        let tokens =
-            load_tokens(&self.tokens_file).context("clinic tokens (run `pv clinics init`)")?;
-        let cfg = SendConfig {
-            gateway_url: self.gateway,
-            tokens,
-            batch_size: self.batch_size,
-        };
+        let tokens = load_tokens(&self.tokens_file).context("clinic tokens (run `pv clinics init`)")?;
+        let cfg = SendConfig { gateway_url: self.gateway, tokens, batch_size: self.batch_size };
         let report = send_through_gateway(&cfg, events).await?;
         let secs = report.elapsed.as_secs_f64();
         println!(

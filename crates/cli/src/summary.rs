@@ -8,22 +8,14 @@ use pv_runtime::ClickHouseConfig;
 
 use crate::PvConfig;
 
-const TABLES: [&str; 3] = [
-    "dose_administered",
-    "session_monitoring",
-    "adverse_event_report",
-];
+const TABLES: [&str; 3] = ["dose_administered", "session_monitoring", "adverse_event_report"];
 
 /// Waits until the sink has committed everything on its topics, i.e. every message is in
 /// ClickHouse (or `timeout`); returns the time waited.
 pub(crate) async fn wait_caught_up(cfg: &PvConfig, timeout: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
-        let (kafka, group, topics) = (
-            cfg.kafka.clone(),
-            cfg.sink.group_id.clone(),
-            cfg.sink.topics.clone(),
-        );
+        let (kafka, group, topics) = (cfg.kafka.clone(), cfg.sink.group_id.clone(), cfg.sink.topics.clone());
         let lag = tokio::task::spawn_blocking(move || {
             let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
             pv_runtime::kafka::group_lag(&kafka, &group, &topics, Duration::from_secs(10))
@@ -33,9 +25,7 @@ pub(crate) async fn wait_caught_up(cfg: &PvConfig, timeout: Duration) -> anyhow:
             return Ok(started.elapsed());
         }
         if started.elapsed() > timeout {
-            anyhow::bail!(
-                "the sink still has {lag} messages to store after {timeout:?}; see its log"
-            );
+            anyhow::bail!("the sink still has {lag} messages to store after {timeout:?}; see its log");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -85,29 +75,13 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
         .fetch_one()
         .await?;
     let pct = |n: u64| {
-        if sessions == 0 {
-            0.0
-        } else {
-            100.0 * n as f64 / sessions as f64
-        }
+        if sessions == 0 { 0.0 } else { 100.0 * n as f64 / sessions as f64 }
     };
     println!("  sessions monitored                  {sessions:>7}");
-    println!(
-        "  systolic rise >= 40 mmHg            {bp40:>7}  ({:.1}%)",
-        pct(bp40)
-    );
-    println!(
-        "  deep sedation (MOAA/S <= 2)         {deep:>7}  ({:.1}%)",
-        pct(deep)
-    );
-    println!(
-        "  SpO2 below 90%                      {hypox:>7}  ({:.1}%)",
-        pct(hypox)
-    );
-    println!(
-        "  observed < 120 min (REMS minimum)   {short_eske:>7}  ({:.1}%)",
-        pct(short_eske)
-    );
+    println!("  systolic rise >= 40 mmHg            {bp40:>7}  ({:.1}%)", pct(bp40));
+    println!("  deep sedation (MOAA/S <= 2)         {deep:>7}  ({:.1}%)", pct(deep));
+    println!("  SpO2 below 90%                      {hypox:>7}  ({:.1}%)", pct(hypox));
+    println!("  observed < 120 min (REMS minimum)   {short_eske:>7}  ({:.1}%)", pct(short_eske));
 
     println!("\n== adverse-event reports (latest version of each case) ==");
     const LATEST: &str = "SELECT clinic_id, report_id, max(version) AS versions,
@@ -118,9 +92,7 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
                     reaction_disability, reaction_congenital_anomaly, reaction_other_medically_important), version) AS serious
          FROM adverse_event_report FINAL GROUP BY clinic_id, report_id";
     let (cases, followed_up, nullified): (u64, u64, u64) = ch
-        .query(&format!(
-            "SELECT count(), countIf(versions > 1), countIf(nullified = 1) FROM ({LATEST})"
-        ))
+        .query(&format!("SELECT count(), countIf(versions > 1), countIf(nullified = 1) FROM ({LATEST})"))
         .fetch_one()
         .await?;
     println!("  cases {cases}, with follow-ups {followed_up}, nullified {nullified}");
@@ -132,10 +104,7 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
         ))
         .fetch_all()
         .await?;
-    println!(
-        "  {:<42} {:>8} {:>8}",
-        "reaction (verbatim, not yet coded)", "cases", "serious"
-    );
+    println!("  {:<42} {:>8} {:>8}", "reaction (verbatim, not yet coded)", "cases", "serious");
     for (verbatim, n, serious) in top {
         println!("  {verbatim:<42} {n:>8} {serious:>8}");
     }

@@ -14,9 +14,8 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::model::{
-    AdverseEventReport, ClinicEvent, DoseAdministered, EventKind, SessionMonitoring,
-};
+use crate::enriched::{EnrichedAdverseEvent, EnrichedDose, EnrichedEvent, EnrichedMonitoring};
+use crate::model::{AdverseEventReport, ClinicEvent, DoseAdministered, EventKind, SessionMonitoring};
 use crate::schema::{AvroRecord, SchemaRegistry, SchemaVersion};
 
 /// The two magic bytes that open every single-object encoded message.
@@ -81,9 +80,7 @@ pub struct EventCodec {
 
 impl std::fmt::Debug for EventCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventCodec")
-            .field("versions", &self.readers.len())
-            .finish_non_exhaustive()
+        f.debug_struct("EventCodec").field("versions", &self.readers.len()).finish_non_exhaustive()
     }
 }
 
@@ -107,23 +104,14 @@ impl EventCodec {
             let reader = if std::ptr::eq(sv, current) {
                 GenericDatumReader::builder(&sv.schema).build()?
             } else {
-                GenericDatumReader::builder(&sv.schema)
-                    .reader_schema(&current.schema)
-                    .build()?
+                GenericDatumReader::builder(&sv.schema).reader_schema(&current.schema).build()?
             };
             readers.push(reader);
             if std::ptr::eq(sv, current) {
-                writers.insert(
-                    sv.avro_name.as_str(),
-                    (GenericDatumWriter::builder(&sv.schema).build()?, sv),
-                );
+                writers.insert(sv.avro_name.as_str(), (GenericDatumWriter::builder(&sv.schema).build()?, sv));
             }
         }
-        Ok(Self {
-            registry,
-            readers,
-            writers,
-        })
+        Ok(Self { registry, readers, writers })
     }
 
     /// The registry this codec uses.
@@ -148,23 +136,11 @@ impl EventCodec {
     }
 
     /// Like [`Self::encode_record`], appending to `out`.
-    pub fn encode_record_into<T: AvroRecord>(
-        &self,
-        value: &T,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        let (writer, sv) = self
-            .writers
-            .get(T::AVRO_NAME)
-            .ok_or(CodecError::NoSchema(T::AVRO_NAME))?;
+    pub fn encode_record_into<T: AvroRecord>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let (writer, sv) = self.writers.get(T::AVRO_NAME).ok_or(CodecError::NoSchema(T::AVRO_NAME))?;
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&sv.fingerprint);
-        writer
-            .write_ser(out, value)
-            .map_err(|source| CodecError::Encode {
-                record: T::AVRO_NAME,
-                source,
-            })?;
+        writer.write_ser(out, value).map_err(|source| CodecError::Encode { record: T::AVRO_NAME, source })?;
         Ok(())
     }
 
@@ -179,14 +155,34 @@ impl EventCodec {
             n if n == EventKind::SessionMonitoring.avro_name() => {
                 ClinicEvent::SessionMonitoring(self.decode_body::<SessionMonitoring>(index, body)?)
             }
-            n if n == EventKind::AdverseEventReport.avro_name() => ClinicEvent::AdverseEventReport(
-                self.decode_body::<AdverseEventReport>(index, body)?,
-            ),
+            n if n == EventKind::AdverseEventReport.avro_name() => {
+                ClinicEvent::AdverseEventReport(self.decode_body::<AdverseEventReport>(index, body)?)
+            }
             other => {
-                return Err(CodecError::WrongRecord {
-                    expected: "clinic event",
-                    found: other.to_owned(),
-                });
+                return Err(CodecError::WrongRecord { expected: "clinic event", found: other.to_owned() });
+            }
+        })
+    }
+
+    /// Encodes an enriched event.
+    pub fn encode_enriched(&self, event: &EnrichedEvent) -> Result<Vec<u8>, CodecError> {
+        match event {
+            EnrichedEvent::Dose(e) => self.encode_record(e),
+            EnrichedEvent::Monitoring(e) => self.encode_record(e),
+            EnrichedEvent::AdverseEvent(e) => self.encode_record(e),
+        }
+    }
+
+    /// Decodes an enriched event of any kind.
+    pub fn decode_enriched(&self, bytes: &[u8]) -> Result<EnrichedEvent, CodecError> {
+        let (index, body) = self.writer_index(bytes)?;
+        let sv = &self.registry.versions()[index];
+        Ok(match sv.avro_name.as_str() {
+            EnrichedDose::AVRO_NAME => EnrichedEvent::Dose(self.decode_body(index, body)?),
+            EnrichedMonitoring::AVRO_NAME => EnrichedEvent::Monitoring(self.decode_body(index, body)?),
+            EnrichedAdverseEvent::AVRO_NAME => EnrichedEvent::AdverseEvent(self.decode_body(index, body)?),
+            other => {
+                return Err(CodecError::WrongRecord { expected: "enriched event", found: other.to_owned() });
             }
         })
     }
@@ -196,18 +192,14 @@ impl EventCodec {
         let (index, body) = self.writer_index(bytes)?;
         let found = &self.registry.versions()[index].avro_name;
         if found != T::AVRO_NAME {
-            return Err(CodecError::WrongRecord {
-                expected: T::AVRO_NAME,
-                found: found.clone(),
-            });
+            return Err(CodecError::WrongRecord { expected: T::AVRO_NAME, found: found.clone() });
         }
         self.decode_body(index, body)
     }
 
     /// The schema version that wrote a single-object message.
     pub fn writer_schema(&self, bytes: &[u8]) -> Result<&'static SchemaVersion, CodecError> {
-        self.writer_index(bytes)
-            .map(|(i, _)| &self.registry.versions()[i])
+        self.writer_index(bytes).map(|(i, _)| &self.registry.versions()[i])
     }
 
     fn writer_index<'b>(&self, bytes: &'b [u8]) -> Result<(usize, &'b [u8]), CodecError> {
@@ -216,28 +208,18 @@ impl EventCodec {
         }
         let mut fingerprint = [0u8; 8];
         fingerprint.copy_from_slice(&bytes[2..HEADER_LEN]);
-        let index = self
-            .registry
-            .fingerprint_index(&fingerprint)
-            .ok_or_else(|| {
-                CodecError::UnknownSchema(fingerprint.iter().map(|b| format!("{b:02x}")).collect())
-            })?;
+        let index = self.registry.fingerprint_index(&fingerprint).ok_or_else(|| {
+            CodecError::UnknownSchema(fingerprint.iter().map(|b| format!("{b:02x}")).collect())
+        })?;
         Ok((index, &bytes[HEADER_LEN..]))
     }
 
     fn decode_body<T: DeserializeOwned>(&self, index: usize, body: &[u8]) -> Result<T, CodecError> {
         let sv = &self.registry.versions()[index];
-        let err = |source| CodecError::Body {
-            record: sv.avro_name.clone(),
-            version: sv.version,
-            source,
-        };
+        let err = |source| CodecError::Body { record: sv.avro_name.clone(), version: sv.version, source };
         let reader = &self.readers[index];
         let mut cursor = body;
-        let current = self
-            .registry
-            .current(&sv.avro_name)
-            .is_some_and(|c| std::ptr::eq(c, sv));
+        let current = self.registry.current(&sv.avro_name).is_some_and(|c| std::ptr::eq(c, sv));
         let value = if current {
             // Fast path: writer == reader, straight from bytes into the struct.
             reader.read_deser::<T>(&mut cursor).map_err(err)?
@@ -254,10 +236,7 @@ impl EventCodec {
 }
 
 /// Encodes `value` as a single-object message with an explicit schema version (tests, tools).
-pub fn encode_with<T: Serialize>(
-    sv: &SchemaVersion,
-    value: &T,
-) -> Result<Vec<u8>, apache_avro::Error> {
+pub fn encode_with<T: Serialize>(sv: &SchemaVersion, value: &T) -> Result<Vec<u8>, apache_avro::Error> {
     let writer = GenericDatumWriter::builder(&sv.schema).build()?;
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&MAGIC);
@@ -292,14 +271,8 @@ mod tests {
         for event in all_kinds() {
             let bytes = codec.encode(&event).expect("encode");
             assert_eq!(bytes[..2], MAGIC);
-            let sv = SchemaRegistry::global()
-                .current(event.kind().avro_name())
-                .expect("schema");
-            assert_eq!(
-                bytes[2..10],
-                sv.fingerprint,
-                "header names the current schema"
-            );
+            let sv = SchemaRegistry::global().current(event.kind().avro_name()).expect("schema");
+            assert_eq!(bytes[2..10], sv.fingerprint, "header names the current schema");
             assert_eq!(codec.decode(&bytes).expect("decode"), event);
         }
     }
@@ -366,48 +339,25 @@ mod tests {
         };
         let bytes = encode_with(v1, &old).expect("encode v1");
         assert_eq!(bytes[2..10], v1.fingerprint);
-        let ClinicEvent::DoseAdministered(got) =
-            EventCodec::global().decode(&bytes).expect("decode")
-        else {
+        let ClinicEvent::DoseAdministered(got) = EventCodec::global().decode(&bytes).expect("decode") else {
             panic!("wrong kind");
         };
-        assert_eq!(
-            got,
-            crate::DoseAdministered {
-                lot_number: None,
-                ..want
-            }
-        );
+        assert_eq!(got, crate::DoseAdministered { lot_number: None, ..want });
     }
 
     #[test]
     fn bad_messages_are_errors_not_panics() {
         let codec = EventCodec::global();
-        assert!(matches!(
-            codec.decode(b""),
-            Err(CodecError::NotSingleObject)
-        ));
-        assert!(matches!(
-            codec.decode(b"{\"json\": true}"),
-            Err(CodecError::NotSingleObject)
-        ));
+        assert!(matches!(codec.decode(b""), Err(CodecError::NotSingleObject)));
+        assert!(matches!(codec.decode(b"{\"json\": true}"), Err(CodecError::NotSingleObject)));
         let unknown = [0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0];
-        assert!(matches!(
-            codec.decode(&unknown),
-            Err(CodecError::UnknownSchema(_))
-        ));
+        assert!(matches!(codec.decode(&unknown), Err(CodecError::UnknownSchema(_))));
         let good = codec.encode(&all_kinds()[2]).expect("encode");
         for cut in [HEADER_LEN, HEADER_LEN + 5, good.len() - 1] {
-            assert!(
-                matches!(codec.decode(&good[..cut]), Err(CodecError::Body { .. })),
-                "truncated at {cut}"
-            );
+            assert!(matches!(codec.decode(&good[..cut]), Err(CodecError::Body { .. })), "truncated at {cut}");
         }
         let mut long = good.clone();
         long.push(0);
-        assert!(matches!(
-            codec.decode(&long),
-            Err(CodecError::TrailingBytes(1))
-        ));
+        assert!(matches!(codec.decode(&long), Err(CodecError::TrailingBytes(1))));
     }
 }

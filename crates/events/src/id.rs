@@ -30,9 +30,9 @@ impl fmt::Display for EventId {
 impl FromStr for EventId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Uuid::try_parse(s).map(Self).map_err(|_| {
-            format!("`{s}` is not a UUID (expected e.g. 0b6f3c1e-6f2a-4c51-9d0e-2f4b8a7c9d10)")
-        })
+        Uuid::try_parse(s)
+            .map(Self)
+            .map_err(|_| format!("`{s}` is not a UUID (expected e.g. 0b6f3c1e-6f2a-4c51-9d0e-2f4b8a7c9d10)"))
     }
 }
 

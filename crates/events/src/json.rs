@@ -14,37 +14,22 @@ use crate::validate::FieldError;
 /// Parses one event object; a type error names the offending field path.
 pub fn event_from_json(value: Value) -> Result<ClinicEvent, FieldError> {
     let Value::Object(mut map) = value else {
-        return Err(FieldError::new(
-            "",
-            format!("expected a JSON object, found {}", json_type(&value)),
-        ));
+        return Err(FieldError::new("", format!("expected a JSON object, found {}", json_type(&value))));
     };
     let kinds = || EventKind::ALL.map(EventKind::as_str).join(", ");
     let kind = match map.remove("type") {
         None => {
-            return Err(FieldError::new(
-                "type",
-                format!("required; one of {}", kinds()),
-            ));
+            return Err(FieldError::new("type", format!("required; one of {}", kinds())));
         }
         Some(Value::String(name)) => EventKind::from_name(&name).ok_or_else(|| {
-            FieldError::new(
-                "type",
-                format!("unknown event type `{name}`; expected one of {}", kinds()),
-            )
+            FieldError::new("type", format!("unknown event type `{name}`; expected one of {}", kinds()))
         })?,
         Some(other) => {
-            return Err(FieldError::new(
-                "type",
-                format!("expected a string, found {}", json_type(&other)),
-            ));
+            return Err(FieldError::new("type", format!("expected a string, found {}", json_type(&other))));
         }
     };
     if map.contains_key("received_at") {
-        return Err(FieldError::new(
-            "received_at",
-            "set by the gateway on acceptance; do not send it",
-        ));
+        return Err(FieldError::new("received_at", "set by the gateway on acceptance; do not send it"));
     }
     Ok(match kind {
         EventKind::DoseAdministered => ClinicEvent::DoseAdministered(typed(map)?),
@@ -81,11 +66,7 @@ fn typed<T: DeserializeOwned>(map: Map<String, Value>) -> Result<T, FieldError> 
 /// Turns serde's messages into a field path and a reason. Missing and unknown fields are
 /// reported at the enclosing object, so their names are moved into the path.
 fn field_error(path: &str, message: &str) -> FieldError {
-    let prefix = if path == "." {
-        String::new()
-    } else {
-        format!("{path}.")
-    };
+    let prefix = if path == "." { String::new() } else { format!("{path}.") };
     let named = |rest: &str| rest.split('`').nth(1).map(str::to_owned);
     if let Some(rest) = message.strip_prefix("missing field ")
         && let Some(name) = named(rest)
@@ -104,11 +85,7 @@ fn field_error(path: &str, message: &str) -> FieldError {
         };
         return FieldError::new(field, format!("unknown field; expected {expected}"));
     }
-    let field = if path == "." {
-        String::new()
-    } else {
-        path.to_owned()
-    };
+    let field = if path == "." { String::new() } else { path.to_owned() };
     FieldError::new(field, message.to_owned())
 }
 
@@ -169,11 +146,7 @@ mod tests {
         v["dose_mg"] = json!("35 mg");
         let e = event_from_json(v).expect_err("string dose");
         assert_eq!(e.field, "dose_mg");
-        assert!(
-            e.reason
-                .contains("invalid type: string \"35 mg\", expected f64"),
-            "{e}"
-        );
+        assert!(e.reason.contains("invalid type: string \"35 mg\", expected f64"), "{e}");
     }
 
     #[test]
@@ -181,10 +154,7 @@ mod tests {
         let mut v = dose_json();
         v.as_object_mut().expect("object").remove("route");
         let e = event_from_json(v).expect_err("missing route");
-        assert_eq!(
-            (e.field.as_str(), e.reason.as_str()),
-            ("route", "required field is missing")
-        );
+        assert_eq!((e.field.as_str(), e.reason.as_str()), ("route", "required field is missing"));
 
         let mut v = dose_json();
         v["wieght_kg"] = json!(70);
@@ -203,10 +173,7 @@ mod tests {
         assert!(e.reason.contains("unknown variant `better`"), "{e}");
 
         let mut v = event_to_json(&sample::adverse_event("c1", "p1", "R1", at).into());
-        v["reactions"][0]["seriousness"]
-            .as_object_mut()
-            .expect("object")
-            .remove("death");
+        v["reactions"][0]["seriousness"].as_object_mut().expect("object").remove("death");
         let e = event_from_json(v).expect_err("missing criterion");
         assert_eq!(e.field, "reactions[0].seriousness.death");
     }
@@ -227,15 +194,7 @@ mod tests {
     fn received_at_and_non_objects_are_refused() {
         let mut v = dose_json();
         v["received_at"] = json!("2026-05-04T09:30:00Z");
-        assert_eq!(
-            event_from_json(v).expect_err("server field").field,
-            "received_at"
-        );
-        assert!(
-            event_from_json(json!([1, 2]))
-                .expect_err("array")
-                .reason
-                .contains("an array")
-        );
+        assert_eq!(event_from_json(v).expect_err("server field").field, "received_at");
+        assert!(event_from_json(json!([1, 2])).expect_err("array").reason.contains("an array"));
     }
 }

@@ -2,6 +2,7 @@
 //! encoding, the JSON form clinics send, and the validation rules every stage shares.
 
 pub mod codec;
+pub mod enriched;
 pub mod id;
 pub mod json;
 pub mod model;
@@ -11,6 +12,7 @@ pub mod time;
 pub mod validate;
 
 pub use codec::{CodecError, EventCodec};
+pub use enriched::*;
 pub use id::EventId;
 pub use json::{event_from_json, event_to_json};
 pub use model::*;

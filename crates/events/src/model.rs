@@ -322,11 +322,8 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 3] = [
-        EventKind::DoseAdministered,
-        EventKind::SessionMonitoring,
-        EventKind::AdverseEventReport,
-    ];
+    pub const ALL: [EventKind; 3] =
+        [EventKind::DoseAdministered, EventKind::SessionMonitoring, EventKind::AdverseEventReport];
 
     /// The `"type"` value of the JSON API and the stem of the schema file names.
     pub const fn as_str(self) -> &'static str {

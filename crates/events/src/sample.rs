@@ -7,12 +7,7 @@ use crate::model::*;
 use crate::time::{Date, Timestamp};
 
 /// A dose of IV racemic ketamine, 0.5 mg/kg for a 70 kg patient, at `at`.
-pub fn dose(
-    clinic_id: &str,
-    patient_ref: &str,
-    session_number: i32,
-    at: Timestamp,
-) -> DoseAdministered {
+pub fn dose(clinic_id: &str, patient_ref: &str, session_number: i32, at: Timestamp) -> DoseAdministered {
     DoseAdministered {
         event_id: EventId::new_random(),
         clinic_id: clinic_id.into(),
@@ -84,10 +79,7 @@ pub fn adverse_event(
                 coded_term: Some("Cystitis interstitial".into()),
                 onset_date: onset,
                 outcome: Outcome::Recovering,
-                seriousness: Seriousness {
-                    hospitalisation: true,
-                    ..Seriousness::default()
-                },
+                seriousness: Seriousness { hospitalisation: true, ..Seriousness::default() },
             },
             Reaction {
                 verbatim: "burning when passing urine".into(),
@@ -118,8 +110,7 @@ pub fn adverse_event(
             },
         ],
         narrative: Some(
-            "Patient reported suprapubic pain after the 8th session; urine culture negative."
-                .into(),
+            "Patient reported suprapubic pain after the 8th session; urine culture negative.".into(),
         ),
         received_at: Timestamp::default(),
     }

@@ -21,26 +21,14 @@ pub trait AvroRecord: Serialize + DeserializeOwned {
 
 /// The schema files, embedded at compile time: (file stem, version, JSON text).
 const SCHEMA_FILES: &[(&str, u32, &str)] = &[
-    (
-        "dose_administered",
-        1,
-        include_str!("../../../schemas/dose_administered.v1.avsc"),
-    ),
-    (
-        "dose_administered",
-        2,
-        include_str!("../../../schemas/dose_administered.v2.avsc"),
-    ),
-    (
-        "session_monitoring",
-        1,
-        include_str!("../../../schemas/session_monitoring.v1.avsc"),
-    ),
-    (
-        "adverse_event_report",
-        1,
-        include_str!("../../../schemas/adverse_event_report.v1.avsc"),
-    ),
+    ("dose_administered", 1, include_str!("../../../schemas/dose_administered.v1.avsc")),
+    ("dose_administered", 2, include_str!("../../../schemas/dose_administered.v2.avsc")),
+    ("session_monitoring", 1, include_str!("../../../schemas/session_monitoring.v1.avsc")),
+    ("adverse_event_report", 1, include_str!("../../../schemas/adverse_event_report.v1.avsc")),
+    ("enriched_dose", 1, include_str!("../../../schemas/enriched_dose.v1.avsc")),
+    ("enriched_monitoring", 1, include_str!("../../../schemas/enriched_monitoring.v1.avsc")),
+    ("enriched_adverse_event", 1, include_str!("../../../schemas/enriched_adverse_event.v1.avsc")),
+    ("patient_state", 1, include_str!("../../../schemas/patient_state.v1.avsc")),
 ];
 
 /// One published version of one schema.
@@ -84,57 +72,37 @@ impl SchemaRegistry {
         let mut by_fingerprint = HashMap::new();
         let mut current: HashMap<String, usize> = HashMap::new();
         for &(family, version, text) in sources {
-            let schema = Schema::parse_str(text)
-                .map_err(|e| format!("{family} v{version}: invalid schema: {e}"))?;
+            let schema =
+                Schema::parse_str(text).map_err(|e| format!("{family} v{version}: invalid schema: {e}"))?;
             let avro_name = schema
                 .name()
                 .map(|n| n.fullname(None))
                 .ok_or_else(|| format!("{family} v{version}: not a named record"))?;
-            if let Some(other) = versions
-                .iter()
-                .find(|v| v.family == family && v.avro_name != avro_name)
-            {
+            if let Some(other) = versions.iter().find(|v| v.family == family && v.avro_name != avro_name) {
                 return Err(format!(
                     "{family} v{version}: record {avro_name} but v{} is {}",
                     other.version, other.avro_name
                 ));
             }
             let bytes = schema.fingerprint::<Rabin>().bytes;
-            let fingerprint: [u8; 8] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| "Rabin fingerprints are 8 bytes".to_string())?;
+            let fingerprint: [u8; 8] =
+                bytes.as_slice().try_into().map_err(|_| "Rabin fingerprints are 8 bytes".to_string())?;
             let index = versions.len();
             if by_fingerprint.insert(fingerprint, index).is_some() {
-                return Err(format!(
-                    "{family} v{version}: same canonical form as another version"
-                ));
+                return Err(format!("{family} v{version}: same canonical form as another version"));
             }
-            let newer = current
-                .get(&avro_name)
-                .is_none_or(|&i| versions[i].version < version);
+            let newer = current.get(&avro_name).is_none_or(|&i| versions[i].version < version);
             if newer {
                 current.insert(avro_name.clone(), index);
             }
-            versions.push(SchemaVersion {
-                family,
-                avro_name,
-                version,
-                schema,
-                fingerprint,
-            });
+            versions.push(SchemaVersion { family, avro_name, version, schema, fingerprint });
         }
-        Ok(Self {
-            versions,
-            by_fingerprint,
-            current,
-        })
+        Ok(Self { versions, by_fingerprint, current })
     }
 
     /// The schema version a single-object fingerprint names, if known.
     pub fn by_fingerprint(&self, fingerprint: &[u8; 8]) -> Option<&SchemaVersion> {
-        self.fingerprint_index(fingerprint)
-            .map(|i| &self.versions[i])
+        self.fingerprint_index(fingerprint).map(|i| &self.versions[i])
     }
 
     /// Index in [`Self::versions`] of the version a fingerprint names, if known.
@@ -158,10 +126,8 @@ impl SchemaRegistry {
     pub fn check_backward_compatibility(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for newer in &self.versions {
-            for older in self
-                .versions
-                .iter()
-                .filter(|o| o.family == newer.family && o.version < newer.version)
+            for older in
+                self.versions.iter().filter(|o| o.family == newer.family && o.version < newer.version)
             {
                 let name = newer.family;
                 match SchemaCompatibility::can_read(&older.schema, &newer.schema) {
@@ -209,11 +175,8 @@ mod tests {
                      "fields":[{"name":"a","type":"string"}]}"#;
         let v2 = r#"{"type":"record","name":"DoseAdministered","namespace":"pv.clinic",
                      "fields":[{"name":"a","type":"string"},{"name":"b","type":"int"}]}"#;
-        let reg = SchemaRegistry::from_sources(&[
-            ("dose_administered", 1, v1),
-            ("dose_administered", 2, v2),
-        ])
-        .expect("registry");
+        let reg = SchemaRegistry::from_sources(&[("dose_administered", 1, v1), ("dose_administered", 2, v2)])
+            .expect("registry");
         let problems = reg.check_backward_compatibility();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(

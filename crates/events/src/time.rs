@@ -37,11 +37,9 @@ impl Timestamp {
 
     /// Parses an RFC 3339 timestamp with an explicit offset (`Z` or `+hh:mm`), converting it to UTC.
     pub fn parse_rfc3339(s: &str) -> Result<Self, String> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| Self(t.timestamp_millis()))
-            .map_err(|e| {
-                format!("`{s}` is not an RFC 3339 timestamp with offset, e.g. 2026-01-31T14:05:00Z ({e})")
-            })
+        DateTime::parse_from_rfc3339(s).map(|t| Self(t.timestamp_millis())).map_err(|e| {
+            format!("`{s}` is not an RFC 3339 timestamp with offset, e.g. 2026-01-31T14:05:00Z ({e})")
+        })
     }
 }
 
@@ -98,8 +96,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 pub struct Date(i32);
 
 impl Date {
-    const EPOCH: NaiveDate =
-        NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a valid date");
+    const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a valid date");
 
     /// The date `days` days after 1970-01-01.
     pub const fn from_days(days: i32) -> Self {
@@ -113,9 +110,7 @@ impl Date {
 
     /// From a chrono date (`None` when it is too far from 1970 for an `i32` of days).
     pub fn from_naive(d: NaiveDate) -> Option<Self> {
-        i32::try_from(d.signed_duration_since(Self::EPOCH).num_days())
-            .ok()
-            .map(Self)
+        i32::try_from(d.signed_duration_since(Self::EPOCH).num_days()).ok().map(Self)
     }
 
     /// As a chrono date (`None` outside chrono's range).
@@ -166,9 +161,7 @@ impl<'de> Deserialize<'de> for Date {
                 Ok(Date(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Date, E> {
-                i32::try_from(v)
-                    .map(Date)
-                    .map_err(|_| E::custom("date out of range"))
+                i32::try_from(v).map(Date).map_err(|_| E::custom("date out of range"))
             }
         }
         if deserializer.is_human_readable() {
@@ -207,10 +200,7 @@ mod tests {
     #[test]
     fn json_forms_are_strings() {
         let t = Timestamp::from_millis(0);
-        assert_eq!(
-            serde_json::to_string(&t).expect("ser"),
-            "\"1970-01-01T00:00:00.000Z\""
-        );
+        assert_eq!(serde_json::to_string(&t).expect("ser"), "\"1970-01-01T00:00:00.000Z\"");
         let d: Date = serde_json::from_str("\"1970-01-02\"").expect("de");
         assert_eq!(d, Date::from_days(1));
     }

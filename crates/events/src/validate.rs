@@ -5,9 +5,7 @@
 
 use serde::Serialize;
 
-use crate::model::{
-    AdverseEventReport, ClinicEvent, DoseAdministered, DrugRole, Outcome, SessionMonitoring,
-};
+use crate::model::{AdverseEventReport, ClinicEvent, DoseAdministered, DrugRole, Outcome, SessionMonitoring};
 use crate::time::Timestamp;
 
 /// A rejected field: where (a JSON path such as `reactions[0].verbatim`) and why.
@@ -22,10 +20,7 @@ pub struct FieldError {
 impl FieldError {
     /// A new field error.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -68,11 +63,7 @@ pub const MAX_NARRATIVE_LEN: usize = 20_000;
 
 /// Checks one event; returns every problem found (empty when the event is valid).
 pub fn validate(event: &ClinicEvent, limits: &Limits, now: Timestamp) -> Vec<FieldError> {
-    let mut v = Checker {
-        errors: Vec::new(),
-        limits,
-        now,
-    };
+    let mut v = Checker { errors: Vec::new(), limits, now };
     v.clinic_id(event.clinic_id());
     v.ident("patient_ref", event.patient_ref(), MAX_ID_LEN);
     match event {
@@ -90,9 +81,7 @@ pub fn validate(event: &ClinicEvent, limits: &Limits, now: Timestamp) -> Vec<Fie
 pub fn is_valid_clinic_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 struct Checker<'a> {
@@ -148,12 +137,7 @@ impl Checker<'_> {
     }
 
     fn time(&mut self, field: &str, t: Timestamp) {
-        if t.millis()
-            > self
-                .now
-                .millis()
-                .saturating_add(self.limits.max_future_skew_ms)
-        {
+        if t.millis() > self.now.millis().saturating_add(self.limits.max_future_skew_ms) {
             self.fail(
                 field,
                 format!(
@@ -163,13 +147,7 @@ impl Checker<'_> {
                 ),
             );
         } else if t < self.limits.earliest {
-            self.fail(
-                field,
-                format!(
-                    "{t} is before {}, not a plausible event time",
-                    self.limits.earliest
-                ),
-            );
+            self.fail(field, format!("{t} is before {}, not a plausible event time", self.limits.earliest));
         }
     }
 
@@ -189,10 +167,7 @@ impl Checker<'_> {
         self.time("administered_at", e.administered_at);
         self.text("formulation", &e.formulation, MAX_TEXT_LEN);
         if !e.dose_mg.is_finite() || e.dose_mg <= 0.0 {
-            self.fail(
-                "dose_mg",
-                format!("{} must be a number > 0 (mg)", e.dose_mg),
-            );
+            self.fail("dose_mg", format!("{} must be a number > 0 (mg)", e.dose_mg));
         } else if e.dose_mg > self.limits.max_dose_mg {
             self.fail(
                 "dose_mg",
@@ -227,28 +202,13 @@ impl Checker<'_> {
             if let (Some(s), Some(d)) = (sys, dia)
                 && d >= s
             {
-                self.fail(
-                    format!("bp_diastolic_{when}"),
-                    format!("{d} must be below systolic {s}"),
-                );
+                self.fail(format!("bp_diastolic_{when}"), format!("{d} must be below systolic {s}"));
             }
         }
         self.opt_range("sedation_moaas", e.sedation_moaas, 0, 5, " (MOAA/S)");
-        self.opt_range(
-            "dissociation_cadss",
-            e.dissociation_cadss,
-            0,
-            92,
-            " (CADSS total)",
-        );
+        self.opt_range("dissociation_cadss", e.dissociation_cadss, 0, 92, " (CADSS total)");
         self.opt_range("spo2_min_pct", e.spo2_min_pct, 50, 100, " %");
-        self.range(
-            "observation_minutes",
-            e.observation_minutes,
-            0,
-            1440,
-            " min",
-        );
+        self.range("observation_minutes", e.observation_minutes, 0, 1440, " min");
     }
 
     fn report(&mut self, e: &AdverseEventReport) {
@@ -257,54 +217,35 @@ impl Checker<'_> {
         self.time("reported_at", e.reported_at);
         if e.nullification {
             match e.nullification_reason.as_deref() {
-                Some(r) if !r.trim().is_empty() => {
-                    self.max_len("nullification_reason", r, MAX_TEXT_LEN)
-                }
-                _ => self.fail(
-                    "nullification_reason",
-                    "required when nullification is true",
-                ),
+                Some(r) if !r.trim().is_empty() => self.max_len("nullification_reason", r, MAX_TEXT_LEN),
+                _ => self.fail("nullification_reason", "required when nullification is true"),
             }
         } else {
             if e.nullification_reason.is_some() {
-                self.fail(
-                    "nullification_reason",
-                    "only allowed when nullification is true",
-                );
+                self.fail("nullification_reason", "only allowed when nullification is true");
             }
             if e.reactions.is_empty() {
-                self.fail(
-                    "reactions",
-                    "at least one reaction is required (unless the report is nullified)",
-                );
+                self.fail("reactions", "at least one reaction is required (unless the report is nullified)");
             }
             if !e.drugs.iter().any(|d| d.role == DrugRole::Suspect) {
-                self.fail("drugs", "at least one drug with role `suspect` is required (unless the report is nullified)");
+                self.fail(
+                    "drugs",
+                    "at least one drug with role `suspect` is required (unless the report is nullified)",
+                );
             }
         }
         let reported_day = e.reported_at.to_datetime().map(|t| t.date_naive());
         let earliest_day = self.limits.earliest.to_datetime().map(|t| t.date_naive());
         for (i, r) in e.reactions.iter().enumerate() {
-            self.text(
-                &format!("reactions[{i}].verbatim"),
-                &r.verbatim,
-                MAX_VERBATIM_LEN,
-            );
-            self.opt_text(
-                &format!("reactions[{i}].coded_term"),
-                r.coded_term.as_deref(),
-                MAX_TEXT_LEN,
-            );
+            self.text(&format!("reactions[{i}].verbatim"), &r.verbatim, MAX_VERBATIM_LEN);
+            self.opt_text(&format!("reactions[{i}].coded_term"), r.coded_term.as_deref(), MAX_TEXT_LEN);
             if let Some(onset) = r.onset_date {
                 let field = format!("reactions[{i}].onset_date");
                 let day = onset.to_naive();
                 if day.is_none() || day < earliest_day {
                     self.fail(
                         field,
-                        format!(
-                            "{onset} is before {}, not a plausible onset",
-                            self.limits.earliest
-                        ),
+                        format!("{onset} is before {}, not a plausible onset", self.limits.earliest),
                     );
                 } else if reported_day.is_some() && day > reported_day {
                     self.fail(field, format!("{onset} is after reported_at"));
@@ -341,10 +282,7 @@ mod tests {
     }
 
     fn fields(event: impl Into<ClinicEvent>) -> Vec<String> {
-        validate(&event.into(), &Limits::default(), now())
-            .into_iter()
-            .map(|e| e.field)
-            .collect()
+        validate(&event.into(), &Limits::default(), now()).into_iter().map(|e| e.field).collect()
     }
 
     #[test]
@@ -366,15 +304,8 @@ mod tests {
         assert!(fields(d).is_empty(), "the ceiling itself is allowed");
         let mut d = sample::dose("c", "p", 1, at());
         d.dose_mg = 300.0;
-        let strict = Limits {
-            max_dose_mg: 250.0,
-            ..Limits::default()
-        };
-        assert_eq!(
-            validate(&d.into(), &strict, now()).len(),
-            1,
-            "ceiling is configurable"
-        );
+        let strict = Limits { max_dose_mg: 250.0, ..Limits::default() };
+        assert_eq!(validate(&d.into(), &strict, now()).len(), 1, "ceiling is configurable");
     }
 
     #[test]
@@ -393,16 +324,7 @@ mod tests {
         let mut d = sample::dose("clinic/a", " ", 0, at());
         d.formulation = String::new();
         d.weight_kg = Some(0.5);
-        assert_eq!(
-            fields(d),
-            [
-                "clinic_id",
-                "patient_ref",
-                "formulation",
-                "weight_kg",
-                "session_number"
-            ]
-        );
+        assert_eq!(fields(d), ["clinic_id", "patient_ref", "formulation", "weight_kg", "session_number"]);
         let mut d = sample::dose("c", "p\n1", 1, at());
         d.event_id = crate::EventId(uuid::Uuid::nil());
         assert_eq!(fields(d), ["patient_ref", "event_id"]);
@@ -415,15 +337,7 @@ mod tests {
         m.spo2_min_pct = Some(101);
         m.bp_diastolic_post = m.bp_systolic_post;
         m.observation_minutes = -1;
-        assert_eq!(
-            fields(m),
-            [
-                "bp_diastolic_post",
-                "sedation_moaas",
-                "spo2_min_pct",
-                "observation_minutes"
-            ]
-        );
+        assert_eq!(fields(m), ["bp_diastolic_post", "sedation_moaas", "spo2_min_pct", "observation_minutes"]);
     }
 
     #[test]
@@ -432,14 +346,7 @@ mod tests {
         r.reactions[0].outcome = Outcome::Fatal;
         r.reactions[1].onset_date = Some(crate::Date::from_days(30_000));
         r.drugs.retain(|d| d.role != crate::DrugRole::Suspect);
-        assert_eq!(
-            fields(r),
-            [
-                "drugs",
-                "reactions[0].seriousness.death",
-                "reactions[1].onset_date"
-            ]
-        );
+        assert_eq!(fields(r), ["drugs", "reactions[0].seriousness.death", "reactions[1].onset_date"]);
 
         let mut r = sample::adverse_event("c", "p", "R", at());
         r.reactions.clear();

@@ -50,10 +50,9 @@ impl ClinicTokens {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read clinics file {}: {e}", path.display()))?;
-        let file: ClinicsFile = toml::from_str(&text)
-            .map_err(|e| format!("invalid clinics file {}: {e}", path.display()))?;
-        Self::from_entries(&file.clinics)
-            .map_err(|e| format!("clinics file {}: {e}", path.display()))
+        let file: ClinicsFile =
+            toml::from_str(&text).map_err(|e| format!("invalid clinics file {}: {e}", path.display()))?;
+        Self::from_entries(&file.clinics).map_err(|e| format!("clinics file {}: {e}", path.display()))
     }
 
     /// Builds the table, refusing malformed hashes, bad clinic ids and duplicate tokens.
@@ -61,10 +60,7 @@ impl ClinicTokens {
         let mut by_hash = HashMap::new();
         for e in entries {
             if !pv_events::validate::is_valid_clinic_id(&e.id) {
-                return Err(format!(
-                    "clinic id `{}` is not 1-64 characters of A-Z a-z 0-9 . _ -",
-                    e.id
-                ));
+                return Err(format!("clinic id `{}` is not 1-64 characters of A-Z a-z 0-9 . _ -", e.id));
             }
             let bytes = hex::decode(&e.token_sha256)
                 .ok()
@@ -80,17 +76,11 @@ impl ClinicTokens {
     /// The clinic an `Authorization` header value authenticates.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<&str, AuthError> {
         let token = authorization
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
-        self.by_hash
-            .get(&hash_token(token))
-            .map(String::as_str)
-            .ok_or(AuthError::Unknown)
+        self.by_hash.get(&hash_token(token)).map(String::as_str).ok_or(AuthError::Unknown)
     }
 
     /// Number of clinics.
@@ -111,10 +101,7 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 
 /// The clinics-file line for a clinic and token.
 pub fn clinic_entry_toml(clinic_id: &str, token: &str) -> String {
-    format!(
-        "[[clinic]]\nid = \"{clinic_id}\"\ntoken_sha256 = \"{}\"\n",
-        hex::encode(hash_token(token))
-    )
+    format!("[[clinic]]\nid = \"{clinic_id}\"\ntoken_sha256 = \"{}\"\n", hex::encode(hash_token(token)))
 }
 
 #[cfg(test)]
@@ -122,10 +109,9 @@ mod tests {
     use super::*;
 
     fn tokens() -> ClinicTokens {
-        let file: ClinicsFile = toml::from_str(
-            &(clinic_entry_toml("north", "tok-n") + &clinic_entry_toml("south", "tok-s")),
-        )
-        .expect("toml");
+        let file: ClinicsFile =
+            toml::from_str(&(clinic_entry_toml("north", "tok-n") + &clinic_entry_toml("south", "tok-s")))
+                .expect("toml");
         ClinicTokens::from_entries(&file.clinics).expect("valid")
     }
 
@@ -134,10 +120,7 @@ mod tests {
         let t = tokens();
         assert_eq!(t.authenticate(Some("Bearer tok-n")), Ok("north"));
         assert_eq!(t.authenticate(Some("Bearer tok-s")), Ok("south"));
-        assert_eq!(
-            t.authenticate(Some("Bearer tok-x")),
-            Err(AuthError::Unknown)
-        );
+        assert_eq!(t.authenticate(Some("Bearer tok-x")), Err(AuthError::Unknown));
         assert_eq!(t.authenticate(Some("Basic dG9r")), Err(AuthError::Missing));
         assert_eq!(t.authenticate(None), Err(AuthError::Missing));
     }
@@ -147,32 +130,17 @@ mod tests {
         let line = clinic_entry_toml("north", "tok-n");
         assert!(!line.contains("tok-n"));
         // sha256("tok-n"), computed independently with `printf tok-n | sha256sum`.
-        assert!(
-            line.contains("99e701939941c42414d78a4c643c2ef55073c4583c9f1cce0048684244fa8fc3"),
-            "{line}"
-        );
+        assert!(line.contains("99e701939941c42414d78a4c643c2ef55073c4583c9f1cce0048684244fa8fc3"), "{line}");
     }
 
     #[test]
     fn malformed_entries_are_refused() {
-        let bad_hash = ClinicEntry {
-            id: "a".into(),
-            token_sha256: "abc".into(),
-        };
+        let bad_hash = ClinicEntry { id: "a".into(), token_sha256: "abc".into() };
         assert!(ClinicTokens::from_entries(&[bad_hash]).is_err());
-        let bad_id = ClinicEntry {
-            id: "a/b".into(),
-            token_sha256: hex::encode(hash_token("t")),
-        };
+        let bad_id = ClinicEntry { id: "a/b".into(), token_sha256: hex::encode(hash_token("t")) };
         assert!(ClinicTokens::from_entries(&[bad_id]).is_err());
-        let dup = ClinicEntry {
-            id: "a".into(),
-            token_sha256: hex::encode(hash_token("t")),
-        };
-        let dup2 = ClinicEntry {
-            id: "b".into(),
-            ..dup.clone()
-        };
+        let dup = ClinicEntry { id: "a".into(), token_sha256: hex::encode(hash_token("t")) };
+        let dup2 = ClinicEntry { id: "b".into(), ..dup.clone() };
         assert!(ClinicTokens::from_entries(&[dup, dup2]).is_err());
     }
 }

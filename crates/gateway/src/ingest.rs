@@ -23,9 +23,7 @@ impl Framing {
         let mime = content_type?.split(';').next()?.trim().to_ascii_lowercase();
         match mime.as_str() {
             "application/json" => Some(Framing::Single),
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
-                Some(Framing::Ndjson)
-            }
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Some(Framing::Ndjson),
             _ => None,
         }
     }
@@ -80,12 +78,7 @@ pub fn ingest(
     let mut foreign = Vec::new();
     let mut seen: HashMap<EventId, usize> = HashMap::with_capacity(values.len());
     for (index, (line, value)) in values.into_iter().enumerate() {
-        let err = |e: FieldError| EventError {
-            index,
-            line,
-            field: e.field,
-            reason: e.reason,
-        };
+        let err = |e: FieldError| EventError { index, line, field: e.field, reason: e.reason };
         let mut event = match event_from_json(value) {
             Ok(event) => event,
             Err(e) => {
@@ -154,10 +147,7 @@ fn parse(
                 return Err(Rejection::Empty);
             }
             if lines.len() > max_events {
-                return Err(Rejection::TooManyEvents {
-                    found: lines.len(),
-                    max: max_events,
-                });
+                return Err(Rejection::TooManyEvents { found: lines.len(), max: max_events });
             }
             let mut values = Vec::with_capacity(lines.len());
             let mut errors = Vec::new();
@@ -167,11 +157,7 @@ fn parse(
                     Err(e) => errors.push(malformed(index, Some(line), e)),
                 }
             }
-            if errors.is_empty() {
-                Ok(values)
-            } else {
-                Err(Rejection::Malformed(errors))
-            }
+            if errors.is_empty() { Ok(values) } else { Err(Rejection::Malformed(errors)) }
         }
     }
 }
@@ -191,14 +177,7 @@ mod tests {
     }
 
     fn run(body: &str, framing: Framing) -> Result<Vec<ClinicEvent>, Rejection> {
-        ingest(
-            body.as_bytes(),
-            framing,
-            "north",
-            &Limits::default(),
-            100,
-            now(),
-        )
+        ingest(body.as_bytes(), framing, "north", &Limits::default(), 100, now())
     }
 
     fn at() -> Timestamp {
@@ -222,40 +201,21 @@ mod tests {
     fn one_bad_event_rejects_the_request_and_names_its_index_and_line() {
         let mut bad = sample::dose("north", "p1", 2, at());
         bad.dose_mg = -1.0;
-        let body = format!(
-            "{}\n{}\n",
-            line(sample::dose("north", "p1", 1, at())),
-            line(bad)
-        );
-        let Err(Rejection::Invalid(errors)) = run(&body, Framing::Ndjson) else {
-            panic!("must be invalid")
-        };
+        let body = format!("{}\n{}\n", line(sample::dose("north", "p1", 1, at())), line(bad));
+        let Err(Rejection::Invalid(errors)) = run(&body, Framing::Ndjson) else { panic!("must be invalid") };
         assert_eq!(errors.len(), 1);
-        assert_eq!(
-            (errors[0].index, errors[0].line, errors[0].field.as_str()),
-            (1, Some(2), "dose_mg")
-        );
+        assert_eq!((errors[0].index, errors[0].line, errors[0].field.as_str()), (1, Some(2), "dose_mg"));
     }
 
     #[test]
     fn malformed_lines_are_400_with_line_numbers() {
-        let body = format!(
-            "{}\n{{\"type\": \n",
-            line(sample::dose("north", "p1", 1, at()))
-        );
+        let body = format!("{}\n{{\"type\": \n", line(sample::dose("north", "p1", 1, at())));
         let Err(Rejection::Malformed(errors)) = run(&body, Framing::Ndjson) else {
             panic!("must be malformed")
         };
         assert_eq!((errors[0].index, errors[0].line), (1, Some(2)));
-        assert!(
-            errors[0].reason.starts_with("malformed JSON"),
-            "{}",
-            errors[0].reason
-        );
-        assert!(matches!(
-            run("{not json", Framing::Single),
-            Err(Rejection::Malformed(_))
-        ));
+        assert!(errors[0].reason.starts_with("malformed JSON"), "{}", errors[0].reason);
+        assert!(matches!(run("{not json", Framing::Single), Err(Rejection::Malformed(_))));
         assert_eq!(run("  \n", Framing::Ndjson), Err(Rejection::Empty));
         assert_eq!(run("", Framing::Single), Err(Rejection::Empty));
     }
@@ -264,18 +224,11 @@ mod tests {
     fn another_clinics_event_is_forbidden_even_when_also_invalid() {
         let mut other = sample::dose("south", "p1", 1, at());
         other.dose_mg = 0.0;
-        let body = format!(
-            "{}\n{}",
-            line(sample::dose("north", "p1", 1, at())),
-            line(other)
-        );
+        let body = format!("{}\n{}", line(sample::dose("north", "p1", 1, at())), line(other));
         let Err(Rejection::WrongClinic(errors)) = run(&body, Framing::Ndjson) else {
             panic!("must be forbidden")
         };
-        assert_eq!(
-            (errors[0].index, errors[0].field.as_str()),
-            (1, "clinic_id")
-        );
+        assert_eq!((errors[0].index, errors[0].field.as_str()), (1, "clinic_id"));
         assert!(errors[0].reason.contains("`south`"));
     }
 
@@ -283,22 +236,14 @@ mod tests {
     fn duplicate_ids_within_a_request_are_invalid() {
         let d = sample::dose("north", "p1", 1, at());
         let body = format!("{}\n{}", line(d.clone()), line(d));
-        let Err(Rejection::Invalid(errors)) = run(&body, Framing::Ndjson) else {
-            panic!("must be invalid")
-        };
+        let Err(Rejection::Invalid(errors)) = run(&body, Framing::Ndjson) else { panic!("must be invalid") };
         assert_eq!((errors[0].index, errors[0].field.as_str()), (1, "event_id"));
     }
 
     #[test]
     fn too_many_events_is_refused_before_parsing() {
         let body = "{}\n".repeat(101);
-        assert_eq!(
-            run(&body, Framing::Ndjson),
-            Err(Rejection::TooManyEvents {
-                found: 101,
-                max: 100
-            })
-        );
+        assert_eq!(run(&body, Framing::Ndjson), Err(Rejection::TooManyEvents { found: 101, max: 100 }));
     }
 
     #[test]
@@ -307,10 +252,7 @@ mod tests {
             Framing::from_content_type(Some("application/json; charset=utf-8")),
             Some(Framing::Single)
         );
-        assert_eq!(
-            Framing::from_content_type(Some("application/x-ndjson")),
-            Some(Framing::Ndjson)
-        );
+        assert_eq!(Framing::from_content_type(Some("application/x-ndjson")), Some(Framing::Ndjson));
         assert_eq!(Framing::from_content_type(Some("text/plain")), None);
         assert_eq!(Framing::from_content_type(None), None);
     }

@@ -25,13 +25,9 @@ impl GatewayMetrics {
             Opts::new("requests_total", "HTTP requests to /v1/events by status"),
             &["status"],
         )?;
-        let events_accepted =
-            IntCounter::new("events_accepted_total", "Events acknowledged by the broker")?;
+        let events_accepted = IntCounter::new("events_accepted_total", "Events acknowledged by the broker")?;
         let events_rejected = IntCounterVec::new(
-            Opts::new(
-                "events_rejected_total",
-                "Events in refused requests by reason",
-            ),
+            Opts::new("events_rejected_total", "Events in refused requests by reason"),
             &["reason"],
         )?;
         let durable_latency = Histogram::with_opts(
@@ -39,20 +35,12 @@ impl GatewayMetrics {
                 "durable_latency_seconds",
                 "Request start to last broker ack, accepted requests",
             )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(events_accepted.clone()))?;
         registry.register(Box::new(events_rejected.clone()))?;
         registry.register(Box::new(durable_latency.clone()))?;
-        Ok(Self {
-            registry,
-            requests,
-            events_accepted,
-            events_rejected,
-            durable_latency,
-        })
+        Ok(Self { registry, requests, events_accepted, events_rejected, durable_latency })
     }
 }

@@ -60,19 +60,13 @@ pub struct DurableProducer {
 
 impl std::fmt::Debug for DurableProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DurableProducer")
-            .field("topic", &self.topic)
-            .finish_non_exhaustive()
+        f.debug_struct("DurableProducer").field("topic", &self.topic).finish_non_exhaustive()
     }
 }
 
 impl DurableProducer {
     /// A producer to `topic`; deliveries that take longer than `delivery_timeout` fail.
-    pub fn new(
-        kafka: &KafkaConfig,
-        topic: &str,
-        delivery_timeout: Duration,
-    ) -> Result<Self, KafkaError> {
+    pub fn new(kafka: &KafkaConfig, topic: &str, delivery_timeout: Duration) -> Result<Self, KafkaError> {
         let producer: FutureProducer =
             pv_runtime::kafka::producer_config(kafka, delivery_timeout).create()?;
         Ok(Self {
@@ -137,11 +131,7 @@ impl DurableProducer {
         self.producer
             .client()
             .fetch_metadata(Some(&self.topic), Timeout::After(timeout))
-            .map(|m| {
-                m.topics()
-                    .iter()
-                    .any(|t| t.error().is_none() && !t.partitions().is_empty())
-            })
+            .map(|m| m.topics().iter().any(|t| t.error().is_none() && !t.partitions().is_empty()))
             .unwrap_or(false)
     }
 
@@ -154,11 +144,7 @@ impl DurableProducer {
 }
 
 fn classify(e: KafkaError) -> ProduceError {
-    if is_transient(&e) {
-        ProduceError::Unavailable(e)
-    } else {
-        ProduceError::Rejected(e)
-    }
+    if is_transient(&e) { ProduceError::Unavailable(e) } else { ProduceError::Rejected(e) }
 }
 
 #[cfg(test)]
@@ -170,9 +156,7 @@ mod tests {
         let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
         let too_large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
         assert!(is_transient(&timed_out));
-        assert!(is_transient(&KafkaError::MessageProduction(
-            RDKafkaErrorCode::AllBrokersDown
-        )));
+        assert!(is_transient(&KafkaError::MessageProduction(RDKafkaErrorCode::AllBrokersDown)));
         assert!(!is_transient(&too_large));
         assert!(matches!(classify(timed_out), ProduceError::Unavailable(_)));
         assert!(matches!(classify(too_large), ProduceError::Rejected(_)));

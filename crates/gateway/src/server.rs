@@ -48,18 +48,9 @@ impl Gateway {
         if tokens.is_empty() {
             tracing::warn!("no clinic is configured: every request will be refused with 401");
         }
-        let producer = DurableProducer::new(
-            kafka,
-            &cfg.topic,
-            Duration::from_millis(cfg.delivery_timeout_ms),
-        )?;
-        Ok(Self {
-            limits: cfg.limits(),
-            cfg,
-            tokens,
-            producer,
-            metrics: GatewayMetrics::new()?,
-        })
+        let producer =
+            DurableProducer::new(kafka, &cfg.topic, Duration::from_millis(cfg.delivery_timeout_ms))?;
+        Ok(Self { limits: cfg.limits(), cfg, tokens, producer, metrics: GatewayMetrics::new()? })
     }
 
     /// The gateway's metrics.
@@ -80,17 +71,11 @@ impl Gateway {
 }
 
 /// Serves the gateway on `listener` until `shutdown`, then flushes the producer.
-pub async fn serve(
-    gateway: Arc<Gateway>,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> std::io::Result<()> {
+pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Shutdown) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, topic = %gateway.cfg.topic, clinics = gateway.tokens.len(), "gateway listening");
     let app = gateway.clone().router();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await?;
     gateway.producer.flush(Duration::from_secs(10));
     tracing::info!("gateway stopped");
     Ok(())
@@ -116,34 +101,21 @@ struct Accepted {
 async fn post_events(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let response = handle(&gw, &headers, body, started).await;
-    gw.metrics
-        .requests
-        .with_label_values(&[response.status().as_str()])
-        .inc();
+    gw.metrics.requests.with_label_values(&[response.status().as_str()]).inc();
     response
 }
 
 async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant) -> Response {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let clinic_id = match gw.tokens.authenticate(authorization) {
         Ok(clinic) => clinic.to_owned(),
         Err(e) => {
-            let mut r = error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                &e.to_string(),
-                &[],
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string(), &[]);
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return r;
         }
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let Some(framing) = Framing::from_content_type(content_type) else {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -161,9 +133,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
             &[],
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max) {
         return too_large();
     }
@@ -176,12 +146,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
             {
                 too_large()
             } else {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_body",
-                    &format!("cannot read the request body: {e}"),
-                    &[],
-                )
+                error(StatusCode::BAD_REQUEST, "bad_body", &format!("cannot read the request body: {e}"), &[])
             };
         }
     };
@@ -199,9 +164,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
     match gw.producer.send_all(&events).await {
         Ok(()) => {
             gw.metrics.events_accepted.inc_by(events.len() as u64);
-            gw.metrics
-                .durable_latency
-                .observe(started.elapsed().as_secs_f64());
+            gw.metrics.durable_latency.observe(started.elapsed().as_secs_f64());
             let body = Accepted {
                 accepted: events.len(),
                 event_ids: events.iter().map(|e| e.event_id().to_string()).collect(),
@@ -210,10 +173,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
         }
         Err(ProduceError::Unavailable(e)) => {
             tracing::warn!(error = %e, events = events.len(), "broker unavailable; answering 503");
-            gw.metrics
-                .events_rejected
-                .with_label_values(&["broker_unavailable"])
-                .inc_by(events.len() as u64);
+            gw.metrics.events_rejected.with_label_values(&["broker_unavailable"]).inc_by(events.len() as u64);
             let mut r = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "broker_unavailable",
@@ -227,16 +187,8 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
         }
         Err(e) => {
             tracing::error!(error = %e, "produce failed permanently");
-            gw.metrics
-                .events_rejected
-                .with_label_values(&["internal"])
-                .inc_by(events.len() as u64);
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                &format!("{e}; nothing is confirmed"),
-                &[],
-            )
+            gw.metrics.events_rejected.with_label_values(&["internal"]).inc_by(events.len() as u64);
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &format!("{e}; nothing is confirmed"), &[])
         }
     }
 }
@@ -255,26 +207,11 @@ fn reject(gw: &Gateway, rejection: Rejection) -> Response {
             errors.as_slice(),
             count(errors),
         ),
-        Rejection::Empty => (
-            StatusCode::BAD_REQUEST,
-            "empty",
-            "the body holds no event",
-            &[][..],
-            0,
-        ),
+        Rejection::Empty => (StatusCode::BAD_REQUEST, "empty", "the body holds no event", &[][..], 0),
         Rejection::TooManyEvents { found, max } => {
-            let message =
-                format!("{found} events exceed the limit of {max} per request; split the batch");
-            gw.metrics
-                .events_rejected
-                .with_label_values(&["too_many"])
-                .inc_by(*found as u64);
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_events",
-                &message,
-                &[],
-            );
+            let message = format!("{found} events exceed the limit of {max} per request; split the batch");
+            gw.metrics.events_rejected.with_label_values(&["too_many"]).inc_by(*found as u64);
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "too_many_events", &message, &[]);
         }
         Rejection::WrongClinic(errors) => (
             StatusCode::FORBIDDEN,
@@ -291,17 +228,10 @@ fn reject(gw: &Gateway, rejection: Rejection) -> Response {
             count(errors),
         ),
     };
-    gw.metrics
-        .events_rejected
-        .with_label_values(&[code])
-        .inc_by(n);
+    gw.metrics.events_rejected.with_label_values(&[code]).inc_by(n);
     error(status, code, message, errors)
 }
 
 fn error(status: StatusCode, code: &str, message: &str, errors: &[EventError]) -> Response {
-    (
-        status,
-        Json(json!({ "error": code, "message": message, "errors": errors })),
-    )
-        .into_response()
+    (status, Json(json!({ "error": code, "message": message, "errors": errors }))).into_response()
 }

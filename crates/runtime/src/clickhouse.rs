@@ -21,9 +21,7 @@ pub fn server_client(cfg: &ClickHouseConfig) -> clickhouse::Client {
 }
 
 /// The server's version as (major, minor), e.g. (18, 16) or (24, 8).
-pub async fn server_version(
-    client: &clickhouse::Client,
-) -> Result<(u32, u32), clickhouse::error::Error> {
+pub async fn server_version(client: &clickhouse::Client) -> Result<(u32, u32), clickhouse::error::Error> {
     let v: String = client.query("SELECT version()").fetch_one().await?;
     Ok(parse_version(&v))
 }

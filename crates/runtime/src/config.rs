@@ -27,10 +27,7 @@ fn default_bootstrap_servers() -> String {
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        Self {
-            bootstrap_servers: default_bootstrap_servers(),
-            properties: BTreeMap::new(),
-        }
+        Self { bootstrap_servers: default_bootstrap_servers(), properties: BTreeMap::new() }
     }
 }
 
@@ -102,14 +99,9 @@ pub fn load_toml<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T
     let Some(path) = path else {
         return Ok(T::default());
     };
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    parse_toml(&text).map_err(|message| ConfigError::Parse {
-        path: path.display().to_string(),
-        message,
-    })
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    parse_toml(&text).map_err(|message| ConfigError::Parse { path: path.display().to_string(), message })
 }
 
 /// Parses TOML text into `T`.
@@ -127,10 +119,7 @@ mod tests {
         assert_eq!(k, KafkaConfig::default());
         assert_eq!(k.bootstrap_servers, "127.0.0.1:9092");
         let c: ClickHouseConfig = parse_toml("database = \"x\"").expect("partial");
-        assert_eq!(
-            (c.database.as_str(), c.url.as_str()),
-            ("x", "http://127.0.0.1:8123")
-        );
+        assert_eq!((c.database.as_str(), c.url.as_str()), ("x", "http://127.0.0.1:8123"));
     }
 
     #[test]

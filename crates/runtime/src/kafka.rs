@@ -19,10 +19,7 @@ pub fn producer_config(kafka: &KafkaConfig, delivery_timeout: Duration) -> Clien
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
-        .set(
-            "message.timeout.ms",
-            delivery_timeout.as_millis().to_string(),
-        );
+        .set("message.timeout.ms", delivery_timeout.as_millis().to_string());
     apply_overrides(&mut c, kafka);
     c
 }
@@ -75,10 +72,11 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[TopicSpec]) -> Result<
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
-            t.configs.iter().fold(
-                NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)),
-                |nt, (k, v)| nt.set(k, v),
-            )
+            t.configs
+                .iter()
+                .fold(NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)), |nt, (k, v)| {
+                    nt.set(k, v)
+                })
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -128,10 +126,7 @@ pub fn group_lag(
     let committed = consumer.committed_offsets(tpl, timeout)?;
     let mut lag = 0;
     for (topic, partition, low, high) in highs {
-        let done = match committed
-            .find_partition(&topic, partition)
-            .map(|e| e.offset())
-        {
+        let done = match committed.find_partition(&topic, partition).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => o,
             _ => low,
         };

@@ -15,10 +15,7 @@ use crate::shutdown::Shutdown;
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Renders a registry in the Prometheus text format.
@@ -51,9 +48,8 @@ pub async fn serve_metrics(
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         let app = metrics_router(registry);
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.wait().await })
-            .await;
+        let served =
+            axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await;
         if let Err(e) = served {
             tracing::warn!(error = %e, "metrics server stopped");
         }

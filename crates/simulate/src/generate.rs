@@ -66,11 +66,7 @@ const UROLOGICAL: &[&str] = &[
 ];
 
 /// Dependence-related reactions, rare at baseline.
-const DEPENDENCE: &[&str] = &[
-    "craving for ketamine",
-    "asked for extra sessions",
-    "tolerance to dose",
-];
+const DEPENDENCE: &[&str] = &["craving for ketamine", "asked for extra sessions", "tolerance to dose"];
 
 struct Patient {
     clinic: String,
@@ -110,20 +106,14 @@ pub fn generate(cfg: &SimConfig) -> Vec<ClinicEvent> {
                 product,
                 route,
                 weight_kg: normal(&mut rng, 78.0, 16.0).clamp(45.0, 160.0).round(),
-                mg_per_kg: if route == Route::Im {
-                    [0.5, 0.75, 1.0][rng.random_range(0..3)]
-                } else {
-                    0.5
-                },
+                mg_per_kg: if route == Route::Im { [0.5, 0.75, 1.0][rng.random_range(0..3)] } else { 0.5 },
                 intranasal_mg: if rng.random_bool(0.6) { 56.0 } else { 84.0 },
                 weight_known: rng.random_bool(0.9),
             };
             // Start within the first two thirds of the period.
             let first = start
-                + Duration::minutes(
-                    rng.random_range(0..i64::from(cfg.days.max(3)) * 2 / 3 * 24 * 60),
-                )
-                .max(Duration::zero());
+                + Duration::minutes(rng.random_range(0..i64::from(cfg.days.max(3)) * 2 / 3 * 24 * 60))
+                    .max(Duration::zero());
             course(&mut rng, &patient, first, end, &mut report_seq, &mut events);
         }
     }
@@ -202,20 +192,13 @@ fn course(
 
 fn protocol(pt: &Patient) -> &'static str {
     match pt.route {
-        Route::Intranasal => {
-            "esketamine label: 2x weekly wk1-4, weekly wk5-8, then weekly/fortnightly"
-        }
+        Route::Intranasal => "esketamine label: 2x weekly wk1-4, weekly wk5-8, then weekly/fortnightly",
         Route::Im => "IM ketamine 0.5-1 mg/kg, 2x weekly x4 then maintenance",
         _ => "IV ketamine 0.5 mg/kg over 40 min, 2x weekly x4 then maintenance",
     }
 }
 
-fn monitoring(
-    rng: &mut ChaCha8Rng,
-    pt: &Patient,
-    session: i32,
-    at: DateTime<Utc>,
-) -> SessionMonitoring {
+fn monitoring(rng: &mut ChaCha8Rng, pt: &Patient, session: i32, at: DateTime<Utc>) -> SessionMonitoring {
     let sys_pre = normal(rng, 126.0, 12.0).round().clamp(95.0, 175.0) as i32;
     let dia_pre = (normal(rng, 80.0, 8.0).round().clamp(55.0, 105.0) as i32).min(sys_pre - 25);
     let rise = normal(rng, 17.0, 8.0).max(0.0).round() as i32;
@@ -229,11 +212,7 @@ fn monitoring(
         bp_diastolic_pre: Some(dia_pre),
         bp_systolic_post: Some((sys_pre + rise).min(230)),
         bp_diastolic_post: Some((dia_pre + rise / 2).min(140)),
-        sedation_moaas: Some(
-            *[5, 5, 4, 4, 4, 3, 3, 2]
-                .get(rng.random_range(0..8))
-                .unwrap_or(&4),
-        ),
+        sedation_moaas: Some(*[5, 5, 4, 4, 4, 3, 3, 2].get(rng.random_range(0..8)).unwrap_or(&4)),
         dissociation_cadss: Some(normal(rng, 18.0, 10.0).round().clamp(0.0, 70.0) as i32),
         spo2_min_pct: Some(normal(rng, 96.5, 1.5).round().clamp(88.0, 100.0) as i32),
         observation_minutes: rng.random_range(120..=180),
@@ -266,10 +245,7 @@ fn adverse_events(
         reactions.push((term.into(), rng.random_bool(0.15)));
     }
     if rng.random_bool(0.0008) {
-        reactions.push((
-            DEPENDENCE[rng.random_range(0..DEPENDENCE.len())].into(),
-            false,
-        ));
+        reactions.push((DEPENDENCE[rng.random_range(0..DEPENDENCE.len())].into(), false));
     }
     if reactions.is_empty() {
         return;
@@ -302,10 +278,7 @@ fn adverse_events(
                 coded_term: None,
                 onset_date: onset,
                 outcome: Outcome::NotRecovered,
-                seriousness: Seriousness {
-                    other_medically_important: *serious,
-                    ..Seriousness::default()
-                },
+                seriousness: Seriousness { other_medically_important: *serious, ..Seriousness::default() },
             })
             .collect(),
         drugs: vec![Drug {
@@ -317,11 +290,7 @@ fn adverse_events(
             product: Some(pt.product),
             route: Some(pt.route),
             causality: Some(
-                [
-                    Causality::Possible,
-                    Causality::Probable,
-                    Causality::Unlikely,
-                ][rng.random_range(0..3)],
+                [Causality::Possible, Causality::Probable, Causality::Unlikely][rng.random_range(0..3)],
             ),
             dechallenge: None,
             rechallenge: None,
@@ -386,22 +355,14 @@ mod tests {
     use super::*;
 
     fn small() -> SimConfig {
-        SimConfig {
-            clinics: 2,
-            patients_per_clinic: 10,
-            days: 90,
-            ..SimConfig::default()
-        }
+        SimConfig { clinics: 2, patients_per_clinic: 10, days: 90, ..SimConfig::default() }
     }
 
     #[test]
     fn the_same_seed_gives_the_same_stream_byte_for_byte() {
         let codec = EventCodec::global();
         let bytes = |cfg: &SimConfig| -> Vec<Vec<u8>> {
-            generate(cfg)
-                .iter()
-                .map(|e| codec.encode(e).expect("encodes"))
-                .collect()
+            generate(cfg).iter().map(|e| codec.encode(e).expect("encodes")).collect()
         };
         assert_eq!(bytes(&small()), bytes(&small()));
         assert_ne!(bytes(&small()), bytes(&SimConfig { seed: 7, ..small() }));
@@ -424,18 +385,9 @@ mod tests {
         let events = generate(&small());
         let doses: Vec<&DoseAdministered> = events
             .iter()
-            .filter_map(|e| {
-                if let ClinicEvent::DoseAdministered(d) = e {
-                    Some(d)
-                } else {
-                    None
-                }
-            })
+            .filter_map(|e| if let ClinicEvent::DoseAdministered(d) = e { Some(d) } else { None })
             .collect();
-        let forms = events
-            .iter()
-            .filter(|e| e.kind() == EventKind::SessionMonitoring)
-            .count();
+        let forms = events.iter().filter(|e| e.kind() == EventKind::SessionMonitoring).count();
         assert_eq!(doses.len(), forms);
         assert!(doses.len() > 100, "a realistic volume: {}", doses.len());
         for d in doses {

@@ -46,29 +46,19 @@ struct TokenEntry {
 
 /// Reads the plaintext tokens file written by `pv clinics init`.
 pub fn load_tokens(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let file: TokensFile =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: TokensFile = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     Ok(file.clinic.into_iter().map(|e| (e.id, e.token)).collect())
 }
 
 /// Sends every event; each clinic's events go in order, clinics in parallel.
-pub async fn send_through_gateway(
-    cfg: &SendConfig,
-    events: Vec<ClinicEvent>,
-) -> anyhow::Result<SendReport> {
+pub async fn send_through_gateway(cfg: &SendConfig, events: Vec<ClinicEvent>) -> anyhow::Result<SendReport> {
     let total = events.len() as u64;
     let mut by_clinic: BTreeMap<String, Vec<ClinicEvent>> = BTreeMap::new();
     for e in events {
-        by_clinic
-            .entry(e.clinic_id().to_owned())
-            .or_default()
-            .push(e);
+        by_clinic.entry(e.clinic_id().to_owned()).or_default().push(e);
     }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
     let accepted = Arc::new(AtomicU64::new(0));
     let retries = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -85,24 +75,13 @@ pub async fn send_through_gateway(
     };
     let mut tasks = Vec::new();
     for (clinic, events) in by_clinic {
-        let token = cfg
-            .tokens
-            .get(&clinic)
-            .cloned()
-            .with_context(|| format!("no token for {clinic}"))?;
+        let token = cfg.tokens.get(&clinic).cloned().with_context(|| format!("no token for {clinic}"))?;
         let url = format!("{}/v1/events", cfg.gateway_url.trim_end_matches('/'));
-        let (client, accepted, retries, batch) = (
-            client.clone(),
-            accepted.clone(),
-            retries.clone(),
-            cfg.batch_size.max(1),
-        );
+        let (client, accepted, retries, batch) =
+            (client.clone(), accepted.clone(), retries.clone(), cfg.batch_size.max(1));
         tasks.push(tokio::spawn(async move {
             for chunk in events.chunks(batch) {
-                let body: String = chunk
-                    .iter()
-                    .map(|e| event_to_json(e).to_string() + "\n")
-                    .collect();
+                let body: String = chunk.iter().map(|e| event_to_json(e).to_string() + "\n").collect();
                 loop {
                     let resp = client
                         .post(&url)

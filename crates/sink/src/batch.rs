@@ -61,10 +61,7 @@ impl Batch {
     fn track(&mut self, topic: &str, partition: i32, offset: i64) {
         self.opened.get_or_insert_with(Instant::now);
         self.messages += 1;
-        let slot = self
-            .offsets
-            .entry((topic.to_owned(), partition))
-            .or_insert(offset);
+        let slot = self.offsets.entry((topic.to_owned(), partition)).or_insert(offset);
         *slot = (*slot).max(offset);
     }
 
@@ -80,8 +77,7 @@ impl Batch {
 
     /// Time until the batch must be flushed (`max_wait` when empty).
     pub fn time_left(&self, max_wait: Duration) -> Duration {
-        self.opened
-            .map_or(max_wait, |t| max_wait.saturating_sub(t.elapsed()))
+        self.opened.map_or(max_wait, |t| max_wait.saturating_sub(t.elapsed()))
     }
 
     /// Whether the batch is due: full, or open for `max_wait`.
@@ -91,9 +87,7 @@ impl Batch {
 
     /// The offsets to commit once the batch is durable: next offset to read, per partition.
     pub fn commit_positions(&self) -> impl Iterator<Item = (&str, i32, i64)> + '_ {
-        self.offsets
-            .iter()
-            .map(|((t, p), o)| (t.as_str(), *p, o + 1))
+        self.offsets.iter().map(|((t, p), o)| (t.as_str(), *p, o + 1))
     }
 }
 
@@ -106,13 +100,7 @@ mod tests {
 
     fn row() -> AnyRow {
         let d = sample::dose("c", "p", 1, Timestamp::from_millis(1_700_000_000_000));
-        AnyRow::Dose(DoseRow::new(
-            &d,
-            Provenance {
-                partition: 0,
-                offset: 0,
-            },
-        ))
+        AnyRow::Dose(DoseRow::new(&d, Provenance { partition: 0, offset: 0 }))
     }
 
     #[test]

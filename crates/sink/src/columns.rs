@@ -102,9 +102,6 @@ mod tests {
         // The Enum8 names are the JSON/Avro names of the event enums, so SQL reads like the API.
         let json = serde_json::to_string(&ev::Route::Intranasal).expect("json");
         assert!(RouteCol::DDL.contains(&format!("'{}' = 3", json.trim_matches('"'))));
-        assert_eq!(
-            ev::Route::from(RouteCol::from(ev::Route::Sc)),
-            ev::Route::Sc
-        );
+        assert_eq!(ev::Route::from(RouteCol::from(ev::Route::Sc)), ev::Route::Sc);
     }
 }

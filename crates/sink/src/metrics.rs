@@ -31,28 +31,17 @@ impl SinkMetrics {
             Opts::new("insert_failures_total", "Failed insert attempts (retried)"),
             &["table"],
         )?;
-        let dead_letters = IntCounter::new(
-            "dead_letters_total",
-            "Messages sent to the dead-letter topic",
-        )?;
+        let dead_letters = IntCounter::new("dead_letters_total", "Messages sent to the dead-letter topic")?;
         let batches = IntCounter::new("batches_total", "Batches made durable and committed")?;
         let flush_seconds = Histogram::with_opts(
-            HistogramOpts::new("flush_seconds", "Time to make one batch durable").buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
+            HistogramOpts::new("flush_seconds", "Time to make one batch durable")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
         )?;
         registry.register(Box::new(rows_inserted.clone()))?;
         registry.register(Box::new(insert_failures.clone()))?;
         registry.register(Box::new(dead_letters.clone()))?;
         registry.register(Box::new(batches.clone()))?;
         registry.register(Box::new(flush_seconds.clone()))?;
-        Ok(Self {
-            registry,
-            rows_inserted,
-            insert_failures,
-            dead_letters,
-            batches,
-            flush_seconds,
-        })
+        Ok(Self { registry, rows_inserted, insert_failures, dead_letters, batches, flush_seconds })
     }
 }

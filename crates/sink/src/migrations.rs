@@ -158,23 +158,14 @@ pub async fn migrate_with(
         return Err(MigrateError::BadDatabaseName(cfg.database.clone()));
     }
     let server = pv_runtime::clickhouse::server_client(cfg);
-    server
-        .query(&format!("CREATE DATABASE IF NOT EXISTS {}", cfg.database))
-        .execute()
-        .await?;
+    server.query(&format!("CREATE DATABASE IF NOT EXISTS {}", cfg.database)).execute().await?;
     let client = pv_runtime::clickhouse::client(cfg);
     client.query(MIGRATIONS_TABLE).execute().await?;
-    let applied: Vec<u32> = client
-        .query("SELECT DISTINCT version FROM schema_migrations")
-        .fetch_all()
-        .await?;
+    let applied: Vec<u32> =
+        client.query("SELECT DISTINCT version FROM schema_migrations").fetch_all().await?;
     let mut done = Vec::new();
     for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
-        let err = |source| MigrateError::Statement {
-            version: m.version,
-            name: m.name,
-            source,
-        };
+        let err = |source| MigrateError::Statement { version: m.version, name: m.name, source };
         for statement in m.statements {
             client.query(statement).execute().await.map_err(err)?;
         }
@@ -194,9 +185,7 @@ pub async fn migrate_with(
 /// Whether `s` is a plain SQL identifier.
 pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && s.len() <= 64
 }

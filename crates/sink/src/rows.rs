@@ -239,8 +239,7 @@ impl AdverseEventRow {
                     .transpose()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let criterion =
-            |f: fn(&Seriousness) -> bool| rs.iter().map(|r| f(&r.seriousness)).collect();
+        let criterion = |f: fn(&Seriousness) -> bool| rs.iter().map(|r| f(&r.seriousness)).collect();
         Ok(Self {
             event_id: e.event_id.0,
             clinic_id: e.clinic_id.clone(),
@@ -365,9 +364,7 @@ impl AnyRow {
         Ok(match event {
             ClinicEvent::DoseAdministered(e) => AnyRow::Dose(DoseRow::new(e, at)),
             ClinicEvent::SessionMonitoring(e) => AnyRow::Monitoring(MonitoringRow::new(e, at)),
-            ClinicEvent::AdverseEventReport(e) => {
-                AnyRow::AdverseEvent(AdverseEventRow::new(e, at)?)
-            }
+            ClinicEvent::AdverseEventReport(e) => AnyRow::AdverseEvent(AdverseEventRow::new(e, at)?),
         })
     }
 }
@@ -378,10 +375,7 @@ mod tests {
 
     use super::*;
 
-    const AT: Provenance = Provenance {
-        partition: 3,
-        offset: 42,
-    };
+    const AT: Provenance = Provenance { partition: 3, offset: 42 };
 
     fn ts() -> Timestamp {
         Timestamp::parse_rfc3339("2026-05-04T09:30:00.5Z").expect("valid")
@@ -415,10 +409,7 @@ mod tests {
         let err = AdverseEventRow::new(&r, AT).expect_err("1969");
         assert_eq!(
             err,
-            RowError::DateOutOfRange {
-                field: "reactions[1].onset_date".into(),
-                value: "1969-12-31".into()
-            }
+            RowError::DateOutOfRange { field: "reactions[1].onset_date".into(), value: "1969-12-31".into() }
         );
     }
 

@@ -41,17 +41,8 @@ struct Interrupted;
 
 impl Sink {
     /// A sink with the given settings.
-    pub fn new(
-        cfg: SinkConfig,
-        kafka: KafkaConfig,
-        clickhouse: ClickHouseConfig,
-    ) -> anyhow::Result<Self> {
-        Ok(Self {
-            cfg,
-            kafka,
-            clickhouse,
-            metrics: SinkMetrics::new()?,
-        })
+    pub fn new(cfg: SinkConfig, kafka: KafkaConfig, clickhouse: ClickHouseConfig) -> anyhow::Result<Self> {
+        Ok(Self { cfg, kafka, clickhouse, metrics: SinkMetrics::new()? })
     }
 
     /// The sink's metrics.
@@ -61,33 +52,25 @@ impl Sink {
 
     /// Applies migrations, then consumes until `shutdown`; flushes and commits before returning.
     pub async fn run(&self, shutdown: Shutdown) -> anyhow::Result<()> {
-        crate::migrations::migrate(&self.clickhouse)
-            .await
-            .context("applying ClickHouse migrations")?;
+        crate::migrations::migrate(&self.clickhouse).await.context("applying ClickHouse migrations")?;
         if let Some(addr) = self.cfg.metrics_listen {
-            let bound = pv_runtime::telemetry::serve_metrics(
-                addr,
-                self.metrics.registry.clone(),
-                shutdown.clone(),
-            )
-            .await
-            .with_context(|| format!("serving metrics on {addr}"))?;
+            let bound =
+                pv_runtime::telemetry::serve_metrics(addr, self.metrics.registry.clone(), shutdown.clone())
+                    .await
+                    .with_context(|| format!("serving metrics on {addr}"))?;
             tracing::info!(%bound, "sink metrics at /metrics");
         }
-        let consumer: StreamConsumer =
-            pv_runtime::kafka::consumer_config(&self.kafka, &self.cfg.group_id)
-                .create()
-                .context("creating consumer")?;
+        let consumer: StreamConsumer = pv_runtime::kafka::consumer_config(&self.kafka, &self.cfg.group_id)
+            .create()
+            .context("creating consumer")?;
         let topics: Vec<&str> = self.cfg.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).context("subscribing")?;
-        let dlq: FutureProducer =
-            pv_runtime::kafka::producer_config(&self.kafka, Duration::from_secs(30))
-                .create()
-                .context("creating dead-letter producer")?;
+        let dlq: FutureProducer = pv_runtime::kafka::producer_config(&self.kafka, Duration::from_secs(30))
+            .create()
+            .context("creating dead-letter producer")?;
         let client = pv_runtime::clickhouse::client(&self.clickhouse);
-        let abort_after: Option<u64> = std::env::var(FAULT_ABORT_AFTER_INSERTS)
-            .ok()
-            .and_then(|v| v.parse().ok());
+        let abort_after: Option<u64> =
+            std::env::var(FAULT_ABORT_AFTER_INSERTS).ok().and_then(|v| v.parse().ok());
         tracing::info!(topics = ?self.cfg.topics, group = %self.cfg.group_id, database = %self.clickhouse.database, "sink running");
 
         let codec = EventCodec::global();
@@ -142,26 +125,19 @@ impl Sink {
         // Shutdown: make what was read durable, then commit synchronously.
         if !batch.is_empty() {
             let drain = Shutdown::new(); // not triggered: finish the last flush unless it fails
-            match tokio::time::timeout(
-                Duration::from_secs(20),
-                self.flush(&client, &dlq, &batch, &drain),
-            )
-            .await
+            match tokio::time::timeout(Duration::from_secs(20), self.flush(&client, &dlq, &batch, &drain))
+                .await
             {
                 Ok(Ok(())) => store(&consumer, &batch)?,
-                _ => tracing::warn!(
-                    messages = batch.len(),
-                    "last batch not flushed; it will be re-read"
-                ),
+                _ => tracing::warn!(messages = batch.len(), "last batch not flushed; it will be re-read"),
             }
         }
         // With enable.auto.offset.store=false this commits the *stored* offsets of the current
         // assignment (librdkafka rd_kafka_commit with NULL offsets), i.e. only durable batches.
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(())
-            | Err(rdkafka::error::KafkaError::ConsumerCommit(
-                rdkafka::types::RDKafkaErrorCode::NoOffset,
-            )) => {}
+            | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "final commit failed; uncommitted messages will be re-read")
             }
@@ -180,33 +156,17 @@ impl Sink {
         shutdown: &Shutdown,
     ) -> Result<(), Interrupted> {
         let started = Instant::now();
-        self.insert_retrying(client, "dose_administered", &batch.doses, shutdown)
-            .await?;
-        self.insert_retrying(client, "session_monitoring", &batch.monitoring, shutdown)
-            .await?;
-        self.insert_retrying(
-            client,
-            "adverse_event_report",
-            &batch.adverse_events,
-            shutdown,
-        )
-        .await?;
+        self.insert_retrying(client, "dose_administered", &batch.doses, shutdown).await?;
+        self.insert_retrying(client, "session_monitoring", &batch.monitoring, shutdown).await?;
+        self.insert_retrying(client, "adverse_event_report", &batch.adverse_events, shutdown).await?;
         for dead in &batch.dead_letters {
-            self.retrying("dead-letter", shutdown, || {
-                send_dead_letter(dlq, &self.cfg.dlq_topic, dead)
-            })
-            .await?;
+            self.retrying("dead-letter", shutdown, || send_dead_letter(dlq, &self.cfg.dlq_topic, dead))
+                .await?;
             self.metrics.dead_letters.inc();
         }
         self.metrics.batches.inc();
-        self.metrics
-            .flush_seconds
-            .observe(started.elapsed().as_secs_f64());
-        tracing::debug!(
-            messages = batch.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "batch durable"
-        );
+        self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+        tracing::debug!(messages = batch.len(), ms = started.elapsed().as_millis() as u64, "batch durable");
         Ok(())
     }
 
@@ -220,12 +180,8 @@ impl Sink {
         if rows.is_empty() {
             return Ok(());
         }
-        self.retrying(table, shutdown, || insert(client, table, rows))
-            .await?;
-        self.metrics
-            .rows_inserted
-            .with_label_values(&[table])
-            .inc_by(rows.len() as u64);
+        self.retrying(table, shutdown, || insert(client, table, rows)).await?;
+        self.metrics.rows_inserted.with_label_values(&[table]).inc_by(rows.len() as u64);
         Ok(())
     }
 
@@ -246,10 +202,7 @@ impl Sink {
             match attempt().await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    self.metrics
-                        .insert_failures
-                        .with_label_values(&[what])
-                        .inc();
+                    self.metrics.insert_failures.with_label_values(&[what]).inc();
                     tracing::warn!(target_table = what, error = %e, retry_in_ms = delay.as_millis() as u64, "write failed; retrying");
                 }
             }
@@ -275,52 +228,28 @@ async fn insert<T: RowOwned + RowWrite>(
     insert.end().await
 }
 
-async fn send_dead_letter(
-    dlq: &FutureProducer,
-    topic: &str,
-    dead: &DeadLetter,
-) -> Result<(), String> {
+async fn send_dead_letter(dlq: &FutureProducer, topic: &str, dead: &DeadLetter) -> Result<(), String> {
     let partition = dead.partition.to_string();
     let offset = dead.offset.to_string();
     let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "pv-error",
-            value: Some(dead.reason.as_str()),
-        })
-        .insert(Header {
-            key: "pv-source-topic",
-            value: Some(dead.topic.as_str()),
-        })
-        .insert(Header {
-            key: "pv-source-partition",
-            value: Some(partition.as_str()),
-        })
-        .insert(Header {
-            key: "pv-source-offset",
-            value: Some(offset.as_str()),
-        })
-        .insert(Header {
-            key: "pv-stage",
-            value: Some("sink"),
-        });
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-        .payload(dead.payload.as_slice())
-        .headers(headers);
+        .insert(Header { key: "pv-error", value: Some(dead.reason.as_str()) })
+        .insert(Header { key: "pv-source-topic", value: Some(dead.topic.as_str()) })
+        .insert(Header { key: "pv-source-partition", value: Some(partition.as_str()) })
+        .insert(Header { key: "pv-source-offset", value: Some(offset.as_str()) })
+        .insert(Header { key: "pv-stage", value: Some("sink") });
+    let mut record: FutureRecord<'_, [u8], [u8]> =
+        FutureRecord::to(topic).payload(dead.payload.as_slice()).headers(headers);
     if let Some(key) = &dead.key {
         record = record.key(key.as_slice());
     }
-    dlq.send(record, Duration::from_secs(5))
-        .await
-        .map(|_| ())
-        .map_err(|(e, _)| e.to_string())
+    dlq.send(record, Duration::from_secs(5)).await.map(|_| ()).map_err(|(e, _)| e.to_string())
 }
 
 /// Stores the batch's offsets for the background committer.
 fn store(consumer: &StreamConsumer, batch: &Batch) -> anyhow::Result<()> {
     let mut tpl = TopicPartitionList::new();
     for (topic, partition, next) in batch.commit_positions() {
-        tpl.add_partition_offset(topic, partition, Offset::Offset(next))
-            .context("building offset list")?;
+        tpl.add_partition_offset(topic, partition, Offset::Offset(next)).context("building offset list")?;
     }
     if tpl.count() > 0
         && let Err(e) = consumer.store_offsets(&tpl)
