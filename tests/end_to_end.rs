@@ -1,87 +1,183 @@
-//! Events of all three kinds go through the real gateway, the real broker and the real sink
-//! into real ClickHouse, and arrive field for field.
+//! A patient's history goes through the real gateway, broker, enricher and sink into real
+//! ClickHouse, and arrives field for field: coded, pseudonymised, with exact exposure.
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{TestEnv, post, token};
-use pv_events::{ClinicEvent, Timestamp, event_to_json, sample};
+use common::{TestEnv, post, read_topic, token};
+use pv_events::{
+    ClinicEvent, CodedFrom, Date, EnrichedEvent, EventCodec, EventId, Timestamp, event_to_json, sample,
+};
 use pv_sink::rows::{AdverseEventRow, DoseRow, MonitoringRow};
 
-fn at(s: &str) -> Timestamp {
-    Timestamp::parse_rfc3339(s).expect("valid time")
+const DAY: i64 = 86_400_000;
+
+/// 2026-03-02T09:00:00Z plus `days`.
+fn t(days: i64) -> Timestamp {
+    Timestamp::from_millis(1_772_442_000_000 + days * DAY)
+}
+
+fn ndjson(events: &[ClinicEvent]) -> String {
+    events.iter().map(|e| event_to_json(e).to_string() + "\n").collect()
+}
+
+/// The enriched event each raw event should become: the pure enricher over the raw topic, in
+/// partition and offset order (what the service does, without Kafka).
+fn expected(env: &TestEnv) -> HashMap<EventId, EnrichedEvent> {
+    let enricher = TestEnv::enricher();
+    let mut stores: HashMap<i32, pv_enrich::PatientStore> = HashMap::new();
+    let mut out = HashMap::new();
+    for m in read_topic(&env.kafka, &env.raw_topic) {
+        let event = EventCodec::global().decode(&m.payload).expect("raw event decodes");
+        let enriched = enricher.enrich(stores.entry(m.partition).or_default(), &event).expect("enriches");
+        out.insert(enriched.event.event_id(), enriched.event);
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_kind_arrives_in_clickhouse_field_for_field() {
+async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
     let env = TestEnv::new("e2e").await;
     let gateway = env.start_gateway(env.gateway_config(), &env.kafka).await;
+    let enricher = env.start_enricher(env.enrich_config());
     let sink = env.start_sink(env.sink_config());
 
-    // A batch with every kind (all optional fields set), and one single event with options empty.
-    let mut report =
-        sample::adverse_event("clinic-north", "pt-001", "CASE-77", at("2026-03-02T10:15:30.250Z"));
-    report.reactions[0].verbatim = "Blasenschmerzen – \"painful\" bladder, 膀胱".into(); // non-ASCII and quotes survive
-    let batch: Vec<ClinicEvent> = vec![
-        sample::dose("clinic-north", "pt-001", 8, at("2026-03-01T09:00:00.125Z")).into(),
-        sample::monitoring("clinic-north", "pt-001", 8, at("2026-03-01T09:05:00Z")).into(),
-        report.into(),
-    ];
-    let mut bare = sample::dose("clinic-north", "pt-002", 1, at("2026-03-03T08:00:00Z"));
+    // pt-001: four sessions (35, 35, 35, 42 mg at 70 kg) each with a monitoring form.
+    let mut history: Vec<ClinicEvent> = Vec::new();
+    for (i, (day, mg)) in [(0, 35.0), (3, 35.0), (7, 35.0), (10, 42.0)].into_iter().enumerate() {
+        let mut d = sample::dose("clinic-north", "pt-001", i as i32 + 1, t(day));
+        d.dose_mg = mg;
+        history.push(d.into());
+        let m = sample::monitoring(
+            "clinic-north",
+            "pt-001",
+            i as i32 + 1,
+            Timestamp::from_millis(t(day).millis() + 300_000),
+        );
+        history.push(m.into());
+    }
+    // A case with onset on day 8: the follow-up (v2) reaches us before the initial report (v1).
+    let onset = t(8).to_datetime().and_then(|x| Date::from_naive(x.date_naive()));
+    let mut v1 = sample::adverse_event("clinic-north", "pt-001", "CASE-77", t(11));
+    v1.reactions[0].verbatim = "Ketamine cystitis".into();
+    v1.reactions[0].coded_term = None;
+    v1.reactions[0].onset_date = onset;
+    v1.reactions[1].verbatim = "Burning when passing URINE".into();
+    v1.reactions.push(pv_events::Reaction {
+        verbatim: "strange fizzing in the knees".into(),
+        ..v1.reactions[1].clone()
+    });
+    let mut v2 = v1.clone();
+    v2.event_id = EventId::new_random();
+    v2.version = 2;
+    v2.reported_at = t(12);
+    v2.reactions[0].outcome = pv_events::Outcome::Recovered;
+    // pt-002: one dose with every optional field empty.
+    let mut bare = sample::dose("clinic-north", "pt-002", 1, t(1));
     bare.weight_kg = None;
     bare.protocol = None;
     bare.lot_number = None;
-    let bare: ClinicEvent = bare.into();
 
-    let before = Timestamp::now();
-    let ndjson: String = batch.iter().map(|e| event_to_json(e).to_string() + "\n").collect();
-    let (status, _, body) =
-        post(&gateway.url, Some(token("clinic-north")), "application/x-ndjson", ndjson).await;
+    let north = Some(token("clinic-north"));
+    let (status, _, body) = post(&gateway.url, north, "application/x-ndjson", ndjson(&history)).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["accepted"], 3);
-    let (status, _, body) =
-        post(&gateway.url, Some(token("clinic-north")), "application/json", event_to_json(&bare).to_string())
-            .await;
+    let later: Vec<ClinicEvent> = vec![v2.clone().into(), v1.clone().into(), bare.into()];
+    let (status, _, body) = post(&gateway.url, north, "application/x-ndjson", ndjson(&later)).await;
     assert_eq!(status, 202, "{body}");
-    let after = Timestamp::now();
 
-    env.wait_for_count("dose_administered", true, 2, Duration::from_secs(60)).await;
-    env.wait_for_count("session_monitoring", true, 1, Duration::from_secs(60)).await;
-    env.wait_for_count("adverse_event_report", true, 1, Duration::from_secs(60)).await;
+    env.wait_for_count("doses", true, 5, Duration::from_secs(90)).await;
+    env.wait_for_count("monitoring_forms", true, 4, Duration::from_secs(60)).await;
+    env.wait_for_count("ae_report_versions", true, 2, Duration::from_secs(60)).await;
 
+    // Field for field: every stored row is exactly the enriched event the raw event yields.
     let ch = env.clickhouse();
-    let doses: Vec<DoseRow> = ch
-        .query("SELECT ?fields FROM dose_administered FINAL ORDER BY session_number DESC")
-        .fetch_all()
-        .await
-        .expect("doses");
-    let monitoring: Vec<MonitoringRow> =
-        ch.query("SELECT ?fields FROM session_monitoring FINAL").fetch_all().await.expect("monitoring");
-    let reports: Vec<AdverseEventRow> =
-        ch.query("SELECT ?fields FROM adverse_event_report FINAL").fetch_all().await.expect("reports");
-    let mut stored: Vec<ClinicEvent> = vec![
-        doses[0].to_event().into(),
-        monitoring[0].to_event().into(),
-        reports[0].to_event().expect("consistent arrays").into(),
-        doses[1].to_event().into(),
-    ];
-    // received_at is the gateway's acceptance time: check it, then compare everything else.
-    for e in &mut stored {
-        let r = e.received_at();
-        assert!(before <= r && r <= after, "received_at {r} outside the request window {before}..{after}");
-        e.set_received_at(Timestamp::default());
+    let mut stored: HashMap<EventId, EnrichedEvent> = HashMap::new();
+    for r in ch.query("SELECT ?fields FROM doses FINAL").fetch_all::<DoseRow>().await.expect("doses") {
+        stored.insert(EventId(r.event_id), EnrichedEvent::Dose(r.to_event()));
     }
-    let sent: Vec<ClinicEvent> = batch.into_iter().chain([bare]).collect();
-    assert_eq!(stored, sent);
+    for r in ch
+        .query("SELECT ?fields FROM monitoring_forms FINAL")
+        .fetch_all::<MonitoringRow>()
+        .await
+        .expect("forms")
+    {
+        stored.insert(EventId(r.event_id), EnrichedEvent::Monitoring(r.to_event()));
+    }
+    for r in ch
+        .query("SELECT ?fields FROM ae_report_versions FINAL")
+        .fetch_all::<AdverseEventRow>()
+        .await
+        .expect("ae")
+    {
+        stored.insert(
+            EventId(r.event_id),
+            EnrichedEvent::AdverseEvent(r.to_event().expect("consistent arrays")),
+        );
+    }
+    let want = expected(&env);
+    assert_eq!(stored.len(), 11);
+    assert_eq!(stored, want);
 
-    // The materialised DateTime columns agree with the millisecond columns.
-    let t: u32 = ch
-        .query("SELECT toUInt32(administered_at) FROM dose_administered FINAL WHERE session_number = 8")
+    // And the values are the right ones, by hand.
+    let EnrichedEvent::Dose(last) = &stored[&history[6].event_id()] else { panic!("dose") };
+    assert_eq!(last.exposure.administrations, 4);
+    assert_eq!(last.exposure.cumulative_mg, 147.0);
+    assert!((last.exposure.cumulative_mg_per_kg - 2.1).abs() < 1e-12);
+    assert_eq!(last.exposure.escalation_ratio, Some(1.2));
+    assert_eq!(last.dose_mg_per_kg, Some(0.6));
+    let EnrichedEvent::Monitoring(form) = &stored[&history[3].event_id()] else { panic!("form") };
+    assert_eq!(form.exposure.administrations, 2, "as of its own session");
+    let EnrichedEvent::AdverseEvent(initial) = &stored[&v1.event_id] else { panic!("ae") };
+    assert_eq!(initial.latest_version_seen, 2, "v1 arrived after v2");
+    assert_eq!(initial.exposure.administrations, 3, "the day-10 dose came after the onset");
+    assert_eq!(initial.exposure.cumulative_mg, 105.0);
+    // End of day 8 (23:59:59.999) minus the first dose (day 0, 09:00): 8 days 15 h less 1 ms.
+    let expect_days = 8.0 + 15.0 / 24.0 - 1.0 / DAY as f64;
+    assert!((initial.days_since_first_dose.expect("tto") - expect_days).abs() < 1e-9);
+    let coded: Vec<(Option<&str>, CodedFrom, &[String])> =
+        initial.reactions.iter().map(|r| (r.pt.as_deref(), r.coded_from, r.groups.as_slice())).collect();
+    let uro = ["urological".to_string()];
+    assert_eq!(
+        coded,
+        [
+            (Some("Cystitis interstitial"), CodedFrom::Verbatim, &uro[..]),
+            (Some("Dysuria"), CodedFrom::Verbatim, &uro[..]),
+            (None, CodedFrom::Uncoded, &[][..]),
+        ]
+    );
+    assert_eq!(initial.reactions[2].verbatim, "strange fizzing in the knees", "uncodable terms are kept");
+
+    // The current case is its highest version.
+    let (version, reports): (i32, u64) = ch
+        .query("SELECT max(version), count() FROM ae_cases FINAL WHERE report_id = 'CASE-77'")
         .fetch_one()
         .await
-        .expect("datetime");
-    assert_eq!(i64::from(t), at("2026-03-01T09:00:00.125Z").millis() / 1000);
+        .expect("case");
+    assert_eq!((version, reports), (2, 1));
+
+    // No clinic patient reference anywhere downstream of the enricher.
+    for m in read_topic(&env.kafka, &env.enriched_topic) {
+        for raw in [&b"pt-001"[..], b"pt-002"] {
+            assert!(!m.payload.windows(raw.len()).any(|w| w == raw), "raw reference in the enriched topic");
+            assert!(!m.key.as_deref().unwrap_or_default().windows(raw.len()).any(|w| w == raw));
+        }
+    }
+    for table in ["doses", "monitoring_forms", "ae_report_versions", "ae_cases"] {
+        let dump = reqwest::Client::new()
+            .post(&env.clickhouse.url)
+            .query(&[("database", env.clickhouse.database.as_str())])
+            .body(format!("SELECT * FROM {table} FORMAT TSV"))
+            .send()
+            .await
+            .expect("dump")
+            .text()
+            .await
+            .expect("text");
+        assert!(!dump.is_empty());
+        assert!(!dump.contains("pt-001") && !dump.contains("pt-002"), "raw reference in {table}");
+    }
 
     // `pv summary` reads the same tables with its portable SQL (typed rows: a Nullable
     // aggregate where a plain one is expected would garble the numbers or fail).
@@ -96,73 +192,51 @@ async fn every_kind_arrives_in_clickhouse_field_for_field() {
         let l = text.lines().find(|l| l.trim_start().starts_with(prefix)).unwrap_or_default();
         l.split_whitespace().map(str::to_owned).collect()
     };
-    assert_eq!(line("dose_administered")[1], "2");
-    assert_eq!(line("ketamine    iv")[2..5], ["2", "2", "35.0"], "doses, patients, median mg");
-    assert_eq!(line("sessions monitored")[2], "1");
-    assert_eq!(line("systolic rise")[5], "0");
+    assert_eq!(line("doses")[1], "5");
+    assert_eq!(line("ketamine    iv")[2..5], ["5", "2", "35.0"], "doses, patients, median mg");
+    assert_eq!(line("sessions monitored")[2], "4");
     assert_eq!(line("cases")[..2], ["cases", "1,"]);
-    let verbatim = line("Blasenschmerzen");
-    assert_eq!(verbatim[verbatim.len() - 2..], ["1", "1"], "1 case, serious (hospitalisation)");
+    assert_eq!(line("Cystitis interstitial")[2..], ["1", "1", "urological"], "cases, serious, groups");
+    assert_eq!(line("(uncoded)")[1..], ["strange", "fizzing", "in", "the", "knees", "1", "0"]);
+    assert_eq!(line("urological")[1..3], ["1", "1"], "group: cases, serious");
 
     sink.stop().await;
+    enricher.stop().await;
     gateway.stop().await;
     env.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_messages_go_to_the_dead_letter_topic_and_the_rest_flows() {
-    use rdkafka::Message;
-    use rdkafka::consumer::{Consumer, StreamConsumer};
-    use rdkafka::message::Headers;
     use rdkafka::producer::{FutureProducer, FutureRecord};
 
     let env = TestEnv::new("dlq").await;
     let producer: FutureProducer =
         pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10)).create().expect("producer");
-    let codec = pv_events::EventCodec::global();
-    let good = |i: i32| -> ClinicEvent {
-        let mut d = sample::dose("clinic-north", "pt-9", i, at("2026-03-01T09:00:00Z"));
-        d.received_at = Timestamp::now();
-        d.into()
-    };
+    let codec = EventCodec::global();
+    let good = || EnrichedEvent::Dose(sample::enriched_dose());
     let poison: &[u8] = b"{\"not\": \"avro\"}";
-    for payload in
-        [codec.encode(&good(1)).expect("encode"), poison.to_vec(), codec.encode(&good(2)).expect("encode")]
-    {
+    for payload in [
+        codec.encode_enriched(&good()).expect("encode"),
+        poison.to_vec(),
+        codec.encode_enriched(&good()).expect("encode"),
+    ] {
         producer
-            .send(
-                FutureRecord::to(&env.raw_topic).key("clinic-north/pt-9").payload(&payload),
-                Duration::from_secs(5),
-            )
+            .send(FutureRecord::to(&env.enriched_topic).key("k").payload(&payload), Duration::from_secs(5))
             .await
             .expect("produce");
     }
     let sink = env.start_sink(env.sink_config());
-    env.wait_for_count("dose_administered", true, 2, Duration::from_secs(60)).await;
-
-    let consumer: StreamConsumer =
-        pv_runtime::kafka::consumer_config(&env.kafka, &format!("pvt-dlq-reader-{}", env.id))
-            .create()
-            .expect("consumer");
-    consumer.subscribe(&[env.dlq_topic.as_str()]).expect("subscribe");
-    let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-        .await
-        .expect("a dead letter within 30 s")
-        .expect("recv");
-    assert_eq!(m.payload(), Some(poison), "the original bytes, unchanged");
-    let headers = m.headers().expect("headers");
-    let header = |name: &str| -> String {
-        headers
-            .iter()
-            .find(|h| h.key == name)
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default()
-    };
+    env.wait_for_count("doses", true, 2, Duration::from_secs(60)).await;
+    let dead = common::wait_for_messages(&env.kafka, &env.dlq_topic, 1, Duration::from_secs(30)).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].payload, poison, "the original bytes, unchanged");
+    let header =
+        |name: &str| dead[0].headers.iter().find(|h| h.0 == name).map(|h| h.1.clone()).unwrap_or_default();
     assert_eq!(header("pv-error"), "not an Avro single-object message (missing C3 01 header)");
-    assert_eq!(header("pv-source-topic"), env.raw_topic);
+    assert_eq!(header("pv-source-topic"), env.enriched_topic);
     assert_eq!(header("pv-source-offset"), "1");
-    assert_eq!(env.topic_messages(&env.dlq_topic), 1);
+    assert_eq!(header("pv-stage"), "sink");
 
     sink.stop().await;
     env.cleanup().await;

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{TestEnv, pv_binary};
-use pv_events::{ClinicEvent, EventCodec, Timestamp, sample};
+use pv_events::{EnrichedEvent, EventCodec, EventId, Timestamp, sample};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const EVENTS: u64 = 300;
@@ -19,19 +19,16 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
     let producer: FutureProducer =
         pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10)).create().expect("producer");
     let codec = EventCodec::global();
-    let at = Timestamp::parse_rfc3339("2026-02-01T10:00:00Z").expect("time");
     let mut pending = Vec::new();
     for i in 0..EVENTS {
-        let mut d = sample::dose("clinic-north", &format!("pt-{}", i % 17), (i + 1) as i32, at);
+        let mut d = sample::enriched_dose();
+        d.event_id = EventId::new_random();
+        d.session_number = (i + 1) as i32;
         d.received_at = Timestamp::now();
-        let event = ClinicEvent::from(d);
-        let payload = codec.encode(&event).expect("encode");
-        let key = event.partition_key();
-        pending.push(
-            producer
-                .send(FutureRecord::to(&env.raw_topic).key(&key).payload(&payload), Duration::from_secs(5))
-                .await,
-        );
+        let payload = codec.encode_enriched(&EnrichedEvent::Dose(d)).expect("encode");
+        let key = format!("patient-{}", i % 17);
+        let record = FutureRecord::to(&env.enriched_topic).key(&key).payload(&payload);
+        pending.push(producer.send(record, Duration::from_secs(5)).await);
     }
     assert!(pending.iter().all(Result::is_ok), "all produced");
 
@@ -52,11 +49,7 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
         .expect("ran");
     use std::os::unix::process::ExitStatusExt as _;
     assert_eq!(status.signal(), Some(6), "the fault hook aborts the process (SIGABRT), got {status}");
-    assert_eq!(
-        env.count("dose_administered", false).await,
-        EVENTS,
-        "the batch was inserted before the crash"
-    );
+    assert_eq!(env.count("doses", false).await, EVENTS, "the batch was inserted before the crash");
 
     // Restart normally: nothing was committed, so everything is read and inserted again.
     cfg.batch_max_wait_ms = 200;
@@ -68,20 +61,16 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn sink");
-    env.wait_for_count("dose_administered", false, 2 * EVENTS, Duration::from_secs(60)).await;
+    env.wait_for_count("doses", false, 2 * EVENTS, Duration::from_secs(60)).await;
 
     // The copies are physically there, but queries count each event once.
-    assert_eq!(env.count("dose_administered", true).await, EVENTS);
-    let distinct: u64 = env
-        .clickhouse()
-        .query("SELECT uniqExact(event_id) FROM dose_administered")
-        .fetch_one()
-        .await
-        .expect("uniq");
+    assert_eq!(env.count("doses", true).await, EVENTS);
+    let distinct: u64 =
+        env.clickhouse().query("SELECT uniqExact(event_id) FROM doses").fetch_one().await.expect("uniq");
     assert_eq!(distinct, EVENTS);
     let per_event_max: u64 = env
         .clickhouse()
-        .query("SELECT max(c) FROM (SELECT event_id, count() AS c FROM dose_administered FINAL GROUP BY event_id)")
+        .query("SELECT max(c) FROM (SELECT event_id, count() AS c FROM doses FINAL GROUP BY event_id)")
         .fetch_one()
         .await
         .expect("max");
@@ -96,9 +85,13 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
         .expect("wait");
     assert!(status.success(), "graceful stop exits 0, got {status}");
     let group = cfg.group_id.clone();
-    let lag =
-        pv_runtime::kafka::group_lag(&env.kafka, &group, &[env.raw_topic.as_str()], Duration::from_secs(10))
-            .expect("lag");
+    let lag = pv_runtime::kafka::group_lag(
+        &env.kafka,
+        &group,
+        &[env.enriched_topic.as_str()],
+        Duration::from_secs(10),
+    )
+    .expect("lag");
     assert_eq!(lag, 0, "every message committed after the graceful stop");
     env.cleanup().await;
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use pv_enrich::EnrichConfig;
 use pv_gateway::GatewayConfig;
 use pv_gateway::auth::{ClinicEntry, ClinicTokens, hash_token};
 use pv_runtime::kafka::TopicSpec;
@@ -29,9 +30,15 @@ pub struct TestEnv {
     pub kafka: KafkaConfig,
     pub clickhouse: ClickHouseConfig,
     pub raw_topic: String,
+    pub raw_dlq_topic: String,
+    pub enriched_topic: String,
     pub dlq_topic: String,
+    pub state_topic: String,
     pub dir: PathBuf,
 }
+
+/// The pseudonymisation secret of every test enricher.
+pub const TEST_SECRET: &str = "integration-test-secret-0123456789abcdef";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -58,10 +65,20 @@ impl TestEnv {
             ..ClickHouseConfig::default()
         };
         let raw_topic = format!("pvt.{id}.raw");
-        let dlq_topic = format!("pvt.{id}.dlq");
+        let raw_dlq_topic = format!("pvt.{id}.raw-dlq");
+        let enriched_topic = format!("pvt.{id}.enriched");
+        let dlq_topic = format!("pvt.{id}.enriched-dlq");
+        let state_topic = format!("pvt.{id}.state");
         let topics = [
             TopicSpec { name: raw_topic.clone(), partitions: 3, configs: vec![] },
+            TopicSpec { name: raw_dlq_topic.clone(), partitions: 1, configs: vec![] },
+            TopicSpec { name: enriched_topic.clone(), partitions: 3, configs: vec![] },
             TopicSpec { name: dlq_topic.clone(), partitions: 1, configs: vec![] },
+            TopicSpec {
+                name: state_topic.clone(),
+                partitions: 3,
+                configs: vec![("cleanup.policy".into(), "compact".into())],
+            },
         ];
         pv_runtime::kafka::ensure_topics(&kafka, &topics)
             .await
@@ -71,7 +88,18 @@ impl TestEnv {
             .expect("migrating the test database (is ClickHouse up? deploy/local/start.sh)");
         let dir = std::env::temp_dir().join(format!("pv-test-{id}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        TestEnv { id, kafka, clickhouse, raw_topic, dlq_topic, dir }
+        std::fs::write(dir.join("secret"), TEST_SECRET).expect("secret file");
+        TestEnv {
+            id,
+            kafka,
+            clickhouse,
+            raw_topic,
+            raw_dlq_topic,
+            enriched_topic,
+            dlq_topic,
+            state_topic,
+            dir,
+        }
     }
 
     pub fn tokens() -> ClinicTokens {
@@ -104,9 +132,41 @@ impl TestEnv {
         RunningGateway { url: format!("http://{addr}"), shutdown, task }
     }
 
+    pub fn enrich_config(&self) -> EnrichConfig {
+        EnrichConfig {
+            input_topic: self.raw_topic.clone(),
+            output_topic: self.enriched_topic.clone(),
+            changelog_topic: self.state_topic.clone(),
+            dlq_topic: self.raw_dlq_topic.clone(),
+            group_id: format!("pvt-enrich-{}", self.id),
+            transactional_id: Some(format!("pvt-enrich-{}", self.id)),
+            batch_max_messages: 500,
+            batch_max_wait_ms: 100,
+            secret_file: Some(self.dir.join("secret")),
+            metrics_listen: None,
+            ..EnrichConfig::default()
+        }
+    }
+
+    /// The enricher a test expects: same secret, demo dictionary, default limits.
+    pub fn enricher() -> pv_enrich::Enricher {
+        let p = pv_enrich::Pseudonymiser::new(TEST_SECRET.as_bytes()).expect("secret");
+        pv_enrich::Enricher::new(p, pv_coding::Coder::demo().expect("demo"), pv_events::Limits::default())
+    }
+
+    /// Starts an in-process enricher on its own thread.
+    pub fn start_enricher(&self, cfg: EnrichConfig) -> RunningEnricher {
+        let service =
+            pv_enrich::EnrichService::new(cfg, self.kafka.clone(), Self::enricher()).expect("enricher");
+        let shutdown = Shutdown::new();
+        let s = shutdown.clone();
+        let thread = std::thread::spawn(move || service.run(&s));
+        RunningEnricher { shutdown, thread }
+    }
+
     pub fn sink_config(&self) -> SinkConfig {
         SinkConfig {
-            topics: vec![self.raw_topic.clone()],
+            topics: vec![self.enriched_topic.clone()],
             group_id: format!("pvt-sink-{}", self.id),
             dlq_topic: self.dlq_topic.clone(),
             batch_max_messages: 1000,
@@ -128,6 +188,19 @@ impl TestEnv {
 
     /// Writes a pv config file for subprocess runs of the `pv` binary.
     pub fn write_config(&self, sink: &SinkConfig) -> PathBuf {
+        let e = self.enrich_config();
+        let enrich = format!(
+            "\n[enrich]\ninput_topic = \"{}\"\noutput_topic = \"{}\"\nchangelog_topic = \"{}\"\ndlq_topic = \"{}\"\ngroup_id = \"{}\"\ntransactional_id = \"{}\"\nbatch_max_messages = {}\nbatch_max_wait_ms = {}\nsecret_file = \"{}\"\nmetrics_listen = \"127.0.0.1:0\"\n",
+            e.input_topic,
+            e.output_topic,
+            e.changelog_topic,
+            e.dlq_topic,
+            e.group_id,
+            e.transactional_id.unwrap_or_default(),
+            e.batch_max_messages,
+            e.batch_max_wait_ms,
+            self.dir.join("secret").display(),
+        );
         let path = self.dir.join("pv.toml");
         let text = format!(
             "[kafka]\nbootstrap_servers = \"{}\"\n\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{}\"\n\n[sink]\ntopics = [\"{}\"]\ngroup_id = \"{}\"\ndlq_topic = \"{}\"\nbatch_max_messages = {}\nbatch_max_wait_ms = {}\nretry_initial_ms = {}\nretry_max_ms = {}\nmetrics_listen = \"127.0.0.1:0\"\n",
@@ -142,7 +215,7 @@ impl TestEnv {
             sink.retry_initial_ms,
             sink.retry_max_ms,
         );
-        std::fs::write(&path, text).expect("write config");
+        std::fs::write(&path, text + &enrich).expect("write config");
         path
     }
 
@@ -186,7 +259,10 @@ impl TestEnv {
 
     /// Drops the test's topics and database.
     pub async fn cleanup(self) {
-        let _ = pv_runtime::kafka::delete_topics(&self.kafka, &[&self.raw_topic, &self.dlq_topic]).await;
+        let topics =
+            [&self.raw_topic, &self.raw_dlq_topic, &self.enriched_topic, &self.dlq_topic, &self.state_topic];
+        let names: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
+        let _ = pv_runtime::kafka::delete_topics(&self.kafka, &names).await;
         let server = pv_runtime::clickhouse::server_client(&self.clickhouse);
         let _ =
             server.query(&format!("DROP DATABASE IF EXISTS {}", self.clickhouse.database)).execute().await;
@@ -204,6 +280,19 @@ impl RunningGateway {
     pub async fn stop(self) {
         self.shutdown.trigger();
         self.task.await.expect("join").expect("gateway stopped cleanly");
+    }
+}
+
+pub struct RunningEnricher {
+    pub shutdown: Shutdown,
+    pub thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningEnricher {
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        let result = tokio::task::spawn_blocking(move || self.thread.join()).await.expect("join");
+        result.expect("enricher thread").expect("enricher stopped cleanly");
     }
 }
 
@@ -252,4 +341,94 @@ pub async fn post(
 
 pub fn token(clinic: &str) -> &'static str {
     CLINICS.iter().find(|(c, _)| *c == clinic).map(|(_, t)| *t).expect("known clinic")
+}
+
+/// One message read back from a topic.
+pub struct Read {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Every committed message of `topic`, per partition in offset order (reads to the end).
+pub fn read_topic(kafka: &KafkaConfig, topic: &str) -> Vec<Read> {
+    use rdkafka::Message;
+    use rdkafka::message::Headers;
+    let mut cfg = pv_runtime::kafka::consumer_config(kafka, "pvt-reader");
+    cfg.set("enable.partition.eof", "true").set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = cfg.create().expect("reader");
+    let md = consumer.fetch_metadata(Some(topic), Timeout::After(Duration::from_secs(10))).expect("metadata");
+    let partitions = md.topics()[0].partitions().len() as i32;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let mut eof = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while eof.len() < partitions as usize {
+        assert!(Instant::now() < deadline, "reading {topic} did not reach its end");
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => out.push(Read {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                (
+                                    x.key.to_owned(),
+                                    String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                eof.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    out
+}
+
+/// Produces `events` to the raw topic as the gateway would (key = clinic/patient).
+pub async fn produce_raw(kafka: &KafkaConfig, topic: &str, events: &[pv_events::ClinicEvent]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer =
+        pv_runtime::kafka::producer_config(kafka, Duration::from_secs(10)).create().expect("producer");
+    let codec = pv_events::EventCodec::global();
+    let mut pending = Vec::new();
+    for e in events {
+        let payload = codec.encode(e).expect("encode");
+        let key = e.partition_key();
+        let record = FutureRecord::to(topic).key(&key).payload(&payload);
+        pending.push(producer.send_result(record).map_err(|(e, _)| e).expect("enqueue"));
+    }
+    for p in pending {
+        p.await.expect("delivery").expect("acked");
+    }
+}
+
+/// Waits until `topic` holds at least `n` committed messages.
+pub async fn wait_for_messages(kafka: &KafkaConfig, topic: &str, n: usize, timeout: Duration) -> Vec<Read> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (k, t) = (kafka.clone(), topic.to_owned());
+        let read = tokio::task::spawn_blocking(move || read_topic(&k, &t)).await.expect("read");
+        if read.len() >= n || Instant::now() > deadline {
+            return read;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -1,5 +1,6 @@
 //! The pv configuration file: one table per concern.
 
+use pv_enrich::EnrichConfig;
 use pv_gateway::GatewayConfig;
 use pv_runtime::{ClickHouseConfig, KafkaConfig};
 use pv_sink::SinkConfig;
@@ -18,6 +19,9 @@ pub struct PvConfig {
     /// `[gateway]`: HTTP ingest.
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// `[enrich]`: raw -> enriched events.
+    #[serde(default)]
+    pub enrich: EnrichConfig,
     /// `[sink]`: Kafka -> ClickHouse.
     #[serde(default)]
     pub sink: SinkConfig,
@@ -35,6 +39,11 @@ mod tests {
         assert_eq!(cfg.clickhouse, ClickHouseConfig::default());
         assert_eq!(cfg.gateway, GatewayConfig::default());
         assert_eq!(cfg.sink, SinkConfig::default());
+        // The local file names the secret file; everything else is the default.
+        assert_eq!(
+            cfg.enrich,
+            EnrichConfig { secret_file: Some(".state/pseudonym.secret".into()), ..EnrichConfig::default() }
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ struct Cli {
 enum Command {
     /// Run the clinic-facing HTTP ingest service.
     Gateway,
+    /// Run the enricher: raw clinic events -> coded, pseudonymised, exposure-aware events.
+    Enrich,
     /// Run the Kafka -> ClickHouse sink (applies migrations first).
     Sink,
     /// Apply ClickHouse migrations and exit.
@@ -90,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Gateway => runtime()?.block_on(gateway(cfg)),
         Command::Sink => runtime()?.block_on(sink(cfg)),
+        Command::Enrich => runtime()?.block_on(enrich(cfg)),
         Command::Simulate(args) => runtime()?.block_on(args.run()),
         Command::Summary { wait, wait_secs } => runtime()?.block_on(async {
             if wait {
@@ -122,6 +125,31 @@ async fn gateway(cfg: PvConfig) -> anyhow::Result<()> {
     shutdown.on_signals();
     pv_gateway::serve(gateway, listener, shutdown).await?;
     Ok(())
+}
+
+async fn enrich(cfg: PvConfig) -> anyhow::Result<()> {
+    let secret_file = cfg.enrich.secret_file.as_deref();
+    let pseudonymiser = pv_enrich::Pseudonymiser::from_file_or_env(secret_file, &cfg.enrich.secret_env)?;
+    let coder = cfg.enrich.coder().context("loading the coding dictionary and event groups")?;
+    tracing::info!(
+        dictionary = coder.dictionary.source(),
+        terms = coder.dictionary.text_count(),
+        "coding dictionary loaded"
+    );
+    let enricher = pv_enrich::Enricher::new(pseudonymiser, coder, cfg.gateway.limits());
+    let service = Arc::new(pv_enrich::EnrichService::new(cfg.enrich.clone(), cfg.kafka.clone(), enricher)?);
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    if let Some(addr) = cfg.enrich.metrics_listen {
+        let bound =
+            pv_runtime::telemetry::serve_metrics(addr, service.metrics().registry.clone(), shutdown.clone())
+                .await?;
+        tracing::info!(%bound, "enricher metrics at /metrics");
+    }
+    let s = shutdown.clone();
+    let result = tokio::task::spawn_blocking(move || service.run(&s)).await?;
+    shutdown.trigger();
+    result
 }
 
 async fn sink(cfg: PvConfig) -> anyhow::Result<()> {

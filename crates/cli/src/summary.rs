@@ -8,7 +8,12 @@ use pv_runtime::ClickHouseConfig;
 
 use crate::PvConfig;
 
-const TABLES: [&str; 3] = ["dose_administered", "session_monitoring", "adverse_event_report"];
+const TABLES: [(&str, &str); 4] = [
+    ("doses", "administrations"),
+    ("monitoring_forms", "session forms"),
+    ("ae_report_versions", "report versions"),
+    ("ae_cases", "cases"),
+];
 
 /// Waits until the sink has committed everything on its topics, i.e. every message is in
 /// ClickHouse (or `timeout`); returns the time waited.
@@ -35,78 +40,115 @@ pub(crate) async fn wait_caught_up(cfg: &PvConfig, timeout: Duration) -> anyhow:
 pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
     let ch = pv_runtime::clickhouse::client(cfg);
     println!("== stored in ClickHouse ({}/{}) ==", cfg.url, cfg.database);
-    for t in TABLES {
+    for (t, what) in TABLES {
         let n: u64 = ch
             .query(&format!("SELECT count() FROM {t} FINAL"))
             .fetch_one()
             .await
             .with_context(|| t.to_string())?;
-        println!("  {t:<22} {n:>9} events");
+        println!("  {t:<22} {n:>9} {what}");
     }
 
     println!("\n== exposure: administrations by product and route ==");
-    let rows: Vec<(String, String, u64, u64, f64, f64)> = ch
+    // ifNull/assumeNotNull: on Nullable columns ClickHouse 18.16 makes aggregates Nullable.
+    let rows: Vec<(String, String, u64, u64, f64, f64, f64)> = ch
         .query(
-            "SELECT toString(product), toString(route), count(), uniqExact(clinic_id, patient_ref),
-                    quantile(0.5)(dose_mg), quantileIf(0.5)(dose_mg / assumeNotNull(weight_kg), isNotNull(weight_kg))
-             FROM dose_administered FINAL GROUP BY product, route ORDER BY count() DESC",
+            "SELECT toString(product), toString(route), count(), uniqExact(patient_key),
+                    quantile(0.5)(dose_mg),
+                    quantileIf(0.5)(assumeNotNull(dose_mg_per_kg), isNotNull(dose_mg_per_kg)),
+                    max(exp_cumulative_mg)
+             FROM doses FINAL GROUP BY product, route ORDER BY count() DESC",
         )
         .fetch_all()
         .await?;
     println!(
-        "  {:<11} {:<11} {:>8} {:>9} {:>11} {:>12}",
-        "product", "route", "doses", "patients", "median mg", "median mg/kg"
+        "  {:<11} {:<11} {:>8} {:>9} {:>10} {:>12} {:>17}",
+        "product", "route", "doses", "patients", "median mg", "median mg/kg", "max cumulative mg"
     );
-    for (product, route, doses, patients, mg, mg_kg) in rows {
-        println!("  {product:<11} {route:<11} {doses:>8} {patients:>9} {mg:>11.1} {mg_kg:>12.2}");
+    for (product, route, doses, patients, mg, mg_kg, cum) in rows {
+        println!("  {product:<11} {route:<11} {doses:>8} {patients:>9} {mg:>10.1} {mg_kg:>12.2} {cum:>17.1}");
     }
+    let (escalated, patients): (u64, u64) = ch
+        .query(
+            "SELECT countIf(ratio >= 1.5), count() FROM (
+                SELECT patient_key, argMax(ifNull(exp_escalation_ratio, 1), administered_at_ms) AS ratio
+                FROM doses FINAL GROUP BY patient_key)",
+        )
+        .fetch_one()
+        .await?;
+    println!("  patients whose latest dose is >= 1.5x their first doses: {escalated} of {patients}");
 
     println!("\n== session monitoring ==");
-    let (sessions, bp40, deep, hypox, short_eske): (u64, u64, u64, u64, u64) = ch
+    let (sessions, bp40, deep, hypox, short): (u64, u64, u64, u64, u64) = ch
         .query(
-            // ifNull: on Nullable columns ClickHouse 18.16 makes countIf Nullable(UInt64).
             "SELECT count(),
                     countIf(ifNull(bp_systolic_post - bp_systolic_pre >= 40, 0)),
                     countIf(ifNull(sedation_moaas <= 2, 0)),
                     countIf(ifNull(spo2_min_pct < 90, 0)),
                     countIf(observation_minutes < 120)
-             FROM session_monitoring FINAL",
+             FROM monitoring_forms FINAL",
         )
         .fetch_one()
         .await?;
-    let pct = |n: u64| {
-        if sessions == 0 { 0.0 } else { 100.0 * n as f64 / sessions as f64 }
-    };
+    let pct = |n: u64| if sessions == 0 { 0.0 } else { 100.0 * n as f64 / sessions as f64 };
     println!("  sessions monitored                  {sessions:>7}");
     println!("  systolic rise >= 40 mmHg            {bp40:>7}  ({:.1}%)", pct(bp40));
     println!("  deep sedation (MOAA/S <= 2)         {deep:>7}  ({:.1}%)", pct(deep));
     println!("  SpO2 below 90%                      {hypox:>7}  ({:.1}%)", pct(hypox));
-    println!("  observed < 120 min (REMS minimum)   {short_eske:>7}  ({:.1}%)", pct(short_eske));
+    println!("  observed < 120 min (REMS minimum)   {short:>7}  ({:.1}%)", pct(short));
 
-    println!("\n== adverse-event reports (latest version of each case) ==");
+    println!("\n== adverse-event cases (latest version of each) ==");
     const LATEST: &str = "SELECT clinic_id, report_id, max(version) AS versions,
                 argMax(nullification, version) AS nullified,
+                argMax(reaction_pt, version) AS pts,
                 argMax(reaction_verbatim, version) AS verbatims,
+                argMax(reaction_groups, version) AS groups,
                 argMax(arrayMap((a, b, c, d, e, f) -> a + b + c + d + e + f > 0,
                     reaction_death, reaction_life_threatening, reaction_hospitalisation,
-                    reaction_disability, reaction_congenital_anomaly, reaction_other_medically_important), version) AS serious
-         FROM adverse_event_report FINAL GROUP BY clinic_id, report_id";
+                    reaction_disability, reaction_congenital_anomaly, reaction_other_medically_important), version) AS serious,
+                argMax(ifNull(days_since_first_dose, -1), version) AS tto_days,
+                argMax(exp_cumulative_mg, version) AS cumulative_mg
+         FROM ae_report_versions FINAL GROUP BY clinic_id, report_id";
     let (cases, followed_up, nullified): (u64, u64, u64) = ch
         .query(&format!("SELECT count(), countIf(versions > 1), countIf(nullified = 1) FROM ({LATEST})"))
         .fetch_one()
         .await?;
     println!("  cases {cases}, with follow-ups {followed_up}, nullified {nullified}");
-    let top: Vec<(String, u64, u64)> = ch
+    let top: Vec<(String, u64, u64, String)> = ch
         .query(&format!(
-            "SELECT verbatim, count(), countIf(is_serious) FROM ({LATEST})
-             ARRAY JOIN verbatims AS verbatim, serious AS is_serious
-             WHERE nullified = 0 GROUP BY verbatim ORDER BY count() DESC, verbatim LIMIT 12"
+            "SELECT ifNull(pt, concat('(uncoded) ', verbatim)) AS term, count(), countIf(is_serious),
+                    arrayStringConcat(any(term_groups), ',')
+             FROM ({LATEST})
+             ARRAY JOIN pts AS pt, verbatims AS verbatim, serious AS is_serious, groups AS term_groups
+             WHERE nullified = 0 GROUP BY term ORDER BY count() DESC, term LIMIT 15"
         ))
         .fetch_all()
         .await?;
-    println!("  {:<42} {:>8} {:>8}", "reaction (verbatim, not yet coded)", "cases", "serious");
-    for (verbatim, n, serious) in top {
-        println!("  {verbatim:<42} {n:>8} {serious:>8}");
+    println!("  {:<40} {:>7} {:>8}  {}", "preferred term", "cases", "serious", "groups");
+    for (term, n, serious, groups) in top {
+        println!("  {term:<40} {n:>7} {serious:>8}  {groups}");
+    }
+
+    println!("\n== event groups of interest ==");
+    let groups: Vec<(String, u64, u64, f64, f64)> = ch
+        .query(&format!(
+            // One ARRAY JOIN per (sub)query: ClickHouse 18.16 refuses two in one.
+            "SELECT grp, uniqExact(clinic_id, report_id), uniqExactIf((clinic_id, report_id), is_serious),
+                    quantileIf(0.5)(tto_days, tto_days >= 0), quantile(0.5)(cumulative_mg)
+             FROM (SELECT clinic_id, report_id, is_serious, tto_days, cumulative_mg, term_groups
+                   FROM ({LATEST}) ARRAY JOIN groups AS term_groups, serious AS is_serious
+                   WHERE nullified = 0)
+             ARRAY JOIN term_groups AS grp
+             GROUP BY grp ORDER BY grp"
+        ))
+        .fetch_all()
+        .await?;
+    println!(
+        "  {:<12} {:>6} {:>8} {:>26} {:>22}",
+        "group", "cases", "serious", "median days from 1st dose", "median cumulative mg"
+    );
+    for (group, n, serious, tto, cum) in groups {
+        println!("  {group:<12} {n:>6} {serious:>8} {tto:>26.1} {cum:>22.1}");
     }
     Ok(())
 }

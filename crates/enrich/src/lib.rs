@@ -7,11 +7,16 @@
 //! one Kafka transaction, so a crash or rebalance never counts an event twice or loses one.
 
 pub mod cases;
+pub mod config;
 pub mod enrich;
 pub mod exposure;
+pub mod metrics;
 pub mod pseudonym;
+pub mod run;
 pub mod state;
 
+pub use config::EnrichConfig;
 pub use enrich::{Enriched, Enricher};
 pub use pseudonym::{PatientKey, Pseudonymiser};
+pub use run::EnrichService;
 pub use state::{PatientState, PatientStore};

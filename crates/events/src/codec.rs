@@ -361,3 +361,26 @@ mod tests {
         assert!(matches!(codec.decode(&long), Err(CodecError::TrailingBytes(1))));
     }
 }
+
+#[cfg(test)]
+mod enriched_tests {
+    use super::*;
+    use crate::sample;
+
+    #[test]
+    fn every_enriched_kind_round_trips() {
+        let codec = EventCodec::global();
+        for event in [
+            EnrichedEvent::Dose(sample::enriched_dose()),
+            EnrichedEvent::Monitoring(sample::enriched_monitoring()),
+            EnrichedEvent::AdverseEvent(sample::enriched_adverse_event()),
+        ] {
+            let bytes = codec.encode_enriched(&event).expect("encode");
+            assert_eq!(codec.decode_enriched(&bytes).expect("decode"), event);
+            assert!(
+                matches!(codec.decode(&bytes), Err(CodecError::WrongRecord { .. })),
+                "not a clinic event"
+            );
+        }
+    }
+}

@@ -87,6 +87,11 @@ enum8_column! {
     }
 }
 
+enum8_column! {
+    /// `reaction_coded_from` column.
+    CodedFromCol <=> CodedFrom { ClinicTerm = 1 => "clinic_term", Verbatim = 2 => "verbatim", Uncoded = 3 => "uncoded" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

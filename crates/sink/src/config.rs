@@ -8,7 +8,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
-    /// Topics to consume.
+    /// Enriched topics to consume (read committed: only what the enricher's transactions committed).
     #[serde(default = "default_topics")]
     pub topics: Vec<String>,
     /// Consumer group; every sink instance of one deployment shares it.
@@ -35,13 +35,13 @@ pub struct SinkConfig {
 }
 
 fn default_topics() -> Vec<String> {
-    vec!["pv.raw.events".into()]
+    vec!["pv.enriched.events".into()]
 }
 fn default_group_id() -> String {
     "pv-sink".into()
 }
 fn default_dlq_topic() -> String {
-    "pv.raw.dlq".into()
+    "pv.enriched.dlq".into()
 }
 fn default_batch_max_messages() -> usize {
     50_000

@@ -1,6 +1,6 @@
-//! Kafka raw topics -> ClickHouse.
+//! Kafka enriched topics -> ClickHouse.
 //!
-//! Decodes Avro single-object clinic events, batches them into one row per event per table,
+//! Decodes Avro single-object enriched events, batches them into one row per event per table,
 //! inserts with retries, and stores offsets only after ClickHouse acknowledged the rows.
 //! Messages that cannot become rows go to the dead-letter topic with the reason.
 

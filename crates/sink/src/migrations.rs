@@ -9,6 +9,11 @@
 //! `MATERIALIZED` `DateTime` next to them for SQL. Tables are `ReplacingMergeTree` keyed on
 //! `(clinic_id, event_id)`, so re-delivered events collapse; queries that count use `FINAL`.
 //! `dedup_version = 2^64-1 - received_at_ms` makes the earliest acceptance of an event win.
+//!
+//! Current tables (migration 2): `doses`, `monitoring_forms`, `ae_report_versions` (one row per
+//! report version, reactions and drugs as parallel arrays), `ae_cases` (latest version of each
+//! case, fed by a materialised view). Every event row carries the patient's exposure as of the
+//! event (`exp_*`) and a pseudonymous `patient_key`, never the clinic's patient reference.
 
 use pv_runtime::ClickHouseConfig;
 
@@ -112,6 +117,162 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         ) ENGINE = ReplacingMergeTree(dedup_version)
         PARTITION BY toYYYYMM(toDateTime(intDiv(reported_at_ms, 1000)))
         ORDER BY (clinic_id, event_id)",
+    ],
+}, Migration {
+    version: 2,
+    name: "enriched event tables; no raw patient references",
+    statements: &[
+        // The raw tables held clinic patient references: from here on only pseudonymous keys
+        // reach ClickHouse. Their data is rebuilt from the enriched topic (Kafka is the record).
+        "DROP TABLE IF EXISTS dose_administered",
+        "DROP TABLE IF EXISTS session_monitoring",
+        "DROP TABLE IF EXISTS adverse_event_report",
+        "CREATE TABLE IF NOT EXISTS doses (
+            event_id UUID,
+            clinic_id String,
+            patient_key String,
+            administered_at_ms Int64,
+            administered_at DateTime MATERIALIZED toDateTime(intDiv(administered_at_ms, 1000)),
+            product Enum8('ketamine' = 1, 'esketamine' = 2),
+            formulation String,
+            route Enum8('iv' = 1, 'im' = 2, 'intranasal' = 3, 'oral' = 4, 'sublingual' = 5, 'sc' = 6),
+            dose_mg Float64,
+            weight_kg Nullable(Float64),
+            dose_mg_per_kg Nullable(Float64),
+            indication String,
+            session_number Int32,
+            protocol Nullable(String),
+            lot_number Nullable(String),
+            received_at_ms Int64,
+            received_at DateTime MATERIALIZED toDateTime(intDiv(received_at_ms, 1000)),
+            exp_administrations Int32,
+            exp_cumulative_mg Float64,
+            exp_cumulative_mg_per_kg Float64,
+            exp_doses_with_weight Int32,
+            exp_first_dose_at_ms Nullable(Int64),
+            exp_last_dose_at_ms Nullable(Int64),
+            exp_mean_interval_days Nullable(Float64),
+            exp_recent_interval_days Nullable(Float64),
+            exp_interval_trend_days_per_session Nullable(Float64),
+            exp_baseline_dose_mg Nullable(Float64),
+            exp_last_dose_mg Nullable(Float64),
+            exp_escalation_ratio Nullable(Float64),
+            dedup_version UInt64,
+            kafka_partition Int32,
+            kafka_offset Int64
+        ) ENGINE = ReplacingMergeTree(dedup_version)
+        PARTITION BY toYYYYMM(toDateTime(intDiv(administered_at_ms, 1000)))
+        ORDER BY (clinic_id, event_id)",
+        "CREATE TABLE IF NOT EXISTS monitoring_forms (
+            event_id UUID,
+            clinic_id String,
+            patient_key String,
+            session_number Int32,
+            monitored_at_ms Int64,
+            monitored_at DateTime MATERIALIZED toDateTime(intDiv(monitored_at_ms, 1000)),
+            bp_systolic_pre Nullable(Int32),
+            bp_diastolic_pre Nullable(Int32),
+            bp_systolic_post Nullable(Int32),
+            bp_diastolic_post Nullable(Int32),
+            sedation_moaas Nullable(Int32),
+            dissociation_cadss Nullable(Int32),
+            spo2_min_pct Nullable(Int32),
+            observation_minutes Int32,
+            discharge_ready UInt8,
+            received_at_ms Int64,
+            received_at DateTime MATERIALIZED toDateTime(intDiv(received_at_ms, 1000)),
+            exp_administrations Int32,
+            exp_cumulative_mg Float64,
+            exp_cumulative_mg_per_kg Float64,
+            exp_doses_with_weight Int32,
+            exp_first_dose_at_ms Nullable(Int64),
+            exp_last_dose_at_ms Nullable(Int64),
+            exp_mean_interval_days Nullable(Float64),
+            exp_recent_interval_days Nullable(Float64),
+            exp_interval_trend_days_per_session Nullable(Float64),
+            exp_baseline_dose_mg Nullable(Float64),
+            exp_last_dose_mg Nullable(Float64),
+            exp_escalation_ratio Nullable(Float64),
+            dedup_version UInt64,
+            kafka_partition Int32,
+            kafka_offset Int64
+        ) ENGINE = ReplacingMergeTree(dedup_version)
+        PARTITION BY toYYYYMM(toDateTime(intDiv(monitored_at_ms, 1000)))
+        ORDER BY (clinic_id, event_id)",
+        "CREATE TABLE IF NOT EXISTS ae_report_versions (
+            event_id UUID,
+            clinic_id String,
+            patient_key String,
+            report_id String,
+            version Int32,
+            nullification UInt8,
+            nullification_reason Nullable(String),
+            reported_at_ms Int64,
+            reported_at DateTime MATERIALIZED toDateTime(intDiv(reported_at_ms, 1000)),
+            reporter_qualification Enum8('physician' = 1, 'pharmacist' = 2, 'other_health_professional' = 3, 'lawyer' = 4, 'consumer' = 5),
+            reaction_verbatim Array(String),
+            reaction_coded_term Array(Nullable(String)),
+            reaction_onset_date Array(Nullable(Date)),
+            reaction_outcome Array(Enum8('recovered' = 1, 'recovering' = 2, 'not_recovered' = 3, 'recovered_with_sequelae' = 4, 'fatal' = 5, 'unknown' = 6)),
+            reaction_death Array(UInt8),
+            reaction_life_threatening Array(UInt8),
+            reaction_hospitalisation Array(UInt8),
+            reaction_disability Array(UInt8),
+            reaction_congenital_anomaly Array(UInt8),
+            reaction_other_medically_important Array(UInt8),
+            reaction_pt Array(Nullable(String)),
+            reaction_pt_code Array(Nullable(Int64)),
+            reaction_soc Array(Nullable(String)),
+            reaction_soc_code Array(Nullable(Int64)),
+            reaction_coded_from Array(Enum8('clinic_term' = 1, 'verbatim' = 2, 'uncoded' = 3)),
+            reaction_groups Array(Array(String)),
+            drug_role Array(Enum8('suspect' = 1, 'concomitant' = 2, 'interacting' = 3)),
+            drug_name Array(String),
+            drug_product Array(Nullable(Enum8('ketamine' = 1, 'esketamine' = 2))),
+            drug_route Array(Nullable(Enum8('iv' = 1, 'im' = 2, 'intranasal' = 3, 'oral' = 4, 'sublingual' = 5, 'sc' = 6))),
+            drug_causality Array(Nullable(Enum8('certain' = 1, 'probable' = 2, 'possible' = 3, 'unlikely' = 4, 'conditional' = 5, 'unassessable' = 6))),
+            drug_dechallenge Array(Nullable(Enum8('positive' = 1, 'negative' = 2, 'not_applicable' = 3, 'unknown' = 4))),
+            drug_rechallenge Array(Nullable(Enum8('positive' = 1, 'negative' = 2, 'not_applicable' = 3, 'unknown' = 4))),
+            narrative Nullable(String),
+            received_at_ms Int64,
+            received_at DateTime MATERIALIZED toDateTime(intDiv(received_at_ms, 1000)),
+            latest_version_seen Int32,
+            exposure_as_of_ms Int64,
+            days_since_first_dose Nullable(Float64),
+            days_since_last_dose Nullable(Float64),
+            exp_administrations Int32,
+            exp_cumulative_mg Float64,
+            exp_cumulative_mg_per_kg Float64,
+            exp_doses_with_weight Int32,
+            exp_first_dose_at_ms Nullable(Int64),
+            exp_last_dose_at_ms Nullable(Int64),
+            exp_mean_interval_days Nullable(Float64),
+            exp_recent_interval_days Nullable(Float64),
+            exp_interval_trend_days_per_session Nullable(Float64),
+            exp_baseline_dose_mg Nullable(Float64),
+            exp_last_dose_mg Nullable(Float64),
+            exp_escalation_ratio Nullable(Float64),
+            dedup_version UInt64,
+            kafka_partition Int32,
+            kafka_offset Int64
+        ) ENGINE = ReplacingMergeTree(dedup_version)
+        PARTITION BY toYYYYMM(toDateTime(intDiv(reported_at_ms, 1000)))
+        ORDER BY (clinic_id, event_id)",
+        // The current state of every case: its highest version (FINAL collapses the others).
+        "CREATE TABLE IF NOT EXISTS ae_cases (
+            clinic_id String,
+            report_id String,
+            version Int32,
+            event_id UUID,
+            patient_key String,
+            nullification UInt8,
+            reported_at_ms Int64,
+            received_at_ms Int64
+        ) ENGINE = ReplacingMergeTree(version)
+        ORDER BY (clinic_id, report_id)",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS ae_cases_mv TO ae_cases AS
+            SELECT clinic_id, report_id, version, event_id, patient_key, nullification, reported_at_ms, received_at_ms
+            FROM ae_report_versions",
     ],
 }];
 

@@ -1,11 +1,13 @@
-//! Row types of the raw event tables (DDL in [`crate::migrations`]), and the conversions
-//! between events and rows in both directions (events -> rows for the sink; rows -> events to
+//! Row types of the event tables (DDL in [`crate::migrations`]), and the conversions between
+//! enriched events and rows in both directions (events -> rows for the sink; rows -> events to
 //! prove nothing was lost on the way).
+//!
+//! The exposure snapshot is flattened into `exp_*` columns so SQL can group by it directly.
 
 use clickhouse::Row;
 use pv_events::{
-    AdverseEventReport, ClinicEvent, Date, DoseAdministered, Drug, EventId, Reaction, Seriousness,
-    SessionMonitoring, Timestamp,
+    Date, Drug, EnrichedAdverseEvent, EnrichedDose, EnrichedEvent, EnrichedMonitoring, EnrichedReaction,
+    EventId, Exposure, Seriousness, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -39,131 +41,258 @@ fn dedup_version(received_at: Timestamp) -> u64 {
     u64::MAX - u64::try_from(received_at.millis()).unwrap_or(0)
 }
 
-/// A row of `dose_administered`.
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct DoseRow {
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub event_id: Uuid,
-    pub clinic_id: String,
-    pub patient_ref: String,
-    pub administered_at_ms: i64,
-    pub product: ProductCol,
-    pub formulation: String,
-    pub route: RouteCol,
-    pub dose_mg: f64,
-    pub weight_kg: Option<f64>,
-    pub indication: String,
-    pub session_number: i32,
-    pub protocol: Option<String>,
-    pub lot_number: Option<String>,
-    pub received_at_ms: i64,
-    pub dedup_version: u64,
-    pub kafka_partition: i32,
-    pub kafka_offset: i64,
+fn ms(t: Option<Timestamp>) -> Option<i64> {
+    t.map(Timestamp::millis)
+}
+
+fn ts(ms: Option<i64>) -> Option<Timestamp> {
+    ms.map(Timestamp::from_millis)
+}
+
+/// The `exp_*` columns every event table has, in DDL order.
+macro_rules! exposure_row {
+    ($(#[$doc:meta])* pub struct $name:ident { $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+        #[allow(missing_docs)]
+        pub struct $name {
+            $($(#[$fattr])* pub $field: $ty,)*
+            pub exp_administrations: i32,
+            pub exp_cumulative_mg: f64,
+            pub exp_cumulative_mg_per_kg: f64,
+            pub exp_doses_with_weight: i32,
+            pub exp_first_dose_at_ms: Option<i64>,
+            pub exp_last_dose_at_ms: Option<i64>,
+            pub exp_mean_interval_days: Option<f64>,
+            pub exp_recent_interval_days: Option<f64>,
+            pub exp_interval_trend_days_per_session: Option<f64>,
+            pub exp_baseline_dose_mg: Option<f64>,
+            pub exp_last_dose_mg: Option<f64>,
+            pub exp_escalation_ratio: Option<f64>,
+            pub dedup_version: u64,
+            pub kafka_partition: i32,
+            pub kafka_offset: i64,
+        }
+
+        impl $name {
+            fn exposure(&self) -> Exposure {
+                Exposure {
+                    administrations: self.exp_administrations,
+                    cumulative_mg: self.exp_cumulative_mg,
+                    cumulative_mg_per_kg: self.exp_cumulative_mg_per_kg,
+                    doses_with_weight: self.exp_doses_with_weight,
+                    first_dose_at: ts(self.exp_first_dose_at_ms),
+                    last_dose_at: ts(self.exp_last_dose_at_ms),
+                    mean_interval_days: self.exp_mean_interval_days,
+                    recent_interval_days: self.exp_recent_interval_days,
+                    interval_trend_days_per_session: self.exp_interval_trend_days_per_session,
+                    baseline_dose_mg: self.exp_baseline_dose_mg,
+                    last_dose_mg: self.exp_last_dose_mg,
+                    escalation_ratio: self.exp_escalation_ratio,
+                }
+            }
+        }
+    };
+}
+
+/// Builds a row: the listed fields, then the exposure and provenance columns.
+macro_rules! with_exposure {
+    ($name:ident { $($field:ident : $value:expr),* $(,)? }, $exp:expr, $received:expr, $at:expr) => {{
+        let e: &Exposure = $exp;
+        $name {
+            $($field: $value,)*
+            exp_administrations: e.administrations,
+            exp_cumulative_mg: e.cumulative_mg,
+            exp_cumulative_mg_per_kg: e.cumulative_mg_per_kg,
+            exp_doses_with_weight: e.doses_with_weight,
+            exp_first_dose_at_ms: ms(e.first_dose_at),
+            exp_last_dose_at_ms: ms(e.last_dose_at),
+            exp_mean_interval_days: e.mean_interval_days,
+            exp_recent_interval_days: e.recent_interval_days,
+            exp_interval_trend_days_per_session: e.interval_trend_days_per_session,
+            exp_baseline_dose_mg: e.baseline_dose_mg,
+            exp_last_dose_mg: e.last_dose_mg,
+            exp_escalation_ratio: e.escalation_ratio,
+            dedup_version: dedup_version($received),
+            kafka_partition: $at.partition,
+            kafka_offset: $at.offset,
+        }
+    }};
+}
+
+exposure_row! {
+    /// A row of `doses`.
+    pub struct DoseRow {
+        #[serde(with = "clickhouse::serde::uuid")]
+        event_id: Uuid,
+        clinic_id: String,
+        patient_key: String,
+        administered_at_ms: i64,
+        product: ProductCol,
+        formulation: String,
+        route: RouteCol,
+        dose_mg: f64,
+        weight_kg: Option<f64>,
+        dose_mg_per_kg: Option<f64>,
+        indication: String,
+        session_number: i32,
+        protocol: Option<String>,
+        lot_number: Option<String>,
+        received_at_ms: i64,
+    }
+}
+
+exposure_row! {
+    /// A row of `monitoring_forms`.
+    pub struct MonitoringRow {
+        #[serde(with = "clickhouse::serde::uuid")]
+        event_id: Uuid,
+        clinic_id: String,
+        patient_key: String,
+        session_number: i32,
+        monitored_at_ms: i64,
+        bp_systolic_pre: Option<i32>,
+        bp_diastolic_pre: Option<i32>,
+        bp_systolic_post: Option<i32>,
+        bp_diastolic_post: Option<i32>,
+        sedation_moaas: Option<i32>,
+        dissociation_cadss: Option<i32>,
+        spo2_min_pct: Option<i32>,
+        observation_minutes: i32,
+        discharge_ready: bool,
+        received_at_ms: i64,
+    }
+}
+
+exposure_row! {
+    /// A row of `ae_report_versions`: one report version, its reactions and drugs as parallel
+    /// arrays (element i of every `reaction_*` array describes reaction i).
+    pub struct AdverseEventRow {
+        #[serde(with = "clickhouse::serde::uuid")]
+        event_id: Uuid,
+        clinic_id: String,
+        patient_key: String,
+        report_id: String,
+        version: i32,
+        nullification: bool,
+        nullification_reason: Option<String>,
+        reported_at_ms: i64,
+        reporter_qualification: ReporterCol,
+        reaction_verbatim: Vec<String>,
+        reaction_coded_term: Vec<Option<String>>,
+        reaction_onset_date: Vec<Option<u16>>,
+        reaction_outcome: Vec<OutcomeCol>,
+        reaction_death: Vec<bool>,
+        reaction_life_threatening: Vec<bool>,
+        reaction_hospitalisation: Vec<bool>,
+        reaction_disability: Vec<bool>,
+        reaction_congenital_anomaly: Vec<bool>,
+        reaction_other_medically_important: Vec<bool>,
+        reaction_pt: Vec<Option<String>>,
+        reaction_pt_code: Vec<Option<i64>>,
+        reaction_soc: Vec<Option<String>>,
+        reaction_soc_code: Vec<Option<i64>>,
+        reaction_coded_from: Vec<CodedFromCol>,
+        reaction_groups: Vec<Vec<String>>,
+        drug_role: Vec<DrugRoleCol>,
+        drug_name: Vec<String>,
+        drug_product: Vec<Option<ProductCol>>,
+        drug_route: Vec<Option<RouteCol>>,
+        drug_causality: Vec<Option<CausalityCol>>,
+        drug_dechallenge: Vec<Option<ChallengeCol>>,
+        drug_rechallenge: Vec<Option<ChallengeCol>>,
+        narrative: Option<String>,
+        received_at_ms: i64,
+        latest_version_seen: i32,
+        exposure_as_of_ms: i64,
+        days_since_first_dose: Option<f64>,
+        days_since_last_dose: Option<f64>,
+    }
 }
 
 impl DoseRow {
-    /// The row for an event read at `at`.
-    pub fn new(e: &DoseAdministered, at: Provenance) -> Self {
-        Self {
-            event_id: e.event_id.0,
-            clinic_id: e.clinic_id.clone(),
-            patient_ref: e.patient_ref.clone(),
-            administered_at_ms: e.administered_at.millis(),
-            product: e.product.into(),
-            formulation: e.formulation.clone(),
-            route: e.route.into(),
-            dose_mg: e.dose_mg,
-            weight_kg: e.weight_kg,
-            indication: e.indication.clone(),
-            session_number: e.session_number,
-            protocol: e.protocol.clone(),
-            lot_number: e.lot_number.clone(),
-            received_at_ms: e.received_at.millis(),
-            dedup_version: dedup_version(e.received_at),
-            kafka_partition: at.partition,
-            kafka_offset: at.offset,
-        }
+    /// The row for an enriched dose read at `at`.
+    pub fn new(e: &EnrichedDose, at: Provenance) -> Self {
+        with_exposure!(
+            DoseRow {
+                event_id: e.event_id.0,
+                clinic_id: e.clinic_id.clone(),
+                patient_key: e.patient_key.clone(),
+                administered_at_ms: e.administered_at.millis(),
+                product: e.product.into(),
+                formulation: e.formulation.clone(),
+                route: e.route.into(),
+                dose_mg: e.dose_mg,
+                weight_kg: e.weight_kg,
+                dose_mg_per_kg: e.dose_mg_per_kg,
+                indication: e.indication.clone(),
+                session_number: e.session_number,
+                protocol: e.protocol.clone(),
+                lot_number: e.lot_number.clone(),
+                received_at_ms: e.received_at.millis(),
+            },
+            &e.exposure,
+            e.received_at,
+            at
+        )
     }
 
     /// The event this row stores.
-    pub fn to_event(&self) -> DoseAdministered {
-        DoseAdministered {
+    pub fn to_event(&self) -> EnrichedDose {
+        EnrichedDose {
             event_id: EventId(self.event_id),
             clinic_id: self.clinic_id.clone(),
-            patient_ref: self.patient_ref.clone(),
+            patient_key: self.patient_key.clone(),
             administered_at: Timestamp::from_millis(self.administered_at_ms),
             product: self.product.into(),
             formulation: self.formulation.clone(),
             route: self.route.into(),
             dose_mg: self.dose_mg,
             weight_kg: self.weight_kg,
+            dose_mg_per_kg: self.dose_mg_per_kg,
             indication: self.indication.clone(),
             session_number: self.session_number,
             protocol: self.protocol.clone(),
             lot_number: self.lot_number.clone(),
             received_at: Timestamp::from_millis(self.received_at_ms),
+            exposure: self.exposure(),
         }
     }
-}
-
-/// A row of `session_monitoring`.
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct MonitoringRow {
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub event_id: Uuid,
-    pub clinic_id: String,
-    pub patient_ref: String,
-    pub session_number: i32,
-    pub monitored_at_ms: i64,
-    pub bp_systolic_pre: Option<i32>,
-    pub bp_diastolic_pre: Option<i32>,
-    pub bp_systolic_post: Option<i32>,
-    pub bp_diastolic_post: Option<i32>,
-    pub sedation_moaas: Option<i32>,
-    pub dissociation_cadss: Option<i32>,
-    pub spo2_min_pct: Option<i32>,
-    pub observation_minutes: i32,
-    pub discharge_ready: bool,
-    pub received_at_ms: i64,
-    pub dedup_version: u64,
-    pub kafka_partition: i32,
-    pub kafka_offset: i64,
 }
 
 impl MonitoringRow {
-    /// The row for an event read at `at`.
-    pub fn new(e: &SessionMonitoring, at: Provenance) -> Self {
-        Self {
-            event_id: e.event_id.0,
-            clinic_id: e.clinic_id.clone(),
-            patient_ref: e.patient_ref.clone(),
-            session_number: e.session_number,
-            monitored_at_ms: e.monitored_at.millis(),
-            bp_systolic_pre: e.bp_systolic_pre,
-            bp_diastolic_pre: e.bp_diastolic_pre,
-            bp_systolic_post: e.bp_systolic_post,
-            bp_diastolic_post: e.bp_diastolic_post,
-            sedation_moaas: e.sedation_moaas,
-            dissociation_cadss: e.dissociation_cadss,
-            spo2_min_pct: e.spo2_min_pct,
-            observation_minutes: e.observation_minutes,
-            discharge_ready: e.discharge_ready,
-            received_at_ms: e.received_at.millis(),
-            dedup_version: dedup_version(e.received_at),
-            kafka_partition: at.partition,
-            kafka_offset: at.offset,
-        }
+    /// The row for an enriched monitoring form read at `at`.
+    pub fn new(e: &EnrichedMonitoring, at: Provenance) -> Self {
+        with_exposure!(
+            MonitoringRow {
+                event_id: e.event_id.0,
+                clinic_id: e.clinic_id.clone(),
+                patient_key: e.patient_key.clone(),
+                session_number: e.session_number,
+                monitored_at_ms: e.monitored_at.millis(),
+                bp_systolic_pre: e.bp_systolic_pre,
+                bp_diastolic_pre: e.bp_diastolic_pre,
+                bp_systolic_post: e.bp_systolic_post,
+                bp_diastolic_post: e.bp_diastolic_post,
+                sedation_moaas: e.sedation_moaas,
+                dissociation_cadss: e.dissociation_cadss,
+                spo2_min_pct: e.spo2_min_pct,
+                observation_minutes: e.observation_minutes,
+                discharge_ready: e.discharge_ready,
+                received_at_ms: e.received_at.millis(),
+            },
+            &e.exposure,
+            e.received_at,
+            at
+        )
     }
 
     /// The event this row stores.
-    pub fn to_event(&self) -> SessionMonitoring {
-        SessionMonitoring {
+    pub fn to_event(&self) -> EnrichedMonitoring {
+        EnrichedMonitoring {
             event_id: EventId(self.event_id),
             clinic_id: self.clinic_id.clone(),
-            patient_ref: self.patient_ref.clone(),
+            patient_key: self.patient_key.clone(),
             session_number: self.session_number,
             monitored_at: Timestamp::from_millis(self.monitored_at_ms),
             bp_systolic_pre: self.bp_systolic_pre,
@@ -176,53 +305,14 @@ impl MonitoringRow {
             observation_minutes: self.observation_minutes,
             discharge_ready: self.discharge_ready,
             received_at: Timestamp::from_millis(self.received_at_ms),
+            exposure: self.exposure(),
         }
     }
 }
 
-/// A row of `adverse_event_report`: one report version, its reactions and drugs as parallel
-/// arrays (element i of every `reaction_*` array describes reaction i).
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct AdverseEventRow {
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub event_id: Uuid,
-    pub clinic_id: String,
-    pub patient_ref: String,
-    pub report_id: String,
-    pub version: i32,
-    pub nullification: bool,
-    pub nullification_reason: Option<String>,
-    pub reported_at_ms: i64,
-    pub reporter_qualification: ReporterCol,
-    pub reaction_verbatim: Vec<String>,
-    pub reaction_coded_term: Vec<Option<String>>,
-    /// Days since 1970-01-01 (ClickHouse `Date`).
-    pub reaction_onset_date: Vec<Option<u16>>,
-    pub reaction_outcome: Vec<OutcomeCol>,
-    pub reaction_death: Vec<bool>,
-    pub reaction_life_threatening: Vec<bool>,
-    pub reaction_hospitalisation: Vec<bool>,
-    pub reaction_disability: Vec<bool>,
-    pub reaction_congenital_anomaly: Vec<bool>,
-    pub reaction_other_medically_important: Vec<bool>,
-    pub drug_role: Vec<DrugRoleCol>,
-    pub drug_name: Vec<String>,
-    pub drug_product: Vec<Option<ProductCol>>,
-    pub drug_route: Vec<Option<RouteCol>>,
-    pub drug_causality: Vec<Option<CausalityCol>>,
-    pub drug_dechallenge: Vec<Option<ChallengeCol>>,
-    pub drug_rechallenge: Vec<Option<ChallengeCol>>,
-    pub narrative: Option<String>,
-    pub received_at_ms: i64,
-    pub dedup_version: u64,
-    pub kafka_partition: i32,
-    pub kafka_offset: i64,
-}
-
 impl AdverseEventRow {
-    /// The row for an event read at `at`.
-    pub fn new(e: &AdverseEventReport, at: Provenance) -> Result<Self, RowError> {
+    /// The row for an enriched report version read at `at`.
+    pub fn new(e: &EnrichedAdverseEvent, at: Provenance) -> Result<Self, RowError> {
         let rs = &e.reactions;
         let ds = &e.drugs;
         let onset = rs
@@ -240,43 +330,55 @@ impl AdverseEventRow {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let criterion = |f: fn(&Seriousness) -> bool| rs.iter().map(|r| f(&r.seriousness)).collect();
-        Ok(Self {
-            event_id: e.event_id.0,
-            clinic_id: e.clinic_id.clone(),
-            patient_ref: e.patient_ref.clone(),
-            report_id: e.report_id.clone(),
-            version: e.version,
-            nullification: e.nullification,
-            nullification_reason: e.nullification_reason.clone(),
-            reported_at_ms: e.reported_at.millis(),
-            reporter_qualification: e.reporter_qualification.into(),
-            reaction_verbatim: rs.iter().map(|r| r.verbatim.clone()).collect(),
-            reaction_coded_term: rs.iter().map(|r| r.coded_term.clone()).collect(),
-            reaction_onset_date: onset,
-            reaction_outcome: rs.iter().map(|r| r.outcome.into()).collect(),
-            reaction_death: criterion(|s| s.death),
-            reaction_life_threatening: criterion(|s| s.life_threatening),
-            reaction_hospitalisation: criterion(|s| s.hospitalisation),
-            reaction_disability: criterion(|s| s.disability),
-            reaction_congenital_anomaly: criterion(|s| s.congenital_anomaly),
-            reaction_other_medically_important: criterion(|s| s.other_medically_important),
-            drug_role: ds.iter().map(|d| d.role.into()).collect(),
-            drug_name: ds.iter().map(|d| d.name.clone()).collect(),
-            drug_product: ds.iter().map(|d| d.product.map(Into::into)).collect(),
-            drug_route: ds.iter().map(|d| d.route.map(Into::into)).collect(),
-            drug_causality: ds.iter().map(|d| d.causality.map(Into::into)).collect(),
-            drug_dechallenge: ds.iter().map(|d| d.dechallenge.map(Into::into)).collect(),
-            drug_rechallenge: ds.iter().map(|d| d.rechallenge.map(Into::into)).collect(),
-            narrative: e.narrative.clone(),
-            received_at_ms: e.received_at.millis(),
-            dedup_version: dedup_version(e.received_at),
-            kafka_partition: at.partition,
-            kafka_offset: at.offset,
-        })
+        Ok(with_exposure!(
+            AdverseEventRow {
+                event_id: e.event_id.0,
+                clinic_id: e.clinic_id.clone(),
+                patient_key: e.patient_key.clone(),
+                report_id: e.report_id.clone(),
+                version: e.version,
+                nullification: e.nullification,
+                nullification_reason: e.nullification_reason.clone(),
+                reported_at_ms: e.reported_at.millis(),
+                reporter_qualification: e.reporter_qualification.into(),
+                reaction_verbatim: rs.iter().map(|r| r.verbatim.clone()).collect(),
+                reaction_coded_term: rs.iter().map(|r| r.coded_term.clone()).collect(),
+                reaction_onset_date: onset,
+                reaction_outcome: rs.iter().map(|r| r.outcome.into()).collect(),
+                reaction_death: criterion(|s| s.death),
+                reaction_life_threatening: criterion(|s| s.life_threatening),
+                reaction_hospitalisation: criterion(|s| s.hospitalisation),
+                reaction_disability: criterion(|s| s.disability),
+                reaction_congenital_anomaly: criterion(|s| s.congenital_anomaly),
+                reaction_other_medically_important: criterion(|s| s.other_medically_important),
+                reaction_pt: rs.iter().map(|r| r.pt.clone()).collect(),
+                reaction_pt_code: rs.iter().map(|r| r.pt_code).collect(),
+                reaction_soc: rs.iter().map(|r| r.soc.clone()).collect(),
+                reaction_soc_code: rs.iter().map(|r| r.soc_code).collect(),
+                reaction_coded_from: rs.iter().map(|r| r.coded_from.into()).collect(),
+                reaction_groups: rs.iter().map(|r| r.groups.clone()).collect(),
+                drug_role: ds.iter().map(|d| d.role.into()).collect(),
+                drug_name: ds.iter().map(|d| d.name.clone()).collect(),
+                drug_product: ds.iter().map(|d| d.product.map(Into::into)).collect(),
+                drug_route: ds.iter().map(|d| d.route.map(Into::into)).collect(),
+                drug_causality: ds.iter().map(|d| d.causality.map(Into::into)).collect(),
+                drug_dechallenge: ds.iter().map(|d| d.dechallenge.map(Into::into)).collect(),
+                drug_rechallenge: ds.iter().map(|d| d.rechallenge.map(Into::into)).collect(),
+                narrative: e.narrative.clone(),
+                received_at_ms: e.received_at.millis(),
+                latest_version_seen: e.latest_version_seen,
+                exposure_as_of_ms: e.exposure_as_of.millis(),
+                days_since_first_dose: e.days_since_first_dose,
+                days_since_last_dose: e.days_since_last_dose,
+            },
+            &e.exposure,
+            e.received_at,
+            at
+        ))
     }
 
     /// The event this row stores (`None` if the parallel arrays disagree in length).
-    pub fn to_event(&self) -> Option<AdverseEventReport> {
+    pub fn to_event(&self) -> Option<EnrichedAdverseEvent> {
         let n = self.reaction_verbatim.len();
         let reaction_lens = [
             self.reaction_coded_term.len(),
@@ -288,6 +390,12 @@ impl AdverseEventRow {
             self.reaction_disability.len(),
             self.reaction_congenital_anomaly.len(),
             self.reaction_other_medically_important.len(),
+            self.reaction_pt.len(),
+            self.reaction_pt_code.len(),
+            self.reaction_soc.len(),
+            self.reaction_soc_code.len(),
+            self.reaction_coded_from.len(),
+            self.reaction_groups.len(),
         ];
         let m = self.drug_role.len();
         let drug_lens = [
@@ -302,7 +410,7 @@ impl AdverseEventRow {
             return None;
         }
         let reactions = (0..n)
-            .map(|i| Reaction {
+            .map(|i| EnrichedReaction {
                 verbatim: self.reaction_verbatim[i].clone(),
                 coded_term: self.reaction_coded_term[i].clone(),
                 onset_date: self.reaction_onset_date[i].map(|d| Date::from_days(i32::from(d))),
@@ -315,6 +423,12 @@ impl AdverseEventRow {
                     congenital_anomaly: self.reaction_congenital_anomaly[i],
                     other_medically_important: self.reaction_other_medically_important[i],
                 },
+                pt: self.reaction_pt[i].clone(),
+                pt_code: self.reaction_pt_code[i],
+                soc: self.reaction_soc[i].clone(),
+                soc_code: self.reaction_soc_code[i],
+                coded_from: self.reaction_coded_from[i].into(),
+                groups: self.reaction_groups[i].clone(),
             })
             .collect();
         let drugs = (0..m)
@@ -328,10 +442,10 @@ impl AdverseEventRow {
                 rechallenge: self.drug_rechallenge[i].map(Into::into),
             })
             .collect();
-        Some(AdverseEventReport {
+        Some(EnrichedAdverseEvent {
             event_id: EventId(self.event_id),
             clinic_id: self.clinic_id.clone(),
-            patient_ref: self.patient_ref.clone(),
+            patient_key: self.patient_key.clone(),
             report_id: self.report_id.clone(),
             version: self.version,
             nullification: self.nullification,
@@ -342,6 +456,11 @@ impl AdverseEventRow {
             drugs,
             narrative: self.narrative.clone(),
             received_at: Timestamp::from_millis(self.received_at_ms),
+            latest_version_seen: self.latest_version_seen,
+            exposure_as_of: Timestamp::from_millis(self.exposure_as_of_ms),
+            days_since_first_dose: self.days_since_first_dose,
+            days_since_last_dose: self.days_since_last_dose,
+            exposure: self.exposure(),
         })
     }
 }
@@ -350,21 +469,21 @@ impl AdverseEventRow {
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // short-lived: moved straight into the batch's per-table Vec
 pub enum AnyRow {
-    /// For `dose_administered`.
+    /// For `doses`.
     Dose(DoseRow),
-    /// For `session_monitoring`.
+    /// For `monitoring_forms`.
     Monitoring(MonitoringRow),
-    /// For `adverse_event_report`.
+    /// For `ae_report_versions`.
     AdverseEvent(AdverseEventRow),
 }
 
 impl AnyRow {
-    /// The row for any clinic event.
-    pub fn new(event: &ClinicEvent, at: Provenance) -> Result<Self, RowError> {
+    /// The row for any enriched event.
+    pub fn new(event: &EnrichedEvent, at: Provenance) -> Result<Self, RowError> {
         Ok(match event {
-            ClinicEvent::DoseAdministered(e) => AnyRow::Dose(DoseRow::new(e, at)),
-            ClinicEvent::SessionMonitoring(e) => AnyRow::Monitoring(MonitoringRow::new(e, at)),
-            ClinicEvent::AdverseEventReport(e) => AnyRow::AdverseEvent(AdverseEventRow::new(e, at)?),
+            EnrichedEvent::Dose(e) => AnyRow::Dose(DoseRow::new(e, at)),
+            EnrichedEvent::Monitoring(e) => AnyRow::Monitoring(MonitoringRow::new(e, at)),
+            EnrichedEvent::AdverseEvent(e) => AnyRow::AdverseEvent(AdverseEventRow::new(e, at)?),
         })
     }
 }
@@ -377,25 +496,22 @@ mod tests {
 
     const AT: Provenance = Provenance { partition: 3, offset: 42 };
 
-    fn ts() -> Timestamp {
-        Timestamp::parse_rfc3339("2026-05-04T09:30:00.5Z").expect("valid")
-    }
-
     #[test]
     fn rows_convert_back_to_the_same_events() {
-        let d = sample::dose("c", "p", 1, ts());
+        let d = sample::enriched_dose();
         assert_eq!(DoseRow::new(&d, AT).to_event(), d);
-        let m = sample::monitoring("c", "p", 1, ts());
+        let m = sample::enriched_monitoring();
         assert_eq!(MonitoringRow::new(&m, AT).to_event(), m);
-        let r = sample::adverse_event("c", "p", "R", ts());
+        let r = sample::enriched_adverse_event();
         let row = AdverseEventRow::new(&r, AT).expect("row");
         assert_eq!(row.reaction_hospitalisation, [true, false]);
+        assert_eq!(row.exp_administrations, r.exposure.administrations);
         assert_eq!(row.to_event(), Some(r));
     }
 
     #[test]
     fn earliest_acceptance_has_the_highest_version() {
-        let mut a = sample::dose("c", "p", 1, ts());
+        let mut a = sample::enriched_dose();
         a.received_at = Timestamp::from_millis(1_000);
         let mut b = a.clone();
         b.received_at = Timestamp::from_millis(2_000);
@@ -404,7 +520,7 @@ mod tests {
 
     #[test]
     fn dates_clickhouse_cannot_hold_are_errors() {
-        let mut r = sample::adverse_event("c", "p", "R", ts());
+        let mut r = sample::enriched_adverse_event();
         r.reactions[1].onset_date = Some(Date::from_days(-1));
         let err = AdverseEventRow::new(&r, AT).expect_err("1969");
         assert_eq!(
@@ -415,9 +531,9 @@ mod tests {
 
     #[test]
     fn mismatched_arrays_do_not_convert() {
-        let r = sample::adverse_event("c", "p", "R", ts());
+        let r = sample::enriched_adverse_event();
         let mut row = AdverseEventRow::new(&r, AT).expect("row");
-        row.drug_route.pop();
+        row.reaction_groups.pop();
         assert_eq!(row.to_event(), None);
     }
 }

@@ -88,7 +88,7 @@ impl Sink {
                         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
                         let payload = m.payload().unwrap_or_default();
                         let row = codec
-                            .decode(payload)
+                            .decode_enriched(payload)
                             .map_err(|e| e.to_string())
                             .and_then(|event| AnyRow::new(&event, Provenance { partition, offset }).map_err(|e| e.to_string()));
                         match row {
@@ -156,9 +156,9 @@ impl Sink {
         shutdown: &Shutdown,
     ) -> Result<(), Interrupted> {
         let started = Instant::now();
-        self.insert_retrying(client, "dose_administered", &batch.doses, shutdown).await?;
-        self.insert_retrying(client, "session_monitoring", &batch.monitoring, shutdown).await?;
-        self.insert_retrying(client, "adverse_event_report", &batch.adverse_events, shutdown).await?;
+        self.insert_retrying(client, "doses", &batch.doses, shutdown).await?;
+        self.insert_retrying(client, "monitoring_forms", &batch.monitoring, shutdown).await?;
+        self.insert_retrying(client, "ae_report_versions", &batch.adverse_events, shutdown).await?;
         for dead in &batch.dead_letters {
             self.retrying("dead-letter", shutdown, || send_dead_letter(dlq, &self.cfg.dlq_topic, dead))
                 .await?;
