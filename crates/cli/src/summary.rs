@@ -124,7 +124,7 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
         ))
         .fetch_all()
         .await?;
-    println!("  {:<40} {:>7} {:>8}  {}", "preferred term", "cases", "serious", "groups");
+    println!("  {:<40} {:>7} {:>8}  groups", "preferred term", "cases", "serious");
     for (term, n, serious, groups) in top {
         println!("  {term:<40} {n:>7} {serious:>8}  {groups}");
     }
