@@ -93,14 +93,13 @@ impl Batch {
 
 #[cfg(test)]
 mod tests {
-    use pv_events::{Timestamp, sample};
+    use pv_events::sample;
 
     use super::*;
     use crate::rows::Provenance;
 
     fn row() -> AnyRow {
-        let d = sample::dose("c", "p", 1, Timestamp::from_millis(1_700_000_000_000));
-        AnyRow::Dose(DoseRow::new(&d, Provenance { partition: 0, offset: 0 }))
+        AnyRow::Dose(DoseRow::new(&sample::enriched_dose(), Provenance { partition: 0, offset: 0 }))
     }
 
     #[test]
