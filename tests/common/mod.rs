@@ -140,7 +140,7 @@ impl TestEnv {
             dlq_topic: self.raw_dlq_topic.clone(),
             group_id: format!("pvt-enrich-{}", self.id),
             transactional_id: Some(format!("pvt-enrich-{}", self.id)),
-            batch_max_messages: 500,
+            batch_max_messages: 100,
             batch_max_wait_ms: 100,
             secret_file: Some(self.dir.join("secret")),
             metrics_listen: None,

@@ -6,5 +6,5 @@
 pub mod generate;
 pub mod send;
 
-pub use generate::{SimConfig, generate};
+pub use generate::{SimConfig, event_time, generate};
 pub use send::{SendConfig, SendReport, load_tokens, send_through_gateway};
