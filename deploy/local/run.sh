@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: the whole pipeline end to end on local defaults.
-# Installs and starts Kafka and ClickHouse, builds pv, starts the gateway and the sink, sends a
-# realistic simulated stream of clinic events through the gateway, waits until every event is
-# in ClickHouse, and prints what was stored. Services keep running; deploy/local/stop.sh stops all.
+# Installs and starts Kafka and ClickHouse, builds pv, starts the gateway, the enricher and the
+# sink, sends a realistic simulated stream of clinic events through the gateway, waits until
+# every event is enriched and in ClickHouse, and prints what was stored. Services keep running;
+# deploy/local/stop.sh stops all.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source deploy/local/env.sh
@@ -15,10 +16,14 @@ PV="$REPO_ROOT/target/release/pv"
 export PV_CONFIG="$REPO_ROOT/deploy/local/pv.toml"
 
 "$PV" clinics init --count "${PV_CLINICS:-5}"
+# The HMAC secret of patient pseudonyms: created once, kept with the local state.
+if [ ! -s "$PV_STATE/pseudonym.secret" ]; then
+  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$PV_STATE/pseudonym.secret")
+fi
 "$PV" migrate
 
 deploy/local/stop.sh --services-only
-for svc in gateway sink; do
+for svc in gateway enrich sink; do
   log "starting pv $svc (log: $LOG_DIR/pv-$svc.log)"
   nohup "$PV" "$svc" >"$LOG_DIR/pv-$svc.log" 2>&1 </dev/null &
   echo $! >"$PV_STATE/pv-$svc.pid"
@@ -44,9 +49,8 @@ cat <<INFO
 == where to look ==
   ClickHouse SQL:   clickhouse-client --port $CH_TCP_PORT --database pv
                     curl "$CH_URL/?query=SELECT+count()+FROM+pv.dose_administered+FINAL"
-  gateway metrics:  curl http://127.0.0.1:8080/metrics
-  sink metrics:     curl http://127.0.0.1:9464/metrics
-  logs:             $LOG_DIR/pv-gateway.log, $LOG_DIR/pv-sink.log, $LOG_DIR/kafka.log
+  metrics:          curl http://127.0.0.1:8080/metrics (gateway), :9465/metrics (enrich), :9464/metrics (sink)
+  logs:             $LOG_DIR/pv-gateway.log, pv-enrich.log, pv-sink.log, kafka.log
   send more:        $PV simulate --seed 7
   stop everything:  deploy/local/stop.sh
 INFO

@@ -18,6 +18,7 @@ stop_pid() {
   rm -f "$pidfile"
 }
 stop_pid pv-gateway
+stop_pid pv-enrich
 stop_pid pv-sink
 [ "${1:-}" = "--services-only" ] && exit 0
 stop_pid kafka

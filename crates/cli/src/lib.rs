@@ -54,7 +54,7 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Print what is stored in ClickHouse: exposure, monitoring, adverse-event reports.
     Summary {
-        /// First wait until the sink has stored everything on its topics (consumer lag 0).
+        /// First wait until every accepted event is enriched and stored (enricher and sink lag 0).
         #[arg(long)]
         wait: bool,
         /// How long to wait, in seconds.
@@ -98,7 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if wait {
                 let waited = summary::wait_caught_up(&cfg, std::time::Duration::from_secs(wait_secs)).await?;
                 println!(
-                    "the sink has stored every message of its topics ({:.2} s of waiting)\n",
+                    "every accepted event is enriched and stored ({:.2} s of waiting)\n",
                     waited.as_secs_f64()
                 );
             }

@@ -15,25 +15,35 @@ const TABLES: [(&str, &str); 4] = [
     ("ae_cases", "cases"),
 ];
 
-/// Waits until the sink has committed everything on its topics, i.e. every message is in
-/// ClickHouse (or `timeout`); returns the time waited.
+/// Waits until the enricher has committed everything on its input and the sink everything on
+/// its topics, i.e. every accepted event is in ClickHouse (or `timeout`); returns the time waited.
 pub(crate) async fn wait_caught_up(cfg: &PvConfig, timeout: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    loop {
-        let (kafka, group, topics) = (cfg.kafka.clone(), cfg.sink.group_id.clone(), cfg.sink.topics.clone());
-        let lag = tokio::task::spawn_blocking(move || {
-            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-            pv_runtime::kafka::group_lag(&kafka, &group, &topics, Duration::from_secs(10))
-        })
-        .await??;
-        if lag == 0 {
-            return Ok(started.elapsed());
+    let stages = [
+        ("enricher", cfg.enrich.group_id.clone(), vec![cfg.enrich.input_topic.clone()]),
+        ("sink", cfg.sink.group_id.clone(), cfg.sink.topics.clone()),
+    ];
+    for (stage, group, topics) in stages {
+        loop {
+            let kafka = cfg.kafka.clone();
+            let (g, t) = (group.clone(), topics.clone());
+            let lag = tokio::task::spawn_blocking(move || {
+                let topics: Vec<&str> = t.iter().map(String::as_str).collect();
+                pv_runtime::kafka::group_lag(&kafka, &g, &topics, Duration::from_secs(10))
+            })
+            .await??;
+            if lag == 0 {
+                break;
+            }
+            if started.elapsed() > timeout {
+                anyhow::bail!(
+                    "the {stage} still has {lag} messages to process after {timeout:?}; see its log"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if started.elapsed() > timeout {
-            anyhow::bail!("the sink still has {lag} messages to store after {timeout:?}; see its log");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok(started.elapsed())
 }
 
 /// Prints the summary.

@@ -81,6 +81,8 @@ impl DoseHistory {
             Ok(i) if self.doses[i] == dose => Insert::Duplicate,
             Ok(i) => Insert::Conflict(self.doses[i]),
             Err(i) => {
+                // Exact growth: state for a million patients must stay small (BENCHMARKS.md).
+                self.doses.reserve_exact(1);
                 self.doses.insert(i, dose);
                 Insert::Added
             }
