@@ -102,7 +102,9 @@ pub fn generate(cfg: &SimConfig) -> Vec<ClinicEvent> {
             };
             let patient = Patient {
                 clinic: clinic.clone(),
-                reference: format!("{}-{p:04}", &clinic[7..]),
+                // The seed is part of the reference: streams of different seeds are different
+                // patients, also when sent into the same pipeline.
+                reference: format!("s{}-{}-{p:04}", cfg.seed, &clinic[7..]),
                 product,
                 route,
                 weight_kg: normal(&mut rng, 78.0, 16.0).clamp(45.0, 160.0).round(),
@@ -251,7 +253,7 @@ fn adverse_events(
         return;
     }
     *report_seq += 1;
-    let report_id = format!("{}-AE-{:05}", pt.clinic, report_seq);
+    let report_id = format!("{}-AE-{:05}", pt.reference, report_seq);
     let reported = at + Duration::hours(rng.random_range(2..72));
     if reported >= end {
         return;
@@ -366,6 +368,20 @@ mod tests {
         };
         assert_eq!(bytes(&small()), bytes(&small()));
         assert_ne!(bytes(&small()), bytes(&SimConfig { seed: 7, ..small() }));
+    }
+
+    #[test]
+    fn streams_of_different_seeds_share_no_patient_or_report() {
+        let ids = |seed| -> std::collections::HashSet<String> {
+            generate(&SimConfig { seed, ..small() })
+                .iter()
+                .map(|e| match e {
+                    ClinicEvent::AdverseEventReport(r) => r.report_id.clone(),
+                    other => format!("{}/{}", other.clinic_id(), other.patient_ref()),
+                })
+                .collect()
+        };
+        assert!(ids(1).is_disjoint(&ids(2)));
     }
 
     #[test]
