@@ -103,7 +103,9 @@ impl EnrichService {
         self.check_partitions(&consumer)?;
         let mut lc =
             pv_runtime::kafka::consumer_config(&self.kafka, &format!("{}-state-loader", self.cfg.group_id));
-        lc.set("enable.auto.commit", "false").set("enable.partition.eof", "true").set("fetch.wait.max.ms", "10");
+        lc.set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("fetch.wait.max.ms", "10");
         let loader: BaseConsumer = lc.create().context("creating changelog reader")?;
         let fault: Option<u64> = std::env::var(FAULT_ABORT_MID_TRANSACTION).ok().and_then(|v| v.parse().ok());
         tracing::info!(
