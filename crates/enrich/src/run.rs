@@ -20,7 +20,7 @@ use pv_runtime::{KafkaConfig, Shutdown};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -174,13 +174,13 @@ impl EnrichService {
                         }
                         Err(reason) => {
                             tracing::warn!(partition, offset = m.offset(), %reason, "event to dead-letter topic");
-                            let (p, o) = (partition.to_string(), m.offset().to_string());
-                            let headers = OwnedHeaders::new()
-                                .insert(Header { key: "pv-error", value: Some(reason.as_str()) })
-                                .insert(Header { key: "pv-source-topic", value: Some(m.topic()) })
-                                .insert(Header { key: "pv-source-partition", value: Some(p.as_str()) })
-                                .insert(Header { key: "pv-source-offset", value: Some(o.as_str()) })
-                                .insert(Header { key: "pv-stage", value: Some("enrich") });
+                            let headers = pv_runtime::kafka::dead_letter_headers(
+                                &reason,
+                                m.topic(),
+                                partition,
+                                m.offset(),
+                                "enrich",
+                            );
                             let mut record =
                                 BaseRecord::to(&self.cfg.dlq_topic).payload(payload).headers(headers);
                             if let Some(k) = m.key() {

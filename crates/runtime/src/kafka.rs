@@ -173,3 +173,21 @@ fn committed_records(
     }
     Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut))
 }
+
+/// The headers every dead letter carries: why, where it came from, and which stage refused it.
+pub fn dead_letter_headers(
+    reason: &str,
+    source_topic: &str,
+    partition: i32,
+    offset: i64,
+    stage: &str,
+) -> rdkafka::message::OwnedHeaders {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let (partition, offset) = (partition.to_string(), offset.to_string());
+    OwnedHeaders::new()
+        .insert(Header { key: "pv-error", value: Some(reason) })
+        .insert(Header { key: "pv-source-topic", value: Some(source_topic) })
+        .insert(Header { key: "pv-source-partition", value: Some(partition.as_str()) })
+        .insert(Header { key: "pv-source-offset", value: Some(offset.as_str()) })
+        .insert(Header { key: "pv-stage", value: Some(stage) })
+}

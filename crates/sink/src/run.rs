@@ -12,7 +12,7 @@ use clickhouse::{Client, RowOwned, RowWrite};
 use pv_events::EventCodec;
 use pv_runtime::{ClickHouseConfig, KafkaConfig, Shutdown};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -229,14 +229,13 @@ async fn insert<T: RowOwned + RowWrite>(
 }
 
 async fn send_dead_letter(dlq: &FutureProducer, topic: &str, dead: &DeadLetter) -> Result<(), String> {
-    let partition = dead.partition.to_string();
-    let offset = dead.offset.to_string();
-    let headers = OwnedHeaders::new()
-        .insert(Header { key: "pv-error", value: Some(dead.reason.as_str()) })
-        .insert(Header { key: "pv-source-topic", value: Some(dead.topic.as_str()) })
-        .insert(Header { key: "pv-source-partition", value: Some(partition.as_str()) })
-        .insert(Header { key: "pv-source-offset", value: Some(offset.as_str()) })
-        .insert(Header { key: "pv-stage", value: Some("sink") });
+    let headers = pv_runtime::kafka::dead_letter_headers(
+        &dead.reason,
+        &dead.topic,
+        dead.partition,
+        dead.offset,
+        "sink",
+    );
     let mut record: FutureRecord<'_, [u8], [u8]> =
         FutureRecord::to(topic).payload(dead.payload.as_slice()).headers(headers);
     if let Some(key) = &dead.key {
