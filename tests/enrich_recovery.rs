@@ -74,7 +74,11 @@ async fn poison_and_conflicts_are_dead_lettered_with_reasons_and_the_rest_flows(
 
 /// The simulated stream, stamped as accepted an hour after each event's time.
 fn stream() -> Vec<ClinicEvent> {
-    let cfg = pv_simulate::SimConfig { clinics: 3, patients_per_clinic: 20, days: 150, ..Default::default() };
+    stream_of(3, 20)
+}
+
+fn stream_of(clinics: u32, patients_per_clinic: u32) -> Vec<ClinicEvent> {
+    let cfg = pv_simulate::SimConfig { clinics, patients_per_clinic, days: 150, ..Default::default() };
     let mut events = pv_simulate::generate(&cfg);
     for e in &mut events {
         let t = pv_simulate::event_time(e);
@@ -157,5 +161,50 @@ async fn killed_mid_stream_and_restarted_the_enricher_is_exact_and_exactly_once(
         checked += 1;
     }
     assert_eq!(checked, n);
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_takes_over_partitions_with_their_state() {
+    let env = TestEnv::new("enrich_scale").await;
+    let events = stream_of(6, 30);
+    let n = events.len();
+    // The first half of the stream in time (every patient's early sessions), then the rest.
+    let (early, late) = events.split_at(n / 2);
+    produce_raw(&env.kafka, &env.raw_topic, early).await;
+    let first = env.start_enricher(env.enrich_config());
+    wait_for_messages(&env.kafka, &env.enriched_topic, early.len(), Duration::from_secs(120)).await;
+    assert_eq!(first.enriched(), early.len() as u64);
+
+    // A second instance joins the group (its own transactional id): partitions move to it, and
+    // the state of their patients must follow through the changelog.
+    let second_cfg = pv_enrich::EnrichConfig {
+        transactional_id: Some(format!("pvt-enrich-{}-b", env.id)),
+        ..env.enrich_config()
+    };
+    let second = env.start_enricher(second_cfg);
+    tokio::time::sleep(Duration::from_secs(6)).await; // the group rebalances
+    produce_raw(&env.kafka, &env.raw_topic, late).await;
+    let out = wait_for_messages(&env.kafka, &env.enriched_topic, n, Duration::from_secs(180)).await;
+    let (a, b) = (first.enriched(), second.enriched());
+    second.stop().await;
+    first.stop().await;
+    assert!(b > 0 && a > early.len() as u64, "both instances took part (first {a}, second {b}, of {n})");
+
+    let codec = EventCodec::global();
+    let mut by_id: HashMap<EventId, EnrichedEvent> = HashMap::new();
+    for m in &out {
+        let e = codec.decode_enriched(&m.payload).expect("decodes");
+        assert!(by_id.insert(e.event_id(), e).is_none(), "duplicate in the committed output");
+    }
+    assert_eq!(by_id.len(), n);
+    // Exact: the second instance continued each moved patient's history where the first left it.
+    let enricher = TestEnv::enricher();
+    let mut stores: HashMap<i32, pv_enrich::PatientStore> = HashMap::new();
+    for m in read_topic(&env.kafka, &env.raw_topic) {
+        let event = codec.decode(&m.payload).expect("raw decodes");
+        let want = enricher.enrich(stores.entry(m.partition).or_default(), &event).expect("enriches").event;
+        assert_eq!(by_id.get(&want.event_id()), Some(&want), "event {} differs", want.event_id());
+    }
     env.cleanup().await;
 }

@@ -158,10 +158,11 @@ impl TestEnv {
     pub fn start_enricher(&self, cfg: EnrichConfig) -> RunningEnricher {
         let service =
             pv_enrich::EnrichService::new(cfg, self.kafka.clone(), Self::enricher()).expect("enricher");
+        let metrics = service.metrics().clone();
         let shutdown = Shutdown::new();
         let s = shutdown.clone();
         let thread = std::thread::spawn(move || service.run(&s));
-        RunningEnricher { shutdown, thread }
+        RunningEnricher { shutdown, thread, metrics }
     }
 
     pub fn sink_config(&self) -> SinkConfig {
@@ -286,6 +287,17 @@ impl RunningGateway {
 pub struct RunningEnricher {
     pub shutdown: Shutdown,
     pub thread: std::thread::JoinHandle<anyhow::Result<()>>,
+    pub metrics: pv_enrich::metrics::EnrichMetrics,
+}
+
+impl RunningEnricher {
+    /// Enriched events this instance produced (committed or not).
+    pub fn enriched(&self) -> u64 {
+        ["dose", "monitoring", "adverse_event"]
+            .iter()
+            .map(|k| self.metrics.enriched.with_label_values(&[k]).get())
+            .sum()
+    }
 }
 
 impl RunningEnricher {
