@@ -50,7 +50,8 @@ enum Command {
     Clinics(clinics::ClinicsCommand),
     /// Print the effective configuration (defaults filled in).
     Config,
-    /// Generate a realistic clinic stream (deterministic from a seed) and send it through the gateway.
+    /// Generate a realistic clinic stream with planted harms (deterministic from a seed), write
+    /// its ground truth, and send it through the gateway or straight to Kafka.
     Simulate(simulate::SimulateArgs),
     /// Print what is stored in ClickHouse: exposure, monitoring, adverse-event reports.
     Summary {
@@ -93,7 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway => runtime()?.block_on(gateway(cfg)),
         Command::Sink => runtime()?.block_on(sink(cfg)),
         Command::Enrich => runtime()?.block_on(enrich(cfg)),
-        Command::Simulate(args) => runtime()?.block_on(args.run()),
+        Command::Simulate(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Summary { wait, wait_secs } => runtime()?.block_on(async {
             if wait {
                 let waited = summary::wait_caught_up(&cfg, std::time::Duration::from_secs(wait_secs)).await?;

@@ -1,16 +1,33 @@
-//! `pv simulate`: generate a clinic stream and send it through the gateway.
+//! `pv simulate`: generate a clinic stream with planted harms and send it in, through the
+//! gateway (as clinics do) or straight to the raw topic.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{Duration, Utc};
-use clap::Args;
-use pv_events::EventKind;
-use pv_simulate::{SendConfig, SimConfig, generate, load_tokens, send_through_gateway};
+use chrono::Utc;
+use clap::{Args, ValueEnum};
+use pv_events::{ClinicEvent, EventKind, Timestamp};
+use pv_gateway::produce::{DurableProducer, ProduceError};
+use pv_simulate::{
+    BatchFuture, Harms, Pacing, SendReport, SimConfig, Simulation, generate, load_tokens, send_by_clinic,
+};
+
+use crate::PvConfig;
+
+/// Where the stream goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Target {
+    /// POST to the gateway with each clinic's token (auth, validation, 202 after the ack).
+    Gateway,
+    /// Produce straight to the raw topic (as the gateway would), bypassing HTTP.
+    Kafka,
+}
 
 #[derive(Debug, Args)]
 pub(crate) struct SimulateArgs {
-    /// Seed: the same seed and settings give the same events.
+    /// Seed: the same seed and settings give the same events, byte for byte.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Number of clinics.
@@ -25,50 +42,166 @@ pub(crate) struct SimulateArgs {
     /// Last day (exclusive), YYYY-MM-DD; default today (UTC).
     #[arg(long)]
     end: Option<chrono::NaiveDate>,
+    /// Plant nothing: background rates only (a null stream).
+    #[arg(long)]
+    no_harms: bool,
+    /// Added per-session urological hazard per gram of cumulative dose.
+    #[arg(long, default_value_t = 0.004)]
+    urological_per_gram: f64,
+    /// Share of ketamine patients who develop dependence.
+    #[arg(long, default_value_t = 0.08)]
+    dependence_share: f64,
+    /// Share of events submitted twice (client retries).
+    #[arg(long, default_value_t = 0.01)]
+    duplicate_rate: f64,
+    /// Share of events submitted 1-14 days late.
+    #[arg(long, default_value_t = 0.02)]
+    late_rate: f64,
+    /// Where to write the ground truth (JSON).
+    #[arg(long, default_value = ".state/ground-truth.json")]
+    truth_file: PathBuf,
+    /// Where to send.
+    #[arg(long, value_enum, default_value_t = Target::Gateway)]
+    to: Target,
     /// Gateway base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     gateway: String,
     /// Plaintext clinic tokens (from `pv clinics init`).
     #[arg(long, default_value = ".state/clinic-tokens.toml")]
     tokens_file: PathBuf,
-    /// Events per request.
+    /// Events per request (or produce batch).
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
+    /// Target events per second; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Generate and write the truth file only; send nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 impl SimulateArgs {
-    pub(crate) async fn run(self) -> anyhow::Result<()> {
+    /// The simulation these arguments describe.
+    pub(crate) fn config(&self) -> SimConfig {
         let end = self.end.unwrap_or_else(|| Utc::now().date_naive());
-        let sim = SimConfig {
+        let mut harms = Harms {
+            urological_per_gram: self.urological_per_gram,
+            dependence_share: self.dependence_share,
+            ..Harms::default()
+        };
+        if self.no_harms {
+            harms = Harms::none();
+        }
+        SimConfig {
             seed: self.seed,
             clinics: self.clinics,
             patients_per_clinic: self.patients,
-            start: end - Duration::days(i64::from(self.days)),
+            start: end - chrono::Duration::days(i64::from(self.days)),
             days: self.days,
-        };
-        let events = generate(&sim);
+            harms,
+            duplicate_rate: self.duplicate_rate,
+            late_rate: self.late_rate,
+        }
+    }
+
+    pub(crate) async fn run(self, cfg: &PvConfig) -> anyhow::Result<()> {
+        let sim = self.config();
+        let Simulation { events, truth } = generate(&sim);
         let count = |k: EventKind| events.iter().filter(|e| e.kind() == k).count();
         println!(
-            "simulated {} clinics x {} patients over {} days from {}: {} doses, {} monitoring forms, {} adverse-event report versions",
+            "simulated {} clinics x {} patients over {} days from {}: {} doses, {} monitoring forms, {} adverse-event report versions ({} submitted twice, {} late)",
             sim.clinics,
             sim.patients_per_clinic,
             sim.days,
             sim.start,
             count(EventKind::DoseAdministered),
             count(EventKind::SessionMonitoring),
-            count(EventKind::AdverseEventReport)
+            count(EventKind::AdverseEventReport),
+            truth.submissions.duplicates,
+            truth.submissions.late,
         );
-        let tokens = load_tokens(&self.tokens_file).context("clinic tokens (run `pv clinics init`)")?;
-        let cfg = SendConfig { gateway_url: self.gateway, tokens, batch_size: self.batch_size };
-        let report = send_through_gateway(&cfg, events).await?;
-        let secs = report.elapsed.as_secs_f64();
-        println!(
-            "sent through the gateway: {} events accepted and durable in {:.2} s ({:.0} events/s, {} retries after 503)",
-            report.accepted,
-            secs,
-            report.accepted as f64 / secs.max(1e-9),
-            report.retries
-        );
+        for e in &truth.effects {
+            println!(
+                "  planted {:<26} {:?}: {} patients, {} reports caused",
+                e.name,
+                e.kind,
+                e.patients.len(),
+                e.reports_caused
+            );
+        }
+        if let Some(dir) = self.truth_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&self.truth_file, serde_json::to_vec_pretty(&truth)?)
+            .with_context(|| format!("writing {}", self.truth_file.display()))?;
+        println!("ground truth: {}", self.truth_file.display());
+        if self.dry_run {
+            return Ok(());
+        }
+        let pacing = Pacing {
+            batch_size: self.batch_size,
+            rate: (self.rate > 0.0).then_some(self.rate),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        };
+        let report = match self.to {
+            Target::Gateway => {
+                let tokens =
+                    load_tokens(&self.tokens_file).context("clinic tokens (run `pv clinics init`)")?;
+                send_by_clinic(events, pacing, pv_simulate::gateway_sender(&self.gateway, tokens)?).await?
+            }
+            Target::Kafka => {
+                let producer = Arc::new(DurableProducer::new(
+                    &cfg.kafka,
+                    &cfg.gateway.topic,
+                    Duration::from_millis(cfg.gateway.delivery_timeout_ms),
+                )?);
+                send_by_clinic(events, pacing, kafka_sender(producer)).await?
+            }
+        };
+        print_report(&report, self.to);
         Ok(())
     }
+}
+
+/// Produces a batch to the raw topic as the gateway would (stamped `received_at` = now),
+/// retrying while the broker is unavailable.
+fn kafka_sender(
+    producer: Arc<DurableProducer>,
+) -> impl Fn(String, Vec<ClinicEvent>) -> BatchFuture + Clone + Send + Sync {
+    move |_clinic: String, mut chunk: Vec<ClinicEvent>| {
+        let producer = producer.clone();
+        Box::pin(async move {
+            let now = Timestamp::now();
+            for e in &mut chunk {
+                e.set_received_at(now);
+            }
+            let mut retries = 0u64;
+            loop {
+                match producer.send_all(&chunk).await {
+                    Ok(()) => return Ok(retries),
+                    Err(ProduceError::Unavailable(e)) => {
+                        tracing::warn!(error = %e, "broker unavailable; retrying the batch");
+                        retries += 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }) as BatchFuture
+    }
+}
+
+fn print_report(report: &SendReport, to: Target) {
+    let secs = report.elapsed.as_secs_f64();
+    let mut l = report.batch_latencies.clone();
+    l.sort_by(f64::total_cmp);
+    let pct = |q: f64| l.get(((l.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0) * 1000.0;
+    println!(
+        "sent via {to:?}: {} events accepted and durable in {secs:.2} s ({:.0} events/s, {} retries after 503; batch ack p50 {:.1} ms, p99 {:.1} ms)",
+        report.accepted,
+        report.accepted as f64 / secs.max(1e-9),
+        report.retries,
+        pct(0.5),
+        pct(0.99),
+    );
 }

@@ -42,7 +42,7 @@ fn main() {
         days: 180,
         ..Default::default()
     };
-    let mut events = generate(&sim);
+    let mut events = generate(&sim).events;
     for e in &mut events {
         let t = event_time(e);
         e.set_received_at(Timestamp::from_millis(t.millis() + 3_600_000));

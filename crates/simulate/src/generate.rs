@@ -1,16 +1,26 @@
-//! Generating a stream of clinic events.
+//! Generating a stream of clinic events with known, planted harms.
 //!
 //! Care follows the labels and common protocols: racemic ketamine IV at 0.5 mg/kg over 40 min
 //! (some clinics IM at 0.5-1 mg/kg), esketamine intranasal 56 or 84 mg; induction twice weekly
 //! for four weeks, weekly for weeks 5-8, then weekly or fortnightly maintenance; patients drop
 //! out along the way. Every session has a monitoring form. Adverse events occur at background
-//! rates across common terms; urological events become likelier with cumulative dose. Some
-//! reports get follow-ups, a few are nullified.
+//! rates across common terms; some reports get follow-ups, a few are nullified.
+//!
+//! Planted on top ([`Harms`], all configurable, all recorded in the [`GroundTruth`]):
+//! - urological reactions whose per-session hazard rises with cumulative dose;
+//! - a subgroup of ketamine patients who develop dependence: escalating doses, shrinking
+//!   intervals, unscheduled extra sessions, and dependence-related reports;
+//! - a clinic with a reporting surge (every term, for a while): noise, not a signal.
+//!
+//! The stream is returned in submission order: a few events arrive late (out of time order)
+//! and a few twice (a client retry), as real clinic traffic does.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use pv_events::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use crate::truth::{AffectedPatient, EffectKind, GroundTruth, PlantedEffect, Submissions};
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +35,53 @@ pub struct SimConfig {
     pub start: NaiveDate,
     /// Length of the period in days; nothing is generated on or after `start + days`.
     pub days: u32,
+    /// The planted effects.
+    pub harms: Harms,
+    /// Share of events submitted twice (same event id), as a client retry would.
+    pub duplicate_rate: f64,
+    /// Share of events submitted 1-14 days late, out of time order.
+    pub late_rate: f64,
+}
+
+/// The planted effects; [`Harms::none`] gives a null stream (background only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Harms {
+    /// Added per-session probability of a urological reaction per gram of cumulative dose.
+    pub urological_per_gram: f64,
+    /// Share of ketamine (IV/IM) patients who develop dependence.
+    pub dependence_share: f64,
+    /// A clinic whose reporting of every term multiplies for a while (noise).
+    pub surge: Option<Surge>,
+}
+
+/// A reporting surge at one clinic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Surge {
+    /// 1-based clinic number.
+    pub clinic: u32,
+    /// First day of the surge, counted from the start.
+    pub start_day: u32,
+    /// Length in days.
+    pub days: u32,
+    /// Factor on every reporting probability.
+    pub factor: f64,
+}
+
+impl Harms {
+    /// No planted effect: background rates only, urological risk independent of dose.
+    pub fn none() -> Self {
+        Self { urological_per_gram: 0.0, dependence_share: 0.0, surge: None }
+    }
+}
+
+impl Default for Harms {
+    fn default() -> Self {
+        Self {
+            urological_per_gram: 0.004,
+            dependence_share: 0.08,
+            surge: Some(Surge { clinic: 2, start_day: 60, days: 30, factor: 4.0 }),
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -35,6 +92,9 @@ impl Default for SimConfig {
             patients_per_clinic: 40,
             start: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
             days: 180,
+            harms: Harms::default(),
+            duplicate_rate: 0.01,
+            late_rate: 0.02,
         }
     }
 }
@@ -55,7 +115,7 @@ const BACKGROUND: &[(&str, f64, f64)] = &[
     ("suicidal thoughts", 0.001, 0.9),
 ];
 
-/// Urological reactions, whose probability grows with cumulative dose.
+/// Urological reactions.
 const UROLOGICAL: &[&str] = &[
     "bladder pain",
     "burning on urination",
@@ -65,11 +125,30 @@ const UROLOGICAL: &[&str] = &[
     "ketamine cystitis",
 ];
 
-/// Dependence-related reactions, rare at baseline.
+/// Background per-session probability of a urological reaction, whatever the dose.
+const UROLOGICAL_BASELINE: f64 = 0.0008;
+
+/// Dependence-related reactions.
 const DEPENDENCE: &[&str] = &["craving for ketamine", "asked for extra sessions", "tolerance to dose"];
 
+/// Background per-session probability of a dependence-related report.
+const DEPENDENCE_BASELINE: f64 = 0.0008;
+
+/// Per-session probability of a dependence-related report once dependence has begun.
+const DEPENDENCE_PLANTED: f64 = 0.03;
+
+/// The events of a simulation, in submission order, and what was planted in them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simulation {
+    /// Events in the order a clinic would submit them (duplicates included).
+    pub events: Vec<ClinicEvent>,
+    /// What was planted.
+    pub truth: GroundTruth,
+}
+
 struct Patient {
-    clinic: String,
+    clinic: u32,
+    clinic_id: String,
     reference: String,
     product: Product,
     route: Route,
@@ -77,21 +156,76 @@ struct Patient {
     mg_per_kg: f64,
     intranasal_mg: f64,
     weight_known: bool,
+    /// Session from which dependence develops, for the dependent subgroup.
+    dependence_from: Option<i32>,
 }
 
-/// All events of the simulation, ordered by event time.
-pub fn generate(cfg: &SimConfig) -> Vec<ClinicEvent> {
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+/// Accumulates what the effects caused.
+#[derive(Default)]
+struct Caused {
+    reports: u64,
+    first: Option<DateTime<Utc>>,
+    patients: Vec<AffectedPatient>,
+}
+
+impl Caused {
+    fn record(&mut self, pt: &Patient, at: DateTime<Utc>, report: bool) {
+        if report {
+            self.reports += 1;
+        }
+        self.first = Some(self.first.map_or(at, |f| f.min(at)));
+        if !self.patients.iter().any(|p| p.patient_ref == pt.reference && p.clinic_id == pt.clinic_id) {
+            self.patients.push(AffectedPatient {
+                clinic_id: pt.clinic_id.clone(),
+                patient_ref: pt.reference.clone(),
+                onset_at: rfc3339(at),
+            });
+        }
+    }
+}
+
+struct Simulator<'a> {
+    cfg: &'a SimConfig,
+    rng: ChaCha8Rng,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    report_seq: u32,
+    events: Vec<ClinicEvent>,
+    urological: Caused,
+    dependence: Caused,
+    surge_reports: u64,
+}
+
+/// Simulates `cfg`: the events in submission order and the ground truth.
+pub fn generate(cfg: &SimConfig) -> Simulation {
     let start: DateTime<Utc> = cfg.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    let end = start + Duration::days(i64::from(cfg.days));
-    let mut events: Vec<ClinicEvent> = Vec::new();
-    let mut report_seq = 0u32;
+    let mut sim = Simulator {
+        cfg,
+        rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+        start,
+        end: start + Duration::days(i64::from(cfg.days)),
+        report_seq: 0,
+        events: Vec::new(),
+        urological: Caused::default(),
+        dependence: Caused::default(),
+        surge_reports: 0,
+    };
     for c in 1..=cfg.clinics {
-        let clinic = format!("clinic-{c:02}");
+        sim.clinic(c);
+    }
+    sim.events.sort_by_key(event_time);
+    sim.finish()
+}
+
+impl Simulator<'_> {
+    fn clinic(&mut self, c: u32) {
+        let clinic_id = format!("clinic-{c:02}");
+        let rng = &mut self.rng;
         // Each clinic has its own habits: how many IM, how many esketamine patients.
         let esketamine_share = rng.random_range(0.15..0.5);
         let im_share = rng.random_range(0.0..0.25);
-        for p in 1..=cfg.patients_per_clinic {
+        for p in 1..=self.cfg.patients_per_clinic {
+            let rng = &mut self.rng;
             let product_roll: f64 = rng.random();
             let (product, route) = if product_roll < esketamine_share {
                 (Product::Esketamine, Route::Intranasal)
@@ -100,60 +234,66 @@ pub fn generate(cfg: &SimConfig) -> Vec<ClinicEvent> {
             } else {
                 (Product::Ketamine, Route::Iv)
             };
+            let dependent = product == Product::Ketamine && rng.random_bool(self.cfg.harms.dependence_share);
             let patient = Patient {
-                clinic: clinic.clone(),
+                clinic: c,
+                clinic_id: clinic_id.clone(),
                 // The seed is part of the reference: streams of different seeds are different
                 // patients, also when sent into the same pipeline.
-                reference: format!("s{}-{}-{p:04}", cfg.seed, &clinic[7..]),
+                reference: format!("s{}-{}-{p:04}", self.cfg.seed, &clinic_id[7..]),
                 product,
                 route,
-                weight_kg: normal(&mut rng, 78.0, 16.0).clamp(45.0, 160.0).round(),
+                weight_kg: normal(rng, 78.0, 16.0).clamp(45.0, 160.0).round(),
                 mg_per_kg: if route == Route::Im { [0.5, 0.75, 1.0][rng.random_range(0..3)] } else { 0.5 },
                 intranasal_mg: if rng.random_bool(0.6) { 56.0 } else { 84.0 },
                 weight_known: rng.random_bool(0.9),
+                dependence_from: dependent.then(|| rng.random_range(5..=10)),
             };
             // Start within the first two thirds of the period.
-            let first = start
-                + Duration::minutes(rng.random_range(0..i64::from(cfg.days.max(3)) * 2 / 3 * 24 * 60))
-                    .max(Duration::zero());
-            course(&mut rng, &patient, first, end, &mut report_seq, &mut events);
+            let minutes = i64::from(self.cfg.days.max(3)) * 2 / 3 * 24 * 60;
+            let first = self.start + Duration::minutes(self.rng.random_range(0..minutes));
+            self.course(&patient, first);
         }
     }
-    events.sort_by_key(event_time);
-    events
-}
 
-fn course(
-    rng: &mut ChaCha8Rng,
-    pt: &Patient,
-    first: DateTime<Utc>,
-    end: DateTime<Utc>,
-    report_seq: &mut u32,
-    out: &mut Vec<ClinicEvent>,
-) {
-    // A session at 09:00-16:00 on the scheduled day.
-    let mut day = first.date_naive();
-    let mut cumulative_mg = 0.0;
-    for session in 1..=200 {
-        let at = day
-            .and_hms_opt(rng.random_range(9..16), rng.random_range(0..60), 0)
-            .unwrap_or_default()
-            .and_utc();
-        if at >= end {
-            break;
-        }
-        let dose_mg = match pt.route {
-            Route::Intranasal => {
-                // Esketamine: 56 mg at the first session, then the patient's dose.
-                if session == 1 { 56.0 } else { pt.intranasal_mg }
+    fn course(&mut self, pt: &Patient, first: DateTime<Utc>) {
+        let mut day = first.date_naive();
+        let mut cumulative_mg = 0.0;
+        let mut escalation = 1.0f64;
+        let mut shrink = 1.0f64;
+        for session in 1..=400 {
+            let rng = &mut self.rng;
+            // A session at 09:00-16:00 on the scheduled day.
+            let at = day
+                .and_hms_opt(rng.random_range(9..16), rng.random_range(0..60), 0)
+                .unwrap_or_default()
+                .and_utc();
+            if at >= self.end {
+                break;
             }
-            _ => (pt.mg_per_kg * pt.weight_kg * 10.0).round() / 10.0,
-        };
-        cumulative_mg += dose_mg;
-        out.push(
-            DoseAdministered {
+            let dependent = pt.dependence_from.is_some_and(|k| session >= k);
+            if dependent {
+                if pt.dependence_from == Some(session) {
+                    self.dependence.record(pt, at, false);
+                }
+                escalation = (escalation * 1.08).min(2.5);
+                shrink = (shrink * 0.85).max(0.3);
+            }
+            let dose_mg = match pt.route {
+                // Esketamine: 56 mg at the first session, then the patient's dose.
+                Route::Intranasal => {
+                    if session == 1 {
+                        56.0
+                    } else {
+                        pt.intranasal_mg
+                    }
+                }
+                _ => (pt.mg_per_kg * pt.weight_kg * escalation * 10.0).round() / 10.0,
+            };
+            cumulative_mg += dose_mg;
+            let dose = DoseAdministered {
                 event_id: event_id(rng),
-                clinic_id: pt.clinic.clone(),
+                clinic_id: pt.clinic_id.clone(),
                 patient_ref: pt.reference.clone(),
                 administered_at: at.into(),
                 product: pt.product,
@@ -169,101 +309,243 @@ fn course(
                 protocol: Some(protocol(pt).into()),
                 lot_number: Some(format!("L{:05}", rng.random_range(10_000..99_999))),
                 received_at: Timestamp::default(),
+            };
+            self.events.push(dose.into());
+            let form = monitoring(&mut self.rng, pt, session, at);
+            self.events.push(form.into());
+            self.adverse_events(pt, session, at, cumulative_mg, dependent);
+            // Dependent patients keep coming; others drop out along the way.
+            let dropout = if session <= 8 { 0.03 } else { 0.06 } * if dependent { 0.3 } else { 1.0 };
+            if self.rng.random_bool(dropout) {
+                break;
             }
-            .into(),
-        );
-        out.push(monitoring(rng, pt, session, at).into());
-        adverse_events(rng, pt, session, at, cumulative_mg, end, report_seq, out);
-        if rng.random_bool(if session <= 8 { 0.03 } else { 0.06 }) {
-            break; // stopped treatment
-        }
-        let gap_days = match session {
-            1..=7 => [3, 4][(session % 2) as usize],
-            8..=11 => 7,
-            _ => {
-                if rng.random_bool(0.5) {
-                    7
-                } else {
-                    14
+            let scheduled: i64 = match session {
+                1..=7 => [3, 4][(session % 2) as usize],
+                8..=11 => 7,
+                _ => {
+                    if self.rng.random_bool(0.5) {
+                        7
+                    } else {
+                        14
+                    }
                 }
+            };
+            let gap = if dependent && self.rng.random_bool(0.15) {
+                self.rng.random_range(1..=2) // an unscheduled extra session
+            } else {
+                ((scheduled as f64 * shrink).round() as i64).max(2)
+            };
+            day += Duration::days(gap);
+        }
+    }
+
+    fn surge_factor(&self, pt: &Patient, at: DateTime<Utc>) -> f64 {
+        match self.cfg.harms.surge {
+            Some(s) if s.clinic == pt.clinic => {
+                let from = self.start + Duration::days(i64::from(s.start_day));
+                let to = from + Duration::days(i64::from(s.days));
+                if at >= from && at < to { s.factor } else { 1.0 }
             }
+            _ => 1.0,
+        }
+    }
+
+    fn adverse_events(
+        &mut self,
+        pt: &Patient,
+        session: i32,
+        at: DateTime<Utc>,
+        cumulative_mg: f64,
+        dependent: bool,
+    ) {
+        let surge = self.surge_factor(pt, at);
+        let rng = &mut self.rng;
+        let mut reactions: Vec<(String, bool)> = Vec::new();
+        for &(term, p, p_serious) in BACKGROUND {
+            if rng.random_bool((p * surge).min(1.0)) {
+                reactions.push((term.into(), rng.random_bool(p_serious)));
+            }
+        }
+        // Urological: a background risk whatever the dose, plus the planted dose-dependent part.
+        let mut planted_uro = false;
+        let planted_p = (self.cfg.harms.urological_per_gram * cumulative_mg / 1000.0).min(0.2);
+        if rng.random_bool((UROLOGICAL_BASELINE * surge).min(1.0)) {
+            reactions.push((UROLOGICAL[rng.random_range(0..UROLOGICAL.len())].into(), rng.random_bool(0.15)));
+        } else if planted_p > 0.0 && rng.random_bool(planted_p) {
+            reactions.push((UROLOGICAL[rng.random_range(0..UROLOGICAL.len())].into(), rng.random_bool(0.15)));
+            planted_uro = true;
+        }
+        let mut planted_dep = false;
+        if rng.random_bool((DEPENDENCE_BASELINE * surge).min(1.0)) {
+            reactions.push((DEPENDENCE[rng.random_range(0..DEPENDENCE.len())].into(), false));
+        } else if dependent && rng.random_bool(DEPENDENCE_PLANTED) {
+            reactions.push((DEPENDENCE[rng.random_range(0..DEPENDENCE.len())].into(), false));
+            planted_dep = true;
+        }
+        if reactions.is_empty() {
+            return;
+        }
+        let reported = at + Duration::hours(rng.random_range(2..72));
+        if reported >= self.end {
+            return;
+        }
+        if planted_uro {
+            self.urological.record(pt, at, true);
+        }
+        if planted_dep {
+            self.dependence.record(pt, at, true);
+        }
+        if surge > 1.0 {
+            self.surge_reports += 1;
+        }
+        self.report_seq += 1;
+        let report = report(&mut self.rng, pt, session, at, reported, &reactions, self.report_seq);
+        let follow_up_at = reported + Duration::days(self.rng.random_range(3..21));
+        let roll: f64 = self.rng.random();
+        let mut versions = vec![report.clone()];
+        if roll < 0.01 && follow_up_at < self.end {
+            versions.push(AdverseEventReport {
+                event_id: event_id(&mut self.rng),
+                version: 2,
+                nullification: true,
+                nullification_reason: Some("entered for the wrong patient".into()),
+                reported_at: follow_up_at.into(),
+                ..report
+            });
+        } else if roll < 0.25 && follow_up_at < self.end {
+            let mut follow = AdverseEventReport {
+                event_id: event_id(&mut self.rng),
+                version: 2,
+                reported_at: follow_up_at.into(),
+                ..report
+            };
+            for r in &mut follow.reactions {
+                r.outcome = Outcome::Recovered;
+            }
+            if let Some(d) = follow.drugs.first_mut() {
+                d.dechallenge = Some(ChallengeResult::NotApplicable);
+            }
+            versions.push(follow);
+        }
+        self.events.extend(versions.into_iter().map(ClinicEvent::from));
+    }
+
+    /// Puts the events in submission order (late and duplicate submissions) and writes the truth.
+    fn finish(mut self) -> Simulation {
+        let mut stamped: Vec<(i64, usize, ClinicEvent)> = Vec::with_capacity(self.events.len() * 102 / 100);
+        let (mut late, mut duplicates) = (0u64, 0u64);
+        let events = std::mem::take(&mut self.events);
+        let unique = events.len() as u64;
+        for (i, e) in events.into_iter().enumerate() {
+            let t = event_time(&e).millis();
+            let submit = if self.rng.random_bool(self.cfg.late_rate) {
+                late += 1;
+                t + self.rng.random_range(1..=14) * 86_400_000
+            } else {
+                t
+            };
+            if self.rng.random_bool(self.cfg.duplicate_rate) {
+                duplicates += 1;
+                stamped.push((submit + self.rng.random_range(60_000..7_200_000), i, e.clone()));
+            }
+            stamped.push((submit, i, e));
+        }
+        stamped.sort_by_key(|(t, i, _)| (*t, *i));
+        let h = &self.cfg.harms;
+        let ketamine_routes = vec!["iv".to_string(), "im".to_string()];
+        let all_routes = vec!["iv".to_string(), "im".to_string(), "intranasal".to_string()];
+        let products = vec!["ketamine".to_string(), "esketamine".to_string()];
+        let mut effects = Vec::new();
+        if h.urological_per_gram > 0.0 {
+            let c = std::mem::take(&mut self.urological);
+            effects.push(PlantedEffect {
+                name: "urological-dose-response".into(),
+                kind: EffectKind::Signal,
+                description: format!(
+                    "per-session probability of a urological reaction = {UROLOGICAL_BASELINE} (background) + {} per gram of cumulative dose",
+                    h.urological_per_gram
+                ),
+                group: Some("urological".into()),
+                products: products.clone(),
+                routes: all_routes,
+                clinic_id: None,
+                onset_at: c.first.map(rfc3339),
+                window: None,
+                reports_caused: c.reports,
+                patients: c.patients,
+            });
+        }
+        if h.dependence_share > 0.0 {
+            let c = std::mem::take(&mut self.dependence);
+            effects.push(PlantedEffect {
+                name: "dependence-escalation".into(),
+                kind: EffectKind::Signal,
+                description: format!(
+                    "{:.0}% of ketamine patients, from a session between 5 and 10: dose x1.08 per session (up to x2.5), intervals x0.85 per session (down to 2 days), 15% unscheduled extra sessions, dependence reports at {DEPENDENCE_PLANTED} per session",
+                    h.dependence_share * 100.0
+                ),
+                group: Some("dependence".into()),
+                products: vec!["ketamine".into()],
+                routes: ketamine_routes,
+                clinic_id: None,
+                onset_at: c.first.map(rfc3339),
+                window: None,
+                reports_caused: c.reports,
+                patients: c.patients,
+            });
+        }
+        if let Some(s) = h.surge.filter(|s| s.clinic <= self.cfg.clinics) {
+            let from = self.start + Duration::days(i64::from(s.start_day));
+            effects.push(PlantedEffect {
+                name: "reporting-surge".into(),
+                kind: EffectKind::Noise,
+                description: format!(
+                    "stimulated reporting: every reaction reported x{} for {} days; no change in harm",
+                    s.factor, s.days
+                ),
+                group: None,
+                products,
+                routes: vec![],
+                clinic_id: Some(format!("clinic-{:02}", s.clinic)),
+                onset_at: Some(rfc3339(from)),
+                window: Some((rfc3339(from), rfc3339(from + Duration::days(i64::from(s.days))))),
+                reports_caused: self.surge_reports,
+                patients: vec![],
+            });
+        }
+        let events: Vec<ClinicEvent> = stamped.into_iter().map(|(_, _, e)| e).collect();
+        let truth = GroundTruth {
+            seed: self.cfg.seed,
+            clinics: self.cfg.clinics,
+            patients_per_clinic: self.cfg.patients_per_clinic,
+            start: self.cfg.start.to_string(),
+            days: self.cfg.days,
+            effects,
+            submissions: Submissions { messages: events.len() as u64, events: unique, duplicates, late },
         };
-        day += Duration::days(gap_days);
+        Simulation { events, truth }
     }
 }
 
-fn protocol(pt: &Patient) -> &'static str {
-    match pt.route {
-        Route::Intranasal => "esketamine label: 2x weekly wk1-4, weekly wk5-8, then weekly/fortnightly",
-        Route::Im => "IM ketamine 0.5-1 mg/kg, 2x weekly x4 then maintenance",
-        _ => "IV ketamine 0.5 mg/kg over 40 min, 2x weekly x4 then maintenance",
-    }
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn monitoring(rng: &mut ChaCha8Rng, pt: &Patient, session: i32, at: DateTime<Utc>) -> SessionMonitoring {
-    let sys_pre = normal(rng, 126.0, 12.0).round().clamp(95.0, 175.0) as i32;
-    let dia_pre = (normal(rng, 80.0, 8.0).round().clamp(55.0, 105.0) as i32).min(sys_pre - 25);
-    let rise = normal(rng, 17.0, 8.0).max(0.0).round() as i32;
-    SessionMonitoring {
-        event_id: event_id(rng),
-        clinic_id: pt.clinic.clone(),
-        patient_ref: pt.reference.clone(),
-        session_number: session,
-        monitored_at: (at + Duration::minutes(5)).into(),
-        bp_systolic_pre: Some(sys_pre),
-        bp_diastolic_pre: Some(dia_pre),
-        bp_systolic_post: Some((sys_pre + rise).min(230)),
-        bp_diastolic_post: Some((dia_pre + rise / 2).min(140)),
-        sedation_moaas: Some(*[5, 5, 4, 4, 4, 3, 3, 2].get(rng.random_range(0..8)).unwrap_or(&4)),
-        dissociation_cadss: Some(normal(rng, 18.0, 10.0).round().clamp(0.0, 70.0) as i32),
-        spo2_min_pct: Some(normal(rng, 96.5, 1.5).round().clamp(88.0, 100.0) as i32),
-        observation_minutes: rng.random_range(120..=180),
-        discharge_ready: rng.random_bool(0.985),
-        received_at: Timestamp::default(),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn adverse_events(
+fn report(
     rng: &mut ChaCha8Rng,
     pt: &Patient,
     session: i32,
     at: DateTime<Utc>,
-    cumulative_mg: f64,
-    end: DateTime<Utc>,
-    report_seq: &mut u32,
-    out: &mut Vec<ClinicEvent>,
-) {
-    let mut reactions: Vec<(String, bool)> = Vec::new();
-    for &(term, p, p_serious) in BACKGROUND {
-        if rng.random_bool(p) {
-            reactions.push((term.into(), rng.random_bool(p_serious)));
-        }
-    }
-    // Urological hazard per session: small baseline, rising with cumulative grams.
-    let grams = cumulative_mg / 1000.0;
-    if rng.random_bool((0.0008 + 0.004 * grams).min(0.2)) {
-        let term = UROLOGICAL[rng.random_range(0..UROLOGICAL.len())];
-        reactions.push((term.into(), rng.random_bool(0.15)));
-    }
-    if rng.random_bool(0.0008) {
-        reactions.push((DEPENDENCE[rng.random_range(0..DEPENDENCE.len())].into(), false));
-    }
-    if reactions.is_empty() {
-        return;
-    }
-    *report_seq += 1;
-    let report_id = format!("{}-AE-{:05}", pt.reference, report_seq);
-    let reported = at + Duration::hours(rng.random_range(2..72));
-    if reported >= end {
-        return;
-    }
+    reported: DateTime<Utc>,
+    reactions: &[(String, bool)],
+    seq: u32,
+) -> AdverseEventReport {
     let onset = Date::from_naive(at.date_naive());
-    let initial = AdverseEventReport {
+    AdverseEventReport {
         event_id: event_id(rng),
-        clinic_id: pt.clinic.clone(),
+        clinic_id: pt.clinic_id.clone(),
         patient_ref: pt.reference.clone(),
-        report_id: report_id.clone(),
+        report_id: format!("{}-AE-{seq:05}", pt.reference),
         version: 1,
         nullification: false,
         nullification_reason: None,
@@ -299,35 +581,38 @@ fn adverse_events(
         }],
         narrative: Some(format!("Reported after session {session}.")),
         received_at: Timestamp::default(),
-    };
-    let follow_up_at = reported + Duration::days(rng.random_range(3..21));
-    let roll: f64 = rng.random();
-    let mut versions = vec![initial.clone()];
-    if roll < 0.01 && follow_up_at < end {
-        versions.push(AdverseEventReport {
-            event_id: event_id(rng),
-            version: 2,
-            nullification: true,
-            nullification_reason: Some("entered for the wrong patient".into()),
-            reported_at: follow_up_at.into(),
-            ..initial
-        });
-    } else if roll < 0.25 && follow_up_at < end {
-        let mut follow = AdverseEventReport {
-            event_id: event_id(rng),
-            version: 2,
-            reported_at: follow_up_at.into(),
-            ..initial
-        };
-        for r in &mut follow.reactions {
-            r.outcome = Outcome::Recovered;
-        }
-        if let Some(d) = follow.drugs.first_mut() {
-            d.dechallenge = Some(ChallengeResult::NotApplicable);
-        }
-        versions.push(follow);
     }
-    out.extend(versions.into_iter().map(ClinicEvent::from));
+}
+
+fn protocol(pt: &Patient) -> &'static str {
+    match pt.route {
+        Route::Intranasal => "esketamine label: 2x weekly wk1-4, weekly wk5-8, then weekly/fortnightly",
+        Route::Im => "IM ketamine 0.5-1 mg/kg, 2x weekly x4 then maintenance",
+        _ => "IV ketamine 0.5 mg/kg over 40 min, 2x weekly x4 then maintenance",
+    }
+}
+
+fn monitoring(rng: &mut ChaCha8Rng, pt: &Patient, session: i32, at: DateTime<Utc>) -> SessionMonitoring {
+    let sys_pre = normal(rng, 126.0, 12.0).round().clamp(95.0, 175.0) as i32;
+    let dia_pre = (normal(rng, 80.0, 8.0).round().clamp(55.0, 105.0) as i32).min(sys_pre - 25);
+    let rise = normal(rng, 17.0, 8.0).max(0.0).round() as i32;
+    SessionMonitoring {
+        event_id: event_id(rng),
+        clinic_id: pt.clinic_id.clone(),
+        patient_ref: pt.reference.clone(),
+        session_number: session,
+        monitored_at: (at + Duration::minutes(5)).into(),
+        bp_systolic_pre: Some(sys_pre),
+        bp_diastolic_pre: Some(dia_pre),
+        bp_systolic_post: Some((sys_pre + rise).min(230)),
+        bp_diastolic_post: Some((dia_pre + rise / 2).min(140)),
+        sedation_moaas: Some(*[5, 5, 4, 4, 4, 3, 3, 2].get(rng.random_range(0..8)).unwrap_or(&4)),
+        dissociation_cadss: Some(normal(rng, 18.0, 10.0).round().clamp(0.0, 70.0) as i32),
+        spo2_min_pct: Some(normal(rng, 96.5, 1.5).round().clamp(88.0, 100.0) as i32),
+        observation_minutes: rng.random_range(120..=180),
+        discharge_ready: rng.random_bool(0.985),
+        received_at: Timestamp::default(),
+    }
 }
 
 /// A UUID (v4 layout) drawn from the simulation's generator, so ids are reproducible.
@@ -354,26 +639,38 @@ pub fn event_time(e: &ClinicEvent) -> Timestamp {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{HashMap, HashSet};
+
     use super::*;
 
     fn small() -> SimConfig {
         SimConfig { clinics: 2, patients_per_clinic: 10, days: 90, ..SimConfig::default() }
     }
 
+    fn doses(events: &[ClinicEvent]) -> Vec<&DoseAdministered> {
+        events
+            .iter()
+            .filter_map(|e| if let ClinicEvent::DoseAdministered(d) = e { Some(d) } else { None })
+            .collect()
+    }
+
     #[test]
     fn the_same_seed_gives_the_same_stream_byte_for_byte() {
         let codec = EventCodec::global();
-        let bytes = |cfg: &SimConfig| -> Vec<Vec<u8>> {
-            generate(cfg).iter().map(|e| codec.encode(e).expect("encodes")).collect()
+        let run = |cfg: &SimConfig| {
+            let sim = generate(cfg);
+            let bytes: Vec<Vec<u8>> = sim.events.iter().map(|e| codec.encode(e).expect("encodes")).collect();
+            (bytes, sim.truth)
         };
-        assert_eq!(bytes(&small()), bytes(&small()));
-        assert_ne!(bytes(&small()), bytes(&SimConfig { seed: 7, ..small() }));
+        assert_eq!(run(&small()), run(&small()));
+        assert_ne!(run(&small()).0, run(&SimConfig { seed: 7, ..small() }).0);
     }
 
     #[test]
     fn streams_of_different_seeds_share_no_patient_or_report() {
-        let ids = |seed| -> std::collections::HashSet<String> {
+        let ids = |seed| -> HashSet<String> {
             generate(&SimConfig { seed, ..small() })
+                .events
                 .iter()
                 .map(|e| match e {
                     ClinicEvent::AdverseEventReport(r) => r.report_id.clone(),
@@ -389,7 +686,7 @@ mod tests {
         let cfg = SimConfig::default();
         let end = cfg.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
             + Duration::days(i64::from(cfg.days));
-        for e in generate(&cfg) {
+        for e in generate(&cfg).events {
             let errors = validate(&e, &Limits::default(), end.into());
             assert!(errors.is_empty(), "{e:?}: {errors:?}");
             assert!(event_time(&e) < end.into());
@@ -397,16 +694,20 @@ mod tests {
     }
 
     #[test]
-    fn each_dose_has_its_monitoring_form_and_doses_follow_the_labels() {
-        let events = generate(&small());
-        let doses: Vec<&DoseAdministered> = events
+    fn a_null_stream_follows_the_labels_and_plants_nothing() {
+        let sim = generate(&SimConfig { harms: Harms::none(), ..small() });
+        assert!(sim.truth.effects.is_empty());
+        let ds = doses(&sim.events);
+        let forms: HashSet<EventId> = sim
+            .events
             .iter()
-            .filter_map(|e| if let ClinicEvent::DoseAdministered(d) = e { Some(d) } else { None })
+            .filter(|e| e.kind() == EventKind::SessionMonitoring)
+            .map(ClinicEvent::event_id)
             .collect();
-        let forms = events.iter().filter(|e| e.kind() == EventKind::SessionMonitoring).count();
-        assert_eq!(doses.len(), forms);
-        assert!(doses.len() > 100, "a realistic volume: {}", doses.len());
-        for d in doses {
+        let unique_doses: HashSet<EventId> = ds.iter().map(|d| d.event_id).collect();
+        assert_eq!(unique_doses.len(), forms.len(), "a monitoring form per session");
+        assert!(unique_doses.len() > 100, "a realistic volume: {}", unique_doses.len());
+        for d in ds {
             match d.route {
                 Route::Intranasal => assert!([56.0, 84.0].contains(&d.dose_mg), "{}", d.dose_mg),
                 _ => {
@@ -417,5 +718,112 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn dependent_patients_escalate_and_come_more_often() {
+        let sim = generate(&SimConfig { clinics: 5, patients_per_clinic: 60, ..SimConfig::default() });
+        let effect = sim.truth.effect("dependence-escalation").expect("planted");
+        assert!(effect.patients.len() >= 5, "{} dependent patients", effect.patients.len());
+        assert!(effect.reports_caused > 0);
+        let dependent: HashSet<&str> = effect.patients.iter().map(|p| p.patient_ref.as_str()).collect();
+        let mut by_patient: HashMap<&str, Vec<&DoseAdministered>> = HashMap::new();
+        for d in doses(&sim.events) {
+            by_patient.entry(&d.patient_ref).or_default().push(d);
+        }
+        let mut escalated = 0;
+        for (p, mut ds) in by_patient {
+            ds.sort_by_key(|d| d.administered_at);
+            ds.dedup_by_key(|d| d.event_id);
+            let ratio = ds.last().map_or(1.0, |l| l.dose_mg) / ds[0].dose_mg;
+            if dependent.contains(p) {
+                escalated += usize::from(ds.len() >= 16 && ratio >= 1.5);
+            } else if ds[0].route != Route::Intranasal && ds.len() > 1 {
+                assert!(ratio < 1.01, "{p} escalates without being planted: {ratio}");
+            }
+        }
+        assert!(escalated >= effect.patients.len() / 3, "{escalated} of {} escalated", effect.patients.len());
+    }
+
+    #[test]
+    fn urological_harm_rises_with_cumulative_dose_only_when_planted() {
+        // Reports of urological reactions per 1,000 doses, above vs below 1 g cumulative.
+        let rates = |harms: Harms| -> (f64, f64) {
+            let sim =
+                generate(&SimConfig { clinics: 8, patients_per_clinic: 60, harms, ..SimConfig::default() });
+            let mut doses_by: HashMap<String, Vec<(Timestamp, f64)>> = HashMap::new();
+            for d in doses(&sim.events) {
+                doses_by.entry(d.patient_ref.clone()).or_default().push((d.administered_at, d.dose_mg));
+            }
+            for v in doses_by.values_mut() {
+                v.sort_by_key(|x| x.0);
+                v.dedup_by_key(|x| x.0);
+            }
+            let (mut n_low, mut n_high, mut uro_low, mut uro_high) = (0.0, 0.0, 0.0, 0.0);
+            for v in doses_by.values() {
+                let mut cum = 0.0;
+                for (_, mg) in v {
+                    cum += mg;
+                    if cum < 1000.0 { n_low += 1.0 } else { n_high += 1.0 }
+                }
+            }
+            let mut seen = HashSet::new();
+            for e in &sim.events {
+                let ClinicEvent::AdverseEventReport(r) = e else { continue };
+                if r.version != 1
+                    || !seen.insert(r.event_id)
+                    || !r.reactions.iter().any(|x| UROLOGICAL.contains(&x.verbatim.as_str()))
+                {
+                    continue;
+                }
+                let cum: f64 = doses_by[&r.patient_ref]
+                    .iter()
+                    .filter(|(t, _)| t.millis() <= r.reported_at.millis())
+                    .map(|x| x.1)
+                    .sum();
+                if cum < 1000.0 { uro_low += 1.0 } else { uro_high += 1.0 }
+            }
+            (1000.0 * uro_low / n_low, 1000.0 * uro_high / n_high)
+        };
+        let (low, high) = rates(Harms::default());
+        assert!(high > 2.5 * low, "planted: {high:.2} vs {low:.2} per 1,000 doses");
+        let (low, high) = rates(Harms::none());
+        assert!(high < 2.0 * low.max(0.3), "null: {high:.2} vs {low:.2} per 1,000 doses");
+    }
+
+    #[test]
+    fn the_surge_clinic_reports_more_in_its_window_only() {
+        let sim = generate(&SimConfig { clinics: 3, patients_per_clinic: 60, ..SimConfig::default() });
+        let surge = sim.truth.effect("reporting-surge").expect("planted");
+        assert_eq!(surge.kind, crate::truth::EffectKind::Noise);
+        let (from, to) = surge.window.clone().expect("window");
+        let (from, to) =
+            (Timestamp::parse_rfc3339(&from).expect("t"), Timestamp::parse_rfc3339(&to).expect("t"));
+        let inside = |t: Timestamp| t >= from && t < to;
+        let per_dose = |clinic: &str, window: bool| -> f64 {
+            let n = |k: EventKind| {
+                sim.events
+                    .iter()
+                    .filter(|e| e.kind() == k && e.clinic_id() == clinic)
+                    .filter(|e| inside(event_time(e)) == window)
+                    .count() as f64
+            };
+            n(EventKind::AdverseEventReport) / n(EventKind::DoseAdministered)
+        };
+        assert!(per_dose("clinic-02", true) > 2.0 * per_dose("clinic-02", false));
+        assert!(per_dose("clinic-01", true) < 2.0 * per_dose("clinic-01", false));
+    }
+
+    #[test]
+    fn some_events_arrive_late_and_some_twice() {
+        let sim = generate(&SimConfig::default());
+        let s = &sim.truth.submissions;
+        assert_eq!(s.messages, sim.events.len() as u64);
+        assert_eq!(s.messages, s.events + s.duplicates);
+        assert!(s.duplicates > 0 && s.late > 0);
+        let ids: HashSet<EventId> = sim.events.iter().map(ClinicEvent::event_id).collect();
+        assert_eq!(ids.len() as u64, s.events);
+        let out_of_order = sim.events.windows(2).filter(|w| event_time(&w[1]) < event_time(&w[0])).count();
+        assert!(out_of_order > 0);
     }
 }

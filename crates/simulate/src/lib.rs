@@ -5,6 +5,8 @@
 
 pub mod generate;
 pub mod send;
+pub mod truth;
 
-pub use generate::{SimConfig, event_time, generate};
-pub use send::{SendConfig, SendReport, load_tokens, send_through_gateway};
+pub use generate::{Harms, SimConfig, Simulation, Surge, event_time, generate};
+pub use send::{BatchFuture, Pacing, SendReport, gateway_sender, load_tokens, send_by_clinic};
+pub use truth::GroundTruth;
