@@ -3,6 +3,7 @@
 //! Every service reads one TOML file (`--config`, or `PV_CONFIG`); absent tables and fields take
 //! their defaults, which run the whole pipeline against the local servers of `deploy/local/`.
 
+mod bench;
 mod clinics;
 mod config;
 mod simulate;
@@ -53,6 +54,8 @@ enum Command {
     /// Generate a realistic clinic stream with planted harms (deterministic from a seed), write
     /// its ground truth, and send it through the gateway or straight to Kafka.
     Simulate(simulate::SimulateArgs),
+    /// Run the benchmark harness on the local servers (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Print what is stored in ClickHouse: exposure, monitoring, adverse-event reports.
     Summary {
         /// First wait until every accepted event is enriched and stored (enricher and sink lag 0).
@@ -95,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sink => runtime()?.block_on(sink(cfg)),
         Command::Enrich => runtime()?.block_on(enrich(cfg)),
         Command::Simulate(args) => runtime()?.block_on(args.run(&cfg)),
+        Command::Bench(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Summary { wait, wait_secs } => runtime()?.block_on(async {
             if wait {
                 let waited = summary::wait_caught_up(&cfg, std::time::Duration::from_secs(wait_secs)).await?;

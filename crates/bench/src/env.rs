@@ -1,0 +1,237 @@
+//! A private slice of the local servers for one benchmark run: its own topics, consumer groups,
+//! database, clinics and secret, and the pv services as child processes.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use pv_runtime::kafka::TopicSpec;
+use pv_runtime::{ClickHouseConfig, KafkaConfig};
+
+/// One run's topics, database and files.
+#[derive(Debug)]
+pub struct BenchEnv {
+    /// Unique id of the run.
+    pub id: String,
+    /// Broker.
+    pub kafka: KafkaConfig,
+    /// ClickHouse (its database is the run's own).
+    pub clickhouse: ClickHouseConfig,
+    /// Folder with the run's config, clinics, secret and service logs.
+    pub dir: PathBuf,
+    /// The pv binary to run services with.
+    pub pv: PathBuf,
+    /// Clinic id -> token.
+    pub tokens: std::collections::BTreeMap<String, String>,
+    /// The gateway's address.
+    pub gateway_url: String,
+}
+
+/// A pv service running as a child process.
+#[derive(Debug)]
+pub struct Service {
+    /// Its name (`gateway`, `enrich`, `sink`).
+    pub name: &'static str,
+    child: tokio::process::Child,
+}
+
+impl Service {
+    /// Its process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Peak resident memory so far (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
+    /// Stops it with SIGTERM and waits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await??;
+        anyhow::ensure!(status.success(), "pv {} exited with {status}", self.name);
+        Ok(())
+    }
+}
+
+impl BenchEnv {
+    /// Creates the run's topics and database and writes its config.
+    pub async fn new(
+        kafka: KafkaConfig,
+        clickhouse_url: &str,
+        pv: PathBuf,
+        gateway_port: u16,
+    ) -> anyhow::Result<Self> {
+        let id = format!("{}_{}", chrono::Utc::now().format("%H%M%S"), std::process::id());
+        let dir = std::env::temp_dir().join(format!("pv-bench-{id}"));
+        std::fs::create_dir_all(&dir)?;
+        let clickhouse = ClickHouseConfig {
+            url: clickhouse_url.into(),
+            database: format!("pvb_{id}"),
+            ..ClickHouseConfig::default()
+        };
+        let env = Self {
+            id,
+            kafka,
+            clickhouse,
+            dir,
+            pv,
+            tokens: Default::default(),
+            gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+        };
+        let topics = [
+            ("raw", 6, vec![]),
+            ("raw-dlq", 1, vec![]),
+            ("enriched", 6, vec![]),
+            ("enriched-dlq", 1, vec![]),
+            ("state", 6, vec![("cleanup.policy".to_string(), "compact".to_string())]),
+        ]
+        .map(|(t, partitions, configs)| TopicSpec { name: env.topic(t), partitions, configs });
+        pv_runtime::kafka::ensure_topics(&env.kafka, &topics).await.context("creating bench topics")?;
+        pv_sink::migrate(&env.clickhouse).await.context("migrating the bench database")?;
+        let mut env = env;
+        env.write_files(gateway_port)?;
+        Ok(env)
+    }
+
+    /// The run's name for topic `what`.
+    pub fn topic(&self, what: &str) -> String {
+        format!("pvb.{}.{what}", self.id)
+    }
+
+    fn write_files(&mut self, gateway_port: u16) -> anyhow::Result<()> {
+        let mut clinics = String::new();
+        for i in 1..=64 {
+            let clinic = format!("clinic-{i:02}");
+            let token = format!("bench-token-{}-{i}", self.id);
+            clinics.push_str(&pv_gateway::auth::clinic_entry_toml(&clinic, &token));
+            self.tokens.insert(clinic, token);
+        }
+        std::fs::write(self.dir.join("clinics.toml"), clinics)?;
+        std::fs::write(self.dir.join("secret"), format!("bench-secret-{}-0123456789abcdef0123", self.id))?;
+        let t = |w: &str| self.topic(w);
+        let config = format!(
+            r#"[kafka]
+bootstrap_servers = "{kafka}"
+
+[clickhouse]
+url = "{ch}"
+database = "{db}"
+
+[gateway]
+listen = "127.0.0.1:{gateway_port}"
+topic = "{raw}"
+clinics_file = "{dir}/clinics.toml"
+
+[enrich]
+input_topic = "{raw}"
+output_topic = "{enriched}"
+changelog_topic = "{state}"
+dlq_topic = "{raw_dlq}"
+group_id = "pvb-enrich-{id}"
+transactional_id = "pvb-enrich-{id}"
+secret_file = "{dir}/secret"
+metrics_listen = "127.0.0.1:0"
+
+[sink]
+topics = ["{enriched}"]
+group_id = "pvb-sink-{id}"
+dlq_topic = "{enriched_dlq}"
+metrics_listen = "127.0.0.1:0"
+"#,
+            kafka = self.kafka.bootstrap_servers,
+            ch = self.clickhouse.url,
+            db = self.clickhouse.database,
+            raw = t("raw"),
+            enriched = t("enriched"),
+            state = t("state"),
+            raw_dlq = t("raw-dlq"),
+            enriched_dlq = t("enriched-dlq"),
+            id = self.id,
+            dir = self.dir.display(),
+        );
+        std::fs::write(self.config_path(), config)?;
+        Ok(())
+    }
+
+    /// The run's pv config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("pv.toml")
+    }
+
+    /// Starts `pv <name>` with the run's config (log in the run folder); for the gateway, waits
+    /// until it is ready.
+    pub async fn start(&self, name: &'static str) -> anyhow::Result<Service> {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+        let child = tokio::process::Command::new(&self.pv)
+            .args(["--config", &self.config_path().display().to_string(), name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting pv {name}"))?;
+        let service = Service { name, child };
+        if name == "gateway" {
+            let url = format!("{}/readyz", self.gateway_url);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while reqwest_ready(&url).await.is_err() {
+                anyhow::ensure!(Instant::now() < deadline, "gateway not ready; see {}", self.dir.display());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok(service)
+    }
+
+    /// Waits until the enricher and the sink have committed everything (consumer lag 0).
+    pub async fn wait_drained(&self, timeout: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        for (group, topic) in [
+            (format!("pvb-enrich-{}", self.id), self.topic("raw")),
+            (format!("pvb-sink-{}", self.id), self.topic("enriched")),
+        ] {
+            loop {
+                let (k, g, t) = (self.kafka.clone(), group.clone(), topic.clone());
+                let lag = tokio::task::spawn_blocking(move || {
+                    pv_runtime::kafka::group_lag(&k, &g, &[t.as_str()], Duration::from_secs(10))
+                })
+                .await??;
+                if lag == 0 {
+                    break;
+                }
+                anyhow::ensure!(started.elapsed() < timeout, "{group} still {lag} behind after {timeout:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(started.elapsed())
+    }
+
+    /// ClickHouse client on the run's database.
+    pub fn clickhouse(&self) -> clickhouse::Client {
+        pv_runtime::clickhouse::client(&self.clickhouse)
+    }
+
+    /// Deletes the run's topics, database and folder.
+    pub async fn cleanup(self) {
+        let names: Vec<String> =
+            ["raw", "raw-dlq", "enriched", "enriched-dlq", "state"].map(|t| self.topic(t)).to_vec();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let _ = pv_runtime::kafka::delete_topics(&self.kafka, &refs).await;
+        let server = pv_runtime::clickhouse::server_client(&self.clickhouse);
+        let _ =
+            server.query(&format!("DROP DATABASE IF EXISTS {}", self.clickhouse.database)).execute().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn reqwest_ready(url: &str) -> anyhow::Result<()> {
+    let resp = reqwest::get(url).await?;
+    anyhow::ensure!(resp.status().is_success(), "not ready: {}", resp.status());
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The benchmark harness: runs the pipeline's services on the local servers (each run in its own
+//! topics and database) and measures what the product promises. `pv bench --help` lists the
+//! scenarios; results print as lines ready for BENCHMARKS.md.
+
+pub mod detect;
+pub mod env;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use pv_events::{ClinicEvent, Timestamp};
+use pv_gateway::produce::DurableProducer;
+use pv_simulate::{Harms, Pacing, SimConfig, generate, send_by_clinic};
+
+pub use env::{BenchEnv, Service};
+
+/// Where the servers are and which pv binary runs the services.
+#[derive(Debug, Clone)]
+pub struct Servers {
+    /// Broker.
+    pub kafka: pv_runtime::KafkaConfig,
+    /// ClickHouse HTTP URL.
+    pub clickhouse_url: String,
+    /// The pv binary.
+    pub pv: std::path::PathBuf,
+    /// Port for the bench gateway.
+    pub gateway_port: u16,
+}
+
+impl Servers {
+    /// A fresh environment for one run.
+    pub async fn env(&self) -> anyhow::Result<BenchEnv> {
+        BenchEnv::new(self.kafka.clone(), &self.clickhouse_url, self.pv.clone(), self.gateway_port).await
+    }
+}
+
+/// Median of a sample (NaN for none).
+pub fn median(v: &[f64]) -> f64 {
+    percentile(v, 0.5)
+}
+
+/// The `q` quantile of a sample, nearest rank.
+pub fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() as f64 - 1.0) * q).round() as usize]
+}
+
+/// A simulated stream of about `clinics * patients * 28` events, stamped as not yet received.
+pub fn stream(
+    seed: u64,
+    clinics: u32,
+    patients: u32,
+    harms: Harms,
+) -> (Vec<ClinicEvent>, pv_simulate::GroundTruth) {
+    let end = chrono::Utc::now().date_naive();
+    let cfg = SimConfig {
+        seed,
+        clinics,
+        patients_per_clinic: patients,
+        start: end - chrono::Duration::days(180),
+        days: 180,
+        harms,
+        ..SimConfig::default()
+    };
+    let sim = generate(&cfg);
+    (sim.events, sim.truth)
+}
+
+/// Gateway ingest: events accepted and durable per second, `batch` events per request, one
+/// concurrent sender per clinic.
+pub async fn gateway_ingest(
+    env: &BenchEnv,
+    seed: u64,
+    batch: usize,
+    clinics: u32,
+    patients: u32,
+) -> anyhow::Result<f64> {
+    let (events, _) = stream(seed, clinics, patients, Harms::default());
+    let pacing = Pacing { batch_size: batch, rate: None, progress: false };
+    let sender = pv_simulate::gateway_sender(&env.gateway_url, env.tokens.clone())?;
+    let report = send_by_clinic(events, pacing, sender).await?;
+    Ok(report.accepted as f64 / report.elapsed.as_secs_f64())
+}
+
+/// Produces `events` straight to the run's raw topic (as the gateway would); returns events/s.
+pub async fn preload(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result<f64> {
+    let producer = Arc::new(DurableProducer::new(&env.kafka, &env.topic("raw"), Duration::from_secs(30))?);
+    let n = events.len();
+    let started = Instant::now();
+    let mut events = events;
+    let now = Timestamp::now();
+    for e in &mut events {
+        e.set_received_at(now);
+    }
+    for chunk in events.chunks(10_000) {
+        producer.send_all(chunk).await.context("preloading the raw topic")?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Raw topic -> rows in ClickHouse: preloads the stream, then starts the enricher and the sink
+/// and times them to an empty backlog. Returns (events/s, enrich peak RSS, sink peak RSS).
+pub async fn pipeline_throughput(
+    env: &BenchEnv,
+    events: Vec<ClinicEvent>,
+) -> anyhow::Result<(f64, u64, u64)> {
+    let n = events.len();
+    preload(env, events).await?;
+    let started = Instant::now();
+    let enrich = env.start("enrich").await?;
+    let sink = env.start("sink").await?;
+    env.wait_drained(Duration::from_secs(3600)).await?;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let (e, s) = (enrich.peak_rss().unwrap_or(0), sink.peak_rss().unwrap_or(0));
+    sink.stop().await?;
+    enrich.stop().await?;
+    Ok((rate, e, s))
+}
+
+/// End-to-end latency at a steady rate: gateway acceptance (`received_at`) to the row being
+/// visible in ClickHouse, sampled by polling every 50 ms. Returns (p50 s, p99 s, achieved
+/// events/s, peak RSS of gateway, enrich, sink).
+pub async fn latency_at_rate(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Result<LatencyReport> {
+    let gateway = env.start("gateway").await?;
+    let enrich = env.start("enrich").await?;
+    let sink = env.start("sink").await?;
+    // Let the consumers join their groups before the clock starts.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let clinics = 20;
+    let mut patients = 10;
+    let want = (rate * secs as f64) as usize;
+    let mut events = stream(7, clinics, patients, Harms::default()).0;
+    while events.len() < want {
+        patients *= 2;
+        events = stream(7, clinics, patients, Harms::default()).0;
+    }
+    events.truncate(want);
+    let ch = env.clickhouse();
+    let polls = Arc::new(std::sync::Mutex::new(Vec::<(i64, u64)>::new()));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (ch, polls, done) = (ch.clone(), polls.clone(), done.clone());
+        tokio::spawn(async move {
+            const Q: &str = "SELECT (SELECT count() FROM doses) + (SELECT count() FROM monitoring_forms) + (SELECT count() FROM ae_report_versions)";
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(n) = ch.query(Q).fetch_one::<u64>().await
+                    && let Ok(mut p) = polls.lock()
+                {
+                    p.push((Timestamp::now().millis(), n));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let pacing = Pacing { batch_size: 100, rate: Some(rate), progress: false };
+    let sender = pv_simulate::gateway_sender(&env.gateway_url, env.tokens.clone())?;
+    let report = send_by_clinic(events, pacing, sender).await?;
+    env.wait_drained(Duration::from_secs(600)).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = poller.await;
+    let mut received: Vec<i64> = Vec::new();
+    for t in ["doses", "monitoring_forms", "ae_report_versions"] {
+        received.extend(ch.query(&format!("SELECT received_at_ms FROM {t}")).fetch_all::<i64>().await?);
+    }
+    received.sort_unstable();
+    let polls = polls.lock().map(|p| p.clone()).unwrap_or_default();
+    let mut latencies = Vec::with_capacity(received.len());
+    let mut j = 0;
+    for (k, r) in received.iter().enumerate() {
+        while j < polls.len() && polls[j].1 < (k as u64 + 1) {
+            j += 1;
+        }
+        if let Some((t, _)) = polls.get(j) {
+            latencies.push((t - r) as f64 / 1000.0);
+        }
+    }
+    let peaks = [gateway.peak_rss(), enrich.peak_rss(), sink.peak_rss()].map(|p| p.unwrap_or(0));
+    sink.stop().await?;
+    enrich.stop().await?;
+    gateway.stop().await?;
+    Ok(LatencyReport {
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        achieved: report.accepted as f64 / report.elapsed.as_secs_f64(),
+        events: report.accepted,
+        peak_rss: peaks,
+    })
+}
+
+/// What [`latency_at_rate`] measured.
+#[derive(Debug, Clone)]
+pub struct LatencyReport {
+    /// Median latency, seconds.
+    pub p50: f64,
+    /// 99th percentile latency, seconds.
+    pub p99: f64,
+    /// Rate actually offered, events/s.
+    pub achieved: f64,
+    /// Events sent.
+    pub events: u64,
+    /// Peak RSS of gateway, enrich, sink, bytes.
+    pub peak_rss: [u64; 3],
+}

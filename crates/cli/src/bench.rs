@@ -1,0 +1,168 @@
+//! `pv bench`: the benchmark harness on the local servers (see BENCHMARKS.md).
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use pv_bench::{Servers, detect, median};
+use pv_simulate::Harms;
+
+use crate::PvConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Scenario {
+    /// Everything below.
+    All,
+    /// Gateway ingest, batched and single-event requests.
+    Gateway,
+    /// Raw topic -> rows in ClickHouse (enricher + sink) on a preloaded backlog.
+    Pipeline,
+    /// End-to-end latency at a steady rate, and peak memory per service.
+    Latency,
+    /// Detection of the planted harms (and none in a null stream).
+    Detection,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Which scenario to run.
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
+    scenario: Scenario,
+    /// Runs per measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Simulated patients per clinic for the pipeline backlog (10 clinics; ~28 events each).
+    #[arg(long, default_value_t = 1000)]
+    pipeline_patients: u32,
+    /// Steady rate for the latency run, events/s.
+    #[arg(long, default_value_t = 10_000.0)]
+    latency_rate: f64,
+    /// Length of the latency run, seconds.
+    #[arg(long, default_value_t = 60)]
+    latency_secs: u64,
+    /// Port of the bench gateway (kept apart from the main job's 8080).
+    #[arg(long, default_value_t = 18080)]
+    gateway_port: u16,
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / 1_048_576.0
+}
+
+impl BenchArgs {
+    pub(crate) async fn run(self, cfg: &PvConfig) -> anyhow::Result<()> {
+        let servers = Servers {
+            kafka: cfg.kafka.clone(),
+            clickhouse_url: cfg.clickhouse.url.clone(),
+            pv: std::env::current_exe().context("locating the pv binary")?,
+            gateway_port: self.gateway_port,
+        };
+        let all = self.scenario == Scenario::All;
+        if all || self.scenario == Scenario::Gateway {
+            let env = servers.env().await?;
+            let gateway = env.start("gateway").await?;
+            for (label, batch, clinics, patients) in
+                [("batches of 1,000", 1000, 8, 300), ("single events", 1, 32, 15)]
+            {
+                let mut rates = Vec::new();
+                for run in 0..self.runs {
+                    rates.push(
+                        pv_bench::gateway_ingest(&env, 100 + run as u64, batch, clinics, patients).await?,
+                    );
+                }
+                println!(
+                    "gateway ingest, {label}, {clinics} concurrent clinics: median {:.0} events/s accepted and durable (runs: {})",
+                    median(&rates),
+                    rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" / ")
+                );
+            }
+            println!("gateway peak RSS: {:.0} MiB", mib(gateway.peak_rss().unwrap_or(0)));
+            gateway.stop().await?;
+            env.cleanup().await;
+        }
+        if all || self.scenario == Scenario::Pipeline {
+            let mut rates = Vec::new();
+            let mut peaks = (0, 0);
+            for run in 0..self.runs {
+                let env = servers.env().await?;
+                let (events, _) =
+                    pv_bench::stream(200 + run as u64, 10, self.pipeline_patients, Harms::default());
+                let n = events.len();
+                let (rate, e, s) = pv_bench::pipeline_throughput(&env, events).await?;
+                println!("  pipeline run {}: {n} events, {rate:.0} events/s", run + 1);
+                rates.push(rate);
+                peaks = (peaks.0.max(e), peaks.1.max(s));
+                env.cleanup().await;
+            }
+            println!(
+                "raw topic -> rows in ClickHouse (enrich + sink, backlog): median {:.0} events/s (runs: {}); peak RSS enrich {:.0} MiB, sink {:.0} MiB",
+                median(&rates),
+                rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" / "),
+                mib(peaks.0),
+                mib(peaks.1)
+            );
+        }
+        if all || self.scenario == Scenario::Latency {
+            let mut p50s = Vec::new();
+            let mut p99s = Vec::new();
+            for run in 0..self.runs {
+                let env = servers.env().await?;
+                let r = pv_bench::latency_at_rate(&env, self.latency_rate, self.latency_secs).await?;
+                println!(
+                    "  latency run {}: {} events at {:.0} events/s offered: p50 {:.3} s, p99 {:.3} s; peak RSS gateway {:.0} / enrich {:.0} / sink {:.0} MiB",
+                    run + 1,
+                    r.events,
+                    r.achieved,
+                    r.p50,
+                    r.p99,
+                    mib(r.peak_rss[0]),
+                    mib(r.peak_rss[1]),
+                    mib(r.peak_rss[2])
+                );
+                p50s.push(r.p50);
+                p99s.push(r.p99);
+                env.cleanup().await;
+            }
+            println!(
+                "end-to-end latency at {:.0} events/s (gateway accept -> row visible): median p50 {:.3} s, median p99 {:.3} s",
+                self.latency_rate,
+                median(&p50s),
+                median(&p99s)
+            );
+        }
+        if all || self.scenario == Scenario::Detection {
+            for (label, harms) in [("planted", Harms::default()), ("null", Harms::none())] {
+                let env = servers.env().await?;
+                let (events, truth) = pv_bench::stream(300, 10, 100, harms);
+                pv_bench::preload(&env, events).await?;
+                let enrich = env.start("enrich").await?;
+                let sink = env.start("sink").await?;
+                env.wait_drained(std::time::Duration::from_secs(1800)).await?;
+                let score = detect::score(&env, &truth).await?;
+                sink.stop().await?;
+                enrich.stop().await?;
+                let d = &score.dependence;
+                println!(
+                    "detection, {label} stream: dependence screen: {} of {} planted patients flagged (sensitivity {:.0}%), {} false alarms, median {:.1} days from onset",
+                    d.true_positives,
+                    d.planted,
+                    if d.planted == 0 { 0.0 } else { 100.0 * d.true_positives as f64 / d.planted as f64 },
+                    d.false_alarms,
+                    d.median_days_to_flag
+                );
+                let u = &score.urological;
+                let bands: Vec<String> =
+                    u.bands.iter().map(|(b, n, c, r)| format!("{b}: {c}/{n} ({r:.2}/1000)")).collect();
+                println!(
+                    "detection, {label} stream: urological dose-response RR {:.2} (95% CI {:.2}-{:.2}) -> {} (planted: {}); {}",
+                    u.rate_ratio,
+                    u.ci.0,
+                    u.ci.1,
+                    if u.flagged { "SIGNAL" } else { "no signal" },
+                    u.planted,
+                    bands.join("; ")
+                );
+                env.cleanup().await;
+            }
+        }
+        Ok(())
+    }
+}
