@@ -50,6 +50,11 @@ impl Service {
         Some(kb * 1024)
     }
 
+    /// CPU seconds used so far (user + system).
+    pub fn cpu_seconds(&self) -> f64 {
+        self.pid().map_or(0.0, cpu_seconds)
+    }
+
     /// Stops it with SIGTERM and waits.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(pid) = self.child.id() {
@@ -189,27 +194,35 @@ metrics_listen = "127.0.0.1:0"
         Ok(service)
     }
 
-    /// Waits until the enricher and the sink have committed everything (consumer lag 0).
-    pub async fn wait_drained(&self, timeout: Duration) -> anyhow::Result<Duration> {
+    /// Waits until the enricher and the sink have committed everything (consumer lag 0);
+    /// returns the time until each was done.
+    pub async fn wait_drained(&self, timeout: Duration) -> anyhow::Result<(Duration, Duration)> {
         let started = Instant::now();
-        for (group, topic) in [
-            (format!("pvb-enrich-{}", self.id), self.topic("raw")),
-            (format!("pvb-sink-{}", self.id), self.topic("enriched")),
-        ] {
-            loop {
-                let (k, g, t) = (self.kafka.clone(), group.clone(), topic.clone());
-                let lag = tokio::task::spawn_blocking(move || {
-                    pv_runtime::kafka::group_lag(&k, &g, &[t.as_str()], Duration::from_secs(10))
-                })
-                .await??;
-                if lag == 0 {
-                    break;
-                }
-                anyhow::ensure!(started.elapsed() < timeout, "{group} still {lag} behind after {timeout:?}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        self.wait_group("enrich", timeout).await?;
+        let enriched = started.elapsed();
+        self.wait_group("sink", timeout).await?;
+        Ok((enriched, started.elapsed()))
+    }
+
+    /// Waits until the `enrich` or `sink` consumer group has committed everything on its input.
+    pub async fn wait_group(&self, stage: &str, timeout: Duration) -> anyhow::Result<()> {
+        let (group, topic) = match stage {
+            "enrich" => (format!("pvb-enrich-{}", self.id), self.topic("raw")),
+            _ => (format!("pvb-sink-{}", self.id), self.topic("enriched")),
+        };
+        let started = Instant::now();
+        loop {
+            let (k, g, t) = (self.kafka.clone(), group.clone(), topic.clone());
+            let lag = tokio::task::spawn_blocking(move || {
+                pv_runtime::kafka::group_lag(&k, &g, &[t.as_str()], Duration::from_secs(10))
+            })
+            .await??;
+            if lag == 0 {
+                return Ok(());
             }
+            anyhow::ensure!(started.elapsed() < timeout, "{group} still {lag} behind after {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(started.elapsed())
     }
 
     /// ClickHouse client on the run's database.
@@ -217,7 +230,7 @@ metrics_listen = "127.0.0.1:0"
         pv_runtime::clickhouse::client(&self.clickhouse)
     }
 
-    /// Deletes the run's topics, database and folder.
+    /// Deletes the run's topics, database and folder (the folder stays when `PVB_KEEP_LOGS` is set).
     pub async fn cleanup(self) {
         let names: Vec<String> =
             ["raw", "raw-dlq", "enriched", "enriched-dlq", "state"].map(|t| self.topic(t)).to_vec();
@@ -226,7 +239,9 @@ metrics_listen = "127.0.0.1:0"
         let server = pv_runtime::clickhouse::server_client(&self.clickhouse);
         let _ =
             server.query(&format!("DROP DATABASE IF EXISTS {}", self.clickhouse.database)).execute().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::env::var_os("PVB_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -234,4 +249,29 @@ async fn reqwest_ready(url: &str) -> anyhow::Result<()> {
     let resp = reqwest::get(url).await?;
     anyhow::ensure!(resp.status().is_success(), "not ready: {}", resp.status());
     Ok(())
+}
+
+/// CPU seconds (user + system) a process has used, from /proc (0 if unreadable).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The pids of the local Kafka broker and ClickHouse server, found by their command lines.
+pub fn server_pids() -> Vec<(&'static str, u32)> {
+    let mut out = Vec::new();
+    for (name, pattern) in [("kafka", "kafka.Kafka"), ("clickhouse", "clickhouse-server")] {
+        let found = std::process::Command::new("pgrep").args(["-f", pattern]).output();
+        if let Ok(o) = found
+            && let Some(pid) =
+                String::from_utf8_lossy(&o.stdout).lines().next().and_then(|l| l.trim().parse().ok())
+        {
+            out.push((name, pid));
+        }
+    }
+    out
 }

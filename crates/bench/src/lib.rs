@@ -104,22 +104,65 @@ pub async fn preload(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result
 }
 
 /// Raw topic -> rows in ClickHouse: preloads the stream, then starts the enricher and the sink
-/// and times them to an empty backlog. Returns (events/s, enrich peak RSS, sink peak RSS).
-pub async fn pipeline_throughput(
-    env: &BenchEnv,
-    events: Vec<ClinicEvent>,
-) -> anyhow::Result<(f64, u64, u64)> {
-    let n = events.len();
+/// and times them to an empty backlog.
+pub async fn pipeline_throughput(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result<PipelineReport> {
+    let n = events.len() as f64;
+    preload(env, events).await?;
+    let servers = env::server_pids();
+    let before: Vec<f64> = servers.iter().map(|(_, pid)| env::cpu_seconds(*pid)).collect();
+    let enrich = env.start("enrich").await?;
+    let sink = env.start("sink").await?;
+    let (enriched, stored) = env.wait_drained(Duration::from_secs(3600)).await?;
+    let peak_rss = (enrich.peak_rss().unwrap_or(0), sink.peak_rss().unwrap_or(0));
+    let mut cpu: Vec<(String, f64)> =
+        vec![("enrich".into(), enrich.cpu_seconds()), ("sink".into(), sink.cpu_seconds())];
+    for ((name, pid), b) in servers.iter().zip(before) {
+        cpu.push(((*name).to_string(), env::cpu_seconds(*pid) - b));
+    }
+    let wall = stored.as_secs_f64();
+    sink.stop().await?;
+    enrich.stop().await?;
+    Ok(PipelineReport {
+        events: n as u64,
+        enriched_per_s: n / enriched.as_secs_f64(),
+        stored_per_s: n / stored.as_secs_f64(),
+        peak_rss,
+        cpu_share: cpu.into_iter().map(|(k, c)| (k, c / wall)).collect(),
+    })
+}
+
+/// Each stage alone on the same backlog: the enricher to an empty raw backlog, then the sink to
+/// an empty enriched backlog. Returns (enricher events/s, sink events/s).
+pub async fn stage_throughput(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result<(f64, f64)> {
+    let n = events.len() as f64;
     preload(env, events).await?;
     let started = Instant::now();
     let enrich = env.start("enrich").await?;
-    let sink = env.start("sink").await?;
-    env.wait_drained(Duration::from_secs(3600)).await?;
-    let rate = n as f64 / started.elapsed().as_secs_f64();
-    let (e, s) = (enrich.peak_rss().unwrap_or(0), sink.peak_rss().unwrap_or(0));
-    sink.stop().await?;
+    env.wait_group("enrich", Duration::from_secs(3600)).await?;
+    let enrich_rate = n / started.elapsed().as_secs_f64();
     enrich.stop().await?;
-    Ok((rate, e, s))
+    let started = Instant::now();
+    let sink = env.start("sink").await?;
+    env.wait_group("sink", Duration::from_secs(3600)).await?;
+    let sink_rate = n / started.elapsed().as_secs_f64();
+    sink.stop().await?;
+    Ok((enrich_rate, sink_rate))
+}
+
+/// What [`pipeline_throughput`] measured (both rates include start-up: group join, state load).
+#[derive(Debug, Clone)]
+pub struct PipelineReport {
+    /// Events in the backlog.
+    pub events: u64,
+    /// Events/s until the enricher had committed all of them.
+    pub enriched_per_s: f64,
+    /// Events/s until the sink had stored all of them in ClickHouse.
+    pub stored_per_s: f64,
+    /// Peak RSS of enrich and sink, bytes.
+    pub peak_rss: (u64, u64),
+    /// Cores each process kept busy on average until the sink was done (enrich, sink, kafka,
+    /// clickhouse): where the 2 cores went.
+    pub cpu_share: Vec<(String, f64)>,
 }
 
 /// End-to-end latency at a steady rate: gateway acceptance (`received_at`) to the row being

@@ -86,10 +86,23 @@ impl BenchArgs {
                 let (events, _) =
                     pv_bench::stream(200 + run as u64, 10, self.pipeline_patients, Harms::default());
                 let n = events.len();
-                let (rate, e, s) = pv_bench::pipeline_throughput(&env, events).await?;
-                println!("  pipeline run {}: {n} events, {rate:.0} events/s", run + 1);
-                rates.push(rate);
-                peaks = (peaks.0.max(e), peaks.1.max(s));
+                let r = pv_bench::pipeline_throughput(&env, events).await?;
+                println!(
+                    "  pipeline run {}: {n} events, enriched at {:.0} events/s, stored at {:.0} events/s",
+                    run + 1,
+                    r.enriched_per_s,
+                    r.stored_per_s
+                );
+                let shares: Vec<String> = r.cpu_share.iter().map(|(k, c)| format!("{k} {c:.2}")).collect();
+                println!("    cores busy on average: {}", shares.join(", "));
+                rates.push(r.stored_per_s);
+                let env2 = servers.env().await?;
+                let (events, _) =
+                    pv_bench::stream(200 + run as u64, 10, self.pipeline_patients, Harms::default());
+                let (e, s) = pv_bench::stage_throughput(&env2, events).await?;
+                println!("  stages alone, run {}: enricher {e:.0} events/s, sink {s:.0} events/s", run + 1);
+                env2.cleanup().await;
+                peaks = (peaks.0.max(r.peak_rss.0), peaks.1.max(r.peak_rss.1));
                 env.cleanup().await;
             }
             println!(

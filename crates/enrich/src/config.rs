@@ -66,7 +66,7 @@ fn default_group_id() -> String {
     "pv-enrich".into()
 }
 fn default_batch_max_messages() -> usize {
-    5_000
+    20_000
 }
 fn default_batch_max_wait_ms() -> u64 {
     200

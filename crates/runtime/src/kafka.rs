@@ -130,48 +130,56 @@ pub fn group_lag(
     }
     let committed = consumer.committed_offsets(tpl, timeout)?;
     let mut lag = 0;
+    let mut probe = Vec::new();
     for (topic, partition, low, high) in highs {
         let done = match committed.find_partition(&topic, partition).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => o.max(low),
             _ => low,
         };
         let gap = (high - done).max(0);
-        lag += if gap == 0 || gap > 10_000 {
-            gap
+        if gap == 0 || gap > 10_000 {
+            lag += gap;
         } else {
-            committed_records(kafka, &topic, partition, done, timeout)?
-        };
+            probe.push((topic, partition, done));
+        }
+    }
+    if !probe.is_empty() {
+        lag += committed_records(kafka, &probe, timeout)?;
     }
     Ok(lag)
 }
 
-/// Committed records in `topic`/`partition` from `from` to the end.
+/// Committed records from the given (topic, partition, offset) positions to the ends, read in
+/// one pass (transactional topics: commit markers are not records).
 fn committed_records(
     kafka: &KafkaConfig,
-    topic: &str,
-    partition: i32,
-    from: i64,
+    from: &[(String, i32, i64)],
     timeout: Duration,
 ) -> Result<i64, KafkaError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
     let mut cfg = consumer_config(kafka, "pv-lag-probe");
-    cfg.set("enable.partition.eof", "true").set("enable.auto.commit", "false");
+    cfg.set("enable.partition.eof", "true").set("enable.auto.commit", "false").set("fetch.wait.max.ms", "10");
     let reader: BaseConsumer = cfg.create()?;
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+    for (topic, partition, offset) in from {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
     reader.assign(&tpl)?;
     let deadline = std::time::Instant::now() + timeout;
-    let mut n = 0;
-    while std::time::Instant::now() < deadline {
-        match reader.poll(Duration::from_millis(200)) {
+    let (mut n, mut ended) = (0, 0);
+    while ended < from.len() {
+        if std::time::Instant::now() >= deadline {
+            return Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut));
+        }
+        match reader.poll(Duration::from_millis(100)) {
             Some(Ok(_)) => n += 1,
-            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(n),
+            Some(Err(KafkaError::PartitionEOF(_))) => ended += 1,
             Some(Err(e)) => return Err(e),
             None => {}
         }
     }
-    Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut))
+    Ok(n)
 }
 
 /// The headers every dead letter carries: why, where it came from, and which stage refused it.

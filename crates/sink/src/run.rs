@@ -77,11 +77,34 @@ impl Sink {
         let max_wait = Duration::from_millis(self.cfg.batch_max_wait_ms);
         let mut batch = Batch::default();
         let mut flushes: u64 = 0;
+        // One flush may be in flight while the next batch fills: consuming and inserting
+        // overlap. Offsets are stored strictly in batch order, each only after its flush.
+        type Flush<'f> =
+            std::pin::Pin<Box<dyn Future<Output = (Batch, Result<(), Interrupted>)> + Send + 'f>>;
+        let mut in_flight: Option<Flush<'_>> = None;
+        let mut interrupted = false;
         loop {
+            // Back-pressure: a full batch waits for the flush in flight instead of growing.
+            let full = in_flight.is_some() && batch.len() >= self.cfg.batch_max_messages;
+            let wait = if in_flight.is_some() { max_wait } else { batch.time_left(max_wait) };
             tokio::select! {
                 biased;
                 _ = shutdown.wait() => break,
-                received = tokio::time::timeout(batch.time_left(max_wait), consumer.recv()) => match received {
+                (flushed, result) = async { in_flight.as_mut().expect("guarded by the if").await }, if in_flight.is_some() => {
+                    in_flight = None;
+                    if result.is_err() {
+                        interrupted = true;
+                        break;
+                    }
+                    flushes += 1;
+                    if abort_after.is_some_and(|n| flushes >= n) {
+                        // Unreachable in production: see FAULT_ABORT_AFTER_INSERTS.
+                        tracing::error!("fault injection: aborting after insert, before commit");
+                        std::process::abort();
+                    }
+                    store(&consumer, &flushed)?;
+                }
+                received = tokio::time::timeout(wait, consumer.recv()), if !full => match received {
                     Err(_) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
                     Ok(Ok(m)) => {
@@ -108,28 +131,36 @@ impl Sink {
                     }
                 },
             }
-            if batch.is_due(self.cfg.batch_max_messages, max_wait) {
-                if self.flush(&client, &dlq, &batch, &shutdown).await.is_err() {
-                    break;
-                }
-                flushes += 1;
-                if abort_after.is_some_and(|n| flushes >= n) {
-                    // Unreachable in production: see FAULT_ABORT_AFTER_INSERTS.
-                    tracing::error!("fault injection: aborting after insert, before commit");
-                    std::process::abort();
-                }
-                store(&consumer, &batch)?;
-                batch = Batch::default();
+            if in_flight.is_none() && batch.is_due(self.cfg.batch_max_messages, max_wait) {
+                let due = std::mem::take(&mut batch);
+                let (client, dlq, shutdown) = (&client, &dlq, &shutdown);
+                in_flight = Some(Box::pin(async move {
+                    let result = self.flush(client, dlq, &due, shutdown).await;
+                    (due, result)
+                }));
             }
         }
-        // Shutdown: make what was read durable, then commit synchronously.
+        // Shutdown: finish the flush in flight, then the open batch, then commit synchronously.
+        // Offsets cover everything up to the batch stored, so a later batch is stored only when
+        // every earlier one was: otherwise all of them are re-read (and deduplicated).
+        let drain = Shutdown::new(); // not triggered: finish the last flushes unless they fail
+        let mut in_order = !interrupted;
+        if let Some(f) = in_flight.take() {
+            match tokio::time::timeout(Duration::from_secs(20), f).await {
+                Ok((flushed, Ok(()))) if in_order => store(&consumer, &flushed)?,
+                _ => {
+                    in_order = false;
+                    tracing::warn!("the flush in flight did not finish; its batch will be re-read");
+                }
+            }
+        }
         if !batch.is_empty() {
-            let drain = Shutdown::new(); // not triggered: finish the last flush unless it fails
-            match tokio::time::timeout(Duration::from_secs(20), self.flush(&client, &dlq, &batch, &drain))
-                .await
-            {
-                Ok(Ok(())) => store(&consumer, &batch)?,
-                _ => tracing::warn!(messages = batch.len(), "last batch not flushed; it will be re-read"),
+            let flushed =
+                tokio::time::timeout(Duration::from_secs(20), self.flush(&client, &dlq, &batch, &drain))
+                    .await;
+            match flushed {
+                Ok(Ok(())) if in_order => store(&consumer, &batch)?,
+                _ => tracing::warn!(messages = batch.len(), "last batch not stored; it will be re-read"),
             }
         }
         // With enable.auto.offset.store=false this commits the *stored* offsets of the current
@@ -156,9 +187,14 @@ impl Sink {
         shutdown: &Shutdown,
     ) -> Result<(), Interrupted> {
         let started = Instant::now();
-        self.insert_retrying(client, "doses", &batch.doses, shutdown).await?;
-        self.insert_retrying(client, "monitoring_forms", &batch.monitoring, shutdown).await?;
-        self.insert_retrying(client, "ae_report_versions", &batch.adverse_events, shutdown).await?;
+        // The tables are independent: insert them concurrently (ClickHouse parses each on its own
+        // thread); the batch is durable once all three are acknowledged.
+        let (doses, forms, reports) = tokio::join!(
+            self.insert_retrying(client, "doses", &batch.doses, shutdown),
+            self.insert_retrying(client, "monitoring_forms", &batch.monitoring, shutdown),
+            self.insert_retrying(client, "ae_report_versions", &batch.adverse_events, shutdown),
+        );
+        doses.and(forms).and(reports)?;
         for dead in &batch.dead_letters {
             self.retrying("dead-letter", shutdown, || send_dead_letter(dlq, &self.cfg.dlq_topic, dead))
                 .await?;
