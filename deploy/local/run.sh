@@ -41,6 +41,9 @@ echo
 # End-to-end throughput: time to send (gateway, durable in Kafka) + time until the sink caught up.
 accepted="$(sed -n 's/.*: \([0-9]*\) events accepted and durable in \([0-9.]*\) s.*/\1 \2/p' "$PV_STATE/simulate.out")"
 waited="$(sed -n 's/.*(\([0-9.]*\) s of waiting).*/\1/p' "$PV_STATE/summary.out")"
+echo
+echo "== detection of what the simulator planted (.state/ground-truth.json) =="
+"$PV" score
 awk -v a="$accepted" -v w="$waited" 'BEGIN { split(a, x, " "); t = x[2] + w;
   printf "\nend to end: %d events from the first POST to committed rows in ClickHouse in %.2f s (%.0f events/s)\n", x[1], t, x[1] / t }'
 

@@ -58,10 +58,26 @@ pub struct DetectionScore {
 }
 
 /// Runs the screens on `env`'s tables and scores them against `truth`.
-pub async fn score(env: &BenchEnv, truth: &GroundTruth) -> anyhow::Result<DetectionScore> {
-    let ch = env.clickhouse();
+pub async fn score_env(env: &BenchEnv, truth: &GroundTruth) -> anyhow::Result<DetectionScore> {
     let secret = std::fs::read(env.dir.join("secret")).context("bench secret")?;
-    let keyer = pv_enrich::Pseudonymiser::new(&secret)?;
+    score(&env.clickhouse(), &pv_enrich::Pseudonymiser::new(&secret)?, truth).await
+}
+
+/// Runs the screens on the tables `ch` reads and scores them against `truth`; `keyer` is the
+/// enricher's pseudonymiser (to find the truth's patients among the keys). Only the patients of
+/// the simulation count for the dependence score; the dose-response screen reads every row.
+pub async fn score(
+    ch: &clickhouse::Client,
+    keyer: &pv_enrich::Pseudonymiser,
+    truth: &GroundTruth,
+) -> anyhow::Result<DetectionScore> {
+    let key = |clinic: &str, patient: &str| pv_enrich::pseudonym::key_hex(&keyer.key(clinic, patient));
+    let simulated: HashSet<String> = (1..=truth.clinics)
+        .flat_map(|c| {
+            (1..=truth.patients_per_clinic)
+                .map(move |p| key(&pv_simulate::clinic_id(c), &pv_simulate::patient_ref(truth.seed, c, p)))
+        })
+        .collect();
 
     // ---- dependence
     let planted: HashMap<String, i64> = truth
@@ -72,7 +88,7 @@ pub async fn score(env: &BenchEnv, truth: &GroundTruth) -> anyhow::Result<Detect
                 .map(|p| {
                     let onset =
                         pv_events::Timestamp::parse_rfc3339(&p.onset_at).map(|t| t.millis()).unwrap_or(0);
-                    (pv_enrich::pseudonym::key_hex(&keyer.key(&p.clinic_id, &p.patient_ref)), onset)
+                    (key(&p.clinic_id, &p.patient_ref), onset)
                 })
                 .collect()
         })
@@ -86,6 +102,7 @@ pub async fn score(env: &BenchEnv, truth: &GroundTruth) -> anyhow::Result<Detect
         ))
         .fetch_all()
         .await?;
+    let flagged: Vec<(String, i64)> = flagged.into_iter().filter(|(k, _)| simulated.contains(k)).collect();
     let flagged_keys: HashSet<&str> = flagged.iter().map(|(k, _)| k.as_str()).collect();
     let true_positives = planted.keys().filter(|k| flagged_keys.contains(k.as_str())).count();
     let days: Vec<f64> = flagged
@@ -139,4 +156,33 @@ pub async fn score(env: &BenchEnv, truth: &GroundTruth) -> anyhow::Result<Detect
         planted: truth.effect("urological-dose-response").is_some(),
     };
     Ok(DetectionScore { dependence, urological })
+}
+
+impl DetectionScore {
+    /// The score as report lines.
+    pub fn lines(&self, label: &str) -> Vec<String> {
+        let d = &self.dependence;
+        let u = &self.urological;
+        let bands: Vec<String> =
+            u.bands.iter().map(|(b, n, c, r)| format!("{b}: {c}/{n} ({r:.2}/1000)")).collect();
+        vec![
+            format!(
+                "detection, {label}: dependence screen: {} of {} planted patients flagged (sensitivity {:.0}%), {} false alarms, median {:.1} days from onset",
+                d.true_positives,
+                d.planted,
+                if d.planted == 0 { 0.0 } else { 100.0 * d.true_positives as f64 / d.planted as f64 },
+                d.false_alarms,
+                d.median_days_to_flag
+            ),
+            format!(
+                "detection, {label}: urological dose-response RR {:.2} (95% CI {:.2}-{:.2}) -> {} (planted: {}); {}",
+                u.rate_ratio,
+                u.ci.0,
+                u.ci.1,
+                if u.flagged { "SIGNAL" } else { "no signal" },
+                u.planted,
+                bands.join("; ")
+            ),
+        ]
+    }
 }

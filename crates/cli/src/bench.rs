@@ -149,30 +149,12 @@ impl BenchArgs {
                 let enrich = env.start("enrich").await?;
                 let sink = env.start("sink").await?;
                 env.wait_drained(std::time::Duration::from_secs(1800)).await?;
-                let score = detect::score(&env, &truth).await?;
+                let score = detect::score_env(&env, &truth).await?;
                 sink.stop().await?;
                 enrich.stop().await?;
-                let d = &score.dependence;
-                println!(
-                    "detection, {label} stream: dependence screen: {} of {} planted patients flagged (sensitivity {:.0}%), {} false alarms, median {:.1} days from onset",
-                    d.true_positives,
-                    d.planted,
-                    if d.planted == 0 { 0.0 } else { 100.0 * d.true_positives as f64 / d.planted as f64 },
-                    d.false_alarms,
-                    d.median_days_to_flag
-                );
-                let u = &score.urological;
-                let bands: Vec<String> =
-                    u.bands.iter().map(|(b, n, c, r)| format!("{b}: {c}/{n} ({r:.2}/1000)")).collect();
-                println!(
-                    "detection, {label} stream: urological dose-response RR {:.2} (95% CI {:.2}-{:.2}) -> {} (planted: {}); {}",
-                    u.rate_ratio,
-                    u.ci.0,
-                    u.ci.1,
-                    if u.flagged { "SIGNAL" } else { "no signal" },
-                    u.planted,
-                    bands.join("; ")
-                );
+                for line in score.lines(&format!("{label} stream")) {
+                    println!("{line}");
+                }
                 env.cleanup().await;
             }
         }

@@ -56,6 +56,12 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run the benchmark harness on the local servers (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Score detection of the harms planted by the last `pv simulate` against what is stored.
+    Score {
+        /// The ground-truth file `pv simulate` wrote.
+        #[arg(long, default_value = ".state/ground-truth.json")]
+        truth_file: PathBuf,
+    },
     /// Print what is stored in ClickHouse: exposure, monitoring, adverse-event reports.
     Summary {
         /// First wait until every accepted event is enriched and stored (enricher and sink lag 0).
@@ -99,6 +105,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enrich => runtime()?.block_on(enrich(cfg)),
         Command::Simulate(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Bench(args) => runtime()?.block_on(args.run(&cfg)),
+        Command::Score { truth_file } => runtime()?.block_on(async {
+            let text = std::fs::read_to_string(&truth_file)
+                .with_context(|| format!("reading {} (run `pv simulate` first)", truth_file.display()))?;
+            let truth: pv_simulate::GroundTruth = serde_json::from_str(&text)?;
+            let keyer = pv_enrich::Pseudonymiser::from_file_or_env(
+                cfg.enrich.secret_file.as_deref(),
+                &cfg.enrich.secret_env,
+            )?;
+            let ch = pv_runtime::clickhouse::client(&cfg.clickhouse);
+            let score = pv_bench::detect::score(&ch, &keyer, &truth).await?;
+            for line in score.lines(&format!("seed {}", truth.seed)) {
+                println!("{line}");
+            }
+            Ok(())
+        }),
         Command::Summary { wait, wait_secs } => runtime()?.block_on(async {
             if wait {
                 let waited = summary::wait_caught_up(&cfg, std::time::Duration::from_secs(wait_secs)).await?;

@@ -219,7 +219,7 @@ pub fn generate(cfg: &SimConfig) -> Simulation {
 
 impl Simulator<'_> {
     fn clinic(&mut self, c: u32) {
-        let clinic_id = format!("clinic-{c:02}");
+        let clinic_id = clinic_id(c);
         let rng = &mut self.rng;
         // Each clinic has its own habits: how many IM, how many esketamine patients.
         let esketamine_share = rng.random_range(0.15..0.5);
@@ -240,7 +240,7 @@ impl Simulator<'_> {
                 clinic_id: clinic_id.clone(),
                 // The seed is part of the reference: streams of different seeds are different
                 // patients, also when sent into the same pipeline.
-                reference: format!("s{}-{}-{p:04}", self.cfg.seed, &clinic_id[7..]),
+                reference: patient_ref(self.cfg.seed, c, p),
                 product,
                 route,
                 weight_kg: normal(rng, 78.0, 16.0).clamp(45.0, 160.0).round(),
@@ -628,6 +628,16 @@ fn normal(rng: &mut ChaCha8Rng, mean: f64, sd: f64) -> f64 {
     mean + sd * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
+/// The id of simulated clinic number `c` (1-based).
+pub fn clinic_id(c: u32) -> String {
+    format!("clinic-{c:02}")
+}
+
+/// The reference of patient `p` of clinic `c` in the simulation with `seed` (1-based numbers).
+pub fn patient_ref(seed: u64, c: u32, p: u32) -> String {
+    format!("s{seed}-{c:02}-{p:04}")
+}
+
 /// The clinical time of an event (dose/monitoring time, or report time).
 pub fn event_time(e: &ClinicEvent) -> Timestamp {
     match e {
@@ -664,6 +674,16 @@ mod tests {
         };
         assert_eq!(run(&small()), run(&small()));
         assert_ne!(run(&small()).0, run(&SimConfig { seed: 7, ..small() }).0);
+    }
+
+    #[test]
+    fn patients_are_named_by_seed_clinic_and_number() {
+        let sim = generate(&SimConfig { seed: 9, ..small() });
+        let refs: HashSet<String> = sim.events.iter().map(|e| e.patient_ref().to_owned()).collect();
+        let named: HashSet<String> =
+            (1..=2).flat_map(|c| (1..=10).map(move |p| patient_ref(9, c, p))).collect();
+        assert!(refs.is_subset(&named) && !refs.is_empty(), "{refs:?}");
+        assert!(sim.events.iter().all(|e| e.clinic_id() == clinic_id(1) || e.clinic_id() == clinic_id(2)));
     }
 
     #[test]

@@ -7,6 +7,6 @@ pub mod generate;
 pub mod send;
 pub mod truth;
 
-pub use generate::{Harms, SimConfig, Simulation, Surge, event_time, generate};
+pub use generate::{Harms, SimConfig, Simulation, Surge, clinic_id, event_time, generate, patient_ref};
 pub use send::{BatchFuture, Pacing, SendReport, gateway_sender, load_tokens, send_by_clinic};
 pub use truth::GroundTruth;
