@@ -74,7 +74,9 @@ impl BenchEnv {
         pv: PathBuf,
         gateway_port: u16,
     ) -> anyhow::Result<Self> {
-        let id = format!("{}_{}", chrono::Utc::now().format("%H%M%S"), std::process::id());
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}_{}_{run}", chrono::Utc::now().format("%H%M%S"), std::process::id());
         let dir = std::env::temp_dir().join(format!("pv-bench-{id}"));
         std::fs::create_dir_all(&dir)?;
         let clickhouse = ClickHouseConfig {
@@ -82,7 +84,7 @@ impl BenchEnv {
             database: format!("pvb_{id}"),
             ..ClickHouseConfig::default()
         };
-        let env = Self {
+        let mut env = Self {
             id,
             kafka,
             clickhouse,
@@ -101,7 +103,6 @@ impl BenchEnv {
         .map(|(t, partitions, configs)| TopicSpec { name: env.topic(t), partitions, configs });
         pv_runtime::kafka::ensure_topics(&env.kafka, &topics).await.context("creating bench topics")?;
         pv_sink::migrate(&env.clickhouse).await.context("migrating the bench database")?;
-        let mut env = env;
         env.write_files(gateway_port)?;
         Ok(env)
     }
@@ -202,6 +203,22 @@ metrics_listen = "127.0.0.1:0"
         let enriched = started.elapsed();
         self.wait_group("sink", timeout).await?;
         Ok((enriched, started.elapsed()))
+    }
+
+    /// Messages the enricher and the sink have yet to commit, together.
+    pub async fn total_lag(&self) -> anyhow::Result<i64> {
+        let mut total = 0;
+        for (group, topic) in [
+            (format!("pvb-enrich-{}", self.id), self.topic("raw")),
+            (format!("pvb-sink-{}", self.id), self.topic("enriched")),
+        ] {
+            let k = self.kafka.clone();
+            total += tokio::task::spawn_blocking(move || {
+                pv_runtime::kafka::group_lag(&k, &group, &[topic.as_str()], Duration::from_secs(10))
+            })
+            .await??;
+        }
+        Ok(total)
     }
 
     /// Waits until the `enrich` or `sink` consumer group has committed everything on its input.

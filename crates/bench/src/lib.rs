@@ -250,3 +250,131 @@ pub struct LatencyReport {
     /// Peak RSS of gateway, enrich, sink, bytes.
     pub peak_rss: [u64; 3],
 }
+
+/// A copy of `e` for replay pass `pass`: new event id, and patient and report references of
+/// their own, so every pass is new data (new patients) rather than duplicates.
+pub fn replay_copy(e: &ClinicEvent, pass: u32) -> ClinicEvent {
+    let mut e = e.clone();
+    let fresh = |id: pv_events::EventId| {
+        let mut b = *id.0.as_bytes();
+        for (i, x) in pass.to_le_bytes().iter().enumerate() {
+            b[i] ^= x;
+        }
+        pv_events::EventId(uuid::Uuid::from_bytes(b))
+    };
+    match &mut e {
+        ClinicEvent::DoseAdministered(d) => {
+            d.event_id = fresh(d.event_id);
+            d.patient_ref = format!("{}-r{pass}", d.patient_ref);
+        }
+        ClinicEvent::SessionMonitoring(m) => {
+            m.event_id = fresh(m.event_id);
+            m.patient_ref = format!("{}-r{pass}", m.patient_ref);
+        }
+        ClinicEvent::AdverseEventReport(r) => {
+            r.event_id = fresh(r.event_id);
+            r.patient_ref = format!("{}-r{pass}", r.patient_ref);
+            r.report_id = format!("{}-r{pass}", r.report_id);
+        }
+    }
+    e
+}
+
+/// A sustained run: the enricher and the sink consume while the raw topic is fed at `rate`
+/// events/s for `secs` seconds (a base stream replayed as new patients), straight to Kafka.
+pub async fn sustained(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Result<SustainedReport> {
+    let (base, _) = stream(400, 10, 300, Harms::default());
+    let enrich = env.start("enrich").await?;
+    let sink = env.start("sink").await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let producer = Arc::new(DurableProducer::new(&env.kafka, &env.topic("raw"), Duration::from_secs(30))?);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let mut sent: u64 = 0;
+    let mut max_lag: i64 = 0;
+    let mut next_sample = started + Duration::from_secs(10);
+    let mut pass = 0u32;
+    'feed: loop {
+        pass += 1;
+        for chunk in base.chunks(1000) {
+            if Instant::now() >= deadline {
+                break 'feed;
+            }
+            let due = started + Duration::from_secs_f64(sent as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+            let now = Timestamp::now();
+            let batch: Vec<ClinicEvent> = chunk
+                .iter()
+                .map(|e| {
+                    let mut c = replay_copy(e, pass);
+                    c.set_received_at(now);
+                    c
+                })
+                .collect();
+            producer.send_all(&batch).await.context("feeding the raw topic")?;
+            sent += batch.len() as u64;
+            if Instant::now() >= next_sample {
+                next_sample += Duration::from_secs(10);
+                let lag = env.total_lag().await?;
+                max_lag = max_lag.max(lag);
+                tracing::info!(sent, lag, "sustained run");
+            }
+        }
+    }
+    let fed = started.elapsed();
+    let (_, drained) = env.wait_drained(Duration::from_secs(3600)).await?;
+    let peak_rss = (enrich.peak_rss().unwrap_or(0), sink.peak_rss().unwrap_or(0));
+    sink.stop().await?;
+    enrich.stop().await?;
+    Ok(SustainedReport {
+        events: sent,
+        offered_per_s: sent as f64 / fed.as_secs_f64(),
+        max_backlog: max_lag,
+        drain_after_feed: drained,
+        stored_per_s: sent as f64 / (fed + drained).as_secs_f64(),
+        peak_rss,
+    })
+}
+
+/// What [`sustained`] measured.
+#[derive(Debug, Clone)]
+pub struct SustainedReport {
+    /// Events fed.
+    pub events: u64,
+    /// Rate achieved feeding, events/s.
+    pub offered_per_s: f64,
+    /// Largest backlog (enricher + sink lag) sampled every 10 s while feeding.
+    pub max_backlog: i64,
+    /// Time to an empty backlog once feeding stopped.
+    pub drain_after_feed: Duration,
+    /// Events over (feeding + draining) time.
+    pub stored_per_s: f64,
+    /// Peak RSS of enrich and sink, bytes.
+    pub peak_rss: (u64, u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use pv_events::sample;
+
+    use super::*;
+
+    #[test]
+    fn replay_copies_are_new_events_of_new_patients() {
+        let r = ClinicEvent::from(sample::adverse_event("c", "p1", "R1", Timestamp::from_millis(0)));
+        let (a, b) = (replay_copy(&r, 1), replay_copy(&r, 2));
+        assert_ne!(a.event_id(), r.event_id());
+        assert_ne!(a.event_id(), b.event_id());
+        assert_eq!(a.event_id(), replay_copy(&r, 1).event_id(), "deterministic");
+        assert_eq!((a.patient_ref(), b.patient_ref()), ("p1-r1", "p1-r2"));
+        let ClinicEvent::AdverseEventReport(a) = a else { panic!("report") };
+        assert_eq!(a.report_id, "R1-r1");
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v = [5.0, 1.0, 4.0, 2.0, 3.0];
+        assert_eq!((median(&v), percentile(&v, 0.0), percentile(&v, 1.0)), (3.0, 1.0, 5.0));
+        assert!(median(&[]).is_nan());
+    }
+}

@@ -19,6 +19,9 @@ pub(crate) enum Scenario {
     Latency,
     /// Detection of the planted harms (and none in a null stream).
     Detection,
+    /// A sustained feed straight to the raw topic at a fixed rate while enricher and sink run
+    /// (not part of `all`: it runs for `--sustained-secs`).
+    Sustained,
 }
 
 #[derive(Debug, Args)]
@@ -38,6 +41,12 @@ pub(crate) struct BenchArgs {
     /// Length of the latency run, seconds.
     #[arg(long, default_value_t = 60)]
     latency_secs: u64,
+    /// Feed rate of the sustained run, events/s.
+    #[arg(long, default_value_t = 15_000.0)]
+    sustained_rate: f64,
+    /// Length of the sustained run, seconds.
+    #[arg(long, default_value_t = 600)]
+    sustained_secs: u64,
     /// Port of the bench gateway (kept apart from the main job's 8080).
     #[arg(long, default_value_t = 18080)]
     gateway_port: u16,
@@ -157,6 +166,22 @@ impl BenchArgs {
                 }
                 env.cleanup().await;
             }
+        }
+        if self.scenario == Scenario::Sustained {
+            let env = servers.env().await?;
+            let r = pv_bench::sustained(&env, self.sustained_rate, self.sustained_secs).await?;
+            println!(
+                "sustained: {} events fed at {:.0} events/s for {} s; largest backlog {} messages; drained {:.1} s after the feed stopped; {:.0} events/s stored overall; peak RSS enrich {:.0} MiB, sink {:.0} MiB",
+                r.events,
+                r.offered_per_s,
+                self.sustained_secs,
+                r.max_backlog,
+                r.drain_after_feed.as_secs_f64(),
+                r.stored_per_s,
+                mib(r.peak_rss.0),
+                mib(r.peak_rss.1)
+            );
+            env.cleanup().await;
         }
         Ok(())
     }
