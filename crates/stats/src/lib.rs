@@ -1,0 +1,24 @@
+//! Pharmacovigilance statistics. Pure functions, no I/O.
+//!
+//! - [`table`]: 2x2 tables from report-level rows (N and margins count distinct reports).
+//! - [`disproportionality`]: PRR with its 95% CI and Yates chi-square (Evans et al. 2001), ROR
+//!   with its 95% CI, IC with the IC025/IC975 credibility interval from the gamma posterior
+//!   (Norén et al. 2006; 2013).
+//! - [`mgps`]: DuMouchel's multi-item gamma Poisson shrinker: maximum-likelihood fit of the
+//!   two-gamma-mixture prior over all pairs, EBGM, EB05 and EB95 (DuMouchel 1999; as openEBGM).
+//! - [`poisson`]: exact (Garwood) Poisson confidence intervals for counts and rates.
+//! - [`maxsprt`]: the Poisson maximized sequential probability ratio test (Kulldorff et al.
+//!   2011): log-likelihood ratio, exact critical value, power.
+//!
+//! Zero and tiny counts give defined numbers and flags, never NaN or a panic.
+
+pub mod disproportionality;
+pub mod maxsprt;
+pub mod mgps;
+pub mod poisson;
+pub mod special;
+pub mod table;
+
+pub use disproportionality::{Disproportionality, Flags, disproportionality};
+pub use mgps::{Hyper, MgpsFit, Posterior};
+pub use table::{PairCounts, TwoByTwo};
