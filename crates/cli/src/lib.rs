@@ -6,6 +6,7 @@
 mod bench;
 mod clinics;
 mod config;
+mod disproportionality;
 mod simulate;
 mod summary;
 
@@ -54,6 +55,9 @@ enum Command {
     /// Generate a realistic clinic stream with planted harms (deterministic from a seed), write
     /// its ground truth, and send it through the gateway or straight to Kafka.
     Simulate(simulate::SimulateArgs),
+    /// Every disproportionality measure (PRR, ROR, IC, MGPS EBGM) for every product-event pair
+    /// of a report-level CSV.
+    Disproportionality(disproportionality::DisproportionalityArgs),
     /// Run the benchmark harness on the local servers (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Score detection of the harms planted by the last `pv simulate` against what is stored.
@@ -105,6 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enrich => runtime()?.block_on(enrich(cfg)),
         Command::Simulate(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Bench(args) => runtime()?.block_on(args.run(&cfg)),
+        Command::Disproportionality(args) => args.run(),
         Command::Score { truth_file } => runtime()?.block_on(async {
             let text = std::fs::read_to_string(&truth_file)
                 .with_context(|| format!("reading {} (run `pv simulate` first)", truth_file.display()))?;

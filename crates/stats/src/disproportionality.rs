@@ -8,8 +8,9 @@
 //!   Gamma(a + 0.5, rate E + 0.5) posterior of the observed-to-expected ratio (Norén et al. 2013);
 //!   signal: IC025 > 0.
 //!
-//! A zero in any cell would make PRR/ROR or their intervals infinite or undefined: the four cells
-//! then get +0.5 (Haldane-Anscombe) for those two measures, and the result says so.
+//! Zero cells: PRR and its interval need a > 0 and c > 0, ROR needs all four cells > 0. Where a
+//! measure would be infinite or undefined, its four cells get +0.5 (Haldane-Anscombe) and the
+//! result says so; otherwise the raw counts are used (so PRR with b = 0 is the plain ratio).
 
 use crate::special::gamma_quantile;
 use crate::table::TwoByTwo;
@@ -22,7 +23,7 @@ const Z95: f64 = 1.96;
 pub struct Flags {
     /// Fewer than 3 reports of the pair: no signal is raised, whatever the ratio.
     pub small_count: bool,
-    /// A zero cell: PRR and ROR (and their intervals) use cells + 0.5.
+    /// A zero cell made PRR (a or c zero) or ROR (any cell zero) use cells + 0.5.
     pub zero_cell_corrected: bool,
 }
 
@@ -61,11 +62,13 @@ pub struct Disproportionality {
 
 /// PRR, ROR and IC of a table.
 pub fn disproportionality(t: &TwoByTwo) -> Disproportionality {
-    let zero = t.a == 0 || t.b == 0 || t.c == 0 || t.d == 0;
-    let k = if zero { 0.5 } else { 0.0 };
-    let (a, b, c, d) = (t.a as f64 + k, t.b as f64 + k, t.c as f64 + k, t.d as f64 + k);
+    let cells = |k: f64| (t.a as f64 + k, t.b as f64 + k, t.c as f64 + k, t.d as f64 + k);
+    let prr_fix = t.a == 0 || t.c == 0;
+    let ror_fix = t.a == 0 || t.b == 0 || t.c == 0 || t.d == 0;
+    let (a, b, c, d) = cells(if prr_fix { 0.5 } else { 0.0 });
     let prr = (a / (a + b)) / (c / (c + d));
     let s_prr = (1.0 / a - 1.0 / (a + b) + 1.0 / c - 1.0 / (c + d)).max(0.0).sqrt();
+    let (a, b, c, d) = cells(if ror_fix { 0.5 } else { 0.0 });
     let ror = (a * d) / (b * c);
     let s_ror = (1.0 / a + 1.0 / b + 1.0 / c + 1.0 / d).sqrt();
     let ci = |x: f64, s: f64| ((x.ln() - Z95 * s).exp(), (x.ln() + Z95 * s).exp());
@@ -93,7 +96,7 @@ pub fn disproportionality(t: &TwoByTwo) -> Disproportionality {
         ic025,
         ic975,
         ic_signal: ic025 > 0.0,
-        flags: Flags { small_count: !enough, zero_cell_corrected: zero },
+        flags: Flags { small_count: !enough, zero_cell_corrected: prr_fix || ror_fix },
     }
 }
 
@@ -178,5 +181,26 @@ mod tests {
         }
         let r = disproportionality(&TwoByTwo { a: 2, b: 1, c: 1, d: 1000 });
         assert!(r.flags.small_count && !r.prr_signal && !r.ror_signal, "a < 3 never signals");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn every_table_gives_ordered_defined_numbers(a in 0u64..100_000, b in 0u64..100_000, c in 0u64..100_000, d in 0u64..10_000_000) {
+            let r = disproportionality(&TwoByTwo { a, b, c, d });
+            for x in [r.prr, r.prr_ci.0, r.prr_ci.1, r.ror, r.ror_ci.0, r.ror_ci.1, r.chi2_yates, r.ic, r.ic025, r.ic975, r.expected] {
+                prop_assert!(!x.is_nan());
+            }
+            prop_assert!(r.prr_ci.0 <= r.prr * (1.0 + 1e-12) && r.prr <= r.prr_ci.1 * (1.0 + 1e-12));
+            prop_assert!(r.ror_ci.0 <= r.ror * (1.0 + 1e-12) && r.ror <= r.ror_ci.1 * (1.0 + 1e-12));
+            prop_assert!(r.ic025 <= r.ic975);
+            prop_assert!(!(r.prr_signal || r.ror_signal) || a >= 3);
+        }
     }
 }
