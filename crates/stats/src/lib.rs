@@ -7,6 +7,9 @@
 //! - [`mgps`]: DuMouchel's multi-item gamma Poisson shrinker: maximum-likelihood fit of the
 //!   two-gamma-mixture prior over all pairs, EBGM, EB05 and EB95 (DuMouchel 1999; as openEBGM).
 //! - [`poisson`]: exact (Garwood) Poisson confidence intervals for counts and rates.
+//! - [`proportion`]: the Wilson score interval for a proportion.
+//! - [`trend`]: the score test for a trend in Poisson rates across ordered levels.
+//! - [`quantile`]: sample quantiles (R's type 7).
 //! - [`maxsprt`]: the Poisson maximized sequential probability ratio test (Kulldorff et al.
 //!   2011): log-likelihood ratio, exact critical value, power.
 //!
@@ -16,8 +19,11 @@ pub mod disproportionality;
 pub mod maxsprt;
 pub mod mgps;
 pub mod poisson;
+pub mod proportion;
+pub mod quantile;
 pub mod special;
 pub mod table;
+pub mod trend;
 
 pub use disproportionality::{Disproportionality, Flags, disproportionality};
 pub use mgps::{Hyper, MgpsFit, Posterior};
