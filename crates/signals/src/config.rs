@@ -1,0 +1,252 @@
+//! Signals configuration (the `[signals]` table of the pv config file): schedule and thresholds.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Settings of the signals service; every field has a named default.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SignalsConfig {
+    /// Seconds between runs.
+    #[serde(default = "default_interval_secs")]
+    pub interval_secs: u64,
+    /// Topic for signal events (new, updated, closed signals).
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// The "period" window: the last this many days (the other window is cumulative).
+    #[serde(default = "default_period_days")]
+    pub period_days: u32,
+    /// Cumulative-dose band edges in mg (bands: below the first, between, at or above the last).
+    #[serde(default = "default_dose_bands_mg")]
+    pub dose_bands_mg: Vec<f64>,
+    /// Cases needed before any signal is raised.
+    #[serde(default = "default_min_cases")]
+    pub min_cases: u64,
+    /// Evans: PRR at least this ...
+    #[serde(default = "default_prr_min")]
+    pub prr_min: f64,
+    /// ... and Yates chi-square at least this.
+    #[serde(default = "default_chi2_min")]
+    pub chi2_min: f64,
+    /// MGPS: EB05 at least this.
+    #[serde(default = "default_eb05_min")]
+    pub eb05_min: f64,
+    /// Background (H0) rate of each event group per 1,000 administrations: the reference for
+    /// incidence flags and the expected counts of MaxSPRT.
+    #[serde(default = "default_background_per_1000")]
+    pub background_per_1000: BTreeMap<String, f64>,
+    /// MaxSPRT type I error over the whole surveillance.
+    #[serde(default = "default_maxsprt_alpha")]
+    pub maxsprt_alpha: f64,
+    /// MaxSPRT surveillance length, in expected events under H0.
+    #[serde(default = "default_maxsprt_length")]
+    pub maxsprt_length: f64,
+    /// MaxSPRT minimum number of events before a signal (Kulldorff and Silva 2015 suggest 4).
+    #[serde(default = "default_maxsprt_min_events")]
+    pub maxsprt_min_events: u64,
+    /// One-sided z at or above which the dose-response trend is a signal. The default, 3.09
+    /// (one-sided 0.1%), allows for the many strata x groups x windows tested each run.
+    #[serde(default = "default_trend_z")]
+    pub trend_z: f64,
+    /// Dependence marker: some dose above this multiple of the mean of the patient's first three
+    /// doses. Strictly above, so the labelled esketamine titration 56 -> 84 mg (x1.5) is not one.
+    #[serde(default = "default_escalation_ratio")]
+    pub escalation_ratio: f64,
+    /// Dependence marker: the mean of the patient's last three inter-session intervals at most
+    /// this multiple of the mean of the earlier ones (with at least six intervals).
+    #[serde(default = "default_shrink_ratio")]
+    pub shrink_ratio: f64,
+    /// Dependence marker: a session at most this many calendar days after the previous one is
+    /// an unscheduled extra session.
+    #[serde(default = "default_extra_session_max_days")]
+    pub extra_session_max_days: u32,
+    /// Patient-time at risk runs from the first dose to this many days after the last.
+    #[serde(default = "default_risk_days_after_last_dose")]
+    pub risk_days_after_last_dose: u32,
+    /// Dependence marker: background share of patients showing a marker; a product signals when
+    /// the lower 95% bound of its share exceeds it.
+    #[serde(default = "default_marker_background_share")]
+    pub marker_background_share: f64,
+}
+
+fn default_interval_secs() -> u64 {
+    300
+}
+fn default_topic() -> String {
+    "pv.signals".into()
+}
+fn default_period_days() -> u32 {
+    30
+}
+fn default_dose_bands_mg() -> Vec<f64> {
+    vec![500.0, 1000.0, 2000.0]
+}
+fn default_min_cases() -> u64 {
+    3
+}
+fn default_prr_min() -> f64 {
+    2.0
+}
+fn default_chi2_min() -> f64 {
+    4.0
+}
+fn default_eb05_min() -> f64 {
+    2.0
+}
+fn default_background_per_1000() -> BTreeMap<String, f64> {
+    BTreeMap::from([("urological".into(), 1.0), ("dependence".into(), 1.0)])
+}
+fn default_maxsprt_alpha() -> f64 {
+    0.05
+}
+fn default_maxsprt_length() -> f64 {
+    100.0
+}
+fn default_maxsprt_min_events() -> u64 {
+    4
+}
+fn default_trend_z() -> f64 {
+    3.09
+}
+fn default_escalation_ratio() -> f64 {
+    1.5
+}
+fn default_shrink_ratio() -> f64 {
+    0.6
+}
+fn default_extra_session_max_days() -> u32 {
+    1
+}
+fn default_risk_days_after_last_dose() -> u32 {
+    14
+}
+fn default_marker_background_share() -> f64 {
+    0.02
+}
+
+impl Default for SignalsConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: default_interval_secs(),
+            topic: default_topic(),
+            period_days: default_period_days(),
+            dose_bands_mg: default_dose_bands_mg(),
+            min_cases: default_min_cases(),
+            prr_min: default_prr_min(),
+            chi2_min: default_chi2_min(),
+            eb05_min: default_eb05_min(),
+            background_per_1000: default_background_per_1000(),
+            maxsprt_alpha: default_maxsprt_alpha(),
+            maxsprt_length: default_maxsprt_length(),
+            maxsprt_min_events: default_maxsprt_min_events(),
+            trend_z: default_trend_z(),
+            escalation_ratio: default_escalation_ratio(),
+            shrink_ratio: default_shrink_ratio(),
+            extra_session_max_days: default_extra_session_max_days(),
+            risk_days_after_last_dose: default_risk_days_after_last_dose(),
+            marker_background_share: default_marker_background_share(),
+        }
+    }
+}
+
+impl SignalsConfig {
+    /// Checks the values a typo or a unit slip could make meaningless; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let bad = |field: &str, why: &str| Err(format!("signals.{field}: {why}"));
+        if self.interval_secs == 0 {
+            return bad("interval_secs", "must be at least 1");
+        }
+        if self.topic.trim().is_empty() {
+            return bad("topic", "must not be empty");
+        }
+        if self.period_days == 0 {
+            return bad("period_days", "must be at least 1");
+        }
+        let edges = &self.dose_bands_mg;
+        if edges.iter().any(|e| !e.is_finite() || *e <= 0.0) || edges.windows(2).any(|w| w[0] >= w[1]) {
+            return bad("dose_bands_mg", "edges must be positive, finite and strictly increasing");
+        }
+        if edges.len() > 20 {
+            return bad("dose_bands_mg", "at most 20 edges");
+        }
+        for (field, v) in [
+            ("prr_min", self.prr_min),
+            ("eb05_min", self.eb05_min),
+            ("maxsprt_length", self.maxsprt_length),
+            ("escalation_ratio", self.escalation_ratio),
+            ("shrink_ratio", self.shrink_ratio),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(field, "must be a positive number");
+            }
+        }
+        for (field, v) in [("chi2_min", self.chi2_min), ("trend_z", self.trend_z)] {
+            if !v.is_finite() {
+                return bad(field, "must be a finite number");
+            }
+        }
+        if !(self.maxsprt_alpha > 0.0 && self.maxsprt_alpha < 0.5) {
+            return bad("maxsprt_alpha", "must be in (0, 0.5)");
+        }
+        if !(self.marker_background_share >= 0.0 && self.marker_background_share < 1.0) {
+            return bad("marker_background_share", "must be in [0, 1)");
+        }
+        if let Some((group, v)) = self.background_per_1000.iter().find(|(_, v)| !(v.is_finite() && **v > 0.0))
+        {
+            return bad(&format!("background_per_1000.{group}"), &format!("{v} is not a positive rate"));
+        }
+        Ok(())
+    }
+
+    /// The label of band `i` (0-based) of the cumulative-dose bands.
+    pub fn band_label(&self, i: usize) -> String {
+        let edges = &self.dose_bands_mg;
+        let mg = |x: f64| if x >= 1000.0 { format!("{} g", x / 1000.0) } else { format!("{x} mg") };
+        match i {
+            0 => format!("< {}", edges.first().map_or("inf".into(), |&x| mg(x))),
+            i if i >= edges.len() => format!(">= {}", edges.last().map_or("0".into(), |&x| mg(x))),
+            i => format!("{} - {}", mg(edges[i - 1]), mg(edges[i])),
+        }
+    }
+
+    /// The band of a cumulative dose.
+    pub fn band_of(&self, cumulative_mg: f64) -> usize {
+        self.dose_bands_mg.iter().take_while(|&&edge| cumulative_mg >= edge).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_slips_name_the_field() {
+        assert_eq!(SignalsConfig::default().validate(), Ok(()));
+        let with = |f: fn(&mut SignalsConfig)| {
+            let mut c = SignalsConfig::default();
+            f(&mut c);
+            c.validate().expect_err("invalid")
+        };
+        assert!(with(|c| c.dose_bands_mg = vec![1000.0, 500.0]).starts_with("signals.dose_bands_mg:"));
+        assert!(with(|c| c.maxsprt_alpha = 5.0).starts_with("signals.maxsprt_alpha:"));
+        assert!(with(|c| c.period_days = 0).starts_with("signals.period_days:"));
+        let e = with(|c| {
+            c.background_per_1000.insert("urological".into(), -1.0);
+        });
+        assert!(e.starts_with("signals.background_per_1000.urological:"), "{e}");
+    }
+
+    #[test]
+    fn bands_have_edges_and_labels() {
+        let c = SignalsConfig::default();
+        assert_eq!(
+            [c.band_of(0.0), c.band_of(499.9), c.band_of(500.0), c.band_of(1999.0), c.band_of(5000.0)],
+            [0, 0, 1, 2, 3]
+        );
+        assert_eq!(
+            (0..4).map(|i| c.band_label(i)).collect::<Vec<_>>(),
+            ["< 500 mg", "500 mg - 1 g", "1 g - 2 g", ">= 2 g"]
+        );
+    }
+}

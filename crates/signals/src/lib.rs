@@ -1,0 +1,19 @@
+//! The signals service: on a schedule, reads aggregates of the stored events from ClickHouse,
+//! runs every analysis ([`compute`]) for the period and cumulatively, stores the results, and
+//! emits an Avro [`SignalEvent`] on the signals topic for every signal that is new, updated
+//! (more cases) or closed.
+//!
+//! - [`config`]: schedule and thresholds.
+//! - [`model`]: what is read (aggregates) and written (results).
+//! - [`compute`]: the analyses, pure.
+//! - [`queries`]: the aggregates, in SQL that runs on ClickHouse 18.16 and current releases.
+//! - [`status`]: which results changed state since the last run (pure).
+//! - [`service`]: one run and the scheduled loop.
+
+pub mod compute;
+pub mod config;
+pub mod model;
+
+pub use compute::Analyser;
+pub use config::SignalsConfig;
+pub use model::{Analysis, SignalResult, Stratum, Window};

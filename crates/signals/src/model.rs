@@ -1,0 +1,222 @@
+//! What the signals service reads (aggregates) and writes (results).
+
+use std::collections::BTreeSet;
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+/// The analyses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Analysis {
+    /// PRR, ROR, IC, EBGM of a product/route/dose-band stratum against the other strata.
+    Disproportionality = 1,
+    /// Cases per 1,000 administrations, per stratum and dose band.
+    IncidenceAdministrations = 2,
+    /// Trend of incidence across cumulative-dose bands.
+    DoseResponse = 3,
+    /// Days from first dose to onset (median and quartiles).
+    TimeToOnset = 4,
+    /// Dependence markers from the dosing stream: share of patients showing each.
+    DependenceMarker = 5,
+    /// Poisson MaxSPRT against the background rate.
+    MaxSprt = 6,
+    /// Cases per 100 patient-years, per stratum.
+    IncidencePatientYears = 7,
+}
+
+impl Analysis {
+    /// Lower-case name (as in the DDL and in signal events).
+    pub fn name(self) -> &'static str {
+        match self {
+            Analysis::Disproportionality => "disproportionality",
+            Analysis::IncidenceAdministrations => "incidence_per_1000_administrations",
+            Analysis::IncidencePatientYears => "incidence_per_100_patient_years",
+            Analysis::DoseResponse => "dose_response",
+            Analysis::TimeToOnset => "time_to_onset",
+            Analysis::DependenceMarker => "dependence_marker",
+            Analysis::MaxSprt => "maxsprt",
+        }
+    }
+}
+
+/// The time window of a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Window {
+    /// The last `period_days`.
+    Period = 1,
+    /// Everything so far.
+    Cumulative = 2,
+}
+
+impl Window {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::Period => "period",
+            Window::Cumulative => "cumulative",
+        }
+    }
+}
+
+/// One computed measure: the unit the dashboard shows and the signal workflow tracks.
+#[derive(Debug, Clone, PartialEq, Default, Row, Serialize, Deserialize)]
+pub struct SignalResult {
+    /// Analysis (as its name).
+    pub analysis: String,
+    /// Window (as its name).
+    pub window: String,
+    /// Product, or `*` for all.
+    pub product: String,
+    /// Route, or `*`.
+    pub route: String,
+    /// Formulation, or `*`.
+    pub formulation: String,
+    /// Cumulative-dose band label, or `*`.
+    pub dose_band: String,
+    /// Event group, preferred term, or dependence marker.
+    pub event: String,
+    /// `group`, `pt` or `marker`.
+    pub event_level: String,
+    /// Cases (or patients showing a marker).
+    pub n: u64,
+    /// The denominator behind the estimate (administrations, patient-years, patients, expected).
+    pub denominator: f64,
+    /// The main measure.
+    pub estimate: f64,
+    /// Its lower 95% bound (quartile for time to onset).
+    pub lower: f64,
+    /// Its upper 95% bound.
+    pub upper: f64,
+    /// PRR (disproportionality).
+    pub prr: Option<f64>,
+    /// Yates chi-square (disproportionality).
+    pub chi2: Option<f64>,
+    /// ROR (disproportionality).
+    pub ror: Option<f64>,
+    /// ROR lower 95% bound.
+    pub ror_lower: Option<f64>,
+    /// IC025 (disproportionality).
+    pub ic025: Option<f64>,
+    /// EBGM (disproportionality).
+    pub ebgm: Option<f64>,
+    /// EB05 (disproportionality).
+    pub eb05: Option<f64>,
+    /// MaxSPRT log-likelihood ratio.
+    pub llr: Option<f64>,
+    /// MaxSPRT critical value.
+    pub cv: Option<f64>,
+    /// Dose-response trend z.
+    pub trend_z: Option<f64>,
+    /// Whether the result is a signal by the configured thresholds.
+    pub signal: bool,
+    /// Caveats (comma-separated: small_count, zero_cell_corrected, mgps_unavailable, ...).
+    pub flags: String,
+}
+
+impl SignalResult {
+    /// The identity of the result across runs (what a signal's status is tracked by).
+    pub fn key(&self) -> String {
+        [
+            &self.analysis,
+            &self.window,
+            &self.product,
+            &self.route,
+            &self.formulation,
+            &self.dose_band,
+            &self.event,
+        ]
+        .map(|s| s.as_str())
+        .join("|")
+    }
+}
+
+/// Product, route and formulation: the unit most analyses are stratified by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Stratum {
+    #[allow(missing_docs)]
+    pub product: String,
+    #[allow(missing_docs)]
+    pub route: String,
+    #[allow(missing_docs)]
+    pub formulation: String,
+}
+
+impl Stratum {
+    /// A stratum from its three parts.
+    pub fn new(product: &str, route: &str, formulation: &str) -> Self {
+        Self { product: product.into(), route: route.into(), formulation: formulation.into() }
+    }
+
+    /// The whole product (any route and formulation).
+    pub fn product_only(&self) -> Self {
+        Self { product: self.product.clone(), route: "*".into(), formulation: "*".into() }
+    }
+}
+
+/// Administrations in one stratum and cumulative-dose band.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DoseCell {
+    #[allow(missing_docs)]
+    pub stratum: Stratum,
+    /// Band index (see [`crate::SignalsConfig::band_of`]).
+    pub band: usize,
+    /// Administrations.
+    pub administrations: u64,
+}
+
+/// Patient-time of one stratum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExposureTime {
+    #[allow(missing_docs)]
+    pub stratum: Stratum,
+    /// Patients treated.
+    pub patients: u64,
+    /// Patient-years at risk: first dose to `risk_days_after_last_dose` after the last, within
+    /// the window.
+    pub patient_years: f64,
+}
+
+/// One case: the latest version of a report, not nullified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    /// Product and route of the first suspect drug; the patient's formulation.
+    pub stratum: Stratum,
+    /// Cumulative-dose band at onset.
+    pub band: usize,
+    /// Event groups of its reactions.
+    pub groups: BTreeSet<String>,
+    /// Coded preferred terms of its reactions.
+    pub pts: BTreeSet<String>,
+    /// Days from the first dose to onset.
+    pub days_from_first_dose: Option<f64>,
+}
+
+/// Patients of a stratum showing each dependence marker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkerCounts {
+    #[allow(missing_docs)]
+    pub stratum: Stratum,
+    /// Patients treated.
+    pub patients: u64,
+    /// Some dose above `escalation_ratio` x the mean of the patient's first three doses.
+    pub escalated: u64,
+    /// The mean of the last three intervals at most `shrink_ratio` x the mean of the earlier ones.
+    pub shrinking_intervals: u64,
+    /// Some session at most `extra_session_max_days` calendar days after the previous one.
+    pub extra_sessions: u64,
+}
+
+/// Everything one window's analyses need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inputs {
+    /// The window.
+    pub window: Window,
+    /// Administrations per stratum and band.
+    pub doses: Vec<DoseCell>,
+    /// Patient-time per stratum.
+    pub time: Vec<ExposureTime>,
+    /// Cases.
+    pub cases: Vec<Case>,
+    /// Dependence markers (cumulative window only; empty otherwise).
+    pub markers: Vec<MarkerCounts>,
+}
