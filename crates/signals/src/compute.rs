@@ -89,7 +89,7 @@ impl Analyser {
     ) -> SignalResult {
         SignalResult {
             analysis: analysis.name().into(),
-            window: window.name().into(),
+            time_window: window.name().into(),
             product: cell.0.product.clone(),
             route: cell.0.route.clone(),
             formulation: cell.0.formulation.clone(),

@@ -12,8 +12,12 @@
 
 pub mod compute;
 pub mod config;
+pub mod event;
 pub mod model;
+pub mod queries;
+pub mod status;
 
 pub use compute::Analyser;
 pub use config::SignalsConfig;
+pub use event::{Change, SignalEvent};
 pub use model::{Analysis, SignalResult, Stratum, Window};

@@ -61,10 +61,14 @@ impl Window {
 /// One computed measure: the unit the dashboard shows and the signal workflow tracks.
 #[derive(Debug, Clone, PartialEq, Default, Row, Serialize, Deserialize)]
 pub struct SignalResult {
+    /// Start of the run that computed it (ms since the epoch; set when stored).
+    pub run_at_ms: i64,
+    /// The data time the run analysed up to (set when stored).
+    pub as_of_ms: i64,
     /// Analysis (as its name).
     pub analysis: String,
     /// Window (as its name).
-    pub window: String,
+    pub time_window: String,
     /// Product, or `*` for all.
     pub product: String,
     /// Route, or `*`.
@@ -118,7 +122,7 @@ impl SignalResult {
     pub fn key(&self) -> String {
         [
             &self.analysis,
-            &self.window,
+            &self.time_window,
             &self.product,
             &self.route,
             &self.formulation,

@@ -1,0 +1,284 @@
+//! The aggregates the analyses need, read from the sink's tables.
+//!
+//! Four queries per run, each one scan, both windows at once (a `countIf` on the period bound):
+//! administrations per stratum and cumulative-dose band; patients and patient-time per stratum;
+//! the current cases (latest version, not nullified: `ae_cases FINAL`) with their groups, PTs,
+//! band and time to onset; dependence markers per patient from the ordered dose history.
+//! Tables are read with `FINAL`, so re-delivered events count once. The SQL keeps to what
+//! ClickHouse 18.16 runs: no window functions, one join, `ifNull` around nullable values.
+
+use std::collections::BTreeSet;
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use crate::config::SignalsConfig;
+use crate::model::{Case, DoseCell, ExposureTime, Inputs, MarkerCounts, Stratum, Window};
+
+/// Milliseconds in a day and in a (Julian) year.
+const DAY_MS: i64 = 86_400_000;
+const YEAR_MS: f64 = 365.25 * 86_400_000.0;
+
+/// The time bounds of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Data after this instant is ignored (ms since the epoch).
+    pub as_of_ms: i64,
+    /// The period window starts here.
+    pub period_from_ms: i64,
+}
+
+impl Bounds {
+    /// The bounds of a run as of `as_of_ms` with a period of `period_days`.
+    pub fn new(as_of_ms: i64, period_days: u32) -> Self {
+        Self { as_of_ms, period_from_ms: as_of_ms - i64::from(period_days) * DAY_MS }
+    }
+}
+
+/// The cumulative-dose band of `exp_cumulative_mg`, as SQL (the sum of the edges reached).
+fn band_sql(cfg: &SignalsConfig) -> String {
+    if cfg.dose_bands_mg.is_empty() {
+        return "toUInt32(0)".into();
+    }
+    let terms: Vec<String> =
+        cfg.dose_bands_mg.iter().map(|e| format!("(exp_cumulative_mg >= {e:?})")).collect();
+    format!("toUInt32({})", terms.join(" + "))
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct DoseCellRow {
+    product: String,
+    route: String,
+    formulation: String,
+    band: u32,
+    all: u64,
+    period: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct TimeRow {
+    product: String,
+    route: String,
+    formulation: String,
+    patients_all: u64,
+    patients_period: u64,
+    years_all: f64,
+    years_period: f64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct CaseRow {
+    suspect_product: String,
+    suspect_route: String,
+    patient_product: String,
+    patient_route: String,
+    patient_formulation: String,
+    onset_ms: i64,
+    cumulative_mg: f64,
+    days_from_first_dose: Option<f64>,
+    groups: Vec<String>,
+    pts: Vec<String>,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct MarkerRow {
+    product: String,
+    route: String,
+    formulation: String,
+    patients: u64,
+    escalated: u64,
+    shrinking: u64,
+    extra: u64,
+}
+
+/// Reads both windows' inputs (period first, then cumulative).
+pub async fn inputs(
+    ch: &clickhouse::Client,
+    cfg: &SignalsConfig,
+    bounds: Bounds,
+) -> Result<[Inputs; 2], clickhouse::error::Error> {
+    let Bounds { as_of_ms: to, period_from_ms: from } = bounds;
+    let band = band_sql(cfg);
+
+    let cells: Vec<DoseCellRow> = ch
+        .query(&format!(
+            "SELECT toString(product) AS p, toString(route) AS r, formulation, {band} AS b,
+                    count() AS n_all, countIf(administered_at_ms >= {from}) AS n_period
+             FROM doses FINAL WHERE administered_at_ms <= {to}
+             GROUP BY p, r, formulation, b"
+        ))
+        .fetch_all()
+        .await?;
+
+    let risk = i64::from(cfg.risk_days_after_last_dose) * DAY_MS;
+    let time: Vec<TimeRow> = ch
+        .query(&format!(
+            "SELECT p, r, f, count(), countIf(last_ms + {risk} >= {from}),
+                    sum(greatest(toInt64(0), least(last_ms + {risk}, toInt64({to})) - first_ms)) / {YEAR_MS:?},
+                    sum(greatest(toInt64(0), least(last_ms + {risk}, toInt64({to})) - greatest(first_ms, toInt64({from})))) / {YEAR_MS:?}
+             FROM (
+                SELECT patient_key, toString(product) AS p, toString(route) AS r, formulation AS f,
+                       min(administered_at_ms) AS first_ms, max(administered_at_ms) AS last_ms
+                FROM doses FINAL WHERE administered_at_ms <= {to}
+                GROUP BY patient_key, p, r, f)
+             GROUP BY p, r, f"
+        ))
+        .fetch_all()
+        .await?;
+
+    let case_rows: Vec<CaseRow> = ch
+        .query(&format!(
+            "SELECT sp, sr, ifNull(dp, ''), ifNull(dr, ''), ifNull(df, ''), onset_ms, cum_mg, ttf, gs, pts FROM (
+                SELECT patient_key,
+                       ifNull(toString(drug_product[indexOf(drug_role, 1)]), '') AS sp,
+                       ifNull(toString(drug_route[indexOf(drug_role, 1)]), '') AS sr,
+                       exposure_as_of_ms AS onset_ms, exp_cumulative_mg AS cum_mg, days_since_first_dose AS ttf,
+                       arrayReduce('groupUniqArrayArray', reaction_groups) AS gs,
+                       arrayReduce('groupUniqArray', arrayMap(x -> assumeNotNull(x), arrayFilter(x -> isNotNull(x), reaction_pt))) AS pts
+                FROM ae_report_versions FINAL
+                WHERE event_id IN (SELECT event_id FROM ae_cases FINAL WHERE nullification = 0)
+                  AND exposure_as_of_ms <= {to})
+             ANY LEFT JOIN (
+                SELECT patient_key, any(toString(product)) AS dp, any(toString(route)) AS dr, any(formulation) AS df
+                FROM doses FINAL GROUP BY patient_key) USING patient_key"
+        ))
+        .fetch_all()
+        .await?;
+
+    let markers: Vec<MarkerRow> = ch
+        .query(&format!(
+            "SELECT p, r, f, count(), sum(esc), sum(shrink), sum(extra) FROM (
+                SELECT patient_key, toString(product) AS p, toString(route) AS r, formulation AS f,
+                       arraySort((d, t) -> t, groupArray(dose_mg), groupArray(administered_at_ms)) AS ds,
+                       arraySlice(arrayDifference(arraySort(groupArray(intDiv(administered_at_ms, {DAY_MS})))), 2) AS gaps,
+                       toUInt64(arrayReduce('max', ds) > {esc:?} * arrayReduce('avg', arraySlice(ds, 1, 3))) AS esc,
+                       toUInt64(length(gaps) >= 6 AND arrayReduce('avg', arraySlice(gaps, -3))
+                           <= {shrink:?} * arrayReduce('avg', arraySlice(gaps, 1, length(gaps) - 3))) AS shrink,
+                       toUInt64(arrayExists(g -> g <= {extra}, gaps)) AS extra
+                FROM doses FINAL WHERE administered_at_ms <= {to}
+                GROUP BY patient_key, p, r, f)
+             GROUP BY p, r, f",
+            esc = cfg.escalation_ratio,
+            shrink = cfg.shrink_ratio,
+            extra = cfg.extra_session_max_days,
+        ))
+        .fetch_all()
+        .await?;
+
+    Ok(assemble(cfg, bounds, cells, time, case_rows, markers))
+}
+
+fn stratum(product: &str, route: &str, formulation: &str) -> Stratum {
+    let or_unknown = |s: &str| if s.is_empty() { "unknown" } else { s }.to_string();
+    Stratum { product: or_unknown(product), route: or_unknown(route), formulation: or_unknown(formulation) }
+}
+
+fn assemble(
+    cfg: &SignalsConfig,
+    bounds: Bounds,
+    cells: Vec<DoseCellRow>,
+    time: Vec<TimeRow>,
+    case_rows: Vec<CaseRow>,
+    markers: Vec<MarkerRow>,
+) -> [Inputs; 2] {
+    let mut period =
+        Inputs { window: Window::Period, doses: vec![], time: vec![], cases: vec![], markers: vec![] };
+    let mut cumulative = Inputs { window: Window::Cumulative, ..period.clone() };
+    for c in cells {
+        let s = stratum(&c.product, &c.route, &c.formulation);
+        let band = c.band as usize;
+        if c.period > 0 {
+            period.doses.push(DoseCell { stratum: s.clone(), band, administrations: c.period });
+        }
+        cumulative.doses.push(DoseCell { stratum: s, band, administrations: c.all });
+    }
+    for t in time {
+        let s = stratum(&t.product, &t.route, &t.formulation);
+        if t.patients_period > 0 {
+            period.time.push(ExposureTime {
+                stratum: s.clone(),
+                patients: t.patients_period,
+                patient_years: t.years_period,
+            });
+        }
+        cumulative.time.push(ExposureTime {
+            stratum: s,
+            patients: t.patients_all,
+            patient_years: t.years_all,
+        });
+    }
+    for r in case_rows {
+        // The suspect drug's product and route; the patient's dosing where the report lacks them.
+        let product = if r.suspect_product.is_empty() { &r.patient_product } else { &r.suspect_product };
+        let route = if r.suspect_route.is_empty() { &r.patient_route } else { &r.suspect_route };
+        let case = Case {
+            stratum: stratum(product, route, &r.patient_formulation),
+            band: cfg.band_of(r.cumulative_mg),
+            groups: r.groups.into_iter().collect::<BTreeSet<_>>(),
+            pts: r.pts.into_iter().collect::<BTreeSet<_>>(),
+            days_from_first_dose: r.days_from_first_dose,
+        };
+        if r.onset_ms >= bounds.period_from_ms {
+            period.cases.push(case.clone());
+        }
+        cumulative.cases.push(case);
+    }
+    cumulative.markers = markers
+        .into_iter()
+        .map(|m| MarkerCounts {
+            stratum: stratum(&m.product, &m.route, &m.formulation),
+            patients: m.patients,
+            escalated: m.escalated,
+            shrinking_intervals: m.shrinking,
+            extra_sessions: m.extra,
+        })
+        .collect();
+    [period, cumulative]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn band_sql_sums_the_edges_reached() {
+        let cfg = SignalsConfig::default();
+        assert_eq!(
+            band_sql(&cfg),
+            "toUInt32((exp_cumulative_mg >= 500.0) + (exp_cumulative_mg >= 1000.0) + (exp_cumulative_mg >= 2000.0))"
+        );
+        assert_eq!(band_sql(&SignalsConfig { dose_bands_mg: vec![], ..cfg }), "toUInt32(0)");
+    }
+
+    #[test]
+    fn cases_take_the_suspect_drug_and_fall_back_to_the_patients_dosing() {
+        let cfg = SignalsConfig::default();
+        let row = |sp: &str, sr: &str, onset_ms: i64| CaseRow {
+            suspect_product: sp.into(),
+            suspect_route: sr.into(),
+            patient_product: "ketamine".into(),
+            patient_route: "iv".into(),
+            patient_formulation: "solution".into(),
+            onset_ms,
+            cumulative_mg: 1200.0,
+            days_from_first_dose: Some(30.0),
+            groups: vec!["urological".into()],
+            pts: vec!["Dysuria".into(), "Dysuria".into()],
+        };
+        let bounds = Bounds::new(100 * DAY_MS, 30);
+        let [period, cumulative] = assemble(
+            &cfg,
+            bounds,
+            vec![],
+            vec![],
+            vec![row("esketamine", "intranasal", 90 * DAY_MS), row("", "", 10 * DAY_MS)],
+            vec![],
+        );
+        assert_eq!(cumulative.cases.len(), 2);
+        assert_eq!(period.cases.len(), 1, "onset before the period");
+        assert_eq!(cumulative.cases[0].stratum, Stratum::new("esketamine", "intranasal", "solution"));
+        assert_eq!(cumulative.cases[1].stratum, Stratum::new("ketamine", "iv", "solution"));
+        assert_eq!(cumulative.cases[0].band, 2);
+        assert_eq!(cumulative.cases[0].pts.len(), 1);
+    }
+}
