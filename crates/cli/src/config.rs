@@ -3,6 +3,7 @@
 use pv_enrich::EnrichConfig;
 use pv_gateway::GatewayConfig;
 use pv_runtime::{ClickHouseConfig, KafkaConfig};
+use pv_signals::SignalsConfig;
 use pv_sink::SinkConfig;
 use serde::Deserialize;
 
@@ -25,6 +26,9 @@ pub struct PvConfig {
     /// `[sink]`: Kafka -> ClickHouse.
     #[serde(default)]
     pub sink: SinkConfig,
+    /// `[signals]`: the statistics run on a schedule.
+    #[serde(default)]
+    pub signals: SignalsConfig,
 }
 
 #[cfg(test)]
@@ -39,6 +43,7 @@ mod tests {
         assert_eq!(cfg.clickhouse, ClickHouseConfig::default());
         assert_eq!(cfg.gateway, GatewayConfig::default());
         assert_eq!(cfg.sink, SinkConfig::default());
+        assert_eq!(cfg.signals, SignalsConfig::default());
         // The local file names the secret file; everything else is the default.
         assert_eq!(
             cfg.enrich,

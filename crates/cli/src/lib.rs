@@ -7,6 +7,7 @@ mod bench;
 mod clinics;
 mod config;
 mod disproportionality;
+mod signals;
 mod simulate;
 mod summary;
 
@@ -58,6 +59,9 @@ enum Command {
     /// Every disproportionality measure (PRR, ROR, IC, MGPS EBGM) for every product-event pair
     /// of a report-level CSV.
     Disproportionality(disproportionality::DisproportionalityArgs),
+    /// Run the signals service: every analysis on a schedule, results to ClickHouse, changes
+    /// to the signals topic (`--once`: one run, printed).
+    Signals(signals::SignalsArgs),
     /// Run the benchmark harness on the local servers (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Score detection of the harms planted by the last `pv simulate` against what is stored.
@@ -109,6 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enrich => runtime()?.block_on(enrich(cfg)),
         Command::Simulate(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Bench(args) => runtime()?.block_on(args.run(&cfg)),
+        Command::Signals(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Disproportionality(args) => args.run(),
         Command::Score { truth_file } => runtime()?.block_on(async {
             let text = std::fs::read_to_string(&truth_file)

@@ -15,9 +15,11 @@ pub mod config;
 pub mod event;
 pub mod model;
 pub mod queries;
+pub mod service;
 pub mod status;
 
 pub use compute::Analyser;
 pub use config::SignalsConfig;
 pub use event::{Change, SignalEvent};
 pub use model::{Analysis, SignalResult, Stratum, Window};
+pub use service::{RunReport, SignalsError, SignalsService};

@@ -10,7 +10,10 @@
 //! `(clinic_id, event_id)`, so re-delivered events collapse; queries that count use `FINAL`.
 //! `dedup_version = 2^64-1 - received_at_ms` makes the earliest acceptance of an event win.
 //!
-//! Current tables (migration 2): `doses`, `monitoring_forms`, `ae_report_versions` (one row per
+//! Signals (migration 3): `signal_results` (every result of every run) and `signal_changes`
+//! (every change of a signal's state, as emitted).
+//!
+//! Event tables (migration 2): `doses`, `monitoring_forms`, `ae_report_versions` (one row per
 //! report version, reactions and drugs as parallel arrays), `ae_cases` (latest version of each
 //! case, fed by a materialised view). Every event row carries the patient's exposure as of the
 //! event (`exp_*`) and a pseudonymous `patient_key`, never the clinic's patient reference.
@@ -273,6 +276,81 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         "CREATE MATERIALIZED VIEW IF NOT EXISTS ae_cases_mv TO ae_cases AS
             SELECT clinic_id, report_id, version, event_id, patient_key, nullification, reported_at_ms, received_at_ms
             FROM ae_report_versions",
+    ],
+}, Migration {
+    version: 3,
+    name: "signal results and the signal change log",
+    statements: &[
+        // Every result of every signals run (pv_signals::SignalResult): the dashboard's source
+        // and the record of what was known when.
+        "CREATE TABLE IF NOT EXISTS signal_results (
+            run_at_ms Int64,
+            run_at DateTime MATERIALIZED toDateTime(intDiv(run_at_ms, 1000)),
+            as_of_ms Int64,
+            analysis String,
+            time_window String,
+            product String,
+            route String,
+            formulation String,
+            dose_band String,
+            event String,
+            event_level String,
+            n UInt64,
+            denominator Float64,
+            estimate Float64,
+            lower Float64,
+            upper Float64,
+            prr Nullable(Float64),
+            chi2 Nullable(Float64),
+            ror Nullable(Float64),
+            ror_lower Nullable(Float64),
+            ic025 Nullable(Float64),
+            ebgm Nullable(Float64),
+            eb05 Nullable(Float64),
+            llr Nullable(Float64),
+            cv Nullable(Float64),
+            trend_z Nullable(Float64),
+            signal UInt8,
+            flags String
+        ) ENGINE = MergeTree
+        PARTITION BY toYYYYMM(toDateTime(intDiv(run_at_ms, 1000)))
+        ORDER BY (analysis, product, event, run_at_ms)",
+        // Every change of a signal's state (pv_signals::SignalEvent, as emitted on the signals
+        // topic): append-only; the current state of a signal is its latest row.
+        "CREATE TABLE IF NOT EXISTS signal_changes (
+            event_id String,
+            change String,
+            run_at_ms Int64,
+            as_of_ms Int64,
+            first_signalled_at_ms Int64,
+            signal_key String,
+            analysis String,
+            time_window String,
+            product String,
+            route String,
+            formulation String,
+            dose_band String,
+            event String,
+            event_level String,
+            n Int64,
+            previous_n Nullable(Int64),
+            denominator Float64,
+            estimate Float64,
+            lower Float64,
+            upper Float64,
+            prr Nullable(Float64),
+            chi2 Nullable(Float64),
+            ror Nullable(Float64),
+            ror_lower Nullable(Float64),
+            ic025 Nullable(Float64),
+            ebgm Nullable(Float64),
+            eb05 Nullable(Float64),
+            llr Nullable(Float64),
+            cv Nullable(Float64),
+            trend_z Nullable(Float64),
+            flags String
+        ) ENGINE = MergeTree
+        ORDER BY (signal_key, run_at_ms)",
     ],
 }];
 

@@ -4,9 +4,11 @@
 //! λ ~ P·Gamma(α1, β1) + (1−P)·Gamma(α2, β2) (shape, rate). Marginally N is a mixture of
 //! negative binomials; pairs with N = 0 are not in the data, so each component is truncated
 //! at zero (openEBGM's `negLL` with `N_star = 1`). The five hyperparameters maximise the
-//! likelihood over all pairs: quasi-Newton (L-BFGS with a More-Thuente line search, argmin) on
-//! ln α, ln β and logit P with the analytic gradient, from three starting points; the best
-//! converged solution is kept and the others are reported for agreement.
+//! likelihood over all pairs: quasi-Newton (L-BFGS with a backtracking Armijo line search,
+//! argmin) on ln α, ln β and logit P with the analytic gradient, from three starting points; the
+//! best converged solution is kept and the others are reported for agreement. Each start has a
+//! budget of likelihood evaluations, so degenerate data (a non-finite gradient, a line search
+//! that cannot make progress) ends in [`FitError::NoConvergence`], never in a hang.
 //!
 //! Posterior per pair: Qn = P f1(n) / (P f1(n) + (1−P) f2(n)) with the untruncated densities
 //! (DuMouchel 1999, eq. 6); λ | N=n ~ Qn·Gamma(α1+n, β1+E) + (1−Qn)·Gamma(α2+n, β2+E);
@@ -17,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, State};
 use argmin::solver::linesearch::BacktrackingLineSearch;
@@ -142,7 +145,12 @@ struct Data {
     ln_fact_total: f64,
     /// Last evaluation, (free params, cost, gradient): argmin asks for cost and gradient apart.
     cache: Mutex<Option<Evaluation>>,
+    /// Likelihood evaluations so far (bounded by [`MAX_EVALUATIONS`]).
+    evaluations: AtomicUsize,
 }
+
+/// Likelihood evaluations allowed per start: a healthy fit needs a few hundred.
+const MAX_EVALUATIONS: usize = 20_000;
 
 impl Data {
     fn new(pairs: &[(u64, f64)]) -> Self {
@@ -164,6 +172,7 @@ impl Data {
             distinct_n: distinct.iter().map(|&n| n as f64).collect(),
             ln_fact_total: 0.0,
             cache: Mutex::new(None),
+            evaluations: AtomicUsize::new(0),
         };
         for ((n, e_bits), w) in points {
             let e = f64::from_bits(e_bits);
@@ -238,11 +247,26 @@ impl Data {
     }
 }
 
+impl Data {
+    /// [`Data::eval`] within the evaluation budget, at finite parameters (a non-finite
+    /// gradient at an accepted point makes the next trial point NaN, where a backtracking line
+    /// search would otherwise halve its step forever).
+    fn checked_eval(&self, p: &[f64]) -> Result<(f64, Vec<f64>), ArgminError> {
+        if self.evaluations.fetch_add(1, Ordering::Relaxed) >= MAX_EVALUATIONS {
+            return Err(ArgminError::msg("MGPS fit: evaluation budget exhausted"));
+        }
+        if p.iter().any(|v| !v.is_finite()) {
+            return Err(ArgminError::msg("MGPS fit: non-finite parameters"));
+        }
+        Ok(self.eval(p))
+    }
+}
+
 impl CostFunction for Data {
     type Param = Vec<f64>;
     type Output = f64;
     fn cost(&self, p: &Vec<f64>) -> Result<f64, ArgminError> {
-        Ok(self.eval(p).0)
+        Ok(self.checked_eval(p)?.0)
     }
 }
 
@@ -250,7 +274,7 @@ impl Gradient for Data {
     type Param = Vec<f64>;
     type Gradient = Vec<f64>;
     fn gradient(&self, p: &Vec<f64>) -> Result<Vec<f64>, ArgminError> {
-        Ok(self.eval(p).1)
+        Ok(self.checked_eval(p)?.1)
     }
 }
 

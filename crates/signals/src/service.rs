@@ -1,0 +1,205 @@
+//! One signals run, and the scheduled loop.
+//!
+//! A run: read both windows' aggregates as of now, run every analysis, append the results to
+//! `signal_results`, read the latest change of every signal from `signal_changes`, work out the
+//! changes, produce them to the signals topic and wait for every acknowledgement, then append
+//! them to `signal_changes`. A crash after producing and before recording repeats the same
+//! changes with the same event ids on the next run: delivery is at least once, and consumers
+//! drop repeats by `event_id`. One instance runs at a time.
+
+use std::time::{Duration, Instant};
+
+use pv_events::EventCodec;
+use pv_runtime::{ClickHouseConfig, KafkaConfig, Shutdown};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::compute::Analyser;
+use crate::config::SignalsConfig;
+use crate::event::{PreviousState, SignalEvent};
+use crate::model::SignalResult;
+use crate::queries::{self, Bounds};
+use crate::status;
+
+/// Why a run failed. Nothing is recorded as changed unless it was emitted first.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalsError {
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Reading aggregates or writing results failed.
+    #[error("clickhouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    /// Creating the producer or delivering a signal event failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// A signal event could not be encoded.
+    #[error("encoding a signal event: {0}")]
+    Encode(#[from] pv_events::CodecError),
+}
+
+/// What one run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// When the run started (ms since the epoch).
+    pub run_at_ms: i64,
+    /// The data time it analysed up to.
+    pub as_of_ms: i64,
+    /// Every result, both windows.
+    pub results: Vec<SignalResult>,
+    /// The changes emitted and recorded.
+    pub changes: Vec<SignalEvent>,
+    /// Time reading aggregates.
+    pub read: Duration,
+    /// Time computing.
+    pub compute: Duration,
+    /// Time storing and emitting.
+    pub write: Duration,
+}
+
+impl RunReport {
+    /// The results that are signals.
+    pub fn signals(&self) -> impl Iterator<Item = &SignalResult> {
+        self.results.iter().filter(|r| r.signal)
+    }
+}
+
+/// The signals service.
+pub struct SignalsService {
+    analyser: Analyser,
+    ch: clickhouse::Client,
+    producer: FutureProducer,
+    codec: &'static EventCodec,
+}
+
+impl std::fmt::Debug for SignalsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalsService").field("topic", &self.analyser.config().topic).finish_non_exhaustive()
+    }
+}
+
+impl SignalsService {
+    /// A service reading and writing `clickhouse` (migrated) and producing to `kafka`.
+    pub fn new(
+        cfg: SignalsConfig,
+        clickhouse: &ClickHouseConfig,
+        kafka: &KafkaConfig,
+    ) -> Result<Self, SignalsError> {
+        let analyser = Analyser::new(cfg).map_err(SignalsError::Config)?;
+        let producer: FutureProducer =
+            pv_runtime::kafka::producer_config(kafka, Duration::from_secs(30)).create()?;
+        Ok(Self {
+            analyser,
+            ch: pv_runtime::clickhouse::client(clickhouse),
+            producer,
+            codec: EventCodec::global(),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &SignalsConfig {
+        self.analyser.config()
+    }
+
+    /// Creates the signals topic if it does not exist (one partition: changes stay in order).
+    pub async fn ensure_topic(&self, kafka: &KafkaConfig) -> Result<(), SignalsError> {
+        let spec = pv_runtime::kafka::TopicSpec {
+            name: self.config().topic.clone(),
+            partitions: 1,
+            configs: vec![("retention.ms".into(), "-1".into())],
+        };
+        Ok(pv_runtime::kafka::ensure_topics(kafka, &[spec]).await?)
+    }
+
+    /// One run over the data up to `as_of_ms` (now when `None`).
+    pub async fn run_once(&self, as_of_ms: Option<i64>) -> Result<RunReport, SignalsError> {
+        let run_at_ms = chrono::Utc::now().timestamp_millis();
+        let as_of_ms = as_of_ms.unwrap_or(run_at_ms);
+        let cfg = self.config();
+        let started = Instant::now();
+        let [period, cumulative] =
+            queries::inputs(&self.ch, cfg, Bounds::new(as_of_ms, cfg.period_days)).await?;
+        let read = started.elapsed();
+        let started = Instant::now();
+        let mut results = self.analyser.run(&period);
+        results.extend(self.analyser.run(&cumulative));
+        for r in &mut results {
+            r.run_at_ms = run_at_ms;
+            r.as_of_ms = as_of_ms;
+        }
+        let compute = started.elapsed();
+
+        let started = Instant::now();
+        let mut insert = self.ch.insert::<SignalResult>("signal_results").await?;
+        for r in &results {
+            insert.write(r).await?;
+        }
+        insert.end().await?;
+        let previous: Vec<PreviousState> = self
+            .ch
+            .query(
+                "SELECT signal_key, argMax(change, run_at_ms), argMax(n, run_at_ms),
+                        argMax(first_signalled_at_ms, run_at_ms), argMax(event_id, run_at_ms)
+                 FROM signal_changes GROUP BY signal_key",
+            )
+            .fetch_all()
+            .await?;
+        let changes = status::changes(&previous, &results, run_at_ms, as_of_ms);
+        self.emit(&changes).await?;
+        if !changes.is_empty() {
+            let mut insert = self.ch.insert::<SignalEvent>("signal_changes").await?;
+            for c in &changes {
+                insert.write(c).await?;
+            }
+            insert.end().await?;
+        }
+        let write = started.elapsed();
+        tracing::info!(
+            as_of_ms,
+            results = results.len(),
+            signals = results.iter().filter(|r| r.signal).count(),
+            changes = changes.len(),
+            read_ms = read.as_millis() as u64,
+            compute_ms = compute.as_millis() as u64,
+            write_ms = write.as_millis() as u64,
+            "signals run done"
+        );
+        Ok(RunReport { run_at_ms, as_of_ms, results, changes, read, compute, write })
+    }
+
+    /// Produces `changes` (key: the signal key) and waits until the broker has them all.
+    async fn emit(&self, changes: &[SignalEvent]) -> Result<(), SignalsError> {
+        let topic = &self.config().topic;
+        let mut pending = Vec::with_capacity(changes.len());
+        for c in changes {
+            let payload = self.codec.encode_record(c)?;
+            let record = FutureRecord::to(topic).key(c.signal_key.as_bytes()).payload(&payload);
+            // Few changes per run: librdkafka's queue (100,000 messages) never fills.
+            pending.push(self.producer.send_result(record).map_err(|(e, _)| e)?);
+        }
+        for p in pending {
+            p.await.map_err(|_| KafkaError::Canceled)?.map_err(|(e, _)| e)?;
+        }
+        Ok(())
+    }
+
+    /// Runs every `interval_secs` until `shutdown`; a failed run is logged and retried at the
+    /// next tick (its changes were not recorded, so they are worked out again).
+    pub async fn run(&self, shutdown: Shutdown) {
+        let interval = Duration::from_secs(self.config().interval_secs);
+        loop {
+            match self.run_once(None).await {
+                Ok(report) => {
+                    for c in &report.changes {
+                        tracing::info!(change = %c.change, key = %c.signal_key, n = c.n, estimate = c.estimate, "signal change");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "signals run failed; retrying at the next tick"),
+            }
+            tokio::select! {
+                () = shutdown.wait() => break,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
