@@ -34,6 +34,7 @@ pub struct TestEnv {
     pub enriched_topic: String,
     pub dlq_topic: String,
     pub state_topic: String,
+    pub signals_topic: String,
     pub dir: PathBuf,
 }
 
@@ -69,6 +70,7 @@ impl TestEnv {
         let enriched_topic = format!("pvt.{id}.enriched");
         let dlq_topic = format!("pvt.{id}.enriched-dlq");
         let state_topic = format!("pvt.{id}.state");
+        let signals_topic = format!("pvt.{id}.signals");
         let topics = [
             TopicSpec { name: raw_topic.clone(), partitions: 3, configs: vec![] },
             TopicSpec { name: raw_dlq_topic.clone(), partitions: 1, configs: vec![] },
@@ -79,6 +81,7 @@ impl TestEnv {
                 partitions: 3,
                 configs: vec![("cleanup.policy".into(), "compact".into())],
             },
+            TopicSpec { name: signals_topic.clone(), partitions: 1, configs: vec![] },
         ];
         pv_runtime::kafka::ensure_topics(&kafka, &topics)
             .await
@@ -98,6 +101,7 @@ impl TestEnv {
             enriched_topic,
             dlq_topic,
             state_topic,
+            signals_topic,
             dir,
         }
     }
@@ -260,8 +264,14 @@ impl TestEnv {
 
     /// Drops the test's topics and database.
     pub async fn cleanup(self) {
-        let topics =
-            [&self.raw_topic, &self.raw_dlq_topic, &self.enriched_topic, &self.dlq_topic, &self.state_topic];
+        let topics = [
+            &self.raw_topic,
+            &self.raw_dlq_topic,
+            &self.enriched_topic,
+            &self.dlq_topic,
+            &self.state_topic,
+            &self.signals_topic,
+        ];
         let names: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
         let _ = pv_runtime::kafka::delete_topics(&self.kafka, &names).await;
         let server = pv_runtime::clickhouse::server_client(&self.clickhouse);

@@ -154,6 +154,9 @@ impl Analyser {
                 if d.flags.zero_cell_corrected {
                     flags.push("zero_cell_corrected");
                 }
+                if prior.is_some_and(|h| h.at_bound()) {
+                    flags.push("mgps_prior_at_bound");
+                }
                 if post.is_none() {
                     flags.push("mgps_unavailable");
                 }

@@ -5,7 +5,8 @@
 //! negative binomials; pairs with N = 0 are not in the data, so each component is truncated
 //! at zero (openEBGM's `negLL` with `N_star = 1`). The five hyperparameters maximise the
 //! likelihood over all pairs: quasi-Newton (L-BFGS with a backtracking Armijo line search,
-//! argmin) on ln α, ln β and logit P with the analytic gradient, from three starting points; the
+//! argmin) with the analytic gradient, on logit P and on α, β mapped smoothly into the bounds
+//! [`PARAM_MIN`], [`PARAM_MAX`] (a bounded fit, as openEBGM's `nlminb`), from three starting points; the
 //! best converged solution is kept and the others are reported for agreement. Each start has a
 //! budget of likelihood evaluations, so degenerate data (a non-finite gradient, a line search
 //! that cannot make progress) ends in [`FitError::NoConvergence`], never in a hang.
@@ -55,23 +56,32 @@ impl Hyper {
 
     fn to_free(self) -> Vec<f64> {
         vec![
-            self.alpha1.ln(),
-            self.beta1.ln(),
-            self.alpha2.ln(),
-            self.beta2.ln(),
+            shape_to_free(self.alpha1),
+            shape_to_free(self.beta1),
+            shape_to_free(self.alpha2),
+            shape_to_free(self.beta2),
             (self.p / (1.0 - self.p)).ln(),
         ]
     }
 
     fn from_free(x: &[f64]) -> Self {
-        let e = |v: f64| v.clamp(-40.0, 40.0).exp();
         Self {
-            alpha1: e(x[0]),
-            beta1: e(x[1]),
-            alpha2: e(x[2]),
-            beta2: e(x[3]),
-            p: 1.0 / (1.0 + (-x[4]).exp()),
+            alpha1: shape_from_free(x[0]),
+            beta1: shape_from_free(x[1]),
+            alpha2: shape_from_free(x[2]),
+            beta2: shape_from_free(x[3]),
+            p: sigmoid(x[4]),
         }
+    }
+
+    /// Whether a shape or rate lies at (within 1% in log terms of) one of its bounds: the data
+    /// pushed the prior to a limit, typically a component with no spread (all λ alike, as in a
+    /// stream without disproportionality) or a component of zero weight.
+    pub fn at_bound(&self) -> bool {
+        let span = PARAM_MAX.ln() - PARAM_MIN.ln();
+        [self.alpha1, self.beta1, self.alpha2, self.beta2]
+            .iter()
+            .any(|v| (v.ln() - PARAM_MIN.ln()) < 0.01 * span || (PARAM_MAX.ln() - v.ln()) < 0.01 * span)
     }
 
     /// The same mixture with component 1 the one with the larger prior mean.
@@ -107,6 +117,41 @@ pub struct MgpsFit {
     pub converged: usize,
     /// Converged starts within 1e-3 of the best likelihood.
     pub agreeing: usize,
+}
+
+/// Smallest shape or rate the fit considers.
+pub const PARAM_MIN: f64 = 1e-5;
+/// Largest shape or rate the fit considers. Homogeneous data (every λ alike) have their
+/// likelihood maximum at infinite α = β; the bound stops there (prior sd of λ 1%), where
+/// unbounded quasi-Newton would walk off and never converge.
+pub const PARAM_MAX: f64 = 1e4;
+
+fn sigmoid(u: f64) -> f64 {
+    if u >= 0.0 {
+        1.0 / (1.0 + (-u).exp())
+    } else {
+        let e = u.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Shape or rate from its free parameter: ln θ = ln min + (ln max − ln min)·σ(u), so every
+/// real u is a valid θ within the bounds and the optimiser needs no constraints.
+fn shape_from_free(u: f64) -> f64 {
+    (PARAM_MIN.ln() + (PARAM_MAX.ln() - PARAM_MIN.ln()) * sigmoid(u)).exp()
+}
+
+/// dθ/du of [`shape_from_free`].
+fn shape_jacobian(u: f64, theta: f64) -> f64 {
+    let s = sigmoid(u);
+    theta * (PARAM_MAX.ln() - PARAM_MIN.ln()) * s * (1.0 - s)
+}
+
+/// Inverse of [`shape_from_free`] (values are clamped into the bounds first).
+fn shape_to_free(theta: f64) -> f64 {
+    let t = (theta.clamp(PARAM_MIN, PARAM_MAX).ln() - PARAM_MIN.ln()) / (PARAM_MAX.ln() - PARAM_MIN.ln());
+    let t = t.clamp(1e-12, 1.0 - 1e-12);
+    (t / (1.0 - t)).ln()
 }
 
 /// Why no fit is available.
@@ -187,7 +232,7 @@ impl Data {
     }
 
     /// Negative log-likelihood (without the constant ln N! terms) and its gradient in the free
-    /// parameters (ln α1, ln β1, ln α2, ln β2, logit P).
+    /// parameters (see [`shape_from_free`] for α and β; logit P).
     fn eval(&self, free: &[f64]) -> (f64, Vec<f64>) {
         if let Ok(cache) = self.cache.lock()
             && let Some((x, c, g)) = cache.as_ref()
@@ -237,8 +282,13 @@ impl Data {
             g[4] -= w * (r1 / h.p - r2 / (1.0 - h.p));
         }
         // Chain rule to the free parameters.
-        let grad =
-            vec![g[0] * h.alpha1, g[1] * h.beta1, g[2] * h.alpha2, g[3] * h.beta2, g[4] * h.p * (1.0 - h.p)];
+        let grad = vec![
+            g[0] * shape_jacobian(free[0], h.alpha1),
+            g[1] * shape_jacobian(free[1], h.beta1),
+            g[2] * shape_jacobian(free[2], h.alpha2),
+            g[3] * shape_jacobian(free[3], h.beta2),
+            g[4] * h.p * (1.0 - h.p),
+        ];
         let nll = if nll.is_finite() { nll } else { f64::INFINITY };
         if let Ok(mut cache) = self.cache.lock() {
             *cache = Some((free.to_vec(), nll, grad.clone()));
@@ -467,6 +517,36 @@ mod tests {
         assert!((h.alpha1 / h.beta1 - 6.0).abs() < 1.0, "{h:?}");
         assert!((h.alpha2 / h.beta2 - 1.0).abs() < 0.15, "{h:?}");
         assert!((h.p - 0.1).abs() < 0.05, "{h:?}");
+    }
+
+    #[test]
+    fn homogeneous_data_fit_at_the_bound_and_shrink_to_one() {
+        // Every pair's λ is 1 (no disproportionality anywhere): the likelihood rises towards
+        // α = β = ∞. Unbounded, no start converged (the signals service saw exactly this on a
+        // null stream); bounded, the fit stops at the bound and says so.
+        let mut rng = Rng(0xD1B54A32D192ED03);
+        let pairs: Vec<(u64, f64)> = (0..200)
+            .map(|_| {
+                let e = 5.0 + 45.0 * rng.uniform();
+                let n = loop {
+                    let n = rng.poisson(e);
+                    if n >= 1 {
+                        break n;
+                    }
+                };
+                (n, e)
+            })
+            .collect();
+        let fit = fit(&pairs).expect("a bounded fit converges");
+        assert!(fit.hyper.at_bound(), "{fit:?}");
+        // The dominant component is centred on λ = 1 with almost no spread.
+        let h = fit.hyper;
+        let (a, b) = if h.p >= 0.5 { (h.alpha1, h.beta1) } else { (h.alpha2, h.beta2) };
+        assert!((a / b - 1.0).abs() < 0.05 && a > 100.0, "{h:?}");
+        // A pair with twice its expected count is not believed to be disproportionate.
+        let p = posterior(&fit.hyper, 40, 20.0);
+        assert!(p.ebgm < 1.2 && p.eb05 < 1.1, "{p:?}");
+        assert!(Hyper::STARTS.iter().all(|s| !s.at_bound()));
     }
 
     #[test]

@@ -1,0 +1,202 @@
+//! Signal detection end to end: a simulated stream goes through the real broker, enricher and
+//! sink into real ClickHouse, the signals service runs over it, and its results, its change
+//! events on the signals topic and its change log are checked.
+//!
+//! - The planted stream (dose-dependent urological hazard, a dependence subgroup that escalates
+//!   its dose) must raise a urological dose-response signal for ketamine and a dose-escalation
+//!   marker signal.
+//! - The null stream (background rates only; same clinics, patients and reporting noise) must
+//!   raise no signal at all.
+//!
+//! `PV_TEST_SEED` replaces the simulator seed (default 11) to try the same checks on other
+//! streams.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use common::{TestEnv, produce_raw, read_topic};
+use pv_events::{ClinicEvent, EventCodec};
+use pv_signals::{RunReport, SignalEvent, SignalsConfig, SignalsService};
+use pv_simulate::{Harms, SimConfig, generate};
+
+const CLINICS: u32 = 10;
+const PATIENTS_PER_CLINIC: u32 = 150;
+const DAYS: u32 = 270;
+
+fn seed() -> u64 {
+    std::env::var("PV_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(11)
+}
+
+fn start() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 1, 1).expect("date")
+}
+
+/// Midnight UTC after the last simulated day: the run's data time.
+fn as_of_ms() -> i64 {
+    let end = start() + chrono::Days::new(u64::from(DAYS));
+    end.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis()
+}
+
+/// Distinct event ids of each kind (what the FINAL tables hold once everything arrived).
+fn distinct(events: &[ClinicEvent]) -> [u64; 3] {
+    let mut seen = [HashSet::new(), HashSet::new(), HashSet::new()];
+    for e in events {
+        let i = match e {
+            ClinicEvent::DoseAdministered(_) => 0,
+            ClinicEvent::SessionMonitoring(_) => 1,
+            ClinicEvent::AdverseEventReport(_) => 2,
+        };
+        seen[i].insert(e.event_id());
+    }
+    seen.map(|s| s.len() as u64)
+}
+
+/// Feeds the simulation through enricher and sink, then runs the signals service once.
+async fn pipeline(env: &TestEnv, harms: Harms, seed: u64) -> (SignalsService, RunReport) {
+    let mut sim = generate(&SimConfig {
+        seed,
+        clinics: CLINICS,
+        patients_per_clinic: PATIENTS_PER_CLINIC,
+        start: start(),
+        days: DAYS,
+        harms,
+        ..SimConfig::default()
+    });
+    // Stamped as the gateway would on acceptance (the enricher rejects events from the future).
+    let now = pv_events::Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
+    for e in &mut sim.events {
+        e.set_received_at(now);
+    }
+    produce_raw(&env.kafka, &env.raw_topic, &sim.events).await;
+    let enricher =
+        env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 5_000, ..env.enrich_config() });
+    let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 10_000, ..env.sink_config() });
+    let [doses, forms, reports] = distinct(&sim.events);
+    let wait = Duration::from_secs(240);
+    env.wait_for_count("doses", true, doses, wait).await;
+    env.wait_for_count("monitoring_forms", true, forms, wait).await;
+    env.wait_for_count("ae_report_versions", true, reports, wait).await;
+    enricher.stop().await;
+    sink.stop().await;
+
+    let cfg = SignalsConfig { topic: env.signals_topic.clone(), ..SignalsConfig::default() };
+    let service = SignalsService::new(cfg, &env.clickhouse, &env.kafka).expect("signals service");
+    let report = service.run_once(Some(as_of_ms())).await.expect("signals run");
+    for r in report.signals() {
+        eprintln!(
+            "signal: {} {} {}/{}/{} band {} {}: n {} estimate {:.3} ({:.3}-{:.3}) z {:?} flags {}",
+            r.analysis,
+            r.time_window,
+            r.product,
+            r.route,
+            r.formulation,
+            r.dose_band,
+            r.event,
+            r.n,
+            r.estimate,
+            r.lower,
+            r.upper,
+            r.trend_z,
+            r.flags
+        );
+    }
+    (service, report)
+}
+
+/// The signal events on the topic, decoded.
+fn topic_events(env: &TestEnv) -> Vec<SignalEvent> {
+    let codec = EventCodec::global();
+    read_topic(&env.kafka, &env.signals_topic)
+        .iter()
+        .map(|m| {
+            let e: SignalEvent = codec.decode_record(&m.payload).expect("signal event decodes");
+            assert_eq!(m.key.as_deref(), Some(e.signal_key.as_bytes()), "keyed by signal");
+            e
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_urological_dose_response_and_escalation_are_flagged_and_emitted() {
+    let env = TestEnv::new("signals_planted").await;
+    let (service, report) = pipeline(&env, Harms::default(), seed()).await;
+
+    // Results cover both windows and every analysis family.
+    for analysis in [
+        "disproportionality",
+        "incidence_per_1000_administrations",
+        "incidence_per_100_patient_years",
+        "dose_response",
+        "time_to_onset",
+        "dependence_marker",
+        "maxsprt",
+    ] {
+        assert!(report.results.iter().any(|r| r.analysis == analysis), "no {analysis} results");
+    }
+    assert!(report.results.iter().all(|r| r.estimate.is_finite() && r.lower.is_finite()));
+
+    // The planted urological hazard grows with cumulative dose: ketamine's trend is flagged.
+    let urological: Vec<_> = report
+        .signals()
+        .filter(|r| r.analysis == "dose_response" && r.event == "urological" && r.product == "ketamine")
+        .collect();
+    assert!(!urological.is_empty(), "no urological dose-response signal for ketamine");
+    for r in &urological {
+        assert!(r.trend_z.unwrap_or(0.0) >= service.config().trend_z);
+        assert!(r.estimate > 1.0, "top band should carry more risk than the lowest: {}", r.estimate);
+    }
+    // The planted dependence subgroup escalates its ketamine dose.
+    let escalation = report.signals().find(|r| {
+        r.analysis == "dependence_marker" && r.event == "dose_escalation" && r.product == "ketamine"
+    });
+    let escalation = escalation.expect("no dose-escalation marker signal for ketamine");
+    assert!(escalation.lower > service.config().marker_background_share);
+
+    // Every signal was emitted as a `new` change, once, and logged in signal_changes.
+    let signals: HashSet<String> = report.signals().map(|r| r.key()).collect();
+    let emitted = topic_events(&env);
+    assert_eq!(emitted.len(), signals.len());
+    assert!(emitted.iter().all(|e| e.change == "new" && e.as_of_ms == as_of_ms()));
+    assert_eq!(emitted.iter().map(|e| e.signal_key.clone()).collect::<HashSet<_>>(), signals);
+    assert_eq!(report.changes, emitted);
+    let logged: Vec<SignalEvent> = env
+        .clickhouse()
+        .query("SELECT ?fields FROM signal_changes ORDER BY signal_key")
+        .fetch_all()
+        .await
+        .expect("signal_changes");
+    let mut sorted = emitted.clone();
+    sorted.sort_by(|a, b| a.signal_key.cmp(&b.signal_key));
+    assert_eq!(logged, sorted);
+    let stored: u64 = env
+        .clickhouse()
+        .query("SELECT count() FROM signal_results WHERE run_at_ms = ?")
+        .bind(report.run_at_ms)
+        .fetch_one()
+        .await
+        .expect("signal_results");
+    assert_eq!(stored, report.results.len() as u64);
+
+    // The same data again: same signals, nothing new to emit.
+    let again = service.run_once(Some(as_of_ms())).await.expect("second run");
+    assert_eq!(again.signals().map(|r| r.key()).collect::<HashSet<_>>(), signals);
+    assert!(again.changes.is_empty(), "unchanged signals re-emitted: {:?}", again.changes);
+    assert_eq!(topic_events(&env).len(), emitted.len());
+
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_stream_raises_no_signal() {
+    let env = TestEnv::new("signals_null").await;
+    let (_service, report) = pipeline(&env, Harms::none(), seed()).await;
+    assert!(report.results.len() > 100, "only {} results", report.results.len());
+    let signals: Vec<String> = report.signals().map(|r| r.key()).collect();
+    assert!(signals.is_empty(), "false alarms on a null stream: {signals:?}");
+    assert!(report.changes.is_empty());
+    assert!(read_topic(&env.kafka, &env.signals_topic).is_empty());
+    env.cleanup().await;
+}
