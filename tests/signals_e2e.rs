@@ -180,8 +180,26 @@ async fn planted_urological_dose_response_and_escalation_are_flagged_and_emitted
         .expect("signal_results");
     assert_eq!(stored, report.results.len() as u64);
 
-    // The same data again: same signals, nothing new to emit.
+    // Rows delivered twice (as after a sink crash between insert and commit) must count once:
+    // physical duplicates of a third of the doses and of every report version.
+    for sql in [
+        "INSERT INTO doses SELECT * FROM doses WHERE cityHash64(toString(event_id)) % 3 = 0",
+        "INSERT INTO ae_report_versions SELECT * FROM ae_report_versions",
+    ] {
+        env.clickhouse().query(sql).execute().await.expect("re-delivering rows");
+    }
+    let physical = env.count("doses", false).await;
+    assert!(physical > env.count("doses", true).await, "no physical duplicates to count once");
+
+    // The same data again: the same results, nothing new to emit.
     let again = service.run_once(Some(as_of_ms())).await.expect("second run");
+    let strip = |rs: &[pv_signals::SignalResult]| {
+        let mut v: Vec<_> =
+            rs.iter().map(|r| pv_signals::SignalResult { run_at_ms: 0, ..r.clone() }).collect();
+        v.sort_by_key(|r| r.key());
+        v
+    };
+    assert_eq!(strip(&again.results), strip(&report.results), "duplicate rows changed a result");
     assert_eq!(again.signals().map(|r| r.key()).collect::<HashSet<_>>(), signals);
     assert!(again.changes.is_empty(), "unchanged signals re-emitted: {:?}", again.changes);
     assert_eq!(topic_events(&env).len(), emitted.len());

@@ -99,6 +99,7 @@ impl BenchEnv {
             ("enriched", 6, vec![]),
             ("enriched-dlq", 1, vec![]),
             ("state", 6, vec![("cleanup.policy".to_string(), "compact".to_string())]),
+            ("signals", 1, vec![]),
         ]
         .map(|(t, partitions, configs)| TopicSpec { name: env.topic(t), partitions, configs });
         pv_runtime::kafka::ensure_topics(&env.kafka, &topics).await.context("creating bench topics")?;
@@ -247,15 +248,21 @@ metrics_listen = "127.0.0.1:0"
         pv_runtime::clickhouse::client(&self.clickhouse)
     }
 
-    /// Deletes the run's topics, database and folder (the folder stays when `PVB_KEEP_LOGS` is set).
+    /// Deletes the run's topics, database and folder (the folder stays when `PVB_KEEP_LOGS` is
+    /// set, the database when `PVB_KEEP_DB` is).
     pub async fn cleanup(self) {
-        let names: Vec<String> =
-            ["raw", "raw-dlq", "enriched", "enriched-dlq", "state"].map(|t| self.topic(t)).to_vec();
+        let names: Vec<String> = ["raw", "raw-dlq", "enriched", "enriched-dlq", "state", "signals"]
+            .map(|t| self.topic(t))
+            .to_vec();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let _ = pv_runtime::kafka::delete_topics(&self.kafka, &refs).await;
-        let server = pv_runtime::clickhouse::server_client(&self.clickhouse);
-        let _ =
-            server.query(&format!("DROP DATABASE IF EXISTS {}", self.clickhouse.database)).execute().await;
+        if std::env::var_os("PVB_KEEP_DB").is_none() {
+            let server = pv_runtime::clickhouse::server_client(&self.clickhouse);
+            let _ = server
+                .query(&format!("DROP DATABASE IF EXISTS {}", self.clickhouse.database))
+                .execute()
+                .await;
+        }
         if std::env::var_os("PVB_KEEP_LOGS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

@@ -4,6 +4,7 @@
 
 pub mod detect;
 pub mod env;
+pub mod signals;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -19,6 +19,9 @@ pub(crate) enum Scenario {
     Latency,
     /// Detection of the planted harms (and none in a null stream).
     Detection,
+    /// The scheduled signals run over `--signals-events` events (a base stream through the
+    /// pipeline, multiplied inside ClickHouse).
+    Signals,
     /// A sustained feed straight to the raw topic at a fixed rate while enricher and sink run
     /// (not part of `all`: it runs for `--sustained-secs`).
     Sustained,
@@ -47,6 +50,12 @@ pub(crate) struct BenchArgs {
     /// Length of the sustained run, seconds.
     #[arg(long, default_value_t = 600)]
     sustained_secs: u64,
+    /// Events in the database the signals runs read.
+    #[arg(long, default_value_t = 10_000_000)]
+    signals_events: u64,
+    /// Patients per clinic of the signals base stream (10 clinics; ~28 events each).
+    #[arg(long, default_value_t = 400)]
+    signals_patients: u32,
     /// Port of the bench gateway (kept apart from the main job's 8080).
     #[arg(long, default_value_t = 18080)]
     gateway_port: u16,
@@ -166,6 +175,32 @@ impl BenchArgs {
                 }
                 env.cleanup().await;
             }
+        }
+        if all || self.scenario == Scenario::Signals {
+            let env = servers.env().await?;
+            let r = pv_bench::signals::signals_at_scale(
+                &env,
+                10,
+                self.signals_patients,
+                self.signals_events,
+                self.runs,
+            )
+            .await?;
+            let runs: Vec<String> = r.runs.iter().map(|t| format!("{:.2}", t[0])).collect();
+            println!(
+                "signals run over {} events ({} through the pipeline, multiplied in ClickHouse in {:.0} s): median {:.2} s (read {:.2} s, compute {:.2} s, write {:.2} s; runs: {} s); {} results, {} signals",
+                r.events,
+                r.base_events,
+                r.load_secs,
+                r.median(0),
+                r.median(1),
+                r.median(2),
+                r.median(3),
+                runs.join(" / "),
+                r.results,
+                r.signals
+            );
+            env.cleanup().await;
         }
         if self.scenario == Scenario::Sustained {
             let env = servers.env().await?;

@@ -1,10 +1,14 @@
 //! The aggregates the analyses need, read from the sink's tables.
 //!
-//! Four queries per run, each one scan, both windows at once (a `countIf` on the period bound):
-//! administrations per stratum and cumulative-dose band; patients and patient-time per stratum;
-//! the current cases (latest version, not nullified: `ae_cases FINAL`) with their groups, PTs,
-//! band and time to onset; dependence markers per patient from the ordered dose history.
-//! Tables are read with `FINAL`, so re-delivered events count once. The SQL keeps to what
+//! Two queries per run, side by side, both windows at once (conditions on the period bound):
+//!
+//! - the dosing stream, per patient: the ordered dose history, from which the time at risk,
+//!   the administrations per cumulative-dose band and the dependence markers, summed per
+//!   stratum. Doses are made distinct per patient by (instant, dose, band), the enricher's own
+//!   identity of a dose (a re-sent dose is the same dose), so re-delivered rows count once
+//!   without `FINAL`, whose merge-on-read would cost more than the rest of the query;
+//! - the current cases (latest version, not nullified: `ae_cases FINAL`, versions `FINAL`)
+//!   with their groups, PTs, band and time to onset. The SQL keeps to what
 //! ClickHouse 18.16 runs: no window functions, one join, `ifNull` around nullable values.
 
 use std::collections::BTreeSet;
@@ -45,18 +49,9 @@ fn band_sql(cfg: &SignalsConfig) -> String {
     format!("toUInt32({})", terms.join(" + "))
 }
 
+/// Per stratum: patients and patient-time at risk, and how many show each dependence marker.
 #[derive(Debug, Row, Deserialize)]
-struct DoseCellRow {
-    product: String,
-    route: String,
-    formulation: String,
-    band: u32,
-    all: u64,
-    period: u64,
-}
-
-#[derive(Debug, Row, Deserialize)]
-struct TimeRow {
+struct PatientRow {
     product: String,
     route: String,
     formulation: String,
@@ -64,6 +59,12 @@ struct TimeRow {
     patients_period: u64,
     years_all: f64,
     years_period: f64,
+    escalated: u64,
+    shrinking: u64,
+    extra: u64,
+    /// Administrations per cumulative-dose band, all and in the period.
+    band_all: Vec<u64>,
+    band_period: Vec<u64>,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -80,17 +81,6 @@ struct CaseRow {
     pts: Vec<String>,
 }
 
-#[derive(Debug, Row, Deserialize)]
-struct MarkerRow {
-    product: String,
-    route: String,
-    formulation: String,
-    patients: u64,
-    escalated: u64,
-    shrinking: u64,
-    extra: u64,
-}
-
 /// Reads both windows' inputs (period first, then cumulative).
 pub async fn inputs(
     ch: &clickhouse::Client,
@@ -100,33 +90,36 @@ pub async fn inputs(
     let Bounds { as_of_ms: to, period_from_ms: from } = bounds;
     let band = band_sql(cfg);
 
-    let cells: Vec<DoseCellRow> = ch
-        .query(&format!(
-            "SELECT toString(product) AS p, toString(route) AS r, formulation, {band} AS b,
-                    count() AS n_all, countIf(administered_at_ms >= {from}) AS n_period
-             FROM doses FINAL WHERE administered_at_ms <= {to}
-             GROUP BY p, r, formulation, b"
-        ))
-        .fetch_all()
-        .await?;
-
     let risk = i64::from(cfg.risk_days_after_last_dose) * DAY_MS;
-    let time: Vec<TimeRow> = ch
+    let bands = cfg.dose_bands_mg.len() + 1;
+    let patients = ch
         .query(&format!(
             "SELECT p, r, f, count(), countIf(last_ms + {risk} >= {from}),
                     sum(greatest(toInt64(0), least(last_ms + {risk}, toInt64({to})) - first_ms)) / {YEAR_MS:?},
-                    sum(greatest(toInt64(0), least(last_ms + {risk}, toInt64({to})) - greatest(first_ms, toInt64({from})))) / {YEAR_MS:?}
+                    sum(greatest(toInt64(0), least(last_ms + {risk}, toInt64({to})) - greatest(first_ms, toInt64({from})))) / {YEAR_MS:?},
+                    sum(esc), sum(shrink), sum(extra), sumForEach(all_b), sumForEach(period_b)
              FROM (
                 SELECT patient_key, toString(product) AS p, toString(route) AS r, formulation AS f,
-                       min(administered_at_ms) AS first_ms, max(administered_at_ms) AS last_ms
-                FROM doses FINAL WHERE administered_at_ms <= {to}
+                       arraySort(arrayDistinct(groupArray((administered_at_ms, dose_mg, {band})))) AS hist,
+                       hist[1].1 AS first_ms, hist[-1].1 AS last_ms,
+                       arrayMap(b -> arrayCount(x -> x.3 = b, hist), range({bands})) AS all_b,
+                       arrayMap(b -> arrayCount(x -> x.3 = b AND x.1 >= {from}, hist), range({bands})) AS period_b,
+                       arrayMap(x -> x.2, hist) AS ds,
+                       arraySlice(arrayDifference(arrayMap(x -> intDiv(x.1, {DAY_MS}), hist)), 2) AS gaps,
+                       toUInt64(arrayReduce('max', ds) > {esc:?} * arrayReduce('avg', arraySlice(ds, 1, 3))) AS esc,
+                       toUInt64(length(gaps) >= 6 AND arrayReduce('avg', arraySlice(gaps, -3))
+                           <= {shrink:?} * arrayReduce('avg', arraySlice(gaps, 1, length(gaps) - 3))) AS shrink,
+                       toUInt64(arrayExists(g -> g <= {extra}, gaps)) AS extra
+                FROM doses WHERE administered_at_ms <= {to}
                 GROUP BY patient_key, p, r, f)
-             GROUP BY p, r, f"
+             GROUP BY p, r, f",
+            esc = cfg.escalation_ratio,
+            shrink = cfg.shrink_ratio,
+            extra = cfg.extra_session_max_days,
         ))
-        .fetch_all()
-        .await?;
+        .fetch_all::<PatientRow>();
 
-    let case_rows: Vec<CaseRow> = ch
+    let cases = ch
         .query(&format!(
             "SELECT sp, sr, ifNull(dp, ''), ifNull(dr, ''), ifNull(df, ''), onset_ms, cum_mg, ttf, gs, pts FROM (
                 SELECT patient_key,
@@ -140,32 +133,15 @@ pub async fn inputs(
                   AND exposure_as_of_ms <= {to})
              ANY LEFT JOIN (
                 SELECT patient_key, any(toString(product)) AS dp, any(toString(route)) AS dr, any(formulation) AS df
-                FROM doses FINAL GROUP BY patient_key) USING patient_key"
+                FROM doses
+                WHERE patient_key IN (SELECT patient_key FROM ae_report_versions)
+                GROUP BY patient_key) USING patient_key"
         ))
-        .fetch_all()
-        .await?;
+        .fetch_all::<CaseRow>();
 
-    let markers: Vec<MarkerRow> = ch
-        .query(&format!(
-            "SELECT p, r, f, count(), sum(esc), sum(shrink), sum(extra) FROM (
-                SELECT patient_key, toString(product) AS p, toString(route) AS r, formulation AS f,
-                       arraySort((d, t) -> t, groupArray(dose_mg), groupArray(administered_at_ms)) AS ds,
-                       arraySlice(arrayDifference(arraySort(groupArray(intDiv(administered_at_ms, {DAY_MS})))), 2) AS gaps,
-                       toUInt64(arrayReduce('max', ds) > {esc:?} * arrayReduce('avg', arraySlice(ds, 1, 3))) AS esc,
-                       toUInt64(length(gaps) >= 6 AND arrayReduce('avg', arraySlice(gaps, -3))
-                           <= {shrink:?} * arrayReduce('avg', arraySlice(gaps, 1, length(gaps) - 3))) AS shrink,
-                       toUInt64(arrayExists(g -> g <= {extra}, gaps)) AS extra
-                FROM doses FINAL WHERE administered_at_ms <= {to}
-                GROUP BY patient_key, p, r, f)
-             GROUP BY p, r, f",
-            esc = cfg.escalation_ratio,
-            shrink = cfg.shrink_ratio,
-            extra = cfg.extra_session_max_days,
-        ))
-        .fetch_all()
-        .await?;
-
-    Ok(assemble(cfg, bounds, cells, time, case_rows, markers))
+    // Both at once: the cases' FINAL reads run in few streams, the cores stay busy.
+    let (patients, case_rows) = tokio::try_join!(patients, cases)?;
+    Ok(assemble(cfg, bounds, patients, case_rows))
 }
 
 fn stratum(product: &str, route: &str, formulation: &str) -> Stratum {
@@ -176,24 +152,29 @@ fn stratum(product: &str, route: &str, formulation: &str) -> Stratum {
 fn assemble(
     cfg: &SignalsConfig,
     bounds: Bounds,
-    cells: Vec<DoseCellRow>,
-    time: Vec<TimeRow>,
+    patients: Vec<PatientRow>,
     case_rows: Vec<CaseRow>,
-    markers: Vec<MarkerRow>,
 ) -> [Inputs; 2] {
     let mut period =
         Inputs { window: Window::Period, doses: vec![], time: vec![], cases: vec![], markers: vec![] };
     let mut cumulative = Inputs { window: Window::Cumulative, ..period.clone() };
-    for c in cells {
-        let s = stratum(&c.product, &c.route, &c.formulation);
-        let band = c.band as usize;
-        if c.period > 0 {
-            period.doses.push(DoseCell { stratum: s.clone(), band, administrations: c.period });
-        }
-        cumulative.doses.push(DoseCell { stratum: s, band, administrations: c.all });
-    }
-    for t in time {
+    for t in patients {
         let s = stratum(&t.product, &t.route, &t.formulation);
+        for (band, (&all, &in_period)) in t.band_all.iter().zip(&t.band_period).enumerate() {
+            if in_period > 0 {
+                period.doses.push(DoseCell { stratum: s.clone(), band, administrations: in_period });
+            }
+            if all > 0 {
+                cumulative.doses.push(DoseCell { stratum: s.clone(), band, administrations: all });
+            }
+        }
+        cumulative.markers.push(MarkerCounts {
+            stratum: s.clone(),
+            patients: t.patients_all,
+            escalated: t.escalated,
+            shrinking_intervals: t.shrinking,
+            extra_sessions: t.extra,
+        });
         if t.patients_period > 0 {
             period.time.push(ExposureTime {
                 stratum: s.clone(),
@@ -223,16 +204,6 @@ fn assemble(
         }
         cumulative.cases.push(case);
     }
-    cumulative.markers = markers
-        .into_iter()
-        .map(|m| MarkerCounts {
-            stratum: stratum(&m.product, &m.route, &m.formulation),
-            patients: m.patients,
-            escalated: m.escalated,
-            shrinking_intervals: m.shrinking,
-            extra_sessions: m.extra,
-        })
-        .collect();
     [period, cumulative]
 }
 
@@ -248,6 +219,33 @@ mod tests {
             "toUInt32((exp_cumulative_mg >= 500.0) + (exp_cumulative_mg >= 1000.0) + (exp_cumulative_mg >= 2000.0))"
         );
         assert_eq!(band_sql(&SignalsConfig { dose_bands_mg: vec![], ..cfg }), "toUInt32(0)");
+    }
+
+    #[test]
+    fn patient_rows_give_dose_cells_per_band_and_markers() {
+        let cfg = SignalsConfig::default();
+        let row = PatientRow {
+            product: "ketamine".into(),
+            route: "iv".into(),
+            formulation: "solution".into(),
+            patients_all: 10,
+            patients_period: 4,
+            years_all: 2.5,
+            years_period: 0.3,
+            escalated: 2,
+            shrinking: 1,
+            extra: 0,
+            band_all: vec![100, 40, 0, 5],
+            band_period: vec![0, 12, 0, 5],
+        };
+        let [period, cumulative] = assemble(&cfg, Bounds::new(100 * DAY_MS, 30), vec![row], vec![]);
+        let cells = |i: &Inputs| i.doses.iter().map(|d| (d.band, d.administrations)).collect::<Vec<_>>();
+        assert_eq!(cells(&cumulative), [(0, 100), (1, 40), (3, 5)], "empty bands are left out");
+        assert_eq!(cells(&period), [(1, 12), (3, 5)]);
+        assert_eq!(cumulative.time[0].patients, 10);
+        assert_eq!(period.time[0].patient_years, 0.3);
+        assert_eq!(cumulative.markers[0].escalated, 2);
+        assert!(period.markers.is_empty(), "markers are cumulative only");
     }
 
     #[test]
@@ -270,9 +268,7 @@ mod tests {
             &cfg,
             bounds,
             vec![],
-            vec![],
             vec![row("esketamine", "intranasal", 90 * DAY_MS), row("", "", 10 * DAY_MS)],
-            vec![],
         );
         assert_eq!(cumulative.cases.len(), 2);
         assert_eq!(period.cases.len(), 1, "onset before the period");

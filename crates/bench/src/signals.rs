@@ -1,0 +1,156 @@
+//! The scheduled signals run at scale: a simulated stream goes through the real enricher and
+//! sink, its rows are then multiplied inside ClickHouse (each copy a new set of clinics and
+//! patients, new event ids) up to the target event count, and the signals service's run is
+//! timed on that database.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use pv_signals::{SignalsConfig, SignalsService};
+use pv_simulate::Harms;
+
+use crate::{BenchEnv, median};
+
+/// The event tables a signals run reads (`ae_cases` follows `ae_report_versions` by its view).
+const TABLES: [&str; 3] = ["doses", "monitoring_forms", "ae_report_versions"];
+
+/// Copies made by one INSERT ... SELECT.
+const COPIES_PER_INSERT: u64 = 8;
+
+/// What the signals benchmark measured.
+#[derive(Debug, Clone)]
+pub struct SignalsBenchReport {
+    /// Distinct events in the database the runs read (FINAL counts of the event tables).
+    pub events: u64,
+    /// Events of the base stream that went through the pipeline.
+    pub base_events: u64,
+    /// Seconds spent multiplying rows and merging parts (setup, not measured).
+    pub load_secs: f64,
+    /// Per run: (total, read, compute, write) in seconds.
+    pub runs: Vec<[f64; 4]>,
+    /// Results and signals of the last run.
+    pub results: usize,
+    /// Signals among them.
+    pub signals: usize,
+}
+
+impl SignalsBenchReport {
+    /// Median over runs of column `i` (0 total, 1 read, 2 compute, 3 write).
+    pub fn median(&self, i: usize) -> f64 {
+        median(&self.runs.iter().map(|r| r[i]).collect::<Vec<_>>())
+    }
+}
+
+/// Loads a base stream (`clinics` x `patients`, planted harms) through the pipeline, multiplies
+/// it to at least `target_events`, merges the tables' parts, and times `runs` signals runs.
+pub async fn signals_at_scale(
+    env: &BenchEnv,
+    clinics: u32,
+    patients: u32,
+    target_events: u64,
+    runs: usize,
+) -> anyhow::Result<SignalsBenchReport> {
+    let (events, _) = crate::stream(500, clinics, patients, Harms::default());
+    crate::preload(env, events).await?;
+    let enrich = env.start("enrich").await?;
+    let sink = env.start("sink").await?;
+    env.wait_drained(Duration::from_secs(1800)).await?;
+    sink.stop().await?;
+    enrich.stop().await?;
+
+    let ch = env.clickhouse();
+    let base_events = final_events(&ch).await?;
+    anyhow::ensure!(base_events > 0, "the base stream left no rows in ClickHouse");
+    let copies = target_events.div_ceil(base_events).saturating_sub(1);
+    let started = Instant::now();
+    for table in TABLES {
+        multiply(&ch, table, copies).await?;
+    }
+    for table in TABLES.into_iter().chain(["ae_cases"]) {
+        ch.query(&format!("OPTIMIZE TABLE {table} FINAL"))
+            .execute()
+            .await
+            .with_context(|| format!("merging {table}"))?;
+    }
+    let load_secs = started.elapsed().as_secs_f64();
+    let events = final_events(&ch).await?;
+    anyhow::ensure!(
+        events == base_events * (copies + 1),
+        "multiplying rows gave {events} events, want {} (event ids must be new in every copy)",
+        base_events * (copies + 1)
+    );
+
+    let cfg = SignalsConfig { topic: env.topic("signals"), ..SignalsConfig::default() };
+    let service = SignalsService::new(cfg, &env.clickhouse, &env.kafka)?;
+    let mut times = Vec::with_capacity(runs);
+    let mut last = None;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let report = service.run_once(None).await?;
+        times.push([
+            started.elapsed().as_secs_f64(),
+            report.read.as_secs_f64(),
+            report.compute.as_secs_f64(),
+            report.write.as_secs_f64(),
+        ]);
+        last = Some(report);
+    }
+    let last = last.context("no signals run (runs = 0)")?;
+    Ok(SignalsBenchReport {
+        events,
+        base_events,
+        load_secs,
+        runs: times,
+        results: last.results.len(),
+        signals: last.signals().count(),
+    })
+}
+
+/// Distinct events in the event tables.
+async fn final_events(ch: &clickhouse::Client) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for table in TABLES {
+        total += ch.query(&format!("SELECT count() FROM {table} FINAL")).fetch_one::<u64>().await?;
+    }
+    Ok(total)
+}
+
+/// Appends `copies` copies of `table`'s current rows, each with a new event id and its own
+/// clinics and patients (`~<copy>` appended), so that no copy deduplicates against another.
+async fn multiply(ch: &clickhouse::Client, table: &str, copies: u64) -> anyhow::Result<()> {
+    if copies == 0 {
+        return Ok(());
+    }
+    let columns: Vec<String> = ch
+        .query(
+            "SELECT name FROM system.columns
+             WHERE database = currentDatabase() AND table = ? AND default_kind != 'MATERIALIZED'",
+        )
+        .bind(table)
+        .fetch_all()
+        .await?;
+    let select: Vec<String> = columns
+        .iter()
+        .map(|c| match c.as_str() {
+            "event_id" => "generateUUIDv4()".to_string(),
+            "clinic_id" | "patient_key" => format!("concat({c}, '~', toString(copy))"),
+            other => other.to_string(),
+        })
+        .collect();
+    // ARRAY JOIN multiplies each block by the copies in one statement: a few at a time keeps
+    // ClickHouse's blocks (and memory) small. Each statement copies the original rows only.
+    let mut first = 0;
+    while first < copies {
+        let n = (copies - first).min(COPIES_PER_INSERT);
+        let sql = format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM {table} FINAL
+             ARRAY JOIN arrayMap(i -> i + {first}, range(toUInt32({n}))) AS copy
+             WHERE position(patient_key, '~') = 0",
+            columns.join(", "),
+            select.join(", ")
+        );
+        ch.query(&sql).execute().await.with_context(|| format!("multiplying {table}"))?;
+        first += n;
+    }
+    Ok(())
+}
