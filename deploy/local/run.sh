@@ -2,7 +2,8 @@
 # The main job: the whole pipeline end to end on local defaults.
 # Installs and starts Kafka and ClickHouse, builds pv, starts the gateway, the enricher and the
 # sink, sends a realistic simulated stream of clinic events through the gateway, waits until
-# every event is enriched and in ClickHouse, and prints what was stored. Services keep running;
+# every event is enriched and in ClickHouse, prints what was stored, scores the detection
+# screens against what the simulator planted, and runs the signals service once. Services keep running;
 # deploy/local/stop.sh stops all.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -44,6 +45,10 @@ waited="$(sed -n 's/.*(\([0-9.]*\) s of waiting).*/\1/p' "$PV_STATE/summary.out"
 echo
 echo "== detection of what the simulator planted (.state/ground-truth.json) =="
 "$PV" score
+echo
+echo "== signals run (results in ClickHouse signal_results; changes on the pv.signals topic and in signal_changes) =="
+# As of the end of the simulated period, so that the period window holds its last 30 days.
+"$PV" signals --once --as-of "$(date -u +%Y-%m-%dT00:00:00Z)"
 awk -v a="$accepted" -v w="$waited" 'BEGIN { split(a, x, " "); t = x[2] + w;
   printf "\nend to end: %d events from the first POST to committed rows in ClickHouse in %.2f s (%.0f events/s)\n", x[1], t, x[1] / t }'
 

@@ -8,8 +8,10 @@
 //!   identity of a dose (a re-sent dose is the same dose), so re-delivered rows count once
 //!   without `FINAL`, whose merge-on-read would cost more than the rest of the query;
 //! - the current cases (latest version, not nullified: `ae_cases FINAL`, versions `FINAL`)
-//!   with their groups, PTs, band and time to onset. The SQL keeps to what
-//! ClickHouse 18.16 runs: no window functions, one join, `ifNull` around nullable values.
+//!   with their groups, PTs, band and time to onset.
+//!
+//! The SQL keeps to what ClickHouse 18.16 runs: no window functions, one join, `ifNull` around
+//! nullable values.
 
 use std::collections::BTreeSet;
 
