@@ -193,21 +193,51 @@ impl Analyser {
         m
     }
 
+    /// Cases per cell and preferred term.
+    fn pt_counts(cases: &[Case], by_band: bool) -> BTreeMap<(Cell, &str), u64> {
+        let mut m: BTreeMap<(Cell, &str), u64> = BTreeMap::new();
+        for c in cases {
+            let cell = (c.stratum.clone(), by_band.then_some(c.band));
+            for p in &c.pts {
+                *m.entry((cell.clone(), p.as_str())).or_default() += 1;
+            }
+        }
+        m
+    }
+
+    /// Incidence of every event group (all of them, zero counts included) and of every
+    /// preferred term reported in the window. A group signals when the lower bound of its rate
+    /// per 1,000 administrations exceeds its configured background; PT rates are reported for
+    /// review and never signal (backgrounds are configured per group).
     fn incidence(&self, inputs: &Inputs, out: &mut Vec<SignalResult>) {
         let groups = self.groups(&inputs.cases);
+        let pts: BTreeSet<&str> =
+            inputs.cases.iter().flat_map(|c| c.pts.iter().map(String::as_str)).collect();
         let admins = Self::administrations(inputs);
         let (banded, whole) =
             (Self::case_counts(&inputs.cases, true), Self::case_counts(&inputs.cases, false));
+        let (pt_banded, pt_whole) =
+            (Self::pt_counts(&inputs.cases, true), Self::pt_counts(&inputs.cases, false));
+        let items: Vec<(&str, &str)> =
+            groups.iter().map(|g| ("group", g.as_str())).chain(pts.iter().map(|p| ("pt", *p))).collect();
+        let count = |cell: &Cell, level: &str, item: &str| {
+            let m = match (level, cell.1.is_some()) {
+                ("group", true) => &banded,
+                ("group", false) => &whole,
+                (_, true) => &pt_banded,
+                (_, false) => &pt_whole,
+            };
+            m.get(&(cell.clone(), item)).copied().unwrap_or(0)
+        };
         for (cell, &n_admin) in &admins {
-            let counts = if cell.1.is_some() { &banded } else { &whole };
-            for g in &groups {
-                let n = counts.get(&(cell.clone(), g.as_str())).copied().unwrap_or(0);
+            for &(level, item) in &items {
+                let n = count(cell, level, item);
                 let rate = poisson::rate(n, n_admin as f64, 1000.0, 0.95);
-                let mut r = self.base(Analysis::IncidenceAdministrations, inputs.window, cell, g, "group");
+                let mut r = self.base(Analysis::IncidenceAdministrations, inputs.window, cell, item, level);
                 r.n = n;
                 r.denominator = n_admin as f64;
                 (r.estimate, r.lower, r.upper) = (rate.estimate, rate.lower, rate.upper);
-                let background = self.cfg.background_per_1000.get(g);
+                let background = if level == "group" { self.cfg.background_per_1000.get(item) } else { None };
                 r.signal = n >= self.cfg.min_cases && background.is_some_and(|&b| rate.lower > b);
                 r.flags = self.count_flags(n, background.is_none());
                 out.push(r);
@@ -215,10 +245,10 @@ impl Analyser {
         }
         for t in &inputs.time {
             let cell = (t.stratum.clone(), None);
-            for g in &groups {
-                let n = whole.get(&(cell.clone(), g.as_str())).copied().unwrap_or(0);
+            for &(level, item) in &items {
+                let n = count(&cell, level, item);
                 let rate = poisson::rate(n, t.patient_years, 100.0, 0.95);
-                let mut r = self.base(Analysis::IncidencePatientYears, inputs.window, &cell, g, "group");
+                let mut r = self.base(Analysis::IncidencePatientYears, inputs.window, &cell, item, level);
                 r.n = n;
                 r.denominator = t.patient_years;
                 (r.estimate, r.lower, r.upper) = (rate.estimate, rate.lower, rate.upper);
@@ -477,6 +507,19 @@ mod tests {
         // The dependence group has a background but no cases: reported as zero, no signal.
         let r = find(&rs, Analysis::IncidenceAdministrations, &ket(), "*", "dependence");
         assert_eq!((r.n, r.estimate, r.lower, r.signal), (0, 0.0, 0.0, false));
+        // Preferred terms too; without a configured background they never signal.
+        let pt = rs
+            .iter()
+            .find(|r| {
+                r.analysis == "incidence_per_1000_administrations"
+                    && r.event_level == "pt"
+                    && r.dose_band == ">= 2 g"
+                    && r.product == "ketamine"
+            })
+            .expect("PT-level incidence");
+        assert!(pt.n > 0 && !pt.signal && pt.flags.contains("no_background_rate"), "{pt:?}");
+        let expected = pv_stats::poisson::rate(pt.n, 1000.0, 1000.0, 0.95);
+        assert_eq!((pt.estimate, pt.lower), (expected.estimate, expected.lower));
     }
 
     #[test]
