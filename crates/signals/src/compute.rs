@@ -36,6 +36,15 @@ pub struct Analyser {
 /// A stratum, optionally narrowed to one cumulative-dose band.
 type Cell = (Stratum, Option<usize>);
 
+/// A count's key without copying the stratum: (stratum, band, group or PT).
+type CountKey<'a> = (&'a Stratum, Option<usize>, &'a str);
+
+/// A cell without copying the stratum.
+type CellRef<'a> = (&'a Stratum, Option<usize>);
+
+/// A disproportionality pair: (cell, level, group or PT).
+type PairKey<'a> = (CellRef<'a>, &'a str, &'a str);
+
 impl Analyser {
     /// An analyser for `cfg` (validated); computes the MaxSPRT critical value once.
     pub fn new(cfg: SignalsConfig) -> Result<Self, String> {
@@ -102,15 +111,15 @@ impl Analyser {
 
     fn disproportionality(&self, inputs: &Inputs, out: &mut Vec<SignalResult>) {
         for by_band in [true, false] {
-            let cell_of = |c: &Case| -> Cell { (c.stratum.clone(), by_band.then_some(c.band)) };
             let total = inputs.cases.len() as u64;
-            let mut cell_cases: BTreeMap<Cell, u64> = BTreeMap::new();
+            // Keys borrow the stratum: hundreds of thousands of cases, no copies.
+            let mut cell_cases: BTreeMap<CellRef<'_>, u64> = BTreeMap::new();
             // (level, item) -> cases with it; (cell, level, item) -> cases of the cell with it.
             let mut item_cases: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-            let mut pair_cases: BTreeMap<(Cell, &str, &str), u64> = BTreeMap::new();
+            let mut pair_cases: BTreeMap<PairKey<'_>, u64> = BTreeMap::new();
             for c in &inputs.cases {
-                let cell = cell_of(c);
-                *cell_cases.entry(cell.clone()).or_default() += 1;
+                let cell = (&c.stratum, by_band.then_some(c.band));
+                *cell_cases.entry(cell).or_default() += 1;
                 let items = c
                     .groups
                     .iter()
@@ -118,10 +127,10 @@ impl Analyser {
                     .chain(c.pts.iter().map(|p| ("pt", p.as_str())));
                 for (level, item) in items {
                     *item_cases.entry((level, item)).or_default() += 1;
-                    *pair_cases.entry((cell.clone(), level, item)).or_default() += 1;
+                    *pair_cases.entry((cell, level, item)).or_default() += 1;
                 }
             }
-            let table = |(cell, level, item): &(Cell, &str, &str), a: u64| {
+            let table = |(cell, level, item): &PairKey<'_>, a: u64| {
                 TwoByTwo::from_margins(a, cell_cases[cell], item_cases[&(*level, *item)], total)
             };
             // The MGPS prior: fitted over every stratum x PT pair of this window and level.
@@ -135,7 +144,8 @@ impl Analyser {
                 let t = table(key, a);
                 let d = pv_stats::disproportionality(&t);
                 let post = prior.map(|h| mgps::posterior(&h, a, d.expected));
-                let mut r = self.base(Analysis::Disproportionality, inputs.window, &key.0, key.2, key.1);
+                let cell: Cell = (key.0.0.clone(), key.0.1);
+                let mut r = self.base(Analysis::Disproportionality, inputs.window, &cell, key.2, key.1);
                 r.n = a;
                 r.denominator = d.expected;
                 r.estimate = d.prr;
@@ -172,12 +182,11 @@ impl Analyser {
     }
 
     /// Cases per cell and group.
-    fn case_counts(cases: &[Case], by_band: bool) -> BTreeMap<(Cell, &str), u64> {
-        let mut m: BTreeMap<(Cell, &str), u64> = BTreeMap::new();
+    fn case_counts(cases: &[Case], by_band: bool) -> BTreeMap<CountKey<'_>, u64> {
+        let mut m: BTreeMap<CountKey<'_>, u64> = BTreeMap::new();
         for c in cases {
-            let cell = (c.stratum.clone(), by_band.then_some(c.band));
             for g in &c.groups {
-                *m.entry((cell.clone(), g.as_str())).or_default() += 1;
+                *m.entry((&c.stratum, by_band.then_some(c.band), g.as_str())).or_default() += 1;
             }
         }
         m
@@ -194,12 +203,11 @@ impl Analyser {
     }
 
     /// Cases per cell and preferred term.
-    fn pt_counts(cases: &[Case], by_band: bool) -> BTreeMap<(Cell, &str), u64> {
-        let mut m: BTreeMap<(Cell, &str), u64> = BTreeMap::new();
+    fn pt_counts(cases: &[Case], by_band: bool) -> BTreeMap<CountKey<'_>, u64> {
+        let mut m: BTreeMap<CountKey<'_>, u64> = BTreeMap::new();
         for c in cases {
-            let cell = (c.stratum.clone(), by_band.then_some(c.band));
             for p in &c.pts {
-                *m.entry((cell.clone(), p.as_str())).or_default() += 1;
+                *m.entry((&c.stratum, by_band.then_some(c.band), p.as_str())).or_default() += 1;
             }
         }
         m
@@ -227,7 +235,7 @@ impl Analyser {
                 (_, true) => &pt_banded,
                 (_, false) => &pt_whole,
             };
-            m.get(&(cell.clone(), item)).copied().unwrap_or(0)
+            m.get(&(&cell.0, cell.1, item)).copied().unwrap_or(0)
         };
         for (cell, &n_admin) in &admins {
             for &(level, item) in &items {
@@ -282,7 +290,7 @@ impl Analyser {
                         let cell = (stratum.clone(), Some(b));
                         trend::Level {
                             score: b as f64,
-                            events: banded.get(&(cell.clone(), g.as_str())).copied().unwrap_or(0),
+                            events: banded.get(&(&cell.0, cell.1, g.as_str())).copied().unwrap_or(0),
                             exposure: admins.get(&cell).copied().unwrap_or(0) as f64,
                         }
                     })
