@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use pv_stats::{TwoByTwo, maxsprt, mgps, poisson, proportion, quantile, trend};
 
 use crate::config::SignalsConfig;
-use crate::model::{Analysis, Case, Inputs, SignalResult, Stratum, Window};
+use crate::model::{Analysis, Inputs, SignalResult, Stratum, Window};
 
 /// The 95% normal quantile used by every interval.
 const Z95: f64 = 1.959_963_984_540_054;
@@ -36,14 +36,71 @@ pub struct Analyser {
 /// A stratum, optionally narrowed to one cumulative-dose band.
 type Cell = (Stratum, Option<usize>);
 
-/// A count's key without copying the stratum: (stratum, band, group or PT).
-type CountKey<'a> = (&'a Stratum, Option<usize>, &'a str);
+/// Cases of a cell with one item, keys borrowing from the inputs:
+/// (stratum, band or `None` for the whole stratum, level `group`/`pt`, group or PT).
+type ItemKey<'a> = (&'a Stratum, Option<usize>, &'a str, &'a str);
 
-/// A cell without copying the stratum.
-type CellRef<'a> = (&'a Stratum, Option<usize>);
+/// What several analyses of one window count, counted once: every case is counted in its
+/// stratum with and without its band; keys borrow from the inputs (hundreds of thousands of
+/// cases, no copies).
+struct Tally<'a> {
+    /// Event groups analysed: those with a configured background and those seen in cases.
+    groups: BTreeSet<&'a str>,
+    /// Preferred terms seen in cases.
+    pts: BTreeSet<&'a str>,
+    /// Administrations per cell.
+    admins: BTreeMap<Cell, u64>,
+    /// Cases per cell.
+    cell_cases: BTreeMap<(&'a Stratum, Option<usize>), u64>,
+    /// Cases with each item, over all cells: (level, item).
+    item_cases: BTreeMap<(&'a str, &'a str), u64>,
+    /// Cases per cell and item.
+    cases: BTreeMap<ItemKey<'a>, u64>,
+}
 
-/// A disproportionality pair: (cell, level, group or PT).
-type PairKey<'a> = (CellRef<'a>, &'a str, &'a str);
+impl<'a> Tally<'a> {
+    fn new(cfg: &'a SignalsConfig, inputs: &'a Inputs) -> Self {
+        let mut t = Tally {
+            groups: cfg.background_per_1000.keys().map(String::as_str).collect(),
+            pts: BTreeSet::new(),
+            admins: BTreeMap::new(),
+            cell_cases: BTreeMap::new(),
+            item_cases: BTreeMap::new(),
+            cases: BTreeMap::new(),
+        };
+        for d in &inputs.doses {
+            *t.admins.entry((d.stratum.clone(), Some(d.band))).or_default() += d.administrations;
+            *t.admins.entry((d.stratum.clone(), None)).or_default() += d.administrations;
+        }
+        for c in &inputs.cases {
+            let items = c
+                .groups
+                .iter()
+                .map(|g| ("group", g.as_str()))
+                .chain(c.pts.iter().map(|p| ("pt", p.as_str())));
+            for band in [Some(c.band), None] {
+                *t.cell_cases.entry((&c.stratum, band)).or_default() += 1;
+            }
+            for (level, item) in items {
+                if level == "group" {
+                    t.groups.insert(item);
+                } else {
+                    t.pts.insert(item);
+                }
+                *t.item_cases.entry((level, item)).or_default() += 1;
+                for band in [Some(c.band), None] {
+                    *t.cases.entry((&c.stratum, band, level, item)).or_default() += 1;
+                }
+            }
+        }
+        t
+    }
+
+    /// Cases of `stratum` (in `band`, or all bands for `None`) with `item`.
+    fn count(&self, stratum: &Stratum, band: Option<usize>, level: &str, item: &str) -> u64 {
+        self.cases.get(&(stratum, band, level, item)).copied().unwrap_or(0)
+    }
+}
 
 impl Analyser {
     /// An analyser for `cfg` (validated); computes the MaxSPRT critical value once.
@@ -66,22 +123,16 @@ impl Analyser {
     /// Every result of one window, in a stable order.
     pub fn run(&self, inputs: &Inputs) -> Vec<SignalResult> {
         let mut out = Vec::new();
-        self.disproportionality(inputs, &mut out);
-        self.incidence(inputs, &mut out);
-        self.dose_response(inputs, &mut out);
+        let tally = Tally::new(&self.cfg, inputs);
+        self.disproportionality(inputs.window, &tally, &mut out);
+        self.incidence(inputs, &tally, &mut out);
+        self.dose_response(inputs.window, &tally, &mut out);
         self.time_to_onset(inputs, &mut out);
         if inputs.window == Window::Cumulative {
             self.markers(inputs, &mut out);
-            self.maxsprt(inputs, &mut out);
+            self.maxsprt(inputs.window, &tally, &mut out);
         }
         out
-    }
-
-    /// The event groups analysed: those with a configured background and those seen in cases.
-    fn groups(&self, cases: &[Case]) -> BTreeSet<String> {
-        let mut g: BTreeSet<String> = self.cfg.background_per_1000.keys().cloned().collect();
-        g.extend(cases.iter().flat_map(|c| c.groups.iter().cloned()));
-        g
     }
 
     fn band_label(&self, band: Option<usize>) -> String {
@@ -109,43 +160,32 @@ impl Analyser {
         }
     }
 
-    fn disproportionality(&self, inputs: &Inputs, out: &mut Vec<SignalResult>) {
+    fn disproportionality(&self, window: Window, tally: &Tally<'_>, out: &mut Vec<SignalResult>) {
+        let total = tally.cell_cases.iter().filter(|(k, _)| k.1.is_none()).map(|(_, n)| n).sum();
         for by_band in [true, false] {
-            let total = inputs.cases.len() as u64;
-            // Keys borrow the stratum: hundreds of thousands of cases, no copies.
-            let mut cell_cases: BTreeMap<CellRef<'_>, u64> = BTreeMap::new();
-            // (level, item) -> cases with it; (cell, level, item) -> cases of the cell with it.
-            let mut item_cases: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-            let mut pair_cases: BTreeMap<PairKey<'_>, u64> = BTreeMap::new();
-            for c in &inputs.cases {
-                let cell = (&c.stratum, by_band.then_some(c.band));
-                *cell_cases.entry(cell).or_default() += 1;
-                let items = c
-                    .groups
-                    .iter()
-                    .map(|g| ("group", g.as_str()))
-                    .chain(c.pts.iter().map(|p| ("pt", p.as_str())));
-                for (level, item) in items {
-                    *item_cases.entry((level, item)).or_default() += 1;
-                    *pair_cases.entry((cell, level, item)).or_default() += 1;
-                }
-            }
-            let table = |(cell, level, item): &PairKey<'_>, a: u64| {
-                TwoByTwo::from_margins(a, cell_cases[cell], item_cases[&(*level, *item)], total)
+            let pair_cases: Vec<(&ItemKey<'_>, u64)> =
+                tally.cases.iter().filter(|(k, _)| k.1.is_some() == by_band).map(|(k, &n)| (k, n)).collect();
+            let table = |&(stratum, band, level, item): &ItemKey<'_>, a: u64| {
+                TwoByTwo::from_margins(
+                    a,
+                    tally.cell_cases[&(stratum, band)],
+                    tally.item_cases[&(level, item)],
+                    total,
+                )
             };
             // The MGPS prior: fitted over every stratum x PT pair of this window and level.
             let pt_pairs: Vec<(u64, f64)> = pair_cases
                 .iter()
-                .filter(|(k, _)| k.1 == "pt")
-                .map(|(k, &a)| (a, table(k, a).expected()))
+                .filter(|(k, _)| k.2 == "pt")
+                .map(|&(k, a)| (a, table(k, a).expected()))
                 .collect();
             let prior = mgps::fit(&pt_pairs).ok().map(|f| f.hyper);
-            for (key, &a) in &pair_cases {
+            for &(key, a) in &pair_cases {
                 let t = table(key, a);
                 let d = pv_stats::disproportionality(&t);
                 let post = prior.map(|h| mgps::posterior(&h, a, d.expected));
-                let cell: Cell = (key.0.0.clone(), key.0.1);
-                let mut r = self.base(Analysis::Disproportionality, inputs.window, &cell, key.2, key.1);
+                let cell: Cell = (key.0.clone(), key.1);
+                let mut r = self.base(Analysis::Disproportionality, window, &cell, key.3, key.2);
                 r.n = a;
                 r.denominator = d.expected;
                 r.estimate = d.prr;
@@ -181,65 +221,16 @@ impl Analyser {
         }
     }
 
-    /// Cases per cell and group.
-    fn case_counts(cases: &[Case], by_band: bool) -> BTreeMap<CountKey<'_>, u64> {
-        let mut m: BTreeMap<CountKey<'_>, u64> = BTreeMap::new();
-        for c in cases {
-            for g in &c.groups {
-                *m.entry((&c.stratum, by_band.then_some(c.band), g.as_str())).or_default() += 1;
-            }
-        }
-        m
-    }
-
-    /// Administrations per cell (with and without the band).
-    fn administrations(inputs: &Inputs) -> BTreeMap<Cell, u64> {
-        let mut m: BTreeMap<Cell, u64> = BTreeMap::new();
-        for d in &inputs.doses {
-            *m.entry((d.stratum.clone(), Some(d.band))).or_default() += d.administrations;
-            *m.entry((d.stratum.clone(), None)).or_default() += d.administrations;
-        }
-        m
-    }
-
-    /// Cases per cell and preferred term.
-    fn pt_counts(cases: &[Case], by_band: bool) -> BTreeMap<CountKey<'_>, u64> {
-        let mut m: BTreeMap<CountKey<'_>, u64> = BTreeMap::new();
-        for c in cases {
-            for p in &c.pts {
-                *m.entry((&c.stratum, by_band.then_some(c.band), p.as_str())).or_default() += 1;
-            }
-        }
-        m
-    }
-
     /// Incidence of every event group (all of them, zero counts included) and of every
     /// preferred term reported in the window. A group signals when the lower bound of its rate
     /// per 1,000 administrations exceeds its configured background; PT rates are reported for
     /// review and never signal (backgrounds are configured per group).
-    fn incidence(&self, inputs: &Inputs, out: &mut Vec<SignalResult>) {
-        let groups = self.groups(&inputs.cases);
-        let pts: BTreeSet<&str> =
-            inputs.cases.iter().flat_map(|c| c.pts.iter().map(String::as_str)).collect();
-        let admins = Self::administrations(inputs);
-        let (banded, whole) =
-            (Self::case_counts(&inputs.cases, true), Self::case_counts(&inputs.cases, false));
-        let (pt_banded, pt_whole) =
-            (Self::pt_counts(&inputs.cases, true), Self::pt_counts(&inputs.cases, false));
+    fn incidence(&self, inputs: &Inputs, tally: &Tally<'_>, out: &mut Vec<SignalResult>) {
         let items: Vec<(&str, &str)> =
-            groups.iter().map(|g| ("group", g.as_str())).chain(pts.iter().map(|p| ("pt", *p))).collect();
-        let count = |cell: &Cell, level: &str, item: &str| {
-            let m = match (level, cell.1.is_some()) {
-                ("group", true) => &banded,
-                ("group", false) => &whole,
-                (_, true) => &pt_banded,
-                (_, false) => &pt_whole,
-            };
-            m.get(&(&cell.0, cell.1, item)).copied().unwrap_or(0)
-        };
-        for (cell, &n_admin) in &admins {
+            tally.groups.iter().map(|g| ("group", *g)).chain(tally.pts.iter().map(|p| ("pt", *p))).collect();
+        for (cell, &n_admin) in &tally.admins {
             for &(level, item) in &items {
-                let n = count(cell, level, item);
+                let n = tally.count(&cell.0, cell.1, level, item);
                 let rate = poisson::rate(n, n_admin as f64, 1000.0, 0.95);
                 let mut r = self.base(Analysis::IncidenceAdministrations, inputs.window, cell, item, level);
                 r.n = n;
@@ -254,7 +245,7 @@ impl Analyser {
         for t in &inputs.time {
             let cell = (t.stratum.clone(), None);
             for &(level, item) in &items {
-                let n = count(&cell, level, item);
+                let n = tally.count(&t.stratum, None, level, item);
                 let rate = poisson::rate(n, t.patient_years, 100.0, 0.95);
                 let mut r = self.base(Analysis::IncidencePatientYears, inputs.window, &cell, item, level);
                 r.n = n;
@@ -277,29 +268,25 @@ impl Analyser {
         f.join(",")
     }
 
-    fn dose_response(&self, inputs: &Inputs, out: &mut Vec<SignalResult>) {
-        let groups = self.groups(&inputs.cases);
-        let admins = Self::administrations(inputs);
-        let banded = Self::case_counts(&inputs.cases, true);
-        let strata: BTreeSet<&Stratum> = inputs.doses.iter().map(|d| &d.stratum).collect();
+    fn dose_response(&self, window: Window, tally: &Tally<'_>, out: &mut Vec<SignalResult>) {
         let bands = self.cfg.dose_bands_mg.len() + 1;
-        for stratum in strata {
-            for g in &groups {
+        // The strata with doses: the whole-stratum cells of the administrations.
+        for stratum in tally.admins.keys().filter(|c| c.1.is_none()).map(|c| &c.0) {
+            for &g in &tally.groups {
                 let levels: Vec<trend::Level> = (0..bands)
                     .map(|b| {
                         let cell = (stratum.clone(), Some(b));
                         trend::Level {
                             score: b as f64,
-                            events: banded.get(&(&cell.0, cell.1, g.as_str())).copied().unwrap_or(0),
-                            exposure: admins.get(&cell).copied().unwrap_or(0) as f64,
+                            events: tally.count(stratum, Some(b), "group", g),
+                            exposure: tally.admins.get(&cell).copied().unwrap_or(0) as f64,
                         }
                     })
                     .collect();
                 let z = trend::poisson_trend_z(&levels);
                 let with_exposure: Vec<&trend::Level> = levels.iter().filter(|l| l.exposure > 0.0).collect();
                 let n: u64 = levels.iter().map(|l| l.events).sum();
-                let mut r =
-                    self.base(Analysis::DoseResponse, inputs.window, &(stratum.clone(), None), g, "group");
+                let mut r = self.base(Analysis::DoseResponse, window, &(stratum.clone(), None), g, "group");
                 r.n = n;
                 r.denominator = levels.iter().map(|l| l.exposure).sum();
                 r.trend_z = Some(z);
@@ -374,23 +361,23 @@ impl Analyser {
         }
     }
 
-    fn maxsprt(&self, inputs: &Inputs, out: &mut Vec<SignalResult>) {
-        let mut admins: BTreeMap<Stratum, u64> = BTreeMap::new();
-        for d in &inputs.doses {
-            *admins.entry(d.stratum.product_only()).or_default() += d.administrations;
+    fn maxsprt(&self, window: Window, tally: &Tally<'_>, out: &mut Vec<SignalResult>) {
+        // Per product: the whole-stratum cells summed over routes and formulations.
+        let mut admins: BTreeMap<&str, u64> = BTreeMap::new();
+        for ((stratum, _), n) in tally.admins.iter().filter(|(c, _)| c.1.is_none()) {
+            *admins.entry(stratum.product.as_str()).or_default() += n;
         }
-        let mut observed: BTreeMap<(Stratum, &str), u64> = BTreeMap::new();
-        for c in &inputs.cases {
-            for g in &c.groups {
-                *observed.entry((c.stratum.product_only(), g.as_str())).or_default() += 1;
-            }
+        let mut observed: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for (&(stratum, _, _, g), n) in tally.cases.iter().filter(|(k, _)| k.1.is_none() && k.2 == "group") {
+            *observed.entry((stratum.product.as_str(), g)).or_default() += n;
         }
-        for (product, &n_admin) in &admins {
+        for (&product, &n_admin) in &admins {
+            let product = Stratum::new(product, "*", "*");
             for (g, &background) in &self.cfg.background_per_1000 {
-                let n = observed.get(&(product.clone(), g.as_str())).copied().unwrap_or(0);
+                let n = observed.get(&(product.product.as_str(), g.as_str())).copied().unwrap_or(0);
                 let expected = background / 1000.0 * n_admin as f64;
                 let s = maxsprt::status(n, expected, self.cv, self.cfg.maxsprt_min_events);
-                let mut r = self.base(Analysis::MaxSprt, inputs.window, &(product.clone(), None), g, "group");
+                let mut r = self.base(Analysis::MaxSprt, window, &(product.clone(), None), g, "group");
                 r.n = n;
                 r.denominator = expected;
                 let (lo, hi) = poisson::exact_interval(n, 0.95);
@@ -417,7 +404,7 @@ impl Analyser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DoseCell, ExposureTime, MarkerCounts};
+    use crate::model::{Case, DoseCell, ExposureTime, MarkerCounts};
 
     fn ket() -> Stratum {
         Stratum::new("ketamine", "iv", "solution")
