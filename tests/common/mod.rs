@@ -178,6 +178,7 @@ impl TestEnv {
             batch_max_wait_ms: 200,
             retry_initial_ms: 100,
             retry_max_ms: 1000,
+            shutdown_timeout_ms: 10_000,
             metrics_listen: None,
         }
     }
@@ -208,7 +209,7 @@ impl TestEnv {
         );
         let path = self.dir.join("pv.toml");
         let text = format!(
-            "[kafka]\nbootstrap_servers = \"{}\"\n\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{}\"\n\n[sink]\ntopics = [\"{}\"]\ngroup_id = \"{}\"\ndlq_topic = \"{}\"\nbatch_max_messages = {}\nbatch_max_wait_ms = {}\nretry_initial_ms = {}\nretry_max_ms = {}\nmetrics_listen = \"127.0.0.1:0\"\n",
+            "[kafka]\nbootstrap_servers = \"{}\"\n\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{}\"\n\n[sink]\ntopics = [\"{}\"]\ngroup_id = \"{}\"\ndlq_topic = \"{}\"\nbatch_max_messages = {}\nbatch_max_wait_ms = {}\nretry_initial_ms = {}\nretry_max_ms = {}\nshutdown_timeout_ms = {}\nmetrics_listen = \"127.0.0.1:0\"\n",
             self.kafka.bootstrap_servers,
             self.clickhouse.url,
             self.clickhouse.database,
@@ -219,6 +220,7 @@ impl TestEnv {
             sink.batch_max_wait_ms,
             sink.retry_initial_ms,
             sink.retry_max_ms,
+            sink.shutdown_timeout_ms,
         );
         std::fs::write(&path, text + &enrich).expect("write config");
         path

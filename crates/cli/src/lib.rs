@@ -7,6 +7,7 @@ mod bench;
 mod clinics;
 mod config;
 mod disproportionality;
+mod replay;
 mod signals;
 mod simulate;
 mod summary;
@@ -42,6 +43,9 @@ enum Command {
     Sink,
     /// Apply ClickHouse migrations and exit.
     Migrate,
+    /// Rebuild the ClickHouse tables from the Kafka topics (from the earliest retained offsets)
+    /// into a database, and compare it with the live one.
+    Replay(replay::ReplayArgs),
     /// Print a new random clinic token and its clinics-file entry.
     Token {
         /// The clinic the token is for.
@@ -114,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Bench(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Signals(args) => runtime()?.block_on(args.run(&cfg)),
+        Command::Replay(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Disproportionality(args) => args.run(),
         Command::Score { truth_file } => runtime()?.block_on(async {
             let text = std::fs::read_to_string(&truth_file)

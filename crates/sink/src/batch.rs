@@ -1,7 +1,9 @@
-//! The sink's in-memory batch: rows per table, dead letters, and the offsets the batch covers.
-//! No I/O: the run loop decides when to flush and does the writing.
+//! The sink's in-memory batch: rows per table (each with the Kafka position it came from), dead
+//! letters, and the offsets the batch covers. No I/O: the run loop decides when to flush and
+//! does the writing.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::rows::{AdverseEventRow, AnyRow, DoseRow, MonitoringRow};
@@ -23,32 +25,87 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
+/// The Kafka message a row was made from (to dead-letter it if ClickHouse refuses the row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Source topic.
+    pub topic: Arc<str>,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+}
+
+/// The rows of one table, each with its source message.
+#[derive(Debug)]
+pub struct Rows<T> {
+    /// The rows, in the order they were read.
+    pub rows: Vec<T>,
+    /// `sources[i]` is where `rows[i]` came from.
+    pub sources: Vec<Source>,
+}
+
+impl<T> Default for Rows<T> {
+    fn default() -> Self {
+        Self { rows: Vec::new(), sources: Vec::new() }
+    }
+}
+
+impl<T> Rows<T> {
+    fn push(&mut self, row: T, source: Source) {
+        self.rows.push(row);
+        self.sources.push(source);
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
 /// Rows and dead letters read since the last flush.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// Rows for `dose_administered`.
-    pub doses: Vec<DoseRow>,
-    /// Rows for `session_monitoring`.
-    pub monitoring: Vec<MonitoringRow>,
-    /// Rows for `adverse_event_report`.
-    pub adverse_events: Vec<AdverseEventRow>,
+    /// Rows for `doses`.
+    pub doses: Rows<DoseRow>,
+    /// Rows for `monitoring_forms`.
+    pub monitoring: Rows<MonitoringRow>,
+    /// Rows for `ae_report_versions`.
+    pub adverse_events: Rows<AdverseEventRow>,
     /// Messages for the dead-letter topic.
     pub dead_letters: Vec<DeadLetter>,
     /// (topic, partition) -> highest offset read.
     offsets: BTreeMap<(String, i32), i64>,
     messages: usize,
     opened: Option<Instant>,
+    /// Topic names seen, shared by the sources (a sink reads one or a few topics).
+    topics: Vec<Arc<str>>,
 }
 
 impl Batch {
     /// Adds a row read from `topic`/`partition` at `offset`.
     pub fn push_row(&mut self, row: AnyRow, topic: &str, partition: i32, offset: i64) {
+        let source = Source { topic: self.intern(topic), partition, offset };
         match row {
-            AnyRow::Dose(r) => self.doses.push(r),
-            AnyRow::Monitoring(r) => self.monitoring.push(r),
-            AnyRow::AdverseEvent(r) => self.adverse_events.push(r),
+            AnyRow::Dose(r) => self.doses.push(r, source),
+            AnyRow::Monitoring(r) => self.monitoring.push(r, source),
+            AnyRow::AdverseEvent(r) => self.adverse_events.push(r, source),
         }
         self.track(topic, partition, offset);
+    }
+
+    fn intern(&mut self, topic: &str) -> Arc<str> {
+        if let Some(t) = self.topics.iter().find(|t| &***t == topic) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(topic);
+        self.topics.push(t.clone());
+        t
     }
 
     /// Adds a dead letter (its source position counts as read).
@@ -119,6 +176,9 @@ mod tests {
         let got: Vec<_> = b.commit_positions().collect();
         assert_eq!(got, [("t", 0, 8), ("t", 1, 5)]);
         assert_eq!((b.len(), b.doses.len(), b.dead_letters.len()), (4, 3, 1));
+        let offsets: Vec<(i32, i64)> = b.doses.sources.iter().map(|s| (s.partition, s.offset)).collect();
+        assert_eq!(offsets, [(0, 7), (0, 5), (1, 3)], "each row keeps the position it came from");
+        assert!(Arc::ptr_eq(&b.doses.sources[0].topic, &b.doses.sources[2].topic), "topic names shared");
     }
 
     #[test]

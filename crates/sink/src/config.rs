@@ -29,6 +29,10 @@ pub struct SinkConfig {
     /// Longest retry delay, in milliseconds.
     #[serde(default = "default_retry_max_ms")]
     pub retry_max_ms: u64,
+    /// On SIGTERM, how long to wait for the last batches to become durable before committing
+    /// what is and exiting, in milliseconds (what is not durable by then is re-read on restart).
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
     /// Where to serve `/metrics` (`None` = not served).
     #[serde(default = "default_metrics_listen")]
     pub metrics_listen: Option<SocketAddr>,
@@ -55,6 +59,9 @@ fn default_retry_initial_ms() -> u64 {
 fn default_retry_max_ms() -> u64 {
     10_000
 }
+fn default_shutdown_timeout_ms() -> u64 {
+    20_000
+}
 fn default_metrics_listen() -> Option<SocketAddr> {
     Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
 }
@@ -69,6 +76,7 @@ impl Default for SinkConfig {
             batch_max_wait_ms: default_batch_max_wait_ms(),
             retry_initial_ms: default_retry_initial_ms(),
             retry_max_ms: default_retry_max_ms(),
+            shutdown_timeout_ms: default_shutdown_timeout_ms(),
             metrics_listen: default_metrics_listen(),
         }
     }

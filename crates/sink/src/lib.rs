@@ -7,6 +7,8 @@
 pub mod batch;
 pub mod columns;
 pub mod config;
+pub mod digest;
+pub mod failure;
 pub mod metrics;
 pub mod migrations;
 pub mod rows;
@@ -14,4 +16,4 @@ pub mod run;
 
 pub use config::SinkConfig;
 pub use migrations::migrate;
-pub use run::Sink;
+pub use run::{ReplayReport, Sink};

@@ -1,6 +1,6 @@
 //! Sink metrics.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The sink's metrics, in their own registry.
 #[derive(Debug, Clone)]
@@ -9,8 +9,12 @@ pub struct SinkMetrics {
     pub registry: Registry,
     /// Rows acknowledged by ClickHouse, by table.
     pub rows_inserted: IntCounterVec,
-    /// Failed insert attempts (each is retried), by table.
+    /// Failed attempts that are retried (ClickHouse or broker unavailable), by target.
     pub insert_failures: IntCounterVec,
+    /// Rows ClickHouse refused for their content (dead-lettered), by table.
+    pub rows_refused: IntCounterVec,
+    /// 1 while consumption is paused because ClickHouse has not yet acknowledged the batch in flight.
+    pub paused: IntGauge,
     /// Messages sent to the dead-letter topic.
     pub dead_letters: IntCounter,
     /// Batches made durable and committed.
@@ -31,6 +35,11 @@ impl SinkMetrics {
             Opts::new("insert_failures_total", "Failed insert attempts (retried)"),
             &["table"],
         )?;
+        let rows_refused = IntCounterVec::new(
+            Opts::new("rows_refused_total", "Rows ClickHouse refused for their content (dead-lettered)"),
+            &["table"],
+        )?;
+        let paused = IntGauge::new("paused", "1 while consumption waits for ClickHouse")?;
         let dead_letters = IntCounter::new("dead_letters_total", "Messages sent to the dead-letter topic")?;
         let batches = IntCounter::new("batches_total", "Batches made durable and committed")?;
         let flush_seconds = Histogram::with_opts(
@@ -39,9 +48,20 @@ impl SinkMetrics {
         )?;
         registry.register(Box::new(rows_inserted.clone()))?;
         registry.register(Box::new(insert_failures.clone()))?;
+        registry.register(Box::new(rows_refused.clone()))?;
+        registry.register(Box::new(paused.clone()))?;
         registry.register(Box::new(dead_letters.clone()))?;
         registry.register(Box::new(batches.clone()))?;
         registry.register(Box::new(flush_seconds.clone()))?;
-        Ok(Self { registry, rows_inserted, insert_failures, dead_letters, batches, flush_seconds })
+        Ok(Self {
+            registry,
+            rows_inserted,
+            insert_failures,
+            rows_refused,
+            paused,
+            dead_letters,
+            batches,
+            flush_seconds,
+        })
     }
 }
