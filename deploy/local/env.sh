@@ -2,7 +2,7 @@
 # Every path lives under one project-local state folder (default: <repo>/.state).
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PV_STATE="${PV_STATE:-$REPO_ROOT/.state}"
-KAFKA_LIBS="$PV_STATE/kafka-libs"
+KAFKA_LIBS="${KAFKA_LIBS:-$PV_STATE/kafka-libs}"
 KAFKA_DATA="$PV_STATE/kafka"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"

@@ -2,8 +2,12 @@
 # Starts ClickHouse and an Apache Kafka broker (KRaft, one node) on 127.0.0.1 with their data
 # under $PV_STATE, waits until both answer, then creates the topics in deploy/local/topics.txt.
 # Idempotent: a server that already answers is left alone; existing topics are kept.
+# PV_START (default "clickhouse kafka topics") picks the parts to start; with PV_STATE and the
+# port variables of env.sh, the fault-injection tests start private servers they can kill.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+PV_START="${PV_START:-clickhouse kafka topics}"
+starting() { [[ " $PV_START " == *" $1 "* ]]; }
 CONF="$REPO_ROOT/deploy/local/conf"
 mkdir -p "$LOG_DIR" "$CH_DATA" "$KAFKA_DATA"
 
@@ -28,7 +32,9 @@ wait_for() {
 }
 
 # ---------------------------------------------------------------- ClickHouse
-if ch_up; then
+if ! starting clickhouse; then
+  :
+elif ch_up; then
   log "clickhouse already answers on $CH_URL"
 else
   cat >"$CH_DATA/config.xml" <<XML
@@ -74,7 +80,9 @@ fi
 # ---------------------------------------------------------------- Kafka
 kafka_java() { java -Xmx256m -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$CONF/kafka-log4j2.properties" "$@"; }
 
-if kafka_port_up; then
+if ! starting kafka; then
+  :
+elif kafka_port_up; then
   log "kafka already listens on $KAFKA_BOOTSTRAP"
 else
   cat >"$KAFKA_DATA/server.properties" <<PROPS
@@ -117,6 +125,7 @@ PROPS
 fi
 
 # ---------------------------------------------------------------- topics
+starting topics || { log "started: $PV_START (state in $PV_STATE)"; exit 0; }
 existing="$(kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP" --list 2>>"$LOG_DIR/topics.log")"
 while read -r name partitions configs; do
   case "$name" in ''|'#'*) continue ;; esac

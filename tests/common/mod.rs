@@ -5,6 +5,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod servers;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,6 +48,11 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 impl TestEnv {
     /// Creates topics (3 partitions) and a migrated database named after the test.
     pub async fn new(name: &str) -> TestEnv {
+        Self::on(name, None, None).await
+    }
+
+    /// Like [`TestEnv::new`] on the given broker and ClickHouse (default: the shared ones).
+    pub async fn on(name: &str, kafka: Option<String>, clickhouse: Option<String>) -> TestEnv {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -57,11 +64,15 @@ impl TestEnv {
             nanos % 100_000
         );
         let kafka = KafkaConfig {
-            bootstrap_servers: std::env::var("PV_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+            bootstrap_servers: kafka.unwrap_or_else(|| {
+                std::env::var("PV_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+            }),
             ..KafkaConfig::default()
         };
         let clickhouse = ClickHouseConfig {
-            url: std::env::var("PV_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
+            url: clickhouse.unwrap_or_else(|| {
+                std::env::var("PV_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+            }),
             database: format!("pvt_{id}"),
             ..ClickHouseConfig::default()
         };
@@ -186,10 +197,11 @@ impl TestEnv {
     /// Starts an in-process sink.
     pub fn start_sink(&self, cfg: SinkConfig) -> RunningSink {
         let sink = pv_sink::Sink::new(cfg, self.kafka.clone(), self.clickhouse.clone()).expect("sink");
+        let metrics = sink.metrics().clone();
         let shutdown = Shutdown::new();
         let s = shutdown.clone();
         let task = tokio::spawn(async move { sink.run(s).await });
-        RunningSink { shutdown, task }
+        RunningSink { shutdown, task, metrics }
     }
 
     /// Writes a pv config file for subprocess runs of the `pv` binary.
@@ -323,6 +335,7 @@ impl RunningEnricher {
 pub struct RunningSink {
     pub shutdown: Shutdown,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub metrics: pv_sink::metrics::SinkMetrics,
 }
 
 impl RunningSink {
