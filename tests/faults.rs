@@ -414,3 +414,49 @@ async fn e_enricher_killed_mid_stream() {
     assert_eq!(env.topic_messages(&env.raw_dlq_topic), 0, "nothing dead-lettered");
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_clickhouse_outage_stops_in_bounded_time_and_loses_nothing() {
+    let ch =
+        tokio::task::spawn_blocking(|| OwnServer::start(Kind::ClickHouse, "faults_term")).await.expect("ch");
+    let env = TestEnv::on("fault_term", None, Some(ch.address())).await;
+    let set: Vec<Sent> = enriched(&raw_stream(2, 20, 150)).into_iter().map(|(s, _)| s).collect();
+    let want = expected(&set);
+    let cfg = SinkConfig { shutdown_timeout_ms: 3_000, ..sink_config(&env) };
+    let config = env.write_config(&cfg);
+
+    let mut sink = spawn_pv(&config, "sink", &[]);
+    let producing = produce_at(&env, &env.enriched_topic, set.clone(), 1_000);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.count("doses", false).await == 0 {
+        assert!(Instant::now() < deadline, "the sink stored nothing within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ch = tokio::task::spawn_blocking(move || {
+        ch.stop("KILL");
+        ch
+    })
+    .await
+    .expect("kill");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // The batches in flight cannot become durable: the sink gives up after shutdown_timeout_ms,
+    // commits only what is durable and exits 0.
+    let asked = Instant::now();
+    terminate(&mut sink, Duration::from_secs(15)).await;
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(3 + 5), "stopped {took:?} after SIGTERM (timeout 3 s)");
+
+    let ch = tokio::task::spawn_blocking(move || {
+        ch.up();
+        ch
+    })
+    .await
+    .expect("restart");
+    assert_eq!(producing.await.expect("producer"), set.len());
+    let mut sink = spawn_pv(&config, "sink", &[]);
+    assert_exactly_once(&env, &want, Duration::from_secs(120)).await;
+    terminate(&mut sink, Duration::from_secs(30)).await;
+    assert_eq!(lag(&env, &cfg.group_id, &env.enriched_topic), 0, "everything committed");
+    env.cleanup().await;
+    drop(ch);
+}
