@@ -14,8 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::servers::{Kind, OwnServer};
-use common::{TestEnv, pv_binary, read_topic};
+use common::{TestEnv, own_server, pv_binary, read_topic};
+use pv_bench::servers::Kind;
 use pv_events::{ClinicEvent, EnrichedEvent, EventCodec, Timestamp};
 use pv_sink::SinkConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -203,8 +203,7 @@ fn lag(env: &TestEnv, group: &str, topic: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clickhouse_killed_and_restarted_mid_stream() {
-    let ch =
-        tokio::task::spawn_blocking(|| OwnServer::start(Kind::ClickHouse, "faults_a")).await.expect("ch");
+    let ch = tokio::task::spawn_blocking(|| own_server(Kind::ClickHouse, "faults_a")).await.expect("ch");
     let env = TestEnv::on("fault_a", None, Some(ch.address())).await;
     let set: Vec<Sent> = enriched(&raw_stream(8, 40, 150)).into_iter().map(|(s, _)| s).collect();
     let want = expected(&set);
@@ -216,7 +215,7 @@ async fn a_clickhouse_killed_and_restarted_mid_stream() {
     let before = env.count("doses", false).await;
     assert!(before > 0, "the sink was storing before the fault");
     let ch = tokio::task::spawn_blocking(move || {
-        ch.stop("KILL");
+        ch.stop("KILL").expect("stopped");
         ch
     })
     .await
@@ -231,7 +230,7 @@ async fn a_clickhouse_killed_and_restarted_mid_stream() {
     assert!(paused, "consumption paused during the outage");
     assert!(sink.metrics.insert_failures.with_label_values(&["doses"]).get() > 0, "inserts failed meanwhile");
     let ch = tokio::task::spawn_blocking(move || {
-        ch.up();
+        ch.up().expect("restarted");
         ch
     })
     .await
@@ -282,8 +281,7 @@ async fn b_sink_killed_three_times_mid_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_broker_restarted_mid_stream() {
-    let kafka =
-        tokio::task::spawn_blocking(|| OwnServer::start(Kind::Kafka, "faults_c")).await.expect("kafka");
+    let kafka = tokio::task::spawn_blocking(|| own_server(Kind::Kafka, "faults_c")).await.expect("kafka");
     let env = TestEnv::on("fault_c", Some(kafka.address()), None).await;
     let raw = raw_stream(8, 40, 150);
     let set = raw_messages(&raw);
@@ -300,9 +298,9 @@ async fn c_broker_restarted_mid_stream() {
     }
     assert!(!producing.is_finished(), "restarted mid-stream");
     let kafka = tokio::task::spawn_blocking(move || {
-        kafka.stop("TERM");
+        kafka.stop("TERM").expect("stopped");
         std::thread::sleep(Duration::from_secs(3));
-        kafka.up();
+        kafka.up().expect("restarted");
         kafka
     })
     .await
@@ -417,8 +415,7 @@ async fn e_enricher_killed_mid_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_clickhouse_outage_stops_in_bounded_time_and_loses_nothing() {
-    let ch =
-        tokio::task::spawn_blocking(|| OwnServer::start(Kind::ClickHouse, "faults_term")).await.expect("ch");
+    let ch = tokio::task::spawn_blocking(|| own_server(Kind::ClickHouse, "faults_term")).await.expect("ch");
     let env = TestEnv::on("fault_term", None, Some(ch.address())).await;
     let set: Vec<Sent> = enriched(&raw_stream(2, 20, 150)).into_iter().map(|(s, _)| s).collect();
     let want = expected(&set);
@@ -433,7 +430,7 @@ async fn sigterm_during_a_clickhouse_outage_stops_in_bounded_time_and_loses_noth
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let ch = tokio::task::spawn_blocking(move || {
-        ch.stop("KILL");
+        ch.stop("KILL").expect("stopped");
         ch
     })
     .await
@@ -447,7 +444,7 @@ async fn sigterm_during_a_clickhouse_outage_stops_in_bounded_time_and_loses_noth
     assert!(took < Duration::from_secs(3 + 5), "stopped {took:?} after SIGTERM (timeout 3 s)");
 
     let ch = tokio::task::spawn_blocking(move || {
-        ch.up();
+        ch.up().expect("restarted");
         ch
     })
     .await

@@ -5,8 +5,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-pub mod servers;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -343,6 +341,12 @@ impl RunningSink {
         self.shutdown.trigger();
         self.task.await.expect("join").expect("sink stopped cleanly");
     }
+}
+
+/// A private ClickHouse or broker for a test that kills it (see `pv_bench::servers`).
+pub fn own_server(kind: pv_bench::servers::Kind, name: &str) -> pv_bench::servers::OwnServer {
+    pv_bench::servers::OwnServer::start(kind, name, Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("starting a private server (deploy/local/install.sh done?)")
 }
 
 /// Path of the `pv` binary built for these tests.

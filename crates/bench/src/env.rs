@@ -55,6 +55,18 @@ impl Service {
         self.pid().map_or(0.0, cpu_seconds)
     }
 
+    /// Kills it with SIGKILL (no chance to flush or commit) and waits until it is gone.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+
+    /// Whether it still runs (it has not exited on its own).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Stops it with SIGTERM and waits.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(pid) = self.child.id() {
@@ -176,7 +188,11 @@ metrics_listen = "127.0.0.1:0"
     /// Starts `pv <name>` with the run's config (log in the run folder); for the gateway, waits
     /// until it is ready.
     pub async fn start(&self, name: &'static str) -> anyhow::Result<Service> {
-        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+        // Appending: a restarted service continues the log of the one it replaces.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))?;
         let child = tokio::process::Command::new(&self.pv)
             .args(["--config", &self.config_path().display().to_string(), name])
             .stdout(Stdio::null())

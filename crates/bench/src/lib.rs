@@ -4,7 +4,9 @@
 
 pub mod detect;
 pub mod env;
+pub mod servers;
 pub mod signals;
+pub mod soak;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

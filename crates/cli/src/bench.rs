@@ -25,6 +25,10 @@ pub(crate) enum Scenario {
     /// A sustained feed straight to the raw topic at a fixed rate while enricher and sink run
     /// (not part of `all`: it runs for `--sustained-secs`).
     Sustained,
+    /// `--soak-events` offered at `--soak-rate` to private servers while the sink, the
+    /// enricher, ClickHouse and the broker are killed or restarted on a schedule; counts every
+    /// event in ClickHouse (not part of `all`; run from the repository root).
+    Soak,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +60,12 @@ pub(crate) struct BenchArgs {
     /// Patients per clinic of the signals base stream (10 clinics; ~28 events each).
     #[arg(long, default_value_t = 400)]
     signals_patients: u32,
+    /// Events the soak run offers.
+    #[arg(long, default_value_t = 1_000_000)]
+    soak_events: u64,
+    /// Offered rate of the soak run, events/s.
+    #[arg(long, default_value_t = 50_000.0)]
+    soak_rate: f64,
     /// Port of the bench gateway (kept apart from the main job's 8080).
     #[arg(long, default_value_t = 18080)]
     gateway_port: u16,
@@ -217,6 +227,36 @@ impl BenchArgs {
                 mib(r.peak_rss.1)
             );
             env.cleanup().await;
+        }
+        if self.scenario == Scenario::Soak {
+            let repo = std::env::current_dir()?;
+            anyhow::ensure!(
+                repo.join("deploy/local/start.sh").exists(),
+                "run the soak from the repository root (it starts private servers with deploy/local/start.sh)"
+            );
+            let r = pv_bench::soak::soak(&repo, servers.pv.clone(), self.soak_events, self.soak_rate).await?;
+            println!(
+                "soak: {} events sent ({} distinct) offered at {:.0} events/s; found {}, missing {}, counted twice {}; {} copies absorbed by dedup; {} dead letters; all stored {:.1} s after the first was sent ({:.0} events/s through every fault)",
+                r.sent,
+                r.distinct,
+                r.offered_per_s,
+                r.found,
+                r.missing(),
+                r.counted_twice,
+                r.absorbed_copies,
+                r.dead_letters,
+                r.total.as_secs_f64(),
+                r.throughput()
+            );
+            for f in &r.faults {
+                println!(
+                    "  {:<42} back at {:>5.1} s, backlog {:>8} messages: progress again {:.1} s later",
+                    f.fault,
+                    f.at.as_secs_f64(),
+                    f.backlog,
+                    f.recovery.as_secs_f64()
+                );
+            }
         }
         Ok(())
     }

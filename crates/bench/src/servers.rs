@@ -1,50 +1,50 @@
-//! Private servers for the fault-injection tests that stop and restart ClickHouse or the broker:
-//! started by `deploy/local/start.sh` (the same script and settings as the shared servers) in a
-//! state folder of their own, on free ports, so the shared servers and the tests running beside
-//! them are never touched.
+//! Private servers for fault injection: ClickHouse or an Apache Kafka broker started by
+//! `deploy/local/start.sh` (the same script and settings as the shared servers) in a state folder
+//! of their own, on free ports, so they can be killed and restarted without touching the shared
+//! servers or anything running beside them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// ClickHouse (HTTP and native ports).
     ClickHouse,
+    /// Apache Kafka in KRaft mode (broker and controller ports).
     Kafka,
 }
 
 /// A private server; killed and its state deleted on drop.
+#[derive(Debug)]
 pub struct OwnServer {
     kind: Kind,
+    repo: PathBuf,
     state: PathBuf,
     ports: [u16; 2],
 }
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl OwnServer {
-    /// Starts a private server of `kind` and waits until it answers.
-    pub fn start(kind: Kind, name: &str) -> OwnServer {
+    /// Starts a private server of `kind` with the scripts of the repository at `repo` and waits
+    /// until it answers (blocking: run it off the async threads).
+    pub fn start(kind: Kind, name: &str, repo: &Path) -> anyhow::Result<OwnServer> {
         let state = std::env::temp_dir().join(format!("pv-own-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
-        std::fs::create_dir_all(&state).expect("state dir");
-        let server = OwnServer { kind, state, ports: [free_port(), free_port()] };
-        server.up();
-        server
+        std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
+        let server = OwnServer { kind, repo: repo.to_owned(), state, ports: [free_port()?, free_port()?] };
+        server.up()?;
+        Ok(server)
     }
 
-    /// `host:port` for Kafka, `http://host:port` for ClickHouse.
+    /// `127.0.0.1:port` for Kafka, `http://127.0.0.1:port` for ClickHouse.
     pub fn address(&self) -> String {
         match self.kind {
             Kind::ClickHouse => format!("http://127.0.0.1:{}", self.ports[0]),
@@ -52,14 +52,15 @@ impl OwnServer {
         }
     }
 
-    /// Starts the server again with the same data (idempotent if it is up).
-    pub fn up(&self) {
-        let shared_state =
-            std::env::var("PV_STATE").map(PathBuf::from).unwrap_or_else(|_| repo().join(".state"));
-        let mut cmd = Command::new(repo().join("deploy/local/start.sh"));
+    /// Starts the server (again, with the same data) and waits until it answers; a no-op if it
+    /// is up.
+    pub fn up(&self) -> anyhow::Result<()> {
+        let shared =
+            std::env::var("PV_STATE").map(PathBuf::from).unwrap_or_else(|_| self.repo.join(".state"));
+        let mut cmd = Command::new(self.repo.join("deploy/local/start.sh"));
         cmd.env("PV_STATE", &self.state)
-            .env("KAFKA_LIBS", shared_state.join("kafka-libs"))
-            .env("KAFKA_HEAP", "-Xmx384m -Xms128m");
+            .env("KAFKA_LIBS", shared.join("kafka-libs"))
+            .env("KAFKA_HEAP", "-Xmx512m -Xms128m");
         match self.kind {
             Kind::ClickHouse => cmd
                 .env("PV_START", "clickhouse")
@@ -70,13 +71,14 @@ impl OwnServer {
                 .env("KAFKA_PORT", self.ports[0].to_string())
                 .env("KAFKA_CONTROLLER_PORT", self.ports[1].to_string()),
         };
-        let out = cmd.output().expect("running deploy/local/start.sh");
-        assert!(
+        let out = cmd.output().context("running deploy/local/start.sh")?;
+        anyhow::ensure!(
             out.status.success(),
             "starting a private {:?} failed:\n{}",
             self.kind,
             String::from_utf8_lossy(&out.stderr)
         );
+        Ok(())
     }
 
     fn pid(&self) -> Option<String> {
@@ -87,15 +89,20 @@ impl OwnServer {
         std::fs::read_to_string(self.state.join(file)).ok().map(|s| s.trim().to_owned())
     }
 
-    /// Sends `signal` (e.g. "KILL", "TERM") to the server and waits until the process is gone.
-    pub fn stop(&self, signal: &str) {
-        let Some(pid) = self.pid() else { return };
+    /// Sends `signal` ("KILL", "TERM") to the server and waits until the process is gone.
+    pub fn stop(&self, signal: &str) -> anyhow::Result<()> {
+        let Some(pid) = self.pid() else { return Ok(()) };
         let _ = Command::new("kill").args([&format!("-{signal}"), &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(60);
         while alive(&pid) {
-            assert!(Instant::now() < deadline, "{:?} (pid {pid}) did not stop on SIG{signal}", self.kind);
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{:?} (pid {pid}) did not stop on SIG{signal}",
+                self.kind
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(())
     }
 }
 
@@ -108,7 +115,7 @@ fn alive(pid: &str) -> bool {
 
 impl Drop for OwnServer {
     fn drop(&mut self) {
-        self.stop("KILL");
+        let _ = self.stop("KILL");
         let _ = std::fs::remove_dir_all(&self.state);
     }
 }

@@ -1,0 +1,349 @@
+//! The soak run: a million events offered to the raw topic at a fixed rate while the enricher
+//! and the sink run, with faults injected on a schedule — the sink and the enricher killed by
+//! SIGKILL, ClickHouse killed and restarted, the broker restarted — on private servers
+//! ([`crate::servers`]) that nothing else uses. At the end every event is looked up in the
+//! deduplicated tables: sent, found, missing, counted twice.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use pv_events::{ClinicEvent, EventId, Timestamp};
+use pv_gateway::produce::DurableProducer;
+use pv_runtime::KafkaConfig;
+use pv_simulate::Harms;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::env::BenchEnv;
+use crate::servers::{Kind, OwnServer};
+
+/// One injected fault and how long the pipeline took to make progress again.
+#[derive(Debug, Clone)]
+pub struct FaultReport {
+    /// What was done.
+    pub fault: &'static str,
+    /// When, after the feed started.
+    pub at: Duration,
+    /// Messages not yet stored (enricher + sink lag) when it struck.
+    pub backlog: i64,
+    /// From the end of the fault (process restarted, server back) until the affected stage
+    /// committed new progress.
+    pub recovery: Duration,
+}
+
+/// What the soak run measured.
+#[derive(Debug, Clone)]
+pub struct SoakReport {
+    /// Events produced (including the simulator's re-submitted copies).
+    pub sent: u64,
+    /// Distinct events among them (the number that must be found).
+    pub distinct: u64,
+    /// Distinct events found in the tables.
+    pub found: u64,
+    /// Events counted more than once by `FINAL` queries.
+    pub counted_twice: u64,
+    /// Rows physically stored beyond one per event (re-deliveries the tables absorb).
+    pub absorbed_copies: u64,
+    /// Messages in the dead-letter topics.
+    pub dead_letters: i64,
+    /// Rate the feed achieved, events/s.
+    pub offered_per_s: f64,
+    /// Time from the first event sent to the last one stored.
+    pub total: Duration,
+    /// The faults, in order.
+    pub faults: Vec<FaultReport>,
+}
+
+impl SoakReport {
+    /// Distinct events not found.
+    pub fn missing(&self) -> u64 {
+        self.distinct.saturating_sub(self.found)
+    }
+
+    /// Events stored per second over the whole run, faults included.
+    pub fn throughput(&self) -> f64 {
+        self.distinct as f64 / self.total.as_secs_f64()
+    }
+}
+
+const TABLES: [&str; 3] = ["doses", "monitoring_forms", "ae_report_versions"];
+
+/// Runs the soak: `events` events offered at `rate` events/s; `repo` is the repository root
+/// (for `deploy/local/start.sh`), `pv` the binary that runs the services.
+pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -> anyhow::Result<SoakReport> {
+    let r = repo.to_owned();
+    let (ch, kafka) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        Ok((
+            OwnServer::start(Kind::ClickHouse, "soak-ch", &r)?,
+            OwnServer::start(Kind::Kafka, "soak-kafka", &r)?,
+        ))
+    })
+    .await??;
+    let kafka_cfg = KafkaConfig { bootstrap_servers: kafka.address(), ..KafkaConfig::default() };
+    let env = BenchEnv::new(kafka_cfg, &ch.address(), pv, 0).await?;
+    tracing::info!(dir = %env.dir.display(), clickhouse = %ch.address(), kafka = %kafka.address(), "soak: private servers up");
+
+    // The feed: a base stream replayed as new patients until `events` are sent.
+    let (base, _) = crate::stream(17, 10, 400, Harms::default());
+    let mut feed: Vec<(u32, usize)> = Vec::new(); // (pass, chunk start)
+    let mut distinct: HashSet<EventId> = HashSet::new();
+    let mut planned = 0u64;
+    'plan: for pass in 1.. {
+        for start in (0..base.len()).step_by(1000) {
+            let end = (start + 1000).min(base.len());
+            for e in &base[start..end] {
+                distinct.insert(crate::replay_copy(e, pass).event_id());
+            }
+            feed.push((pass, start));
+            planned += (end - start) as u64;
+            if planned >= events {
+                break 'plan;
+            }
+        }
+    }
+    let distinct = distinct.len() as u64;
+
+    let mut enrich = env.start("enrich").await?;
+    let mut sink = env.start("sink").await?;
+    let producer = Arc::new(DurableProducer::new(&env.kafka, &env.topic("raw"), Duration::from_secs(300))?);
+    let base = Arc::new(base);
+    let started = Instant::now();
+    let feeding = {
+        let (producer, base) = (producer.clone(), base.clone());
+        tokio::spawn(async move {
+            let in_flight = Arc::new(tokio::sync::Semaphore::new(8));
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut sent = 0u64;
+            for (pass, start) in feed {
+                let due = started + Duration::from_secs_f64(sent as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+                let now = Timestamp::now();
+                let chunk: Vec<ClinicEvent> = base[start..(start + 1000).min(base.len())]
+                    .iter()
+                    .map(|e| {
+                        let mut c = crate::replay_copy(e, pass);
+                        c.set_received_at(now);
+                        c
+                    })
+                    .collect();
+                sent += chunk.len() as u64;
+                let permit = in_flight.clone().acquire_owned().await?;
+                let producer = producer.clone();
+                tasks.spawn(async move {
+                    let result = producer.send_all(&chunk).await;
+                    drop(permit);
+                    result
+                });
+            }
+            let offered = sent as f64 / started.elapsed().as_secs_f64();
+            while let Some(done) = tasks.join_next().await {
+                done?.context("feeding the raw topic")?;
+            }
+            anyhow::Ok((sent, offered))
+        })
+    };
+
+    let mut faults = Vec::new();
+    let rows = |env: &BenchEnv| physical_rows(env.clickhouse());
+    // 1. The sink killed mid-batch and restarted at once.
+    wait_until(started + Duration::from_secs(5)).await;
+    let backlog = env.total_lag().await?;
+    let sink_group = format!("pvb-sink-{}", env.id);
+    sink.kill().await?;
+    // What the killed instance committed (its last auto-commit may land just before it dies).
+    let before = committed(&env.kafka, &sink_group, &env.topic("enriched")).await?;
+    sink = env.start("sink").await?;
+    let restarted = Instant::now();
+    progress(|| async { Ok(committed(&env.kafka, &sink_group, &env.topic("enriched")).await? > before) })
+        .await
+        .context("sink recovery")?;
+    faults.push(report("sink SIGKILL, restarted", started, restarted, backlog));
+
+    // 2. The enricher killed mid-transaction and restarted at once.
+    wait_until(started + Duration::from_secs(15)).await;
+    let backlog = env.total_lag().await?;
+    let group = format!("pvb-enrich-{}", env.id);
+    enrich.kill().await?;
+    let before = committed(&env.kafka, &group, &env.topic("raw")).await?;
+    enrich = env.start("enrich").await?;
+    let restarted = Instant::now();
+    progress(|| async { Ok(committed(&env.kafka, &group, &env.topic("raw")).await? > before) })
+        .await
+        .context("enricher recovery")?;
+    faults.push(report("enricher SIGKILL, restarted", started, restarted, backlog));
+
+    // 3. ClickHouse killed, back after 10 s.
+    wait_until(started + Duration::from_secs(25)).await;
+    let backlog = env.total_lag().await?;
+    let ch = tokio::task::spawn_blocking(move || ch.stop("KILL").map(|()| ch)).await??;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let ch = tokio::task::spawn_blocking(move || ch.up().map(|()| ch)).await??;
+    let restarted = Instant::now();
+    let before = rows(&env).await?;
+    progress(|| async { Ok(rows(&env).await? > before) }).await.context("recovery after ClickHouse")?;
+    faults.push(report("ClickHouse SIGKILL, down 10 s, restarted", started, restarted, backlog));
+
+    // 4. The broker stopped (SIGTERM) and started again on its data.
+    wait_until(started + Duration::from_secs(45)).await;
+    let backlog = env.total_lag().await?;
+    let kafka = tokio::task::spawn_blocking(move || {
+        kafka.stop("TERM")?;
+        kafka.up()?;
+        anyhow::Ok(kafka)
+    })
+    .await??;
+    let restarted = Instant::now();
+    // Positions as the broker comes back (the clients still have to reconnect and rejoin).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (before, rows_before) = loop {
+        match (committed(&env.kafka, &group, &env.topic("raw")).await, rows(&env).await) {
+            (Ok(c), Ok(r)) => break (c, r),
+            _ => anyhow::ensure!(Instant::now() < deadline, "the broker does not answer after its restart"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Both stages move again (or, if the stream was through, the broker answers with no lag).
+    progress(|| async {
+        Ok((committed(&env.kafka, &group, &env.topic("raw")).await? > before
+            && rows(&env).await? > rows_before)
+            || env.total_lag().await? == 0)
+    })
+    .await
+    .context("recovery after the broker restart")?;
+    faults.push(report("broker SIGTERM, restarted", started, restarted, backlog));
+
+    let (sent, offered_per_s) = feeding.await??;
+    env.wait_drained(Duration::from_secs(3600)).await?;
+    let found_deadline = Instant::now() + Duration::from_secs(300);
+    let (found, counted_twice, absorbed_copies) = loop {
+        let (found, twice, copies) = counts(&env.clickhouse()).await?;
+        if found >= distinct || Instant::now() > found_deadline {
+            break (found, twice, copies);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let total = started.elapsed();
+    for (name, service) in [("enrich", &mut enrich), ("sink", &mut sink)] {
+        anyhow::ensure!(service.running(), "pv {name} exited on its own; see {}", env.dir.display());
+    }
+    sink.stop().await?;
+    enrich.stop().await?;
+    let dead_letters = dead_letters(&env).await?;
+    env.cleanup().await;
+    drop((ch, kafka));
+    Ok(SoakReport {
+        sent,
+        distinct,
+        found,
+        counted_twice,
+        absorbed_copies,
+        dead_letters,
+        offered_per_s,
+        total,
+        faults,
+    })
+}
+
+fn report(fault: &'static str, started: Instant, restarted: Instant, backlog: i64) -> FaultReport {
+    let r = FaultReport { fault, at: restarted - started, backlog, recovery: restarted.elapsed() };
+    tracing::info!(
+        fault,
+        at_s = r.at.as_secs_f64(),
+        backlog,
+        recovery_s = r.recovery.as_secs_f64(),
+        "soak: recovered"
+    );
+    r
+}
+
+async fn wait_until(t: Instant) {
+    tokio::time::sleep_until(t.into()).await;
+}
+
+/// Polls `check` every 100 ms until it holds (at most 5 minutes).
+async fn progress<F, Fut>(mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        // A server that is coming back answers with errors for a moment: keep polling.
+        if matches!(check().await, Ok(true)) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no progress within 5 minutes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Rows physically stored in the event tables (copies included).
+async fn physical_rows(ch: clickhouse::Client) -> anyhow::Result<u64> {
+    let mut n = 0;
+    for t in TABLES {
+        n += ch.query(&format!("SELECT count() FROM {t}")).fetch_one::<u64>().await?;
+    }
+    Ok(n)
+}
+
+/// (distinct events found, events counted twice by FINAL, physical copies beyond one per event).
+async fn counts(ch: &clickhouse::Client) -> anyhow::Result<(u64, u64, u64)> {
+    let (mut found, mut twice, mut copies) = (0, 0, 0);
+    for t in TABLES {
+        let (final_rows, distinct): (u64, u64) =
+            ch.query(&format!("SELECT count(), uniqExact(event_id) FROM {t} FINAL")).fetch_one().await?;
+        let physical: u64 = ch.query(&format!("SELECT count() FROM {t}")).fetch_one().await?;
+        found += distinct;
+        twice += final_rows - distinct;
+        copies += physical.saturating_sub(final_rows);
+    }
+    Ok((found, twice, copies))
+}
+
+/// Sum of the offsets `group` committed on `topic`.
+async fn committed(kafka: &KafkaConfig, group: &str, topic: &str) -> anyhow::Result<i64> {
+    let (kafka, group, topic) = (kafka.clone(), group.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        // read_uncommitted: otherwise librdkafka asks for stable offsets only (KIP-447) and the
+        // broker keeps answering "unstable" while the enricher has a transaction open.
+        let mut cfg = pv_runtime::kafka::consumer_config(&kafka, &group);
+        cfg.set("isolation.level", "read_uncommitted");
+        let consumer: BaseConsumer = cfg.create()?;
+        let timeout = Duration::from_secs(5);
+        let md = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let mut tpl = TopicPartitionList::new();
+        for t in md.topics() {
+            for p in t.partitions() {
+                tpl.add_partition(&topic, p.id());
+            }
+        }
+        let committed = consumer.committed_offsets(tpl, timeout)?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum())
+    })
+    .await?
+}
+
+async fn dead_letters(env: &BenchEnv) -> anyhow::Result<i64> {
+    let mut n = 0;
+    for t in ["raw-dlq", "enriched-dlq"] {
+        let (kafka, topic) = (env.kafka.clone(), env.topic(t));
+        n += tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
+            let consumer: BaseConsumer =
+                pv_runtime::kafka::consumer_config(&kafka, "pvb-dlq-count").create()?;
+            let (low, high) = consumer.fetch_watermarks(&topic, 0, Duration::from_secs(5))?;
+            Ok(high - low)
+        })
+        .await??;
+    }
+    Ok(n)
+}
