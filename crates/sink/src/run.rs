@@ -456,10 +456,8 @@ fn set_paused(consumer: &StreamConsumer, paused: bool) {
     }
     let result = if paused { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
     match result {
-        Ok(()) if paused => {
-            tracing::info!("ClickHouse is behind: consumption paused until the batch in flight is durable")
-        }
-        Ok(()) => tracing::info!("consumption resumed"),
+        Ok(()) if paused => tracing::debug!("consumption paused until the batch in flight is durable"),
+        Ok(()) => tracing::debug!("consumption resumed"),
         Err(e) => tracing::warn!(error = %e, paused, "cannot pause/resume partitions"),
     }
 }
