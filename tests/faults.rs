@@ -304,7 +304,8 @@ async fn c_broker_restarted_mid_stream() {
     assert!(!producing.is_finished(), "restarted mid-stream");
     let kafka = tokio::task::spawn_blocking(move || {
         kafka.stop("TERM").expect("stopped");
-        std::thread::sleep(Duration::from_secs(3));
+        // Down for longer than a transaction waits (30 s): the clients must survive that.
+        std::thread::sleep(Duration::from_secs(35));
         kafka.up().expect("restarted");
         kafka
     })

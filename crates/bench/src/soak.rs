@@ -55,6 +55,9 @@ pub struct SoakReport {
     pub total: Duration,
     /// The faults, in order.
     pub faults: Vec<FaultReport>,
+    /// Peak resident memory of the last enricher and sink processes (started at the enricher
+    /// and sink faults, so they lived through the ClickHouse outage and the broker restart).
+    pub peak_rss: (u64, u64),
 }
 
 impl SoakReport {
@@ -229,6 +232,7 @@ pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -
     for (name, service) in [("enrich", &mut enrich), ("sink", &mut sink)] {
         anyhow::ensure!(service.running(), "pv {name} exited on its own; see {}", env.dir.display());
     }
+    let peak_rss = (enrich.peak_rss().unwrap_or(0), sink.peak_rss().unwrap_or(0));
     sink.stop().await?;
     enrich.stop().await?;
     let dead_letters = dead_letters(&env).await?;
@@ -244,6 +248,7 @@ pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -
         offered_per_s,
         total,
         faults,
+        peak_rss,
     })
 }
 

@@ -248,6 +248,11 @@ impl BenchArgs {
                 r.total.as_secs_f64(),
                 r.throughput()
             );
+            println!(
+                "  peak RSS after the restarts: enricher {:.0} MiB, sink {:.0} MiB",
+                mib(r.peak_rss.0),
+                mib(r.peak_rss.1)
+            );
             for f in &r.faults {
                 println!(
                     "  {:<42} back at {:>5.1} s, backlog {:>8} messages: progress again {:.1} s later",

@@ -17,6 +17,8 @@ pub struct EnrichMetrics {
     pub transactions: IntCounter,
     /// Aborted transactions (each followed by a state reload).
     pub aborts: IntCounter,
+    /// Sessions restarted after a failure (new clients, state reloaded).
+    pub restarts: IntCounter,
     /// Patients in memory.
     pub patients: IntGauge,
     /// Seconds to load one partition's state from the changelog.
@@ -45,7 +47,10 @@ impl EnrichMetrics {
         registry.register(Box::new(dead_letters.clone()))?;
         registry.register(Box::new(uncoded_reactions.clone()))?;
         registry.register(Box::new(transactions.clone()))?;
+        let restarts =
+            IntCounter::new("session_restarts_total", "Sessions restarted after a failure (state reloaded)")?;
         registry.register(Box::new(aborts.clone()))?;
+        registry.register(Box::new(restarts.clone()))?;
         registry.register(Box::new(patients.clone()))?;
         registry.register(Box::new(state_load_seconds.clone()))?;
         Ok(Self {
@@ -55,6 +60,7 @@ impl EnrichMetrics {
             uncoded_reactions,
             transactions,
             aborts,
+            restarts,
             patients,
             state_load_seconds,
         })

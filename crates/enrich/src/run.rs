@@ -90,7 +90,52 @@ impl EnrichService {
 
     /// Consumes until `shutdown`, then commits the open transaction and returns. Blocking: run
     /// it on its own thread.
+    ///
+    /// A failure while running (the broker unreachable longer than a transaction can wait, a
+    /// fatal transaction error) ends the session, not the service: after a backoff a new session
+    /// starts with new clients, exactly as a restarted process would (the new transactional
+    /// producer fences the old one and aborts its open transaction; state and positions are
+    /// reloaded from what was committed). Only a failure of the very first start-up (bad
+    /// configuration, missing topics) is returned.
     pub fn run(&self, shutdown: &Shutdown) -> anyhow::Result<()> {
+        let mut started = false;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let mut ready = false;
+            match self.session(shutdown, &mut ready) {
+                Ok(()) => return Ok(()),
+                Err(e) if !started && !ready => return Err(e),
+                // Another live instance uses our transactional id: restarting would fence it in
+                // turn, and the two would take turns forever. A configuration error: stop.
+                Err(e) if e.downcast_ref::<Fenced>().is_some() => return Err(e),
+                Err(e) => {
+                    self.metrics.restarts.inc();
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        retry_in_s = backoff.as_secs(),
+                        "enricher session failed; starting a new one"
+                    );
+                    let until = Instant::now() + backoff;
+                    while Instant::now() < until {
+                        if shutdown.is_triggered() {
+                            return Ok(());
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    backoff = if ready {
+                        Duration::from_secs(1)
+                    } else {
+                        (backoff * 2).min(Duration::from_secs(30))
+                    };
+                }
+            }
+            started |= ready;
+        }
+    }
+
+    /// One session: clients, transactions, the consume -> transform -> commit loop. Sets
+    /// `ready` once the clients are set up.
+    fn session(&self, shutdown: &Shutdown, ready: &mut bool) -> anyhow::Result<()> {
         let mut cc = pv_runtime::kafka::consumer_config(&self.kafka, &self.cfg.group_id);
         cc.set("enable.auto.commit", "false");
         let consumer: Consumer_ =
@@ -101,6 +146,7 @@ impl EnrichService {
         let producer: Producer_ = pc.create().context("creating transactional producer")?;
         producer.init_transactions(KAFKA_TIMEOUT).context("initialising transactions")?;
         self.check_partitions(&consumer)?;
+        *ready = true;
         let mut lc =
             pv_runtime::kafka::consumer_config(&self.kafka, &format!("{}-state-loader", self.cfg.group_id));
         lc.set("enable.auto.commit", "false")
@@ -229,6 +275,16 @@ impl EnrichService {
                 self.metrics.patients.set(stores.values().map(|s| s.len() as i64).sum());
                 *txn = Txn::default();
                 Ok(())
+            }
+            Err(KafkaError::Transaction(e))
+                if matches!(
+                    e.code(),
+                    RDKafkaErrorCode::Fenced
+                        | RDKafkaErrorCode::ProducerFenced
+                        | RDKafkaErrorCode::InvalidProducerEpoch
+                ) =>
+            {
+                Err(Fenced(self.cfg.transactional_id()).into())
             }
             Err(KafkaError::Transaction(e)) if e.is_fatal() => bail!("fatal transaction error: {e}"),
             Err(e) => {
@@ -371,6 +427,11 @@ fn kind(e: &EnrichedEvent) -> &'static str {
     }
 }
 
+/// This instance's transactions were fenced by a newer producer with the same transactional id.
+#[derive(Debug, thiserror::Error)]
+#[error("fenced: another enricher runs with this transactional id; each instance needs its own ({0})")]
+struct Fenced(String);
+
 /// Enqueues a record, waiting while librdkafka's queue is full.
 fn send<K, P>(producer: &Producer_, mut record: BaseRecord<'_, K, P>) -> anyhow::Result<()>
 where
@@ -387,7 +448,21 @@ where
                 record = back;
                 std::thread::sleep(Duration::from_millis(2));
             }
-            Err((e, _)) => return Err(e).context("producing"),
+            Err((e, _)) => return Err(fenced_or(producer, anyhow::Error::new(e).context("producing"))),
         }
+    }
+}
+
+/// [`Fenced`] if the producer's fatal error is a fencing, else `error`.
+fn fenced_or(producer: &Producer_, error: anyhow::Error) -> anyhow::Error {
+    use rdkafka::producer::Producer as _;
+    match producer.client().fatal_error() {
+        Some((
+            RDKafkaErrorCode::Fenced
+            | RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch,
+            reason,
+        )) => Fenced(reason).into(),
+        _ => error,
     }
 }
