@@ -78,20 +78,7 @@ fn stream() -> Vec<ClinicEvent> {
 }
 
 fn stream_of(clinics: u32, patients_per_clinic: u32) -> Vec<ClinicEvent> {
-    // No duplicate submissions here: the tests count each event's output exactly once.
-    let cfg = pv_simulate::SimConfig {
-        clinics,
-        patients_per_clinic,
-        days: 150,
-        duplicate_rate: 0.0,
-        ..Default::default()
-    };
-    let mut events = pv_simulate::generate(&cfg).events;
-    for e in &mut events {
-        let t = pv_simulate::event_time(e);
-        e.set_received_at(Timestamp::from_millis(t.millis() + 3_600_000));
-    }
-    events
+    common::simulated_stream(clinics, patients_per_clinic, 150)
 }
 
 fn spawn_enricher(config: &std::path::Path, fault: Option<&str>) -> tokio::process::Child {

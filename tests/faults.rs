@@ -14,9 +14,9 @@ use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, own_server, pv_binary, read_topic};
-use pv_bench::servers::Kind;
-use pv_events::{ClinicEvent, EnrichedEvent, EventCodec, Timestamp};
+use common::{TestEnv, own_server, pv_binary, read_topic, simulated_stream};
+use pv_bench::servers::{Kind, OwnServer};
+use pv_events::{ClinicEvent, EnrichedEvent, EventCodec};
 use pv_sink::SinkConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -27,24 +27,6 @@ struct Sent {
     id: String,
     key: String,
     payload: Vec<u8>,
-}
-
-/// A simulated clinic stream (no duplicate submissions: each event must be stored once),
-/// accepted an hour after each event's time.
-fn raw_stream(clinics: u32, patients_per_clinic: u32, days: u32) -> Vec<ClinicEvent> {
-    let cfg = pv_simulate::SimConfig {
-        clinics,
-        patients_per_clinic,
-        days,
-        duplicate_rate: 0.0,
-        ..Default::default()
-    };
-    let mut events = pv_simulate::generate(&cfg).events;
-    for e in &mut events {
-        let t = pv_simulate::event_time(e);
-        e.set_received_at(Timestamp::from_millis(t.millis() + 3_600_000));
-    }
-    events
 }
 
 fn table_of(e: &EnrichedEvent) -> &'static str {
@@ -72,6 +54,11 @@ fn enriched(raw: &[ClinicEvent]) -> Vec<(Sent, EnrichedEvent)> {
             (sent, out.event)
         })
         .collect()
+}
+
+/// The enriched messages of the known set most tests send (~9,000 events, ~30 sink batches).
+fn known_enriched_set() -> Vec<Sent> {
+    enriched(&simulated_stream(8, 40, 150)).into_iter().map(|(s, _)| s).collect()
 }
 
 /// The raw stream as the gateway would produce it, with the table each event ends in.
@@ -173,6 +160,19 @@ async fn assert_exactly_once(
     assert_eq!(env.count("ae_cases", true).await, cases, "ae_cases holds one row per case");
 }
 
+/// Runs a blocking action on a private server off the async threads; gives the server back.
+async fn on_server<F>(server: OwnServer, action: F) -> OwnServer
+where
+    F: FnOnce(&OwnServer) -> anyhow::Result<()> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        action(&server).expect("stopping or starting a private server");
+        server
+    })
+    .await
+    .expect("joined")
+}
+
 fn sink_config(env: &TestEnv) -> SinkConfig {
     SinkConfig { batch_max_messages: 300, batch_max_wait_ms: 200, ..env.sink_config() }
 }
@@ -205,7 +205,7 @@ fn lag(env: &TestEnv, group: &str, topic: &str) -> i64 {
 async fn a_clickhouse_killed_and_restarted_mid_stream() {
     let ch = tokio::task::spawn_blocking(|| own_server(Kind::ClickHouse, "faults_a")).await.expect("ch");
     let env = TestEnv::on("fault_a", None, Some(ch.address())).await;
-    let set: Vec<Sent> = enriched(&raw_stream(8, 40, 150)).into_iter().map(|(s, _)| s).collect();
+    let set = known_enriched_set();
     let want = expected(&set);
     assert!(set.len() > 8_000, "{} events: dozens of batches", set.len());
 
@@ -214,12 +214,7 @@ async fn a_clickhouse_killed_and_restarted_mid_stream() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = env.count("doses", false).await;
     assert!(before > 0, "the sink was storing before the fault");
-    let ch = tokio::task::spawn_blocking(move || {
-        ch.stop("KILL").expect("stopped");
-        ch
-    })
-    .await
-    .expect("kill");
+    let ch = on_server(ch, |s| s.stop("KILL")).await;
     // While ClickHouse is down the sink pauses consumption instead of buffering the stream.
     let down = Instant::now();
     let mut paused = false;
@@ -234,12 +229,7 @@ async fn a_clickhouse_killed_and_restarted_mid_stream() {
         .sum();
     assert!(paused, "consumption paused during the outage");
     assert!(failed > 0, "inserts failed and were retried meanwhile");
-    let ch = tokio::task::spawn_blocking(move || {
-        ch.up().expect("restarted");
-        ch
-    })
-    .await
-    .expect("restart");
+    let ch = on_server(ch, |s| s.up()).await;
 
     assert_eq!(producing.await.expect("producer"), set.len());
     assert_exactly_once(&env, &want, Duration::from_secs(120)).await;
@@ -253,7 +243,7 @@ async fn a_clickhouse_killed_and_restarted_mid_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b_sink_killed_three_times_mid_stream() {
     let env = TestEnv::new("fault_b").await;
-    let set: Vec<Sent> = enriched(&raw_stream(8, 40, 150)).into_iter().map(|(s, _)| s).collect();
+    let set = known_enriched_set();
     let want = expected(&set);
     let cfg = sink_config(&env);
     let config = env.write_config(&cfg);
@@ -288,7 +278,7 @@ async fn b_sink_killed_three_times_mid_stream() {
 async fn c_broker_restarted_mid_stream() {
     let kafka = tokio::task::spawn_blocking(|| own_server(Kind::Kafka, "faults_c")).await.expect("kafka");
     let env = TestEnv::on("fault_c", Some(kafka.address()), None).await;
-    let raw = raw_stream(8, 40, 150);
+    let raw = simulated_stream(8, 40, 150);
     let set = raw_messages(&raw);
     let want = expected(&set);
 
@@ -302,15 +292,13 @@ async fn c_broker_restarted_mid_stream() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!producing.is_finished(), "restarted mid-stream");
-    let kafka = tokio::task::spawn_blocking(move || {
-        kafka.stop("TERM").expect("stopped");
+    let kafka = on_server(kafka, |s| {
+        s.stop("TERM")?;
         // Down for longer than a transaction waits (30 s): the clients must survive that.
         std::thread::sleep(Duration::from_secs(35));
-        kafka.up().expect("restarted");
-        kafka
+        s.up()
     })
-    .await
-    .expect("restart");
+    .await;
 
     assert_eq!(producing.await.expect("producer"), set.len());
     assert_exactly_once(&env, &want, Duration::from_secs(180)).await;
@@ -332,7 +320,7 @@ async fn d_a_row_clickhouse_refuses_is_dead_lettered_and_the_rest_stored() {
         .execute()
         .await
         .expect("alter");
-    let mut events = enriched(&raw_stream(8, 40, 150));
+    let mut events = enriched(&simulated_stream(8, 40, 150));
     let codec = EventCodec::global();
     let poison_at = events.len() / 2 + 7;
     let (poison_id, poison_payload) = {
@@ -381,7 +369,7 @@ async fn d_a_row_clickhouse_refuses_is_dead_lettered_and_the_rest_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e_enricher_killed_mid_stream() {
     let env = TestEnv::new("fault_e").await;
-    let raw = raw_stream(8, 40, 150);
+    let raw = simulated_stream(8, 40, 150);
     let set = raw_messages(&raw);
     let want = expected(&set);
     let config = env.write_config(&sink_config(&env));
@@ -423,7 +411,7 @@ async fn e_enricher_killed_mid_stream() {
 async fn sigterm_during_a_clickhouse_outage_stops_in_bounded_time_and_loses_nothing() {
     let ch = tokio::task::spawn_blocking(|| own_server(Kind::ClickHouse, "faults_term")).await.expect("ch");
     let env = TestEnv::on("fault_term", None, Some(ch.address())).await;
-    let set: Vec<Sent> = enriched(&raw_stream(2, 20, 150)).into_iter().map(|(s, _)| s).collect();
+    let set: Vec<Sent> = enriched(&simulated_stream(2, 20, 150)).into_iter().map(|(s, _)| s).collect();
     let want = expected(&set);
     let cfg = SinkConfig { shutdown_timeout_ms: 3_000, ..sink_config(&env) };
     let config = env.write_config(&cfg);
@@ -435,12 +423,7 @@ async fn sigterm_during_a_clickhouse_outage_stops_in_bounded_time_and_loses_noth
         assert!(Instant::now() < deadline, "the sink stored nothing within 60 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ch = tokio::task::spawn_blocking(move || {
-        ch.stop("KILL").expect("stopped");
-        ch
-    })
-    .await
-    .expect("kill");
+    let ch = on_server(ch, |s| s.stop("KILL")).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     // The batches in flight cannot become durable: the sink gives up after shutdown_timeout_ms,
     // commits only what is durable and exits 0.
@@ -449,12 +432,7 @@ async fn sigterm_during_a_clickhouse_outage_stops_in_bounded_time_and_loses_noth
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(3 + 5), "stopped {took:?} after SIGTERM (timeout 3 s)");
 
-    let ch = tokio::task::spawn_blocking(move || {
-        ch.up().expect("restarted");
-        ch
-    })
-    .await
-    .expect("restart");
+    let ch = on_server(ch, |s| s.up()).await;
     assert_eq!(producing.await.expect("producer"), set.len());
     let mut sink = spawn_pv(&config, "sink", &[]);
     assert_exactly_once(&env, &want, Duration::from_secs(120)).await;

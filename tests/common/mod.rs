@@ -343,6 +343,25 @@ impl RunningSink {
     }
 }
 
+/// A simulated clinic stream of `clinics` x `patients_per_clinic` over `days`, without
+/// re-submitted copies (the tests count each event's output exactly once), each event accepted
+/// an hour after its own time.
+pub fn simulated_stream(clinics: u32, patients_per_clinic: u32, days: u32) -> Vec<pv_events::ClinicEvent> {
+    let cfg = pv_simulate::SimConfig {
+        clinics,
+        patients_per_clinic,
+        days,
+        duplicate_rate: 0.0,
+        ..Default::default()
+    };
+    let mut events = pv_simulate::generate(&cfg).events;
+    for e in &mut events {
+        let t = pv_simulate::event_time(e);
+        e.set_received_at(pv_events::Timestamp::from_millis(t.millis() + 3_600_000));
+    }
+    events
+}
+
 /// A private ClickHouse or broker for a test that kills it (see `pv_bench::servers`).
 pub fn own_server(kind: pv_bench::servers::Kind, name: &str) -> pv_bench::servers::OwnServer {
     pv_bench::servers::OwnServer::start(kind, name, Path::new(env!("CARGO_MANIFEST_DIR")))

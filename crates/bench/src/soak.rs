@@ -109,8 +109,8 @@ pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -
     }
     let distinct = distinct.len() as u64;
 
-    let mut enrich = env.start("enrich").await?;
-    let mut sink = env.start("sink").await?;
+    let enrich = env.start("enrich").await?;
+    let sink = env.start("sink").await?;
     let producer = Arc::new(DurableProducer::new(&env.kafka, &env.topic("raw"), Duration::from_secs(300))?);
     let base = Arc::new(base);
     let started = Instant::now();
@@ -153,30 +153,15 @@ pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -
     let rows = |env: &BenchEnv| physical_rows(env.clickhouse());
     // 1. The sink killed mid-batch and restarted at once.
     wait_until(started + Duration::from_secs(5)).await;
-    let backlog = env.total_lag().await?;
-    let sink_group = format!("pvb-sink-{}", env.id);
-    sink.kill().await?;
-    // What the killed instance committed (its last auto-commit may land just before it dies).
-    let before = committed(&env.kafka, &sink_group, &env.topic("enriched")).await?;
-    sink = env.start("sink").await?;
-    let restarted = Instant::now();
-    progress(|| async { Ok(committed(&env.kafka, &sink_group, &env.topic("enriched")).await? > before) })
-        .await
-        .context("sink recovery")?;
-    faults.push(report("sink SIGKILL, restarted", started, restarted, backlog));
+    let (sink, fault) = kill_and_restart(&env, sink, &format!("pvb-sink-{}", env.id), "enriched").await?;
+    faults.push(report("sink SIGKILL, restarted", fault, started));
 
     // 2. The enricher killed mid-transaction and restarted at once.
     wait_until(started + Duration::from_secs(15)).await;
-    let backlog = env.total_lag().await?;
     let group = format!("pvb-enrich-{}", env.id);
-    enrich.kill().await?;
-    let before = committed(&env.kafka, &group, &env.topic("raw")).await?;
-    enrich = env.start("enrich").await?;
-    let restarted = Instant::now();
-    progress(|| async { Ok(committed(&env.kafka, &group, &env.topic("raw")).await? > before) })
-        .await
-        .context("enricher recovery")?;
-    faults.push(report("enricher SIGKILL, restarted", started, restarted, backlog));
+    let (enrich, fault) = kill_and_restart(&env, enrich, &group, "raw").await?;
+    faults.push(report("enricher SIGKILL, restarted", fault, started));
+    let (mut enrich, mut sink) = (enrich, sink);
 
     // 3. ClickHouse killed, back after 10 s.
     wait_until(started + Duration::from_secs(25)).await;
@@ -187,7 +172,11 @@ pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -
     let restarted = Instant::now();
     let before = rows(&env).await?;
     progress(|| async { Ok(rows(&env).await? > before) }).await.context("recovery after ClickHouse")?;
-    faults.push(report("ClickHouse SIGKILL, down 10 s, restarted", started, restarted, backlog));
+    faults.push(report(
+        "ClickHouse SIGKILL, down 10 s, restarted",
+        Recovered { backlog, restarted },
+        started,
+    ));
 
     // 4. The broker stopped (SIGTERM) and started again on its data.
     wait_until(started + Duration::from_secs(45)).await;
@@ -216,7 +205,7 @@ pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -
     })
     .await
     .context("recovery after the broker restart")?;
-    faults.push(report("broker SIGTERM, restarted", started, restarted, backlog));
+    faults.push(report("broker SIGTERM, restarted", Recovered { backlog, restarted }, started));
 
     let (sent, offered_per_s) = feeding.await??;
     env.wait_drained(Duration::from_secs(3600)).await?;
@@ -252,16 +241,45 @@ pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -
     })
 }
 
-fn report(fault: &'static str, started: Instant, restarted: Instant, backlog: i64) -> FaultReport {
-    let r = FaultReport { fault, at: restarted - started, backlog, recovery: restarted.elapsed() };
+/// A fault waited out: the backlog when it struck, and when the process or server was back.
+struct Recovered {
+    backlog: i64,
+    restarted: Instant,
+}
+
+/// The report of `fault`, recovered from just now.
+fn report(fault: &'static str, r: Recovered, started: Instant) -> FaultReport {
+    let recovery = r.restarted.elapsed();
+    let at = r.restarted - started;
     tracing::info!(
         fault,
-        at_s = r.at.as_secs_f64(),
-        backlog,
-        recovery_s = r.recovery.as_secs_f64(),
+        at_s = at.as_secs_f64(),
+        backlog = r.backlog,
+        recovery_s = recovery.as_secs_f64(),
         "soak: recovered"
     );
-    r
+    FaultReport { fault, at, backlog: r.backlog, recovery }
+}
+
+/// Kills `service` with SIGKILL, starts it again at once, and waits until its consumer `group`
+/// commits on the run's `topic` past what the killed instance had committed.
+async fn kill_and_restart(
+    env: &BenchEnv,
+    service: crate::env::Service,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<(crate::env::Service, Recovered)> {
+    let backlog = env.total_lag().await?;
+    let name = service.name;
+    service.kill().await?;
+    // What the killed instance committed (its last commit may land just before it dies).
+    let before = committed(&env.kafka, group, &env.topic(topic)).await?;
+    let service = env.start(name).await?;
+    let restarted = Instant::now();
+    progress(|| async { Ok(committed(&env.kafka, group, &env.topic(topic)).await? > before) })
+        .await
+        .with_context(|| format!("{name} recovery"))?;
+    Ok((service, Recovered { backlog, restarted }))
 }
 
 async fn wait_until(t: Instant) {
