@@ -202,34 +202,3 @@ async fn a_second_instance_takes_over_partitions_with_their_state() {
     }
     env.cleanup().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_fenced_by_a_second_one_with_its_transactional_id_stops_with_a_clear_error() {
-    let env = TestEnv::new("enrich_fenced").await;
-    let events = stream_of(2, 10);
-    let (first_half, second_half) = events.split_at(events.len() / 2);
-    produce_raw(&env.kafka, &env.raw_topic, first_half).await;
-    let first = env.start_enricher(env.enrich_config());
-    wait_for_messages(&env.kafka, &env.enriched_topic, first_half.len(), Duration::from_secs(120)).await;
-    // A misconfigured second instance: same transactional id, its own consumer group, so it
-    // reads the same input. Its start fences the first instance's producer.
-    let second = env.start_enricher(pv_enrich::EnrichConfig {
-        group_id: format!("pvt-enrich-{}-other", env.id),
-        ..env.enrich_config()
-    });
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    produce_raw(&env.kafka, &env.raw_topic, second_half).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !first.thread.is_finished() {
-        assert!(Instant::now() < deadline, "the fenced instance is still running");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let err = first.thread.join().expect("thread").expect_err("a fenced instance stops with an error");
-    assert!(
-        format!("{err:#}").contains("fenced: another enricher runs with this transactional id"),
-        "{err:#}"
-    );
-    assert_eq!(first.metrics.restarts.get(), 0, "not restarted: it would fence the other in turn");
-    second.stop().await;
-    env.cleanup().await;
-}

@@ -51,6 +51,10 @@ impl TestEnv {
 
     /// Like [`TestEnv::new`] on the given broker and ClickHouse (default: the shared ones).
     pub async fn on(name: &str, kafka: Option<String>, clickhouse: Option<String>) -> TestEnv {
+        if std::env::var_os("PV_TEST_LOG").is_some() {
+            // The services' logs on stderr (RUST_LOG filters), for debugging a failing test.
+            pv_runtime::telemetry::init_logging();
+        }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())

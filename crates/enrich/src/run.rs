@@ -37,6 +37,10 @@ pub const FAULT_ABORT_MID_TRANSACTION: &str = "PV_ENRICH_FAULT_ABORT_MID_TRANSAC
 
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Fenced this many times within [`FENCED_WINDOW`]: another instance uses our transactional id.
+const FENCED_LIMIT: usize = 3;
+const FENCED_WINDOW: Duration = Duration::from_secs(600);
+
 /// Records partitions revoked by a rebalance, for the main loop to act on.
 #[derive(Debug, Default)]
 struct RebalanceTracker {
@@ -96,19 +100,29 @@ impl EnrichService {
     /// starts with new clients, exactly as a restarted process would (the new transactional
     /// producer fences the old one and aborts its open transaction; state and positions are
     /// reloaded from what was committed). Only a failure of the very first start-up (bad
-    /// configuration, missing topics) is returned.
+    /// configuration, missing topics), or being fenced [`FENCED_LIMIT`] times within
+    /// [`FENCED_WINDOW`] (another instance with the same transactional id), is returned.
     pub fn run(&self, shutdown: &Shutdown) -> anyhow::Result<()> {
         let mut started = false;
         let mut backoff = Duration::from_secs(1);
+        let mut fenced: Vec<Instant> = Vec::new();
         loop {
             let mut ready = false;
             match self.session(shutdown, &mut ready) {
                 Ok(()) => return Ok(()),
                 Err(e) if !started && !ready => return Err(e),
-                // Another live instance uses our transactional id: restarting would fence it in
-                // turn, and the two would take turns forever. A configuration error: stop.
-                Err(e) if e.downcast_ref::<Fenced>().is_some() => return Err(e),
                 Err(e) => {
+                    // Fenced: a transaction the coordinator aborted after an outage (the epoch
+                    // moved on; a new session recovers), or another live instance with our
+                    // transactional id — then the two would fence each other forever, so
+                    // repeated fencing stops the service.
+                    if e.downcast_ref::<Fenced>().is_some() {
+                        fenced.retain(|t| t.elapsed() < FENCED_WINDOW);
+                        fenced.push(Instant::now());
+                        if fenced.len() >= FENCED_LIMIT {
+                            return Err(e);
+                        }
+                    }
                     self.metrics.restarts.inc();
                     tracing::error!(
                         error = format!("{e:#}"),
@@ -276,17 +290,10 @@ impl EnrichService {
                 *txn = Txn::default();
                 Ok(())
             }
-            Err(KafkaError::Transaction(e))
-                if matches!(
-                    e.code(),
-                    RDKafkaErrorCode::Fenced
-                        | RDKafkaErrorCode::ProducerFenced
-                        | RDKafkaErrorCode::InvalidProducerEpoch
-                ) =>
-            {
-                Err(Fenced(self.cfg.transactional_id()).into())
+            Err(KafkaError::Transaction(e)) if is_fencing(e.code()) => Err(Fenced(e.to_string()).into()),
+            Err(KafkaError::Transaction(e)) if e.is_fatal() => {
+                Err(fenced_or(producer, anyhow::anyhow!("fatal transaction error: {e}")))
             }
-            Err(KafkaError::Transaction(e)) if e.is_fatal() => bail!("fatal transaction error: {e}"),
             Err(e) => {
                 tracing::warn!(error = %e, "transaction failed; aborting and reloading");
                 self.abort_and_rewind(producer, consumer, stores, txn)
@@ -453,16 +460,19 @@ where
     }
 }
 
+/// Whether `code` says a newer producer with our transactional id took over.
+fn is_fencing(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch
+    )
+}
+
 /// [`Fenced`] if the producer's fatal error is a fencing, else `error`.
 fn fenced_or(producer: &Producer_, error: anyhow::Error) -> anyhow::Error {
     use rdkafka::producer::Producer as _;
     match producer.client().fatal_error() {
-        Some((
-            RDKafkaErrorCode::Fenced
-            | RDKafkaErrorCode::ProducerFenced
-            | RDKafkaErrorCode::InvalidProducerEpoch,
-            reason,
-        )) => Fenced(reason).into(),
+        Some((code, reason)) if is_fencing(code) => Fenced(reason).into(),
         _ => error,
     }
 }

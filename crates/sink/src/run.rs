@@ -167,8 +167,10 @@ impl Sink {
             // Back-pressure: a full batch waits for the flush in flight instead of growing, and
             // the partitions are paused meanwhile (still polling, so the group keeps us).
             let full = in_flight.is_some() && batch.len() >= self.cfg.batch_max_messages;
-            if full != paused {
-                set_paused(consumer, full);
+            // Applied only to a non-empty assignment (mid-rebalance it is empty): otherwise the
+            // change is retried next time round, so a partition paused before a rebalance and
+            // assigned again after it is never left paused.
+            if full != paused && set_paused(consumer, full) {
                 paused = full;
                 self.metrics.paused.set(i64::from(full));
             }
@@ -448,18 +450,23 @@ impl Sink {
     }
 }
 
-/// Pauses (or resumes) fetching for the consumer's current assignment.
-fn set_paused(consumer: &StreamConsumer, paused: bool) {
-    let Ok(assignment) = consumer.assignment() else { return };
+/// Pauses (or resumes) fetching for the consumer's current assignment; whether it was applied
+/// (not when the assignment is empty, as in the middle of a rebalance).
+fn set_paused(consumer: &StreamConsumer, paused: bool) -> bool {
+    let Ok(assignment) = consumer.assignment() else { return false };
     if assignment.count() == 0 {
-        return;
+        return false;
     }
     let result = if paused { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
     match result {
         Ok(()) if paused => tracing::debug!("consumption paused until the batch in flight is durable"),
         Ok(()) => tracing::debug!("consumption resumed"),
-        Err(e) => tracing::warn!(error = %e, paused, "cannot pause/resume partitions"),
+        Err(e) => {
+            tracing::warn!(error = %e, paused, "cannot pause/resume partitions");
+            return false;
+        }
     }
+    true
 }
 
 /// Reads the message at `source` (key and payload) with a short-lived consumer.
