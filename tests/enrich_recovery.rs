@@ -129,11 +129,7 @@ async fn killed_mid_stream_and_restarted_the_enricher_is_exact_and_exactly_once(
     let started = Instant::now();
     let out = wait_for_messages(&env.kafka, &env.enriched_topic, n, Duration::from_secs(180)).await;
     assert!(started.elapsed() < Duration::from_secs(180), "finished in time");
-    let pid = child.id().expect("pid");
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let status =
-        tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("stops").expect("wait");
-    assert!(status.success(), "graceful stop exits 0, got {status}");
+    common::terminate(&mut child, Duration::from_secs(60)).await;
 
     // Exactly once: every raw event appears once in the committed output ...
     let codec = EventCodec::global();

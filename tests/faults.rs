@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, own_server, pv_binary, read_topic, simulated_stream};
+use common::{TestEnv, own_server, pv_binary, read_topic, simulated_stream, terminate};
 use pv_bench::servers::{Kind, OwnServer};
 use pv_events::{ClinicEvent, EnrichedEvent, EventCodec};
 use pv_sink::SinkConfig;
@@ -187,14 +187,6 @@ fn spawn_pv(config: &std::path::Path, service: &str, env_vars: &[(&str, &str)]) 
         cmd.env(k, v);
     }
     cmd.spawn().expect("spawn pv")
-}
-
-/// Sends SIGTERM and expects a clean exit within `within`.
-async fn terminate(child: &mut tokio::process::Child, within: Duration) {
-    let pid = child.id().expect("running");
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let status = tokio::time::timeout(within, child.wait()).await.expect("stops in time").expect("wait");
-    assert!(status.success(), "graceful stop exits 0, got {status}");
 }
 
 fn lag(env: &TestEnv, group: &str, topic: &str) -> i64 {

@@ -77,13 +77,7 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
     assert_eq!(per_event_max, 1);
 
     // SIGTERM: the sink commits what it stored and exits 0, leaving nothing to re-read.
-    let pid = child.id().expect("pid");
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("stops in time")
-        .expect("wait");
-    assert!(status.success(), "graceful stop exits 0, got {status}");
+    common::terminate(&mut child, Duration::from_secs(30)).await;
     let group = cfg.group_id.clone();
     let lag = pv_runtime::kafka::group_lag(
         &env.kafka,

@@ -372,6 +372,14 @@ pub fn own_server(kind: pv_bench::servers::Kind, name: &str) -> pv_bench::server
         .expect("starting a private server (deploy/local/install.sh done?)")
 }
 
+/// Sends SIGTERM to a `pv` service and expects a clean exit (status 0) within `within`.
+pub async fn terminate(child: &mut tokio::process::Child, within: Duration) {
+    let pid = child.id().expect("running");
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let status = tokio::time::timeout(within, child.wait()).await.expect("stops in time").expect("wait");
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+}
+
 /// Path of the `pv` binary built for these tests.
 pub fn pv_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pv"))

@@ -19,15 +19,6 @@ pub enum Failure {
     Rejected(String),
 }
 
-impl Failure {
-    /// The error text.
-    pub fn message(&self) -> &str {
-        match self {
-            Failure::Transient(m) | Failure::Rejected(m) => m,
-        }
-    }
-}
-
 /// ClickHouse exception codes that refuse the data itself (ErrorCodes.cpp): parse and type
 /// errors, values out of a type's range, unknown enum elements, array sizes of a `Nested`
 /// structure that differ, `throwIf` and `CHECK` constraints.

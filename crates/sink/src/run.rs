@@ -66,6 +66,14 @@ enum Mode {
     Replay { partitions: usize },
 }
 
+impl Mode {
+    /// Replay: whether every partition has been read to its end (`at_end` holds those that
+    /// reported their end and gave nothing since).
+    fn all_read(self, at_end: &HashSet<i32>) -> bool {
+        matches!(self, Mode::Replay { partitions } if at_end.len() >= partitions)
+    }
+}
+
 impl Sink {
     /// A sink with the given settings.
     pub fn new(cfg: SinkConfig, kafka: KafkaConfig, clickhouse: ClickHouseConfig) -> anyhow::Result<Self> {
@@ -174,7 +182,7 @@ impl Sink {
                 paused = full;
                 self.metrics.paused.set(i64::from(full));
             }
-            let ended = matches!(mode, Mode::Replay { partitions } if at_end.len() >= partitions);
+            let ended = mode.all_read(&at_end);
             if ended && in_flight.is_none() && batch.is_empty() {
                 break;
             }
@@ -235,7 +243,7 @@ impl Sink {
                     }
                 },
             }
-            let ended = matches!(mode, Mode::Replay { partitions } if at_end.len() >= partitions);
+            let ended = mode.all_read(&at_end);
             if in_flight.is_none()
                 && (batch.is_due(self.cfg.batch_max_messages, max_wait) || (ended && !batch.is_empty()))
             {
