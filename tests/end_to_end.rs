@@ -10,7 +10,7 @@ use common::{TestEnv, post, read_topic, token};
 use pv_events::{
     ClinicEvent, CodedFrom, Date, EnrichedEvent, EventCodec, EventId, Timestamp, event_to_json, sample,
 };
-use pv_sink::rows::{AdverseEventRow, DoseRow, MonitoringRow};
+use pv_store::events::{AE_REPORT_VERSIONS, DOSES, MONITORING_FORMS};
 
 const DAY: i64 = 86_400_000;
 
@@ -92,25 +92,15 @@ async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
     env.wait_for_count("ae_report_versions", true, 2, Duration::from_secs(60)).await;
 
     // Field for field: every stored row is exactly the enriched event the raw event yields.
-    let ch = env.clickhouse();
+    let db = env.db();
     let mut stored: HashMap<EventId, EnrichedEvent> = HashMap::new();
-    for r in ch.query("SELECT ?fields FROM doses FINAL").fetch_all::<DoseRow>().await.expect("doses") {
+    for r in db.rows(&DOSES).await.expect("doses") {
         stored.insert(EventId(r.event_id), EnrichedEvent::Dose(r.to_event()));
     }
-    for r in ch
-        .query("SELECT ?fields FROM monitoring_forms FINAL")
-        .fetch_all::<MonitoringRow>()
-        .await
-        .expect("forms")
-    {
+    for r in db.rows(&MONITORING_FORMS).await.expect("forms") {
         stored.insert(EventId(r.event_id), EnrichedEvent::Monitoring(r.to_event()));
     }
-    for r in ch
-        .query("SELECT ?fields FROM ae_report_versions FINAL")
-        .fetch_all::<AdverseEventRow>()
-        .await
-        .expect("ae")
-    {
+    for r in db.rows(&AE_REPORT_VERSIONS).await.expect("ae") {
         stored.insert(
             EventId(r.event_id),
             EnrichedEvent::AdverseEvent(r.to_event().expect("consistent arrays")),
@@ -150,8 +140,8 @@ async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
     assert_eq!(initial.reactions[2].verbatim, "strange fizzing in the knees", "uncodable terms are kept");
 
     // The current case is its highest version.
-    let (version, reports): (i32, u64) = ch
-        .query("SELECT max(version), count() FROM ae_cases FINAL WHERE report_id = 'CASE-77'")
+    let (version, reports): (i32, u64) = db
+        .sql("SELECT max(version), count() FROM {ae_cases} FINAL WHERE report_id = 'CASE-77'")
         .fetch_one()
         .await
         .expect("case");

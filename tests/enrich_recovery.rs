@@ -88,7 +88,7 @@ fn spawn_enricher(config: &std::path::Path, fault: Option<&str>) -> tokio::proce
         .stderr(Stdio::null())
         .kill_on_drop(true);
     if let Some(n) = fault {
-        cmd.env(pv_enrich::run::FAULT_ABORT_MID_TRANSACTION, n);
+        cmd.env(pv_enrich::fault::FAULT_ABORT_MID_TRANSACTION, n);
     }
     cmd.spawn().expect("spawn pv enrich")
 }

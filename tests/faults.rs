@@ -113,8 +113,9 @@ fn expected(sent: &[Sent]) -> HashMap<&'static str, HashSet<String>> {
 
 /// Rows per event id as queries count them (`FINAL`).
 async fn stored(env: &TestEnv, table: &str) -> HashMap<String, u64> {
-    env.clickhouse()
-        .query(&format!("SELECT toString(event_id), count() FROM {table} FINAL GROUP BY event_id"))
+    env.db()
+        .sql("SELECT toString(event_id), count() FROM {t} FINAL GROUP BY event_id")
+        .table("t", common::store_table(table))
         .fetch_all::<(String, u64)>()
         .await
         .expect("per-event counts")
@@ -152,8 +153,8 @@ async fn assert_exactly_once(
     }
     // Cases (the latest version of each report, filled by a view) count each case once.
     let cases: u64 = env
-        .clickhouse()
-        .query("SELECT uniqExact(clinic_id, report_id) FROM ae_report_versions FINAL")
+        .db()
+        .sql("SELECT uniqExact(clinic_id, report_id) FROM {ae_report_versions} FINAL")
         .fetch_one()
         .await
         .expect("cases");
@@ -307,8 +308,8 @@ async fn d_a_row_clickhouse_refuses_is_dead_lettered_and_the_rest_stored() {
     // A check this database enforces on every row (ClickHouse 18.16 has no CHECK constraints; a
     // MATERIALIZED `throwIf` column is its equivalent, and current releases refuse the row the
     // same way with VIOLATED_CONSTRAINT). One dose in the stream violates it.
-    env.clickhouse()
-        .query("ALTER TABLE doses ADD COLUMN dose_checked UInt8 MATERIALIZED throwIf(dose_mg > 2000)")
+    env.db()
+        .sql("ALTER TABLE {doses} ADD COLUMN dose_checked UInt8 MATERIALIZED throwIf(dose_mg > 2000)")
         .execute()
         .await
         .expect("alter");
@@ -382,7 +383,7 @@ async fn e_enricher_killed_mid_stream() {
     let _ = enricher.wait().await;
     let status = tokio::time::timeout(
         Duration::from_secs(120),
-        spawn_pv(&config, "enrich", &[(pv_enrich::run::FAULT_ABORT_MID_TRANSACTION, "3")]).wait(),
+        spawn_pv(&config, "enrich", &[(pv_enrich::fault::FAULT_ABORT_MID_TRANSACTION, "3")]).wait(),
     )
     .await
     .expect("aborts in time")

@@ -56,7 +56,7 @@ async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
     sink.stop().await;
     enricher.stop().await;
 
-    let live = pv_sink::digest::digest(&env.clickhouse()).await.expect("live digest");
+    let live = pv_store::digest::digest(&env.db()).await.expect("live digest");
     let rebuilt_db = format!("{}_r", env.clickhouse.database);
     let config = env.write_config(&env.sink_config());
     let out = tokio::process::Command::new(pv_binary())
@@ -79,18 +79,18 @@ async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
 
     let mut rebuilt_cfg = env.clickhouse.clone();
     rebuilt_cfg.database = rebuilt_db.clone();
-    let rebuilt_client = pv_runtime::clickhouse::client(&rebuilt_cfg);
-    let rebuilt = pv_sink::digest::digest(&rebuilt_client).await.expect("rebuilt digest");
+    let rebuilt_store = pv_store::Db::new(&rebuilt_cfg);
+    let rebuilt = pv_store::digest::digest(&rebuilt_store).await.expect("rebuilt digest");
     assert_eq!(rebuilt, live);
     assert!(live.iter().all(|t| t.rows > 0), "{live:?}");
-    assert!(rebuilt_client.query("SELECT count() FROM doses").fetch_one::<u64>().await.expect("n") > 0);
+    assert!(rebuilt_store.count(&pv_store::events::DOSES, false).await.expect("n") > 0);
 
     // The signals service reads the same inputs from both.
     let signals = pv_signals::SignalsConfig::default();
     let as_of = Timestamp::parse_rfc3339("2026-12-31T00:00:00Z").expect("time").millis();
     let bounds = pv_signals::queries::Bounds::new(as_of, signals.period_days);
-    let a = pv_signals::queries::inputs(&env.clickhouse(), &signals, bounds).await.expect("live inputs");
-    let b = pv_signals::queries::inputs(&rebuilt_client, &signals, bounds).await.expect("rebuilt inputs");
+    let a = pv_signals::queries::inputs(&env.db(), &signals, bounds).await.expect("live inputs");
+    let b = pv_signals::queries::inputs(&rebuilt_store, &signals, bounds).await.expect("rebuilt inputs");
     assert_eq!(a, b);
 
     // Replaying again into the rebuilt database (without --drop) adds copies that count once.
@@ -100,7 +100,7 @@ async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
         .await
         .expect("pv replay");
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    assert_eq!(pv_sink::digest::digest(&rebuilt_client).await.expect("digest"), live);
+    assert_eq!(pv_store::digest::digest(&rebuilt_store).await.expect("digest"), live);
 
     let server = pv_runtime::clickhouse::server_client(&env.clickhouse);
     server.query(&format!("DROP DATABASE IF EXISTS {rebuilt_db}")).execute().await.expect("drop");

@@ -163,8 +163,8 @@ async fn planted_urological_dose_response_and_escalation_are_flagged_and_emitted
     assert_eq!(emitted.iter().map(|e| e.signal_key.clone()).collect::<HashSet<_>>(), signals);
     assert_eq!(report.changes, emitted);
     let logged: Vec<SignalEvent> = env
-        .clickhouse()
-        .query("SELECT ?fields FROM signal_changes ORDER BY signal_key")
+        .db()
+        .sql("SELECT ?fields FROM {signal_changes} ORDER BY signal_key")
         .fetch_all()
         .await
         .expect("signal_changes");
@@ -172,9 +172,9 @@ async fn planted_urological_dose_response_and_escalation_are_flagged_and_emitted
     sorted.sort_by(|a, b| a.signal_key.cmp(&b.signal_key));
     assert_eq!(logged, sorted);
     let stored: u64 = env
-        .clickhouse()
-        .query("SELECT count() FROM signal_results WHERE run_at_ms = ?")
-        .bind(report.run_at_ms)
+        .db()
+        .sql("SELECT count() FROM {signal_results} WHERE run_at_ms = {run_at_ms}")
+        .bind("run_at_ms", report.run_at_ms)
         .fetch_one()
         .await
         .expect("signal_results");
@@ -183,10 +183,10 @@ async fn planted_urological_dose_response_and_escalation_are_flagged_and_emitted
     // Rows delivered twice (as after a sink crash between insert and commit) must count once:
     // physical duplicates of a third of the doses and of every report version.
     for sql in [
-        "INSERT INTO doses SELECT * FROM doses WHERE cityHash64(toString(event_id)) % 3 = 0",
-        "INSERT INTO ae_report_versions SELECT * FROM ae_report_versions",
+        "INSERT INTO {doses} SELECT * FROM {doses} WHERE cityHash64(toString(event_id)) % 3 = 0",
+        "INSERT INTO {ae_report_versions} SELECT * FROM {ae_report_versions}",
     ] {
-        env.clickhouse().query(sql).execute().await.expect("re-delivering rows");
+        env.db().sql(sql).execute().await.expect("re-delivering rows");
     }
     let physical = env.count("doses", false).await;
     assert!(physical > env.count("doses", true).await, "no physical duplicates to count once");

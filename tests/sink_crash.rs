@@ -39,7 +39,7 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
     let config = env.write_config(&cfg);
     let status = tokio::process::Command::new(pv_binary())
         .args(["--config", config.to_str().expect("utf-8 path"), "sink"])
-        .env(pv_sink::run::FAULT_ABORT_AFTER_INSERTS, "1")
+        .env(pv_sink::fault::FAULT_ABORT_AFTER_INSERTS, "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
@@ -66,11 +66,11 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
     // The copies are physically there, but queries count each event once.
     assert_eq!(env.count("doses", true).await, EVENTS);
     let distinct: u64 =
-        env.clickhouse().query("SELECT uniqExact(event_id) FROM doses").fetch_one().await.expect("uniq");
+        env.db().sql("SELECT uniqExact(event_id) FROM {doses}").fetch_one().await.expect("uniq");
     assert_eq!(distinct, EVENTS);
     let per_event_max: u64 = env
-        .clickhouse()
-        .query("SELECT max(c) FROM (SELECT event_id, count() AS c FROM doses FINAL GROUP BY event_id)")
+        .db()
+        .sql("SELECT max(c) FROM (SELECT event_id, count() AS c FROM {doses} FINAL GROUP BY event_id)")
         .fetch_one()
         .await
         .expect("max");

@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 use pv_enrich::EnrichConfig;
 use pv_gateway::GatewayConfig;
 use pv_gateway::auth::{ClinicEntry, ClinicTokens, hash_token};
-use pv_runtime::kafka::TopicSpec;
+use pv_runtime::kafka::{DurableProducer, PartitionReader, TopicSpec};
 use pv_runtime::{ClickHouseConfig, KafkaConfig, Shutdown};
 use pv_sink::SinkConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::util::Timeout;
 
 /// Clinics and tokens every test gateway knows.
 pub const CLINICS: &[(&str, &str)] =
@@ -99,7 +98,7 @@ impl TestEnv {
         pv_runtime::kafka::ensure_topics(&kafka, &topics)
             .await
             .expect("creating test topics (is the broker up? deploy/local/start.sh)");
-        pv_sink::migrate(&clickhouse)
+        pv_store::migrate(&clickhouse)
             .await
             .expect("migrating the test database (is ClickHouse up? deploy/local/start.sh)");
         let dir = std::env::temp_dir().join(format!("pv-test-{id}"));
@@ -240,14 +239,14 @@ impl TestEnv {
         path
     }
 
-    pub fn clickhouse(&self) -> clickhouse::Client {
-        pv_runtime::clickhouse::client(&self.clickhouse)
+    /// The test's database.
+    pub fn db(&self) -> pv_store::Db {
+        pv_store::Db::new(&self.clickhouse)
     }
 
     /// `SELECT count() FROM table [FINAL]`.
     pub async fn count(&self, table: &str, final_: bool) -> u64 {
-        let q = format!("SELECT count() FROM {table}{}", if final_ { " FINAL" } else { "" });
-        self.clickhouse().query(&q).fetch_one::<u64>().await.expect("count")
+        self.db().count(store_table(table), final_).await.expect("count")
     }
 
     /// Polls `SELECT count()` until it reaches `want` (panics after `timeout`).
@@ -270,11 +269,11 @@ impl TestEnv {
             pv_runtime::kafka::consumer_config(&self.kafka, &format!("pvt-peek-{}", self.id))
                 .create()
                 .expect("consumer");
-        let md =
-            consumer.fetch_metadata(Some(topic), Timeout::After(Duration::from_secs(10))).expect("metadata");
-        let partitions = md.topics()[0].partitions().len() as i32;
-        (0..partitions)
-            .map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks").1)
+        let timeout = Duration::from_secs(10);
+        pv_runtime::kafka::topics::partitions(consumer.client(), topic, timeout)
+            .expect("partitions")
+            .into_iter()
+            .map(|p| consumer.fetch_watermarks(topic, p, timeout).expect("watermarks").1)
             .sum()
     }
 
@@ -312,7 +311,7 @@ impl RunningGateway {
 
 pub struct RunningEnricher {
     pub shutdown: Shutdown,
-    pub thread: std::thread::JoinHandle<anyhow::Result<()>>,
+    pub thread: std::thread::JoinHandle<Result<(), pv_enrich::SessionError>>,
     pub metrics: pv_enrich::metrics::EnrichMetrics,
 }
 
@@ -364,6 +363,11 @@ pub fn simulated_stream(clinics: u32, patients_per_clinic: u32, days: u32) -> Ve
         e.set_received_at(pv_events::Timestamp::from_millis(t.millis() + 3_600_000));
     }
     events
+}
+
+/// The store's table called `name`.
+pub fn store_table(name: &str) -> &'static dyn pv_store::Schema {
+    *pv_store::TABLES.iter().find(|t| t.name() == name).unwrap_or_else(|| panic!("no table {name}"))
 }
 
 /// A private ClickHouse or broker for a test that kills it (see `pv_bench::servers`).
@@ -428,68 +432,41 @@ pub struct Read {
 pub fn read_topic(kafka: &KafkaConfig, topic: &str) -> Vec<Read> {
     use rdkafka::Message;
     use rdkafka::message::Headers;
-    let mut cfg = pv_runtime::kafka::consumer_config(kafka, "pvt-reader");
-    cfg.set("enable.partition.eof", "true").set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = cfg.create().expect("reader");
-    let md = consumer.fetch_metadata(Some(topic), Timeout::After(Duration::from_secs(10))).expect("metadata");
-    let partitions = md.topics()[0].partitions().len() as i32;
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).expect("tpl");
-    }
-    consumer.assign(&tpl).expect("assign");
+    let reader = PartitionReader::new(kafka, "pvt-reader").expect("reader");
+    let partitions =
+        pv_runtime::kafka::topics::partitions(reader.consumer().client(), topic, Duration::from_secs(10))
+            .expect("partitions");
+    let starts: Vec<(i32, rdkafka::Offset)> =
+        partitions.iter().map(|&p| (p, rdkafka::Offset::Beginning)).collect();
     let mut out = Vec::new();
-    let mut eof = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while eof.len() < partitions as usize {
-        assert!(Instant::now() < deadline, "reading {topic} did not reach its end");
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(m)) => out.push(Read {
+    reader
+        .read(topic, &starts, deadline, |m| {
+            let headers = m.headers().map(|h| {
+                h.iter()
+                    .map(|x| {
+                        (x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())
+                    })
+                    .collect()
+            });
+            out.push(Read {
                 partition: m.partition(),
                 offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),
                 payload: m.payload().unwrap_or_default().to_vec(),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|x| {
-                                (
-                                    x.key.to_owned(),
-                                    String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                eof.insert(p);
-            }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
-    }
+                headers: headers.unwrap_or_default(),
+            });
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap_or_else(|e| panic!("reading {topic} to its end: {e}"));
     out.sort_by_key(|r| (r.partition, r.offset));
     out
 }
 
 /// Produces `events` to the raw topic as the gateway would (key = clinic/patient).
 pub async fn produce_raw(kafka: &KafkaConfig, topic: &str, events: &[pv_events::ClinicEvent]) {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer =
-        pv_runtime::kafka::producer_config(kafka, Duration::from_secs(10)).create().expect("producer");
-    let codec = pv_events::EventCodec::global();
-    let mut pending = Vec::new();
-    for e in events {
-        let payload = codec.encode(e).expect("encode");
-        let key = e.partition_key();
-        let record = FutureRecord::to(topic).key(&key).payload(&payload);
-        pending.push(producer.send_result(record).map_err(|(e, _)| e).expect("enqueue"));
-    }
-    for p in pending {
-        p.await.expect("delivery").expect("acked");
-    }
+    let producer = DurableProducer::new(kafka, topic, Duration::from_secs(10)).expect("producer");
+    pv_gateway::produce::send_events(&producer, events).await.expect("acked");
 }
 
 /// Waits until `topic` holds at least `n` committed messages.

@@ -60,14 +60,14 @@ pub struct DetectionScore {
 /// Runs the screens on `env`'s tables and scores them against `truth`.
 pub async fn score_env(env: &BenchEnv, truth: &GroundTruth) -> anyhow::Result<DetectionScore> {
     let secret = std::fs::read(env.dir.join("secret")).context("bench secret")?;
-    score(&env.clickhouse(), &pv_enrich::Pseudonymiser::new(&secret)?, truth).await
+    score(&env.db(), &pv_enrich::Pseudonymiser::new(&secret)?, truth).await
 }
 
 /// Runs the screens on the tables `ch` reads and scores them against `truth`; `keyer` is the
 /// enricher's pseudonymiser (to find the truth's patients among the keys). Only the patients of
 /// the simulation count for the dependence score; the dose-response screen reads every row.
 pub async fn score(
-    ch: &clickhouse::Client,
+    db: &pv_store::Db,
     keyer: &pv_enrich::Pseudonymiser,
     truth: &GroundTruth,
 ) -> anyhow::Result<DetectionScore> {
@@ -95,9 +95,9 @@ pub async fn score(
         .unwrap_or_default();
     const RULE: &str = "ifNull(exp_escalation_ratio, 0) >= 1.5
         OR (exp_administrations >= 8 AND ifNull(exp_recent_interval_days, 1e9) < 0.5 * ifNull(exp_mean_interval_days, 0))";
-    let flagged: Vec<(String, i64)> = ch
-        .query(&format!(
-            "SELECT patient_key, minIf(administered_at_ms, {RULE}) FROM doses FINAL
+    let flagged: Vec<(String, i64)> = db
+        .sql(&format!(
+            "SELECT patient_key, minIf(administered_at_ms, {RULE}) FROM {{doses}} FINAL
              GROUP BY patient_key HAVING countIf({RULE}) > 0"
         ))
         .fetch_all()
@@ -120,15 +120,15 @@ pub async fn score(
     // ---- urological dose-response
     const BAND: &str =
         "multiIf(exp_cumulative_mg < 500, 0, exp_cumulative_mg < 1000, 1, exp_cumulative_mg < 2000, 2, 3)";
-    let doses: Vec<(u8, u64)> = ch
-        .query(&format!("SELECT toUInt8({BAND}) AS b, count() FROM doses FINAL GROUP BY b"))
+    let doses: Vec<(u8, u64)> = db
+        .sql(&format!("SELECT toUInt8({BAND}) AS b, count() FROM {{doses}} FINAL GROUP BY b"))
         .fetch_all()
         .await?;
-    let cases: Vec<(u8, u64)> = ch
-        .query(&format!(
+    let cases: Vec<(u8, u64)> = db
+        .sql(&format!(
             "SELECT b, count() FROM (
                 SELECT toUInt8({BAND}) AS b, arrayExists(g -> has(g, 'urological'), reaction_groups) AS uro
-                FROM ae_report_versions FINAL WHERE version = 1 AND nullification = 0)
+                FROM {{ae_report_versions}} FINAL WHERE version = 1 AND nullification = 0)
              WHERE uro GROUP BY b"
         ))
         .fetch_all()

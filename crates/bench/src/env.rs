@@ -115,7 +115,7 @@ impl BenchEnv {
         ]
         .map(|(t, partitions, configs)| TopicSpec { name: env.topic(t), partitions, configs });
         pv_runtime::kafka::ensure_topics(&env.kafka, &topics).await.context("creating bench topics")?;
-        pv_sink::migrate(&env.clickhouse).await.context("migrating the bench database")?;
+        pv_store::migrate(&env.clickhouse).await.context("migrating the bench database")?;
         env.write_files(gateway_port)?;
         Ok(env)
     }
@@ -259,9 +259,9 @@ metrics_listen = "127.0.0.1:0"
         }
     }
 
-    /// ClickHouse client on the run's database.
-    pub fn clickhouse(&self) -> clickhouse::Client {
-        pv_runtime::clickhouse::client(&self.clickhouse)
+    /// The run's database.
+    pub fn db(&self) -> pv_store::Db {
+        pv_store::Db::new(&self.clickhouse)
     }
 
     /// Deletes the run's topics, database and folder (the folder stays when `PVB_KEEP_LOGS` is

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use pv_events::{ClinicEvent, Timestamp};
-use pv_gateway::produce::DurableProducer;
+use pv_gateway::produce::send_events;
+use pv_runtime::kafka::DurableProducer;
 use pv_simulate::{Harms, Pacing, SimConfig, generate, send_by_clinic};
 
 pub use env::{BenchEnv, Service};
@@ -101,7 +102,7 @@ pub async fn preload(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result
         e.set_received_at(now);
     }
     for chunk in events.chunks(10_000) {
-        producer.send_all(chunk).await.context("preloading the raw topic")?;
+        send_events(&producer, chunk).await.context("preloading the raw topic")?;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
@@ -186,15 +187,16 @@ pub async fn latency_at_rate(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Re
         events = stream(7, clinics, patients, Harms::default()).0;
     }
     events.truncate(want);
-    let ch = env.clickhouse();
+    let db = env.db();
     let polls = Arc::new(std::sync::Mutex::new(Vec::<(i64, u64)>::new()));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let poller = {
-        let (ch, polls, done) = (ch.clone(), polls.clone(), done.clone());
+        let (db, polls, done) = (db.clone(), polls.clone(), done.clone());
         tokio::spawn(async move {
-            const Q: &str = "SELECT (SELECT count() FROM doses) + (SELECT count() FROM monitoring_forms) + (SELECT count() FROM ae_report_versions)";
+            const Q: &str = "SELECT (SELECT count() FROM {doses}) + (SELECT count() FROM {monitoring_forms})
+                             + (SELECT count() FROM {ae_report_versions})";
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(n) = ch.query(Q).fetch_one::<u64>().await
+                if let Ok(n) = db.sql(Q).fetch_one::<u64>().await
                     && let Ok(mut p) = polls.lock()
                 {
                     p.push((Timestamp::now().millis(), n));
@@ -211,8 +213,8 @@ pub async fn latency_at_rate(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Re
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = poller.await;
     let mut received: Vec<i64> = Vec::new();
-    for t in ["doses", "monitoring_forms", "ae_report_versions"] {
-        received.extend(ch.query(&format!("SELECT received_at_ms FROM {t}")).fetch_all::<i64>().await?);
+    for table in pv_store::events::EVENT_TABLES {
+        received.extend(db.sql("SELECT received_at_ms FROM {t}").table("t", table).fetch_all::<i64>().await?);
     }
     received.sort_unstable();
     let polls = polls.lock().map(|p| p.clone()).unwrap_or_default();
@@ -314,7 +316,7 @@ pub async fn sustained(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Result<S
                     c
                 })
                 .collect();
-            producer.send_all(&batch).await.context("feeding the raw topic")?;
+            send_events(&producer, &batch).await.context("feeding the raw topic")?;
             sent += batch.len() as u64;
             if Instant::now() >= next_sample {
                 next_sample += Duration::from_secs(10);

@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use pv_signals::{SignalsConfig, SignalsService};
 use pv_simulate::Harms;
+use pv_store::events::{AE_CASES, EVENT_TABLES};
+use pv_store::{Db, Schema};
 
 use crate::{BenchEnv, median};
-
-/// The event tables a signals run reads (`ae_cases` follows `ae_report_versions` by its view).
-const TABLES: [&str; 3] = ["doses", "monitoring_forms", "ae_report_versions"];
 
 /// Copies made by one INSERT ... SELECT.
 const COPIES_PER_INSERT: u64 = 8;
@@ -58,22 +57,23 @@ pub async fn signals_at_scale(
     sink.stop().await?;
     enrich.stop().await?;
 
-    let ch = env.clickhouse();
-    let base_events = final_events(&ch).await?;
+    let db = env.db();
+    let base_events = final_events(&db).await?;
     anyhow::ensure!(base_events > 0, "the base stream left no rows in ClickHouse");
     let copies = target_events.div_ceil(base_events).saturating_sub(1);
     let started = Instant::now();
-    for table in TABLES {
-        multiply(&ch, table, copies).await?;
+    for table in EVENT_TABLES {
+        multiply(&db, table, copies).await?;
     }
-    for table in TABLES.into_iter().chain(["ae_cases"]) {
-        ch.query(&format!("OPTIMIZE TABLE {table} FINAL"))
+    for table in EVENT_TABLES.into_iter().chain([&AE_CASES as &dyn Schema]) {
+        db.sql("OPTIMIZE TABLE {t} FINAL")
+            .table("t", table)
             .execute()
             .await
-            .with_context(|| format!("merging {table}"))?;
+            .with_context(|| format!("merging {}", table.name()))?;
     }
     let load_secs = started.elapsed().as_secs_f64();
-    let events = final_events(&ch).await?;
+    let events = final_events(&db).await?;
     anyhow::ensure!(
         events == base_events * (copies + 1),
         "multiplying rows gave {events} events, want {} (event ids must be new in every copy)",
@@ -107,28 +107,19 @@ pub async fn signals_at_scale(
 }
 
 /// Distinct events in the event tables.
-async fn final_events(ch: &clickhouse::Client) -> anyhow::Result<u64> {
+async fn final_events(db: &Db) -> anyhow::Result<u64> {
     let mut total = 0;
-    for table in TABLES {
-        total += ch.query(&format!("SELECT count() FROM {table} FINAL")).fetch_one::<u64>().await?;
+    for table in EVENT_TABLES {
+        total += db.count(table, true).await?;
     }
     Ok(total)
 }
 
 /// Appends `copies` copies of `table`'s current rows, each with a new event id and its own
 /// clinics and patients (`~<copy>` appended), so that no copy deduplicates against another.
-async fn multiply(ch: &clickhouse::Client, table: &str, copies: u64) -> anyhow::Result<()> {
-    if copies == 0 {
-        return Ok(());
-    }
-    let columns: Vec<String> = ch
-        .query(
-            "SELECT name FROM system.columns
-             WHERE database = currentDatabase() AND table = ? AND default_kind != 'MATERIALIZED'",
-        )
-        .bind(table)
-        .fetch_all()
-        .await?;
+async fn multiply(db: &Db, table: &'static dyn Schema, copies: u64) -> anyhow::Result<()> {
+    let columns: Vec<String> =
+        table.columns().into_iter().filter(|c| c.materialized.is_none()).map(|c| c.name).collect();
     let select: Vec<String> = columns
         .iter()
         .map(|c| match c.as_str() {
@@ -137,19 +128,25 @@ async fn multiply(ch: &clickhouse::Client, table: &str, copies: u64) -> anyhow::
             other => other.to_string(),
         })
         .collect();
+    let sql = format!(
+        "INSERT INTO {{t}} ({}) SELECT {} FROM {{t}} FINAL
+         ARRAY JOIN arrayMap(i -> i + {{first}}, range(toUInt32({{n}}))) AS copy
+         WHERE position(patient_key, '~') = 0",
+        columns.join(", "),
+        select.join(", ")
+    );
     // ARRAY JOIN multiplies each block by the copies in one statement: a few at a time keeps
     // ClickHouse's blocks (and memory) small. Each statement copies the original rows only.
     let mut first = 0;
     while first < copies {
         let n = (copies - first).min(COPIES_PER_INSERT);
-        let sql = format!(
-            "INSERT INTO {table} ({}) SELECT {} FROM {table} FINAL
-             ARRAY JOIN arrayMap(i -> i + {first}, range(toUInt32({n}))) AS copy
-             WHERE position(patient_key, '~') = 0",
-            columns.join(", "),
-            select.join(", ")
-        );
-        ch.query(&sql).execute().await.with_context(|| format!("multiplying {table}"))?;
+        db.sql(&sql)
+            .table("t", table)
+            .bind("first", first)
+            .bind("n", n)
+            .execute()
+            .await
+            .with_context(|| format!("multiplying {}", table.name()))?;
         first += n;
     }
     Ok(())

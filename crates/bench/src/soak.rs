@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use pv_events::{ClinicEvent, EventId, Timestamp};
-use pv_gateway::produce::DurableProducer;
+use pv_gateway::produce::send_events;
 use pv_runtime::KafkaConfig;
+use pv_runtime::kafka::DurableProducer;
 use pv_simulate::Harms;
+use pv_store::Db;
+use pv_store::events::EVENT_TABLES;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -71,8 +74,6 @@ impl SoakReport {
         self.distinct as f64 / self.total.as_secs_f64()
     }
 }
-
-const TABLES: [&str; 3] = ["doses", "monitoring_forms", "ae_report_versions"];
 
 /// Runs the soak: `events` events offered at `rate` events/s; `repo` is the repository root
 /// (for `deploy/local/start.sh`), `pv` the binary that runs the services.
@@ -136,7 +137,7 @@ pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -
                 let permit = in_flight.clone().acquire_owned().await?;
                 let producer = producer.clone();
                 tasks.spawn(async move {
-                    let result = producer.send_all(&chunk).await;
+                    let result = send_events(&producer, &chunk).await;
                     drop(permit);
                     result
                 });
@@ -150,7 +151,7 @@ pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -
     };
 
     let mut faults = Vec::new();
-    let rows = |env: &BenchEnv| physical_rows(env.clickhouse());
+    let rows = |env: &BenchEnv| physical_rows(env.db());
     // 1. The sink killed mid-batch and restarted at once.
     wait_until(started + Duration::from_secs(5)).await;
     let (sink, fault) = kill_and_restart(&env, sink, &format!("pvb-sink-{}", env.id), "enriched").await?;
@@ -211,7 +212,7 @@ pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -
     env.wait_drained(Duration::from_secs(3600)).await?;
     let found_deadline = Instant::now() + Duration::from_secs(300);
     let (found, counted_twice, absorbed_copies) = loop {
-        let (found, twice, copies) = counts(&env.clickhouse()).await?;
+        let (found, twice, copies) = counts(&env.db()).await?;
         if found >= distinct || Instant::now() > found_deadline {
             break (found, twice, copies);
         }
@@ -304,21 +305,24 @@ where
 }
 
 /// Rows physically stored in the event tables (copies included).
-async fn physical_rows(ch: clickhouse::Client) -> anyhow::Result<u64> {
+async fn physical_rows(db: Db) -> anyhow::Result<u64> {
     let mut n = 0;
-    for t in TABLES {
-        n += ch.query(&format!("SELECT count() FROM {t}")).fetch_one::<u64>().await?;
+    for table in EVENT_TABLES {
+        n += db.count(table, false).await?;
     }
     Ok(n)
 }
 
 /// (distinct events found, events counted twice by FINAL, physical copies beyond one per event).
-async fn counts(ch: &clickhouse::Client) -> anyhow::Result<(u64, u64, u64)> {
+async fn counts(db: &Db) -> anyhow::Result<(u64, u64, u64)> {
     let (mut found, mut twice, mut copies) = (0, 0, 0);
-    for t in TABLES {
-        let (final_rows, distinct): (u64, u64) =
-            ch.query(&format!("SELECT count(), uniqExact(event_id) FROM {t} FINAL")).fetch_one().await?;
-        let physical: u64 = ch.query(&format!("SELECT count() FROM {t}")).fetch_one().await?;
+    for table in EVENT_TABLES {
+        let (final_rows, distinct): (u64, u64) = db
+            .sql("SELECT count(), uniqExact(event_id) FROM {t} FINAL")
+            .table("t", table)
+            .fetch_one()
+            .await?;
+        let physical = db.count(table, false).await?;
         found += distinct;
         twice += final_rows - distinct;
         copies += physical.saturating_sub(final_rows);

@@ -128,8 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cfg.enrich.secret_file.as_deref(),
                 &cfg.enrich.secret_env,
             )?;
-            let ch = pv_runtime::clickhouse::client(&cfg.clickhouse);
-            let score = pv_bench::detect::score(&ch, &keyer, &truth).await?;
+            let score = pv_bench::detect::score(&pv_store::Db::new(&cfg.clickhouse), &keyer, &truth).await?;
             for line in score.lines(&format!("seed {}", truth.seed)) {
                 println!("{line}");
             }
@@ -146,7 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             summary::print(&cfg.clickhouse).await
         }),
         Command::Migrate => runtime()?.block_on(async {
-            let applied = pv_sink::migrate(&cfg.clickhouse).await?;
+            let applied = pv_store::migrate(&cfg.clickhouse).await?;
             println!("database `{}`: applied migrations {applied:?}", cfg.clickhouse.database);
             Ok(())
         }),
@@ -190,7 +189,7 @@ async fn enrich(cfg: PvConfig) -> anyhow::Result<()> {
     let s = shutdown.clone();
     let result = tokio::task::spawn_blocking(move || service.run(&s)).await?;
     shutdown.trigger();
-    result
+    Ok(result?)
 }
 
 async fn sink(cfg: PvConfig) -> anyhow::Result<()> {

@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Args;
 use pv_runtime::Shutdown;
-use pv_sink::digest::{TableDigest, digest};
+use pv_store::Db;
+use pv_store::digest::{TableDigest, digest};
 
 use crate::PvConfig;
 
@@ -68,9 +69,8 @@ impl ReplayArgs {
         if target.database == live.database {
             return Ok(());
         }
-        let rebuilt =
-            digest(&pv_runtime::clickhouse::client(&target)).await.context("reading the rebuilt tables")?;
-        let current = match digest(&pv_runtime::clickhouse::client(&live)).await {
+        let rebuilt = digest(&Db::new(&target)).await.context("reading the rebuilt tables")?;
+        let current = match digest(&Db::new(&live)).await {
             Ok(d) => d,
             Err(e) => {
                 println!("live database `{}` not compared: {e}", live.database);

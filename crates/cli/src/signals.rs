@@ -30,7 +30,7 @@ impl SignalsArgs {
             ),
             None => None,
         };
-        pv_sink::migrate(&cfg.clickhouse).await.context("applying ClickHouse migrations")?;
+        pv_store::migrate(&cfg.clickhouse).await.context("applying ClickHouse migrations")?;
         let service = SignalsService::new(cfg.signals.clone(), &cfg.clickhouse, &cfg.kafka)?;
         service.ensure_topic(&cfg.kafka).await.context("creating the signals topic")?;
         if self.once {

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use chrono::Utc;
 use clap::{Args, ValueEnum};
 use pv_events::{ClinicEvent, EventKind, Timestamp};
-use pv_gateway::produce::{DurableProducer, ProduceError};
+use pv_gateway::produce::{SendError, send_events};
+use pv_runtime::kafka::{DurableProducer, ProduceError};
 use pv_simulate::{
     BatchFuture, Harms, Pacing, SendReport, SimConfig, Simulation, generate, load_tokens, send_by_clinic,
 };
@@ -177,9 +178,9 @@ fn kafka_sender(
             }
             let mut retries = 0u64;
             loop {
-                match producer.send_all(&chunk).await {
+                match send_events(&producer, &chunk).await {
                     Ok(()) => return Ok(retries),
-                    Err(ProduceError::Unavailable(e)) => {
+                    Err(SendError::Produce(ProduceError::Unavailable(e))) => {
                         tracing::warn!(error = %e, "broker unavailable; retrying the batch");
                         retries += 1;
                         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -5,14 +5,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use pv_runtime::ClickHouseConfig;
+use pv_store::events::{AE_CASES, AE_REPORT_VERSIONS, DOSES, MONITORING_FORMS};
+use pv_store::{Db, Schema};
 
 use crate::PvConfig;
 
-const TABLES: [(&str, &str); 4] = [
-    ("doses", "administrations"),
-    ("monitoring_forms", "session forms"),
-    ("ae_report_versions", "report versions"),
-    ("ae_cases", "cases"),
+const TABLES: [(&dyn Schema, &str); 4] = [
+    (&DOSES, "administrations"),
+    (&MONITORING_FORMS, "session forms"),
+    (&AE_REPORT_VERSIONS, "report versions"),
+    (&AE_CASES, "cases"),
 ];
 
 /// Waits until the enricher has committed everything on its input and the sink everything on
@@ -48,26 +50,22 @@ pub(crate) async fn wait_caught_up(cfg: &PvConfig, timeout: Duration) -> anyhow:
 
 /// Prints the summary.
 pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
-    let ch = pv_runtime::clickhouse::client(cfg);
+    let db = Db::new(cfg);
     println!("== stored in ClickHouse ({}/{}) ==", cfg.url, cfg.database);
-    for (t, what) in TABLES {
-        let n: u64 = ch
-            .query(&format!("SELECT count() FROM {t} FINAL"))
-            .fetch_one()
-            .await
-            .with_context(|| t.to_string())?;
-        println!("  {t:<22} {n:>9} {what}");
+    for (table, what) in TABLES {
+        let n = db.count(table, true).await.with_context(|| table.name())?;
+        println!("  {:<22} {n:>9} {what}", table.name());
     }
 
     println!("\n== exposure: administrations by product and route ==");
     // ifNull/assumeNotNull: on Nullable columns ClickHouse 18.16 makes aggregates Nullable.
-    let rows: Vec<(String, String, u64, u64, f64, f64, f64)> = ch
-        .query(
+    let rows: Vec<(String, String, u64, u64, f64, f64, f64)> = db
+        .sql(
             "SELECT toString(product), toString(route), count(), uniqExact(patient_key),
                     quantile(0.5)(dose_mg),
                     quantileIf(0.5)(assumeNotNull(dose_mg_per_kg), isNotNull(dose_mg_per_kg)),
                     max(exp_cumulative_mg)
-             FROM doses FINAL GROUP BY product, route ORDER BY count() DESC",
+             FROM {doses} FINAL GROUP BY product, route ORDER BY count() DESC",
         )
         .fetch_all()
         .await?;
@@ -78,25 +76,25 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
     for (product, route, doses, patients, mg, mg_kg, cum) in rows {
         println!("  {product:<11} {route:<11} {doses:>8} {patients:>9} {mg:>10.1} {mg_kg:>12.2} {cum:>17.1}");
     }
-    let (escalated, patients): (u64, u64) = ch
-        .query(
+    let (escalated, patients): (u64, u64) = db
+        .sql(
             "SELECT countIf(ratio >= 1.5), count() FROM (
                 SELECT patient_key, argMax(ifNull(exp_escalation_ratio, 1), administered_at_ms) AS ratio
-                FROM doses FINAL GROUP BY patient_key)",
+                FROM {doses} FINAL GROUP BY patient_key)",
         )
         .fetch_one()
         .await?;
     println!("  patients whose latest dose is >= 1.5x their first doses: {escalated} of {patients}");
 
     println!("\n== session monitoring ==");
-    let (sessions, bp40, deep, hypox, short): (u64, u64, u64, u64, u64) = ch
-        .query(
+    let (sessions, bp40, deep, hypox, short): (u64, u64, u64, u64, u64) = db
+        .sql(
             "SELECT count(),
                     countIf(ifNull(bp_systolic_post - bp_systolic_pre >= 40, 0)),
                     countIf(ifNull(sedation_moaas <= 2, 0)),
                     countIf(ifNull(spo2_min_pct < 90, 0)),
                     countIf(observation_minutes < 120)
-             FROM monitoring_forms FINAL",
+             FROM {monitoring_forms} FINAL",
         )
         .fetch_one()
         .await?;
@@ -118,14 +116,14 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
                     reaction_disability, reaction_congenital_anomaly, reaction_other_medically_important), version) AS serious,
                 argMax(ifNull(days_since_first_dose, -1), version) AS tto_days,
                 argMax(exp_cumulative_mg, version) AS cumulative_mg
-         FROM ae_report_versions FINAL GROUP BY clinic_id, report_id";
-    let (cases, followed_up, nullified): (u64, u64, u64) = ch
-        .query(&format!("SELECT count(), countIf(versions > 1), countIf(nullified = 1) FROM ({LATEST})"))
+         FROM {ae_report_versions} FINAL GROUP BY clinic_id, report_id";
+    let (cases, followed_up, nullified): (u64, u64, u64) = db
+        .sql(&format!("SELECT count(), countIf(versions > 1), countIf(nullified = 1) FROM ({LATEST})"))
         .fetch_one()
         .await?;
     println!("  cases {cases}, with follow-ups {followed_up}, nullified {nullified}");
-    let top: Vec<(String, u64, u64, String)> = ch
-        .query(&format!(
+    let top: Vec<(String, u64, u64, String)> = db
+        .sql(&format!(
             "SELECT ifNull(pt, concat('(uncoded) ', verbatim)) AS term, count(), countIf(is_serious),
                     arrayStringConcat(any(term_groups), ',')
              FROM ({LATEST})
@@ -140,8 +138,8 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
     }
 
     println!("\n== event groups of interest ==");
-    let groups: Vec<(String, u64, u64, f64, f64)> = ch
-        .query(&format!(
+    let groups: Vec<(String, u64, u64, f64, f64)> = db
+        .sql(&format!(
             // One ARRAY JOIN per (sub)query: ClickHouse 18.16 refuses two in one.
             "SELECT grp, uniqExact(clinic_id, report_id), uniqExactIf((clinic_id, report_id), is_serious),
                     quantileIf(0.5)(tto_days, tto_days >= 0), quantile(0.5)(cumulative_mg)

@@ -10,13 +10,19 @@ pub mod cases;
 pub mod config;
 pub mod enrich;
 pub mod exposure;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod metrics;
 pub mod pseudonym;
-pub mod run;
+pub mod service;
+pub mod session;
 pub mod state;
+pub mod stores;
+pub mod transaction;
 
 pub use config::EnrichConfig;
 pub use enrich::{Enriched, Enricher};
 pub use pseudonym::{PatientKey, Pseudonymiser};
-pub use run::EnrichService;
+pub use service::EnrichService;
+pub use session::SessionError;
 pub use state::{PatientState, PatientStore};

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pv_events::{Limits, Timestamp};
+use pv_runtime::kafka::{DurableProducer, ProduceError};
 use pv_runtime::{KafkaConfig, Shutdown};
 use serde::Serialize;
 use serde_json::json;
@@ -20,7 +21,7 @@ use crate::auth::ClinicTokens;
 use crate::config::GatewayConfig;
 use crate::ingest::{EventError, Framing, Rejection, ingest};
 use crate::metrics::GatewayMetrics;
-use crate::produce::{DurableProducer, ProduceError};
+use crate::produce::{SendError, send_events};
 
 /// A running gateway's shared state.
 #[derive(Debug)]
@@ -161,7 +162,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
         Ok(events) => events,
         Err(rejection) => return reject(gw, rejection),
     };
-    match gw.producer.send_all(&events).await {
+    match send_events(&gw.producer, &events).await {
         Ok(()) => {
             gw.metrics.events_accepted.inc_by(events.len() as u64);
             gw.metrics.durable_latency.observe(started.elapsed().as_secs_f64());
@@ -171,7 +172,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
             };
             (StatusCode::ACCEPTED, Json(body)).into_response()
         }
-        Err(ProduceError::Unavailable(e)) => {
+        Err(SendError::Produce(ProduceError::Unavailable(e))) => {
             tracing::warn!(error = %e, events = events.len(), "broker unavailable; answering 503");
             gw.metrics.events_rejected.with_label_values(&["broker_unavailable"]).inc_by(events.len() as u64);
             let mut r = error(

@@ -5,8 +5,8 @@ use crate::config::ClickHouseConfig;
 /// A client for `cfg`, bound to its database.
 ///
 /// Row-type validation is off: it asks the server for a format (RowBinaryWithNamesAndTypes)
-/// that ClickHouse 18.16 lacks. Our row structs are checked against the DDL by the integration
-/// tests instead.
+/// that ClickHouse 18.16 lacks. The row types are checked against the live tables by
+/// `tests/store_schema.rs` instead.
 pub fn client(cfg: &ClickHouseConfig) -> clickhouse::Client {
     server_client(cfg).with_database(&cfg.database)
 }

@@ -3,8 +3,8 @@
 //! audit trail the current state is read back from.
 
 use clickhouse::Row;
-use pv_events::AvroRecord;
-use serde::{Deserialize, Serialize};
+pub use pv_store::signals::SignalEvent;
+use serde::Deserialize;
 
 use crate::model::SignalResult;
 
@@ -30,49 +30,6 @@ impl Change {
     }
 }
 
-/// One change of one signal. Field for field the Avro record and the `signal_changes` row.
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct SignalEvent {
-    /// Deterministic id: a re-sent change has the same one (see [`event_id`]).
-    pub event_id: String,
-    /// `new`, `updated` or `closed`.
-    pub change: String,
-    pub run_at_ms: i64,
-    pub as_of_ms: i64,
-    pub first_signalled_at_ms: i64,
-    pub signal_key: String,
-    pub analysis: String,
-    pub time_window: String,
-    pub product: String,
-    pub route: String,
-    pub formulation: String,
-    pub dose_band: String,
-    pub event: String,
-    pub event_level: String,
-    pub n: i64,
-    pub previous_n: Option<i64>,
-    pub denominator: f64,
-    pub estimate: f64,
-    pub lower: f64,
-    pub upper: f64,
-    pub prr: Option<f64>,
-    pub chi2: Option<f64>,
-    pub ror: Option<f64>,
-    pub ror_lower: Option<f64>,
-    pub ic025: Option<f64>,
-    pub ebgm: Option<f64>,
-    pub eb05: Option<f64>,
-    pub llr: Option<f64>,
-    pub cv: Option<f64>,
-    pub trend_z: Option<f64>,
-    pub flags: String,
-}
-
-impl AvroRecord for SignalEvent {
-    const AVRO_NAME: &'static str = "pv.signals.SignalEvent";
-}
-
 /// The id of a change: hex FNV-1a (64-bit) of the key, the change, the case count and the id of
 /// the signal's previous change. The same change computed again (a run repeated after a crash
 /// between emitting and recording) gets the same id, so consumers can drop the repeat.
@@ -87,49 +44,21 @@ pub fn event_id(key: &str, change: Change, n: u64, previous_event_id: &str) -> S
     format!("{h:016x}")
 }
 
-impl SignalEvent {
-    /// The event for `change` of the signal whose latest result is `r`.
-    pub fn new(r: &SignalResult, change: Change, previous: Option<&PreviousState>, run_at_ms: i64) -> Self {
-        let first_signalled_at_ms = match (change, previous) {
-            (Change::New, _) | (_, None) => run_at_ms,
-            (_, Some(p)) => p.first_signalled_at_ms,
-        };
-        let key = r.key();
-        let previous_id = previous.map_or("", |p| p.event_id.as_str());
-        SignalEvent {
-            event_id: event_id(&key, change, r.n, previous_id),
-            change: change.name().into(),
-            run_at_ms,
-            as_of_ms: r.as_of_ms,
-            first_signalled_at_ms,
-            signal_key: key,
-            analysis: r.analysis.clone(),
-            time_window: r.time_window.clone(),
-            product: r.product.clone(),
-            route: r.route.clone(),
-            formulation: r.formulation.clone(),
-            dose_band: r.dose_band.clone(),
-            event: r.event.clone(),
-            event_level: r.event_level.clone(),
-            n: i64::try_from(r.n).unwrap_or(i64::MAX),
-            previous_n: previous.map(|p| p.n),
-            denominator: r.denominator,
-            estimate: r.estimate,
-            lower: r.lower,
-            upper: r.upper,
-            prr: r.prr,
-            chi2: r.chi2,
-            ror: r.ror,
-            ror_lower: r.ror_lower,
-            ic025: r.ic025,
-            ebgm: r.ebgm,
-            eb05: r.eb05,
-            llr: r.llr,
-            cv: r.cv,
-            trend_z: r.trend_z,
-            flags: r.flags.clone(),
-        }
-    }
+/// The event for `change` of the signal whose latest result is `r` (`previous`: its latest
+/// recorded change, if any).
+pub fn change_event(
+    r: &SignalResult,
+    change: Change,
+    previous: Option<&PreviousState>,
+    run_at_ms: i64,
+) -> SignalEvent {
+    let first_signalled_at_ms = match (change, previous) {
+        (Change::New, _) | (_, None) => run_at_ms,
+        (_, Some(p)) => p.first_signalled_at_ms,
+    };
+    let previous_id = previous.map_or("", |p| p.event_id.as_str());
+    let id = event_id(&r.key(), change, r.n, previous_id);
+    SignalEvent::of_result(r, change.name(), id, run_at_ms, first_signalled_at_ms, previous.map(|p| p.n))
 }
 
 /// The latest recorded change of a signal.
@@ -172,7 +101,7 @@ mod tests {
             llr: Some(8.1),
             ..SignalResult::default()
         };
-        let e = SignalEvent::new(&r, Change::New, None, 1_700_000_000_000);
+        let e = change_event(&r, Change::New, None, 1_700_000_000_000);
         let codec = EventCodec::global();
         let bytes = codec.encode_record(&e).expect("encodes");
         assert_eq!(codec.writer_schema(&bytes).expect("known").avro_name, "pv.signals.SignalEvent");

@@ -2,8 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use clickhouse::Row;
-use serde::{Deserialize, Serialize};
+pub use pv_store::signals::SignalResult;
 
 /// The analyses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,82 +54,6 @@ impl Window {
             Window::Period => "period",
             Window::Cumulative => "cumulative",
         }
-    }
-}
-
-/// One computed measure: the unit the dashboard shows and the signal workflow tracks.
-#[derive(Debug, Clone, PartialEq, Default, Row, Serialize, Deserialize)]
-pub struct SignalResult {
-    /// Start of the run that computed it (ms since the epoch; set when stored).
-    pub run_at_ms: i64,
-    /// The data time the run analysed up to (set when stored).
-    pub as_of_ms: i64,
-    /// Analysis (as its name).
-    pub analysis: String,
-    /// Window (as its name).
-    pub time_window: String,
-    /// Product, or `*` for all.
-    pub product: String,
-    /// Route, or `*`.
-    pub route: String,
-    /// Formulation, or `*`.
-    pub formulation: String,
-    /// Cumulative-dose band label, or `*`.
-    pub dose_band: String,
-    /// Event group, preferred term, or dependence marker.
-    pub event: String,
-    /// `group`, `pt` or `marker`.
-    pub event_level: String,
-    /// Cases (or patients showing a marker).
-    pub n: u64,
-    /// The denominator behind the estimate (administrations, patient-years, patients, expected).
-    pub denominator: f64,
-    /// The main measure.
-    pub estimate: f64,
-    /// Its lower 95% bound (quartile for time to onset).
-    pub lower: f64,
-    /// Its upper 95% bound.
-    pub upper: f64,
-    /// PRR (disproportionality).
-    pub prr: Option<f64>,
-    /// Yates chi-square (disproportionality).
-    pub chi2: Option<f64>,
-    /// ROR (disproportionality).
-    pub ror: Option<f64>,
-    /// ROR lower 95% bound.
-    pub ror_lower: Option<f64>,
-    /// IC025 (disproportionality).
-    pub ic025: Option<f64>,
-    /// EBGM (disproportionality).
-    pub ebgm: Option<f64>,
-    /// EB05 (disproportionality).
-    pub eb05: Option<f64>,
-    /// MaxSPRT log-likelihood ratio.
-    pub llr: Option<f64>,
-    /// MaxSPRT critical value.
-    pub cv: Option<f64>,
-    /// Dose-response trend z.
-    pub trend_z: Option<f64>,
-    /// Whether the result is a signal by the configured thresholds.
-    pub signal: bool,
-    /// Caveats (comma-separated: small_count, zero_cell_corrected, mgps_unavailable, ...).
-    pub flags: String,
-}
-
-impl SignalResult {
-    /// The identity of the result across runs (what a signal's status is tracked by).
-    pub fn key(&self) -> String {
-        [
-            &self.analysis,
-            &self.time_window,
-            &self.product,
-            &self.route,
-            &self.formulation,
-            &self.dose_band,
-            &self.event,
-        ]
-        .map(|s| s.as_str())
-        .join("|")
     }
 }
 

@@ -10,9 +10,11 @@
 use std::time::{Duration, Instant};
 
 use pv_events::EventCodec;
+use pv_runtime::kafka::{DurableProducer, Outgoing, ProduceError};
 use pv_runtime::{ClickHouseConfig, KafkaConfig, Shutdown};
+use pv_store::signals::{SIGNAL_CHANGES, SIGNAL_RESULTS};
+use pv_store::{Db, StoreError};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::compute::Analyser;
 use crate::config::SignalsConfig;
@@ -28,11 +30,14 @@ pub enum SignalsError {
     #[error("configuration: {0}")]
     Config(String),
     /// Reading aggregates or writing results failed.
-    #[error("clickhouse: {0}")]
-    ClickHouse(#[from] clickhouse::error::Error),
-    /// Creating the producer or delivering a signal event failed.
+    #[error("{0}")]
+    Store(#[from] pv_store::StoreError),
+    /// Creating the producer failed.
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
+    /// Delivering a signal event failed.
+    #[error("kafka: {0}")]
+    Produce(#[from] ProduceError),
     /// A signal event could not be encoded.
     #[error("encoding a signal event: {0}")]
     Encode(#[from] pv_events::CodecError),
@@ -67,8 +72,8 @@ impl RunReport {
 /// The signals service.
 pub struct SignalsService {
     analyser: Analyser,
-    ch: clickhouse::Client,
-    producer: FutureProducer,
+    db: Db,
+    producer: DurableProducer,
     codec: &'static EventCodec,
 }
 
@@ -86,14 +91,8 @@ impl SignalsService {
         kafka: &KafkaConfig,
     ) -> Result<Self, SignalsError> {
         let analyser = Analyser::new(cfg).map_err(SignalsError::Config)?;
-        let producer: FutureProducer =
-            pv_runtime::kafka::producer_config(kafka, Duration::from_secs(30)).create()?;
-        Ok(Self {
-            analyser,
-            ch: pv_runtime::clickhouse::client(clickhouse),
-            producer,
-            codec: EventCodec::global(),
-        })
+        let producer = DurableProducer::new(kafka, &analyser.config().topic, Duration::from_secs(30))?;
+        Ok(Self { analyser, db: Db::new(clickhouse), producer, codec: EventCodec::global() })
     }
 
     /// The configuration in force.
@@ -118,7 +117,7 @@ impl SignalsService {
         let cfg = self.config();
         let started = Instant::now();
         let [period, cumulative] =
-            queries::inputs(&self.ch, cfg, Bounds::new(as_of_ms, cfg.period_days)).await?;
+            queries::inputs(&self.db, cfg, Bounds::new(as_of_ms, cfg.period_days)).await?;
         let read = started.elapsed();
         let started = Instant::now();
         let mut results = self.analyser.run(&period);
@@ -130,28 +129,20 @@ impl SignalsService {
         let compute = started.elapsed();
 
         let started = Instant::now();
-        let mut insert = self.ch.insert::<SignalResult>("signal_results").await?;
-        for r in &results {
-            insert.write(r).await?;
-        }
-        insert.end().await?;
+        self.db.insert(&SIGNAL_RESULTS, &results).await.map_err(StoreError::from)?;
         let previous: Vec<PreviousState> = self
-            .ch
-            .query(
+            .db
+            .sql(
                 "SELECT signal_key, argMax(change, run_at_ms), argMax(n, run_at_ms),
                         argMax(first_signalled_at_ms, run_at_ms), argMax(event_id, run_at_ms)
-                 FROM signal_changes GROUP BY signal_key",
+                 FROM {signal_changes} GROUP BY signal_key",
             )
             .fetch_all()
             .await?;
         let changes = status::changes(&previous, &results, run_at_ms, as_of_ms);
         self.emit(&changes).await?;
         if !changes.is_empty() {
-            let mut insert = self.ch.insert::<SignalEvent>("signal_changes").await?;
-            for c in &changes {
-                insert.write(c).await?;
-            }
-            insert.end().await?;
+            self.db.insert(&SIGNAL_CHANGES, &changes).await.map_err(StoreError::from)?;
         }
         let write = started.elapsed();
         tracing::info!(
@@ -169,18 +160,14 @@ impl SignalsService {
 
     /// Produces `changes` (key: the signal key) and waits until the broker has them all.
     async fn emit(&self, changes: &[SignalEvent]) -> Result<(), SignalsError> {
-        let topic = &self.config().topic;
-        let mut pending = Vec::with_capacity(changes.len());
-        for c in changes {
-            let payload = self.codec.encode_record(c)?;
-            let record = FutureRecord::to(topic).key(c.signal_key.as_bytes()).payload(&payload);
-            // Few changes per run: librdkafka's queue (100,000 messages) never fills.
-            pending.push(self.producer.send_result(record).map_err(|(e, _)| e)?);
-        }
-        for p in pending {
-            p.await.map_err(|_| KafkaError::Canceled)?.map_err(|(e, _)| e)?;
-        }
-        Ok(())
+        let messages = changes
+            .iter()
+            .map(|c| {
+                let payload = self.codec.encode_record(c)?;
+                Ok(Outgoing { key: c.signal_key.clone().into_bytes(), payload, timestamp_ms: None })
+            })
+            .collect::<Result<Vec<_>, SignalsError>>()?;
+        Ok(self.producer.send_all(&messages).await?)
     }
 
     /// Runs every `interval_secs` until `shutdown`; a failed run is logged and retried at the

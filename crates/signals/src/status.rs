@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::event::{Change, PreviousState, SignalEvent};
+use crate::event::{Change, PreviousState, SignalEvent, change_event};
 use crate::model::SignalResult;
 
 /// The changes between the recorded state (`previous`, the latest change of every signal ever
@@ -34,7 +34,7 @@ pub fn changes(
             _ => None,
         };
         if let Some(change) = change {
-            out.insert(key.clone(), SignalEvent::new(r, change, before, run_at_ms));
+            out.insert(key.clone(), change_event(r, change, before, run_at_ms));
         }
     }
     for (key, p) in &open {
@@ -44,7 +44,7 @@ pub fn changes(
             r.as_of_ms = as_of_ms;
             r.n = u64::try_from(p.n).unwrap_or(0);
             r.flags = "no_longer_computed".into();
-            out.insert((*key).to_string(), SignalEvent::new(&r, Change::Closed, Some(p), run_at_ms));
+            out.insert((*key).to_string(), change_event(&r, Change::Closed, Some(p), run_at_ms));
         }
     }
     out.into_values()

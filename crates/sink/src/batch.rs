@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::rows::{AdverseEventRow, AnyRow, DoseRow, MonitoringRow};
+use pv_store::events::{AdverseEventRow, AnyRow, DoseRow, MonitoringRow};
 
 /// A message that cannot become a row, bound for the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +153,7 @@ mod tests {
     use pv_events::sample;
 
     use super::*;
-    use crate::rows::Provenance;
+    use pv_store::events::Provenance;
 
     fn row() -> AnyRow {
         AnyRow::Dose(DoseRow::new(&sample::enriched_dose(), Provenance { partition: 0, offset: 0 }))

@@ -3,17 +3,24 @@
 //! Decodes Avro single-object enriched events, batches them into one row per event per table,
 //! inserts with retries, and stores offsets only after ClickHouse acknowledged the rows.
 //! Messages that cannot become rows go to the dead-letter topic with the reason.
+//!
+//! - [`sink`]: the service (migrate, then consume or replay).
+//! - [`consume`]: the loop's steps (receive, start flush, flushed, back-pressure, drain).
+//! - [`feed`]: where messages come from (the consumer group, or a replay) and what becomes of
+//!   their offsets; pause per partition across rebalances.
+//! - [`batch`]: the open batch (no I/O); [`writer`]: making a batch durable; [`failure`]:
+//!   retryable vs refused ClickHouse errors.
 
 pub mod batch;
-pub mod columns;
 pub mod config;
-pub mod digest;
+mod consume;
 pub mod failure;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+pub mod feed;
 pub mod metrics;
-pub mod migrations;
-pub mod rows;
-pub mod run;
+pub mod sink;
+mod writer;
 
 pub use config::SinkConfig;
-pub use migrations::migrate;
-pub use run::{ReplayReport, Sink};
+pub use sink::{ReplayReport, Sink};

@@ -3,10 +3,12 @@
 //! equal digests answer every query over these tables alike; `pv replay` compares a rebuilt
 //! database with the live one this way.
 
-use clickhouse::Client;
+use crate::events::{AE_CASES, AE_REPORT_VERSIONS, DOSES, MONITORING_FORMS};
+use crate::table::Schema;
+use crate::{Db, StoreError};
 
 /// The projections of the enriched topics (`ae_cases` is filled by a view on `ae_report_versions`).
-pub const TABLES: [&str; 4] = ["doses", "monitoring_forms", "ae_report_versions", "ae_cases"];
+pub const TABLES: [&dyn Schema; 4] = [&DOSES, &MONITORING_FORMS, &AE_REPORT_VERSIONS, &AE_CASES];
 
 /// Columns left out of the content hash: where a copy was read from Kafka, which differs between
 /// copies of one event that carry the same version.
@@ -25,16 +27,18 @@ pub struct TableDigest {
     pub content: u64,
 }
 
-/// The digest of every table in [`TABLES`], in that order.
-pub async fn digest(client: &Client) -> Result<Vec<TableDigest>, clickhouse::error::Error> {
+/// The digest of every table in [`TABLES`], in that order. The columns hashed are the ones the
+/// live table has (`system.columns`), so a column the definitions lack is not overlooked.
+pub async fn digest(db: &Db) -> Result<Vec<TableDigest>, StoreError> {
     let mut out = Vec::with_capacity(TABLES.len());
     for table in TABLES {
-        let columns: Vec<(String, String)> = client
+        let columns: Vec<(String, String)> = db
+            .client()
             .query(
                 "SELECT name, type FROM system.columns
                  WHERE database = currentDatabase() AND table = ? AND default_kind NOT IN ('MATERIALIZED', 'ALIAS')",
             )
-            .bind(table)
+            .bind(db.name_of(table))
             .fetch_all()
             .await?;
         let hashed: Vec<String> = columns
@@ -43,11 +47,12 @@ pub async fn digest(client: &Client) -> Result<Vec<TableDigest>, clickhouse::err
             .map(|(name, ty)| hash_input(name, ty))
             .collect();
         let sql = format!(
-            "SELECT count(), uniqExact(event_id), sum(cityHash64({})) FROM {table} FINAL",
-            hashed.join(", ")
+            "SELECT count(), uniqExact(event_id), sum(cityHash64({})) FROM {{{}}} FINAL",
+            hashed.join(", "),
+            table.name()
         );
-        let (rows, events, content): (u64, u64, u64) = client.query(&sql).fetch_one().await?;
-        out.push(TableDigest { table, rows, events, content });
+        let (rows, events, content): (u64, u64, u64) = db.sql(&sql).fetch_one().await?;
+        out.push(TableDigest { table: table.name(), rows, events, content });
     }
     Ok(out)
 }

@@ -1,18 +1,24 @@
-//! Row types of the event tables (DDL in [`crate::migrations`]), and the conversions between
-//! enriched events and rows in both directions (events -> rows for the sink; rows -> events to
-//! prove nothing was lost on the way).
+//! The event tables: one row per enriched event (`doses`, `monitoring_forms`,
+//! `ae_report_versions`) and the current version of every case (`ae_cases`, fed by a view), with
+//! the conversions between enriched events and rows in both directions (events -> rows for the
+//! sink; rows -> events to prove nothing was lost on the way).
 //!
-//! The exposure snapshot is flattened into `exp_*` columns so SQL can group by it directly.
+//! Tables are `ReplacingMergeTree` keyed on `(clinic_id, event_id)`, so re-delivered events
+//! collapse; queries that count use `FINAL`. `dedup_version = 2^64-1 - received_at_ms` makes the
+//! earliest acceptance of an event win. Times are `Int64` milliseconds with a server-computed
+//! `DateTime` twin for SQL. Every event row carries the patient's exposure as of the event,
+//! flattened into `exp_*` columns so SQL can group by it, and a pseudonymous `patient_key`,
+//! never the clinic's patient reference.
 
-use clickhouse::Row;
 use pv_events::{
     Date, Drug, EnrichedAdverseEvent, EnrichedDose, EnrichedEvent, EnrichedMonitoring, EnrichedReaction,
     EventId, Exposure, Seriousness, Timestamp,
 };
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::columns::*;
+use crate::column::*;
+use crate::table::{CopyView, Schema, Table};
+use crate::table_row;
 
 /// Where a row came from on Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,29 +55,29 @@ fn ts(ms: Option<i64>) -> Option<Timestamp> {
     ms.map(Timestamp::from_millis)
 }
 
-/// The `exp_*` columns every event table has, in DDL order.
+/// The `exp_*` columns every event table has, in DDL order, after the listed ones.
 macro_rules! exposure_row {
-    ($(#[$doc:meta])* pub struct $name:ident { $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-        #[allow(missing_docs)]
-        pub struct $name {
-            $($(#[$fattr])* pub $field: $ty,)*
-            pub exp_administrations: i32,
-            pub exp_cumulative_mg: f64,
-            pub exp_cumulative_mg_per_kg: f64,
-            pub exp_doses_with_weight: i32,
-            pub exp_first_dose_at_ms: Option<i64>,
-            pub exp_last_dose_at_ms: Option<i64>,
-            pub exp_mean_interval_days: Option<f64>,
-            pub exp_recent_interval_days: Option<f64>,
-            pub exp_interval_trend_days_per_session: Option<f64>,
-            pub exp_baseline_dose_mg: Option<f64>,
-            pub exp_last_dose_mg: Option<f64>,
-            pub exp_escalation_ratio: Option<f64>,
-            pub dedup_version: u64,
-            pub kafka_partition: i32,
-            pub kafka_offset: i64,
+    ($(#[$doc:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        table_row! {
+            $(#[$doc])*
+            pub struct $name {
+                $($body)*
+                exp_administrations: i32,
+                exp_cumulative_mg: f64,
+                exp_cumulative_mg_per_kg: f64,
+                exp_doses_with_weight: i32,
+                exp_first_dose_at_ms: Option<i64>,
+                exp_last_dose_at_ms: Option<i64>,
+                exp_mean_interval_days: Option<f64>,
+                exp_recent_interval_days: Option<f64>,
+                exp_interval_trend_days_per_session: Option<f64>,
+                exp_baseline_dose_mg: Option<f64>,
+                exp_last_dose_mg: Option<f64>,
+                exp_escalation_ratio: Option<f64>,
+                dedup_version: u64,
+                kafka_partition: i32,
+                kafka_offset: i64,
+            }
         }
 
         impl $name {
@@ -180,7 +186,7 @@ exposure_row! {
         reporter_qualification: ReporterCol,
         reaction_verbatim: Vec<String>,
         reaction_coded_term: Vec<Option<String>>,
-        reaction_onset_date: Vec<Option<u16>>,
+        reaction_onset_date: Vec<Option<Day>>,
         reaction_outcome: Vec<OutcomeCol>,
         reaction_death: Vec<bool>,
         reaction_life_threatening: Vec<bool>,
@@ -207,6 +213,49 @@ exposure_row! {
         exposure_as_of_ms: i64,
         days_since_first_dose: Option<f64>,
         days_since_last_dose: Option<f64>,
+    }
+}
+
+/// `doses`: one row per administration.
+pub const DOSES: Table<DoseRow> =
+    Table::new("doses", "ReplacingMergeTree(dedup_version)", "(clinic_id, event_id)")
+        .partition_by("toYYYYMM(toDateTime(intDiv(administered_at_ms, 1000)))")
+        .with_datetimes(&["administered_at_ms", "received_at_ms"]);
+
+/// `monitoring_forms`: one row per session-monitoring form.
+pub const MONITORING_FORMS: Table<MonitoringRow> =
+    Table::new("monitoring_forms", "ReplacingMergeTree(dedup_version)", "(clinic_id, event_id)")
+        .partition_by("toYYYYMM(toDateTime(intDiv(monitored_at_ms, 1000)))")
+        .with_datetimes(&["monitored_at_ms", "received_at_ms"]);
+
+/// `ae_report_versions`: one row per version of an adverse-event report.
+pub const AE_REPORT_VERSIONS: Table<AdverseEventRow> =
+    Table::new("ae_report_versions", "ReplacingMergeTree(dedup_version)", "(clinic_id, event_id)")
+        .partition_by("toYYYYMM(toDateTime(intDiv(reported_at_ms, 1000)))")
+        .with_datetimes(&["reported_at_ms", "received_at_ms"]);
+
+/// The tables with one row per enriched event.
+pub const EVENT_TABLES: [&dyn Schema; 3] = [&DOSES, &MONITORING_FORMS, &AE_REPORT_VERSIONS];
+
+/// `ae_cases`: the current state of every case, its highest version (`FINAL` collapses the others).
+pub const AE_CASES: Table<CaseRow> =
+    Table::new("ae_cases", "ReplacingMergeTree(version)", "(clinic_id, report_id)");
+
+/// Feeds [`AE_CASES`] from every insert into [`AE_REPORT_VERSIONS`].
+pub const AE_CASES_MV: CopyView = CopyView { name: "ae_cases_mv", from: &AE_REPORT_VERSIONS, to: &AE_CASES };
+
+table_row! {
+    /// A row of `ae_cases`: a case as of one of its versions.
+    pub struct CaseRow {
+        clinic_id: String,
+        report_id: String,
+        version: i32,
+        #[serde(with = "clickhouse::serde::uuid")]
+        event_id: Uuid,
+        patient_key: String,
+        nullification: bool,
+        reported_at_ms: i64,
+        received_at_ms: i64,
     }
 }
 
@@ -321,7 +370,7 @@ impl AdverseEventRow {
             .map(|(i, r)| {
                 r.onset_date
                     .map(|d| {
-                        u16::try_from(d.days()).map_err(|_| RowError::DateOutOfRange {
+                        u16::try_from(d.days()).map(Day).map_err(|_| RowError::DateOutOfRange {
                             field: format!("reactions[{i}].onset_date"),
                             value: d.to_string(),
                         })
@@ -413,7 +462,7 @@ impl AdverseEventRow {
             .map(|i| EnrichedReaction {
                 verbatim: self.reaction_verbatim[i].clone(),
                 coded_term: self.reaction_coded_term[i].clone(),
-                onset_date: self.reaction_onset_date[i].map(|d| Date::from_days(i32::from(d))),
+                onset_date: self.reaction_onset_date[i].map(|d| Date::from_days(i32::from(d.0))),
                 outcome: self.reaction_outcome[i].into(),
                 seriousness: Seriousness {
                     death: self.reaction_death[i],

@@ -1,0 +1,283 @@
+//! One enricher session: its clients, and the consume -> enrich -> commit loop.
+//!
+//! The loop's steps: **poll** for the next input message; **rebalance** — a partition revoked
+//! while the open transaction holds its input aborts the transaction and rewinds (another
+//! instance owns the partition now); **process** the message into the transaction (the enriched
+//! event or a dead letter, the patient's state change, the input offset); **commit** when the
+//! transaction is due. A failed commit the producer can recover from is aborted and every
+//! assigned partition re-read from its committed offset with its state reloaded.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pv_events::{EnrichedEvent, EventCodec};
+use pv_runtime::Shutdown;
+use rdkafka::Offset;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::BaseRecord;
+
+use crate::pseudonym::key_hex;
+use crate::service::EnrichService;
+use crate::stores::{LoadError, StateStores};
+use crate::transaction::{KAFKA_TIMEOUT, Transaction, TxnError};
+
+/// Why a session ended. Every one but [`SessionError::Fenced`] repeated is survived by a new
+/// session (see [`EnrichService::run`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Setting up the clients or reading the topics' metadata failed.
+    #[error("{what}: {source}")]
+    Kafka {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: KafkaError,
+    },
+    /// The topics cannot work together (missing, or too few changelog partitions).
+    #[error("{0}")]
+    Topics(String),
+    /// Another producer with our transactional id took over.
+    #[error("fenced: another enricher runs with this transactional id; each instance needs its own ({0})")]
+    Fenced(String),
+    /// The producer cannot go on.
+    #[error("{0}")]
+    Transaction(TxnError),
+    /// A partition's state could not be loaded.
+    #[error("{0}")]
+    State(#[from] LoadError),
+    /// An enriched event could not be encoded (a bug).
+    #[error("encoding an enriched event: {0}")]
+    Encode(#[from] pv_events::CodecError),
+}
+
+impl From<TxnError> for SessionError {
+    fn from(e: TxnError) -> Self {
+        match e {
+            TxnError::Fenced(reason) => SessionError::Fenced(reason),
+            other => SessionError::Transaction(other),
+        }
+    }
+}
+
+fn kafka(what: &'static str) -> impl FnOnce(KafkaError) -> SessionError {
+    move |source| SessionError::Kafka { what, source }
+}
+
+/// Records partitions revoked by a rebalance, for the loop to act on.
+#[derive(Debug, Default)]
+pub(crate) struct RebalanceTracker {
+    revoked: Mutex<Vec<i32>>,
+}
+
+impl ClientContext for RebalanceTracker {}
+
+impl ConsumerContext for RebalanceTracker {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance
+            && let Ok(mut revoked) = self.revoked.lock()
+        {
+            revoked.extend(tpl.elements().iter().map(|e| e.partition()));
+        }
+    }
+}
+
+impl RebalanceTracker {
+    fn take(&self) -> Vec<i32> {
+        self.revoked.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
+    }
+}
+
+/// A session's clients and state.
+pub(crate) struct Session<'s> {
+    service: &'s EnrichService,
+    consumer: BaseConsumer<RebalanceTracker>,
+    work: Work<'s>,
+}
+
+/// What processing changes: the open transaction and the patients' state.
+struct Work<'s> {
+    service: &'s EnrichService,
+    txn: Transaction,
+    stores: StateStores,
+    /// Transactions committed by this session.
+    committed: u64,
+}
+
+impl<'s> Session<'s> {
+    /// Creates the clients (the transactional producer fences any older one with our id) and
+    /// checks the topics.
+    pub(crate) fn start(service: &'s EnrichService) -> Result<Self, SessionError> {
+        let (cfg, kafka_cfg) = (service.config(), service.kafka());
+        let mut cc = pv_runtime::kafka::consumer_config(kafka_cfg, &cfg.group_id);
+        cc.set("enable.auto.commit", "false");
+        let consumer: BaseConsumer<RebalanceTracker> =
+            cc.create_with_context(RebalanceTracker::default()).map_err(kafka("creating consumer"))?;
+        consumer.subscribe(&[&cfg.input_topic]).map_err(kafka("subscribing"))?;
+        let txn = Transaction::init(kafka_cfg, &cfg.transactional_id())
+            .map_err(kafka("initialising transactions"))?;
+        check_partitions(&consumer, &cfg.input_topic, &cfg.changelog_topic)?;
+        let stores =
+            StateStores::new(kafka_cfg, &cfg.group_id, &cfg.changelog_topic, service.metrics().clone())
+                .map_err(kafka("creating changelog reader"))?;
+        Ok(Self { service, consumer, work: Work { service, txn, stores, committed: 0 } })
+    }
+
+    /// Runs until `shutdown`, then commits the open transaction.
+    pub(crate) fn run(mut self, shutdown: &Shutdown) -> Result<(), SessionError> {
+        let cfg = self.service.config();
+        let max_wait = Duration::from_millis(cfg.batch_max_wait_ms);
+        while !shutdown.is_triggered() {
+            let polled = self.consumer.poll(self.work.txn.poll_time(max_wait));
+            let revoked = self.consumer.context().take();
+            if self.work.txn.holds_any(&revoked) {
+                // Work in flight for a partition we no longer own: roll everything back.
+                drop(polled);
+                tracing::warn!(?revoked, "partitions revoked mid-transaction; aborting and reloading");
+                self.abort_and_rewind()?;
+                continue;
+            }
+            self.work.stores.forget(&revoked);
+            match polled {
+                None => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
+                Some(Ok(m)) => self.work.process(&m)?,
+            }
+            if self.work.txn.is_due(cfg.batch_max_messages, max_wait) {
+                self.commit_or_rewind()?;
+            }
+        }
+        if self.work.txn.messages() > 0 {
+            self.commit_or_rewind()?;
+        }
+        tracing::info!("enricher stopped");
+        Ok(())
+    }
+
+    /// Commits the open transaction; on an abortable failure, aborts and rewinds.
+    fn commit_or_rewind(&mut self) -> Result<(), SessionError> {
+        let cfg = self.service.config();
+        let group = self.consumer.group_metadata().ok_or(SessionError::Kafka {
+            what: "reading the consumer group",
+            source: KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::UnknownGroup),
+        })?;
+        match self.work.txn.commit(&cfg.changelog_topic, &cfg.input_topic, &self.work.stores, &group) {
+            Ok(()) => {
+                let metrics = self.service.metrics();
+                metrics.transactions.inc();
+                metrics.patients.set(self.work.stores.patients() as i64);
+                self.work.committed += 1;
+                Ok(())
+            }
+            Err(TxnError::Abortable(e)) => {
+                tracing::warn!(error = %e, "transaction failed; aborting and reloading");
+                self.abort_and_rewind()
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Aborts the open transaction, forgets all state and rewinds every assigned partition to
+    /// its committed offset: what follows starts again from the last committed point.
+    fn abort_and_rewind(&mut self) -> Result<(), SessionError> {
+        self.service.metrics().aborts.inc();
+        self.work.txn.abort()?;
+        self.work.stores.clear();
+        let assignment = self.consumer.assignment().map_err(kafka("reading the assignment"))?;
+        let committed = self
+            .consumer
+            .committed_offsets(assignment, KAFKA_TIMEOUT)
+            .map_err(kafka("reading committed offsets"))?;
+        for e in committed.elements() {
+            let offset = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            self.consumer
+                .seek(e.topic(), e.partition(), offset, KAFKA_TIMEOUT)
+                .map_err(kafka("rewinding"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Work<'_> {
+    /// Adds one input message to the open transaction: its enriched event, or a dead letter.
+    fn process(&mut self, m: &BorrowedMessage<'_>) -> Result<(), SessionError> {
+        let (cfg, metrics) = (self.service.config(), self.service.metrics());
+        self.txn.begin()?;
+        let partition = m.partition();
+        let store = self.stores.partition(partition)?;
+        let codec = EventCodec::global();
+        let payload = m.payload().unwrap_or_default();
+        let outcome = codec
+            .decode(payload)
+            .map_err(|e| e.to_string())
+            .and_then(|ev| self.service.enricher().enrich(store, &ev));
+        match outcome {
+            Ok(out) => {
+                let bytes = codec.encode_enriched(&out.event)?;
+                let key = key_hex(&out.key);
+                self.txn.send(BaseRecord::to(&cfg.output_topic).key(&key).payload(&bytes))?;
+                if out.state_changed {
+                    self.txn.touched(partition, out.key);
+                }
+                metrics.enriched.with_label_values(&[kind(&out.event)]).inc();
+                metrics.uncoded_reactions.inc_by(out.uncoded as u64);
+            }
+            Err(reason) => {
+                tracing::warn!(partition, offset = m.offset(), %reason, "event to dead-letter topic");
+                let headers = pv_runtime::kafka::dead_letter_headers(
+                    &reason,
+                    m.topic(),
+                    partition,
+                    m.offset(),
+                    "enrich",
+                );
+                let mut record = BaseRecord::to(&cfg.dlq_topic).payload(payload).headers(headers);
+                if let Some(k) = m.key() {
+                    record = record.key(k);
+                }
+                self.txn.send(record)?;
+                metrics.dead_letters.inc();
+            }
+        }
+        self.txn.consumed(partition, m.offset());
+        #[cfg(feature = "fault-injection")]
+        crate::fault::abort_mid_transaction(self.committed, self.txn.messages(), cfg.batch_max_messages);
+        Ok(())
+    }
+}
+
+fn kind(e: &EnrichedEvent) -> &'static str {
+    match e {
+        EnrichedEvent::Dose(_) => "dose",
+        EnrichedEvent::Monitoring(_) => "monitoring",
+        EnrichedEvent::AdverseEvent(_) => "adverse_event",
+    }
+}
+
+/// The changelog must have a partition for every input partition.
+fn check_partitions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    input: &str,
+    changelog: &str,
+) -> Result<(), SessionError> {
+    let count = |topic: &str| {
+        pv_runtime::kafka::topics::partitions(consumer.client(), topic, KAFKA_TIMEOUT)
+            .map(|p| p.len())
+            .map_err(|e| {
+                SessionError::Topics(format!("topic {topic}: {e} (create it: deploy/local/start.sh)"))
+            })
+    };
+    let (input_partitions, changelog_partitions) = (count(input)?, count(changelog)?);
+    if changelog_partitions < input_partitions {
+        return Err(SessionError::Topics(format!(
+            "{changelog} has {changelog_partitions} partitions but {input} has {input_partitions}"
+        )));
+    }
+    Ok(())
+}

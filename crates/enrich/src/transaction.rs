@@ -1,0 +1,201 @@
+//! The enricher's Kafka transaction: the enriched events and dead letters of one batch, the
+//! changelog records of the patients it changed, and the input offsets it consumed, committed
+//! or aborted together.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use pv_events::EventCodec;
+use pv_runtime::KafkaConfig;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::pseudonym::{PatientKey, key_hex};
+use crate::state::PatientStateRecord;
+use crate::stores::StateStores;
+
+/// How long one transactional call may wait for the broker.
+pub(crate) const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a transactional operation failed, by what it takes to go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// A newer producer with our transactional id took over (another instance, or the
+    /// coordinator moved the epoch on after aborting our transaction in an outage).
+    #[error("fenced: {0}")]
+    Fenced(String),
+    /// The producer cannot go on (a fatal librdkafka error): only new clients can.
+    #[error("fatal producer error: {0}")]
+    Fatal(KafkaError),
+    /// The transaction failed; aborting it and re-reading from the committed point goes on.
+    #[error("transaction failed: {0}")]
+    Abortable(KafkaError),
+    /// A changelog record could not be encoded (a bug: the state and its schema disagree).
+    #[error("encoding a changelog record: {0}")]
+    Encode(#[from] pv_events::CodecError),
+}
+
+/// The transactional producer and what the open transaction holds.
+pub(crate) struct Transaction {
+    producer: ThreadedProducer<DefaultProducerContext>,
+    open: Option<Instant>,
+    messages: usize,
+    next_offsets: BTreeMap<i32, i64>,
+    touched: BTreeMap<i32, HashSet<PatientKey>>,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction").field("open", &self.open).field("messages", &self.messages).finish()
+    }
+}
+
+impl Transaction {
+    /// A transactional producer for `transactional_id`, initialised (which fences any older
+    /// producer with that id and aborts its open transaction).
+    pub(crate) fn init(kafka: &KafkaConfig, transactional_id: &str) -> Result<Self, KafkaError> {
+        let mut pc = pv_runtime::kafka::producer_config(kafka, KAFKA_TIMEOUT);
+        pc.set("transactional.id", transactional_id).set("transaction.timeout.ms", "60000");
+        let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
+        producer.init_transactions(KAFKA_TIMEOUT)?;
+        Ok(Self {
+            producer,
+            open: None,
+            messages: 0,
+            next_offsets: BTreeMap::new(),
+            touched: BTreeMap::new(),
+        })
+    }
+
+    /// Input messages consumed in the open transaction.
+    pub(crate) fn messages(&self) -> usize {
+        self.messages
+    }
+
+    /// Whether the open transaction holds input from any of `partitions`.
+    pub(crate) fn holds_any(&self, partitions: &[i32]) -> bool {
+        partitions.iter().any(|p| self.next_offsets.contains_key(p))
+    }
+
+    /// How long to poll for input: until the open transaction is due, or a while when none is.
+    pub(crate) fn poll_time(&self, max_wait: Duration) -> Duration {
+        self.open.map_or(Duration::from_millis(200), |t| max_wait.saturating_sub(t.elapsed()))
+    }
+
+    /// Whether the open transaction should commit: `max_messages` consumed or open `max_wait`.
+    pub(crate) fn is_due(&self, max_messages: usize, max_wait: Duration) -> bool {
+        self.open.is_some_and(|t| self.messages >= max_messages || t.elapsed() >= max_wait)
+    }
+
+    /// Begins a transaction unless one is open.
+    pub(crate) fn begin(&mut self) -> Result<(), TxnError> {
+        if self.open.is_none() {
+            self.producer.begin_transaction().map_err(|e| self.classify(e))?;
+            self.open = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Produces `record` in the open transaction (waiting while librdkafka's queue is full).
+    #[allow(clippy::result_large_err)] // the closure returns librdkafka's own (error, record)
+    pub(crate) fn send<K, P>(&self, record: BaseRecord<'_, K, P>) -> Result<(), TxnError>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+    {
+        let deadline = Instant::now() + KAFKA_TIMEOUT;
+        let wait = || std::thread::sleep(Duration::from_millis(2));
+        pv_runtime::kafka::produce::enqueue(record, deadline, |r| self.producer.send(r), wait)
+            .map_err(|e| self.classify(e))
+    }
+
+    /// Records that the input message at `offset` of `partition` is consumed by the transaction.
+    pub(crate) fn consumed(&mut self, partition: i32, offset: i64) {
+        self.next_offsets.insert(partition, offset + 1);
+        self.messages += 1;
+    }
+
+    /// Records that the state of `key` (input partition `partition`) changed.
+    pub(crate) fn touched(&mut self, partition: i32, key: PatientKey) {
+        self.touched.entry(partition).or_default().insert(key);
+    }
+
+    /// Writes the changelog record of every touched patient, adds the input offsets and commits.
+    pub(crate) fn commit(
+        &mut self,
+        changelog: &str,
+        input: &str,
+        stores: &StateStores,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), TxnError> {
+        let codec = EventCodec::global();
+        for (&partition, keys) in &self.touched {
+            for key in keys {
+                let Some(state) = stores.state(partition, key) else { continue };
+                let record: PatientStateRecord = state.to_record(key);
+                let bytes = codec.encode_record(&record)?;
+                let key = key_hex(key);
+                self.send(BaseRecord::to(changelog).partition(partition).key(&key).payload(&bytes))?;
+            }
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (&p, &next) in &self.next_offsets {
+            offsets.add_partition_offset(input, p, Offset::Offset(next)).map_err(TxnError::Abortable)?;
+        }
+        self.producer
+            .send_offsets_to_transaction(&offsets, group, KAFKA_TIMEOUT)
+            .map_err(|e| self.classify(e))?;
+        let mut attempt = 0;
+        loop {
+            match self.producer.commit_transaction(KAFKA_TIMEOUT) {
+                Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt < 5 => attempt += 1,
+                Err(e) => return Err(self.classify(e)),
+                Ok(()) => break,
+            }
+        }
+        self.reset();
+        Ok(())
+    }
+
+    /// Aborts the open transaction, if any.
+    pub(crate) fn abort(&mut self) -> Result<(), TxnError> {
+        if self.open.is_some() {
+            self.producer.abort_transaction(KAFKA_TIMEOUT).map_err(|e| self.classify(e))?;
+        }
+        self.reset();
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.open = None;
+        self.messages = 0;
+        self.next_offsets.clear();
+        self.touched.clear();
+    }
+
+    /// What a failed call takes to go on: fencing and fatal errors need new clients.
+    fn classify(&self, error: KafkaError) -> TxnError {
+        if let KafkaError::Transaction(e) = &error
+            && is_fencing(e.code())
+        {
+            return TxnError::Fenced(e.to_string());
+        }
+        match self.producer.client().fatal_error() {
+            Some((code, reason)) if is_fencing(code) => TxnError::Fenced(reason),
+            Some(_) => TxnError::Fatal(error),
+            None if matches!(&error, KafkaError::Transaction(e) if e.is_fatal()) => TxnError::Fatal(error),
+            None => TxnError::Abortable(error),
+        }
+    }
+}
+
+/// Whether `code` says a newer producer with our transactional id took over.
+fn is_fencing(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch
+    )
+}

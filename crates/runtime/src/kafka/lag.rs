@@ -1,0 +1,55 @@
+//! What a consumer group has yet to commit.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::read::PartitionReader;
+use crate::config::KafkaConfig;
+
+/// Messages on `topics` not yet committed by consumer group `group`.
+///
+/// On transactional topics the high watermark also counts commit markers, so a gap of up to
+/// 10,000 offsets is verified by reading it (committed records only); a larger gap is returned
+/// as is (an upper bound). A partition the group never committed counts from its start.
+pub fn group_lag(
+    kafka: &KafkaConfig,
+    group: &str,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<i64, KafkaError> {
+    let consumer: BaseConsumer = super::consumer_config(kafka, group).create()?;
+    let mut lag = 0;
+    for topic in topics {
+        let mut tpl = TopicPartitionList::new();
+        let mut highs = Vec::new();
+        for partition in super::topics::partitions(consumer.client(), topic, timeout)? {
+            let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+            tpl.add_partition(topic, partition);
+            highs.push((partition, low, high));
+        }
+        let committed = consumer.committed_offsets(tpl, timeout)?;
+        let mut probe = Vec::new();
+        for (partition, low, high) in highs {
+            let done = match committed.find_partition(topic, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o.max(low),
+                _ => low,
+            };
+            let gap = (high - done).max(0);
+            if gap == 0 || gap > 10_000 {
+                lag += gap;
+            } else {
+                probe.push((partition, Offset::Offset(done)));
+            }
+        }
+        if !probe.is_empty() {
+            let reader = PartitionReader::new(kafka, "pv-lag-probe")?;
+            let deadline = Instant::now() + timeout;
+            lag += reader.read(topic, &probe, deadline, |_| ControlFlow::Continue(()))? as i64;
+        }
+    }
+    Ok(lag)
+}

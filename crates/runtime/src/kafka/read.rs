@@ -1,0 +1,103 @@
+//! Reading partitions to their end: the changelog a service restores its state from, a topic
+//! replayed into ClickHouse, the records a lag probe counts, the message a dead letter copies.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+
+/// A consumer that reads assigned partitions and reports each one's end: in no group, committing
+/// nothing, and (like every consumer here) seeing committed transactional records only.
+pub struct PartitionReader {
+    consumer: BaseConsumer,
+}
+
+impl std::fmt::Debug for PartitionReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionReader").finish_non_exhaustive()
+    }
+}
+
+impl PartitionReader {
+    /// A reader on `kafka`'s cluster (`name` shows in the broker's client list).
+    pub fn new(kafka: &KafkaConfig, name: &str) -> Result<Self, KafkaError> {
+        let mut cfg = super::consumer_config(kafka, name);
+        cfg.set("enable.partition.eof", "true")
+            .set("enable.auto.commit", "false")
+            // An end reached is reported at once, not after the broker's fetch wait.
+            .set("fetch.wait.max.ms", "10");
+        Ok(Self { consumer: cfg.create()? })
+    }
+
+    /// The consumer underneath (metadata, watermarks).
+    pub fn consumer(&self) -> &BaseConsumer {
+        &self.consumer
+    }
+
+    /// Reads the partitions of `topic` in `starts` (partition, first offset) to their ends (as
+    /// of when each end is reached), calling `each` for every message; `each` may stop the read
+    /// early with `Break`. Returns the messages read, or `OperationTimedOut` when not done by
+    /// `deadline`. Transient consumer errors are logged and the read goes on.
+    pub fn read(
+        &self,
+        topic: &str,
+        starts: &[(i32, Offset)],
+        deadline: Instant,
+        mut each: impl FnMut(&BorrowedMessage<'_>) -> ControlFlow<()>,
+    ) -> Result<u64, KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        for &(partition, offset) in starts {
+            tpl.add_partition_offset(topic, partition, offset)?;
+        }
+        self.consumer.assign(&tpl)?;
+        // Partitions at their end (and nothing read from them since).
+        let mut ended: HashSet<i32> = HashSet::new();
+        let mut read = 0;
+        while ended.len() < starts.len() {
+            if Instant::now() >= deadline {
+                return Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut));
+            }
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    read += 1;
+                    ended.remove(&m.partition());
+                    if each(&m).is_break() {
+                        break;
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    ended.insert(p);
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, topic, "kafka read error; reading on"),
+                None => {}
+            }
+        }
+        self.consumer.unassign()?;
+        Ok(read)
+    }
+
+    /// The message at `offset` of `topic`/`partition` (`None` when that offset is gone: deleted
+    /// by retention, or an aborted transaction's record).
+    pub fn read_one(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        deadline: Instant,
+    ) -> Result<Option<OwnedMessage>, KafkaError> {
+        let mut found = None;
+        self.read(topic, &[(partition, Offset::Offset(offset))], deadline, |m| {
+            if m.offset() == offset {
+                found = Some(m.detach());
+            }
+            ControlFlow::Break(())
+        })?;
+        Ok(found)
+    }
+}

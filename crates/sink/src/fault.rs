@@ -1,0 +1,18 @@
+//! Fault injection for the tests and benchmarks (feature `fault-injection`, which the shipped
+//! binary is built without).
+
+use std::sync::OnceLock;
+
+/// Environment variable: abort the process right after the N-th successful flush's inserts,
+/// before its offsets are stored (a crash between insert and commit).
+pub const FAULT_ABORT_AFTER_INSERTS: &str = "PV_SINK_FAULT_ABORT_AFTER_INSERTS";
+
+/// Aborts the process if [`FAULT_ABORT_AFTER_INSERTS`] says so for the `flushes`-th flush.
+pub(crate) fn abort_after_inserts(flushes: u64) {
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var(FAULT_ABORT_AFTER_INSERTS).ok().and_then(|v| v.parse().ok()));
+    if at.is_some_and(|n| flushes >= n) {
+        tracing::error!("fault injection: aborting after insert, before commit");
+        std::process::abort();
+    }
+}

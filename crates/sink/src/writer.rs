@@ -1,0 +1,208 @@
+//! Making a batch durable: every table's rows inserted (the rows ClickHouse refuses for their
+//! content isolated and dead-lettered with the server's error), every dead letter delivered,
+//! transient failures retried with backoff ([`crate::failure`]) until they pass or shutdown.
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use pv_runtime::kafka::PartitionReader;
+use pv_runtime::{KafkaConfig, Shutdown};
+use pv_store::events::{AE_REPORT_VERSIONS, DOSES, MONITORING_FORMS};
+use pv_store::{Db, Table, TableRow};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::batch::{Batch, DeadLetter, Rows, Source};
+use crate::config::SinkConfig;
+use crate::failure::{Failure, classify};
+use crate::metrics::SinkMetrics;
+
+/// The flush was abandoned because shutdown was requested; nothing was committed.
+#[derive(Debug)]
+pub(crate) struct Interrupted;
+
+/// Writes batches to ClickHouse and dead letters to Kafka.
+pub(crate) struct Writer {
+    cfg: SinkConfig,
+    kafka: KafkaConfig,
+    db: Db,
+    dlq: FutureProducer,
+    metrics: SinkMetrics,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("db", &self.db).finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// A writer to `db`, dead-lettering to the configured topic.
+    pub(crate) fn new(
+        cfg: &SinkConfig,
+        kafka: &KafkaConfig,
+        db: Db,
+        metrics: SinkMetrics,
+    ) -> Result<Self, rdkafka::error::KafkaError> {
+        let dlq: FutureProducer =
+            pv_runtime::kafka::producer_config(kafka, Duration::from_secs(30)).create()?;
+        Ok(Self { cfg: cfg.clone(), kafka: kafka.clone(), db, dlq, metrics })
+    }
+
+    /// Makes `batch` durable, or gives up when `shutdown` is triggered.
+    pub(crate) async fn flush(&self, batch: &Batch, shutdown: &Shutdown) -> Result<(), Interrupted> {
+        let started = Instant::now();
+        // The tables are independent: insert them concurrently (ClickHouse parses each on its own
+        // thread); the batch is durable once all three are acknowledged.
+        let (doses, forms, reports) = tokio::join!(
+            self.insert_isolating(&DOSES, &batch.doses, shutdown),
+            self.insert_isolating(&MONITORING_FORMS, &batch.monitoring, shutdown),
+            self.insert_isolating(&AE_REPORT_VERSIONS, &batch.adverse_events, shutdown),
+        );
+        let refused = [
+            (&batch.doses.sources, doses?),
+            (&batch.monitoring.sources, forms?),
+            (&batch.adverse_events.sources, reports?),
+        ];
+        for (sources, rows) in refused {
+            for (index, reason) in rows {
+                let source = &sources[index];
+                let dead = self
+                    .retrying("dead-letter source", shutdown, || self.read_source(source, &reason))
+                    .await?;
+                self.send_dead(&dead, shutdown).await?;
+            }
+        }
+        for dead in &batch.dead_letters {
+            self.send_dead(dead, shutdown).await?;
+        }
+        self.metrics.batches.inc();
+        self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+        tracing::debug!(messages = batch.len(), ms = started.elapsed().as_millis() as u64, "batch durable");
+        Ok(())
+    }
+
+    async fn send_dead(&self, dead: &DeadLetter, shutdown: &Shutdown) -> Result<(), Interrupted> {
+        self.retrying("dead-letter", shutdown, || send_dead_letter(&self.dlq, &self.cfg.dlq_topic, dead))
+            .await?;
+        self.metrics.dead_letters.inc();
+        Ok(())
+    }
+
+    /// Inserts `rows` into `table`; returns the rows ClickHouse refused for their content (index
+    /// into `rows`, server error). A refused insert is split in halves until each refused row
+    /// stands alone; the accepted parts are inserted (an accepted part inserted twice is
+    /// deduplicated like any re-delivery).
+    async fn insert_isolating<T: TableRow>(
+        &self,
+        table: &Table<T>,
+        rows: &Rows<T>,
+        shutdown: &Shutdown,
+    ) -> Result<Vec<(usize, String)>, Interrupted> {
+        let name = table.table_name();
+        let mut refused = Vec::new();
+        // Ranges of `rows` still to insert; a refused range is replaced by its two halves.
+        let mut pending: Vec<Range<usize>> = Vec::new();
+        pending.push(0..rows.len());
+        while let Some(range) = pending.pop() {
+            if range.is_empty() {
+                continue;
+            }
+            let part = &rows.rows[range.clone()];
+            let outcome = self
+                .retrying(name, shutdown, || async {
+                    match self.db.insert(table, part).await {
+                        Ok(()) => Ok(Ok(())),
+                        Err(e) => match classify(&e) {
+                            Failure::Rejected(reason) => Ok(Err(reason)),
+                            Failure::Transient(reason) => Err(reason),
+                        },
+                    }
+                })
+                .await?;
+            match outcome {
+                Ok(()) => self.metrics.rows_inserted.with_label_values(&[name]).inc_by(range.len() as u64),
+                Err(reason) if range.len() == 1 => {
+                    let s = &rows.sources[range.start];
+                    tracing::warn!(table = name, topic = %s.topic, partition = s.partition, offset = s.offset, %reason, "ClickHouse refused the row; to the dead-letter topic");
+                    self.metrics.rows_refused.with_label_values(&[name]).inc();
+                    refused.push((range.start, reason));
+                }
+                Err(reason) => {
+                    tracing::warn!(table = name, rows = range.len(), %reason, "ClickHouse refused the insert; splitting it to find the refused rows");
+                    let mid = range.start + range.len() / 2;
+                    pending.push(mid..range.end);
+                    pending.push(range.start..mid);
+                }
+            }
+        }
+        Ok(refused)
+    }
+
+    /// The original message of a row ClickHouse refused, as a dead letter with the server's error.
+    async fn read_source(&self, source: &Source, reason: &str) -> Result<DeadLetter, String> {
+        let (kafka, s) = (self.kafka.clone(), source.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            let reader = PartitionReader::new(&kafka, "pv-sink-dead-letter-reader")?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            reader.read_one(&s.topic, s.partition, s.offset, deadline)
+        });
+        let message =
+            read.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?.ok_or_else(|| {
+                format!("{}/{} offset {} is gone", source.topic, source.partition, source.offset)
+            })?;
+        Ok(DeadLetter {
+            topic: source.topic.to_string(),
+            partition: source.partition,
+            offset: source.offset,
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            reason: format!("ClickHouse refused the row: {reason}"),
+        })
+    }
+
+    /// Runs `attempt` until it succeeds, doubling the delay between tries, or until shutdown.
+    async fn retrying<T, F, Fut, E>(
+        &self,
+        what: &str,
+        shutdown: &Shutdown,
+        mut attempt: F,
+    ) -> Result<T, Interrupted>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let mut delay = Duration::from_millis(self.cfg.retry_initial_ms);
+        loop {
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    self.metrics.insert_failures.with_label_values(&[what]).inc();
+                    tracing::warn!(target_table = what, error = %e, retry_in_ms = delay.as_millis() as u64, "write failed; retrying");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait() => return Err(Interrupted),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_millis(self.cfg.retry_max_ms));
+        }
+    }
+}
+
+async fn send_dead_letter(dlq: &FutureProducer, topic: &str, dead: &DeadLetter) -> Result<(), String> {
+    let headers = pv_runtime::kafka::dead_letter_headers(
+        &dead.reason,
+        &dead.topic,
+        dead.partition,
+        dead.offset,
+        "sink",
+    );
+    let mut record: FutureRecord<'_, [u8], [u8]> =
+        FutureRecord::to(topic).payload(dead.payload.as_slice()).headers(headers);
+    if let Some(key) = &dead.key {
+        record = record.key(key.as_slice());
+    }
+    dlq.send(record, Duration::from_secs(5)).await.map(|_| ()).map_err(|(e, _)| e.to_string())
+}

@@ -1,0 +1,235 @@
+//! Columns: how a Rust field type is stored in ClickHouse, and the `Enum8` column enums.
+//!
+//! [`ColumnType`] names the ClickHouse type of a row field exactly as ClickHouse prints it in
+//! `system.columns`, so the DDL is rendered from the row types and the live tables can be
+//! compared with them. RowBinary carries an `Enum8` as its `Int8` value, so each event enum has
+//! a column twin here whose names and numbers are written once, in [`enum8_column!`].
+
+use pv_events as ev;
+use serde::{Deserialize, Serialize};
+use serde_repr::{Deserialize_repr, Serialize_repr};
+
+/// A Rust type stored in a ClickHouse column.
+pub trait ColumnType {
+    /// The column type as ClickHouse prints it, e.g. `Array(Nullable(String))`.
+    fn column_type() -> String;
+}
+
+macro_rules! column_types {
+    ($($rust:ty => $clickhouse:literal),* $(,)?) => {
+        $(impl ColumnType for $rust {
+            fn column_type() -> String {
+                $clickhouse.into()
+            }
+        })*
+    };
+}
+
+column_types! {
+    bool => "UInt8",
+    u8 => "UInt8",
+    i32 => "Int32",
+    u32 => "UInt32",
+    i64 => "Int64",
+    u64 => "UInt64",
+    f64 => "Float64",
+    String => "String",
+    uuid::Uuid => "UUID",
+}
+
+impl<T: ColumnType> ColumnType for Option<T> {
+    fn column_type() -> String {
+        format!("Nullable({})", T::column_type())
+    }
+}
+
+impl<T: ColumnType> ColumnType for Vec<T> {
+    fn column_type() -> String {
+        format!("Array({})", T::column_type())
+    }
+}
+
+/// A ClickHouse `Date`: days since 1970-01-01 (1970-01-01 .. 2149-06-06).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Day(pub u16);
+
+impl ColumnType for Day {
+    fn column_type() -> String {
+        "Date".into()
+    }
+}
+
+/// A ClickHouse `DateTime`: seconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seconds(pub u32);
+
+impl ColumnType for Seconds {
+    fn column_type() -> String {
+        "DateTime".into()
+    }
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Its name.
+    pub name: String,
+    /// Its type as ClickHouse prints it.
+    pub ty: String,
+    /// The expression of a `MATERIALIZED` column (computed by the server, never inserted).
+    pub materialized: Option<String>,
+}
+
+impl Column {
+    /// A stored column of Rust type `T`.
+    pub fn of<T: ColumnType>(name: &str) -> Self {
+        Self { name: name.into(), ty: T::column_type(), materialized: None }
+    }
+
+    /// The `DateTime` the server computes from the milliseconds column `ms_column` (`X_ms` -> `X`).
+    pub fn datetime_of(ms_column: &str) -> Self {
+        Self {
+            name: ms_column.strip_suffix("_ms").unwrap_or(ms_column).into(),
+            ty: Seconds::column_type(),
+            materialized: Some(format!("toDateTime(intDiv({ms_column}, 1000))")),
+        }
+    }
+
+    /// The column as it stands in `CREATE TABLE`.
+    pub fn ddl(&self) -> String {
+        match &self.materialized {
+            None => format!("{} {}", self.name, self.ty),
+            Some(expr) => format!("{} {} MATERIALIZED {expr}", self.name, self.ty),
+        }
+    }
+}
+
+/// The `(name, number)` pairs of every `Enum8` in a column type as ClickHouse prints it, in
+/// order of appearance (`Array(Nullable(Enum8('a' = 1, 'b' = 2)))` -> `[("a", 1), ("b", 2)]`).
+pub fn enum8_values(ty: &str) -> Vec<(String, i8)> {
+    let Some(start) = ty.find("Enum8(") else { return Vec::new() };
+    let body = &ty[start + "Enum8(".len()..];
+    let body = &body[..body.find(')').unwrap_or(body.len())];
+    body.split(", ")
+        .filter_map(|pair| {
+            let (name, number) = pair.rsplit_once(" = ")?;
+            Some((name.trim_matches('\'').to_string(), number.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+macro_rules! enum8_column {
+    ($(#[$doc:meta])* $col:ident <=> $ev:ident { $($variant:ident = $n:literal => $name:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize_repr, Deserialize_repr)]
+        #[repr(i8)]
+        #[allow(missing_docs)]
+        pub enum $col { $($variant = $n),+ }
+
+        impl ColumnType for $col {
+            fn column_type() -> String {
+                let values: &[String] = &[$(format!("'{}' = {}", $name, $n)),+];
+                format!("Enum8({})", values.join(", "))
+            }
+        }
+
+        impl From<ev::$ev> for $col {
+            fn from(v: ev::$ev) -> Self {
+                match v { $(ev::$ev::$variant => $col::$variant),+ }
+            }
+        }
+
+        impl From<$col> for ev::$ev {
+            fn from(v: $col) -> Self {
+                match v { $($col::$variant => ev::$ev::$variant),+ }
+            }
+        }
+    };
+}
+
+enum8_column! {
+    /// `product` columns.
+    ProductCol <=> Product { Ketamine = 1 => "ketamine", Esketamine = 2 => "esketamine" }
+}
+enum8_column! {
+    /// `route` columns.
+    RouteCol <=> Route {
+        Iv = 1 => "iv", Im = 2 => "im", Intranasal = 3 => "intranasal",
+        Oral = 4 => "oral", Sublingual = 5 => "sublingual", Sc = 6 => "sc",
+    }
+}
+enum8_column! {
+    /// `reporter_qualification` column.
+    ReporterCol <=> ReporterQualification {
+        Physician = 1 => "physician", Pharmacist = 2 => "pharmacist",
+        OtherHealthProfessional = 3 => "other_health_professional", Lawyer = 4 => "lawyer",
+        Consumer = 5 => "consumer",
+    }
+}
+enum8_column! {
+    /// `reaction_outcome` column.
+    OutcomeCol <=> Outcome {
+        Recovered = 1 => "recovered", Recovering = 2 => "recovering", NotRecovered = 3 => "not_recovered",
+        RecoveredWithSequelae = 4 => "recovered_with_sequelae", Fatal = 5 => "fatal", Unknown = 6 => "unknown",
+    }
+}
+enum8_column! {
+    /// `drug_role` column.
+    DrugRoleCol <=> DrugRole { Suspect = 1 => "suspect", Concomitant = 2 => "concomitant", Interacting = 3 => "interacting" }
+}
+enum8_column! {
+    /// `drug_causality` column.
+    CausalityCol <=> Causality {
+        Certain = 1 => "certain", Probable = 2 => "probable", Possible = 3 => "possible",
+        Unlikely = 4 => "unlikely", Conditional = 5 => "conditional", Unassessable = 6 => "unassessable",
+    }
+}
+enum8_column! {
+    /// `drug_dechallenge` and `drug_rechallenge` columns.
+    ChallengeCol <=> ChallengeResult {
+        Positive = 1 => "positive", Negative = 2 => "negative", NotApplicable = 3 => "not_applicable", Unknown = 4 => "unknown",
+    }
+}
+enum8_column! {
+    /// `reaction_coded_from` column.
+    CodedFromCol <=> CodedFrom { ClinicTerm = 1 => "clinic_term", Verbatim = 2 => "verbatim", Uncoded = 3 => "uncoded" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_render_as_clickhouse_prints_them() {
+        assert_eq!(ProductCol::column_type(), "Enum8('ketamine' = 1, 'esketamine' = 2)");
+        assert_eq!(Vec::<Option<Day>>::column_type(), "Array(Nullable(Date))");
+        assert_eq!(Vec::<Vec<String>>::column_type(), "Array(Array(String))");
+        assert!(ChallengeCol::column_type().ends_with("'not_applicable' = 3, 'unknown' = 4)"));
+    }
+
+    #[test]
+    fn enum_values_are_read_back_from_a_type() {
+        let ty = Vec::<Option<ProductCol>>::column_type();
+        assert_eq!(enum8_values(&ty), [("ketamine".to_string(), 1), ("esketamine".to_string(), 2)]);
+        assert!(enum8_values("Nullable(Float64)").is_empty());
+    }
+
+    #[test]
+    fn names_match_the_event_enums_wire_names() {
+        // The Enum8 names are the JSON/Avro names of the event enums, so SQL reads like the API.
+        let json = serde_json::to_string(&ev::Route::Intranasal).expect("json");
+        assert!(RouteCol::column_type().contains(&format!("'{}' = 3", json.trim_matches('"'))));
+        assert_eq!(ev::Route::from(RouteCol::from(ev::Route::Sc)), ev::Route::Sc);
+    }
+
+    #[test]
+    fn datetime_twins_are_computed_from_milliseconds() {
+        let c = Column::datetime_of("administered_at_ms");
+        assert_eq!(
+            c.ddl(),
+            "administered_at DateTime MATERIALIZED toDateTime(intDiv(administered_at_ms, 1000))"
+        );
+    }
+}

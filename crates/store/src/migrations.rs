@@ -1,0 +1,167 @@
+//! Versioned migrations, applied by `pv migrate` and at sink start-up.
+//!
+//! Each migration runs once and is recorded in `schema_migrations`. Its steps are idempotent
+//! (`IF NOT EXISTS`), so a crash between a step and the record is harmless.
+//!
+//! A table's definition (its row type and [`crate::table::Table`]) is its current shape, and the
+//! migration that first created the table renders it from that definition. When a table changes
+//! later, its definition changes and a new migration brings the databases created before to the
+//! same shape, written so that it changes nothing on a database created in the new shape.
+//! `tests/store_schema.rs` checks both paths against the definitions: a new database, and one
+//! created by the previous release (`tests/fixtures/`) and migrated. Never shrink an `Enum8` in
+//! a migration: ClickHouse 18.16 keeps rows with the dropped value, then fails every read.
+//!
+//! The DDL runs on ClickHouse 18.16 and on current releases: no DateTime64, LowCardinality,
+//! window functions or table-level dedup settings.
+
+use pv_runtime::ClickHouseConfig;
+
+use crate::column::Seconds;
+use crate::events::{AE_CASES, AE_CASES_MV, AE_REPORT_VERSIONS, DOSES, MONITORING_FORMS};
+use crate::signals::{SIGNAL_CHANGES, SIGNAL_RESULTS};
+use crate::table::{CopyView, Schema, Table};
+use crate::{Db, StoreError, table_row};
+
+/// One step of a migration.
+#[derive(Debug, Clone, Copy)]
+pub enum Step {
+    /// A statement, as written.
+    Sql(&'static str),
+    /// Create a table from its definition.
+    Create(&'static dyn Schema),
+    /// Create a materialized view from its definition.
+    CreateView(&'static CopyView),
+}
+
+impl Step {
+    /// The statement this step runs.
+    pub fn statement(&self) -> String {
+        match self {
+            Step::Sql(sql) => (*sql).to_string(),
+            Step::Create(table) => table.create_statement(),
+            Step::CreateView(view) => view.create_statement(),
+        }
+    }
+}
+
+/// One migration: a version, a name, and its steps.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Strictly increasing version.
+    pub version: u32,
+    /// Short description.
+    pub name: &'static str,
+    /// Run in order.
+    pub steps: &'static [Step],
+}
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    // Its three tables (`dose_administered`, `session_monitoring`, `adverse_event_report`) held
+    // the clinics' patient references and are dropped by migration 2: a new database skips them.
+    Migration { version: 1, name: "raw clinic event tables", steps: &[] },
+    Migration {
+        version: 2,
+        name: "enriched event tables; no raw patient references",
+        steps: &[
+            // Only pseudonymous keys reach ClickHouse from here on; the data of the raw tables is
+            // rebuilt from the enriched topic (Kafka is the record).
+            Step::Sql("DROP TABLE IF EXISTS dose_administered"),
+            Step::Sql("DROP TABLE IF EXISTS session_monitoring"),
+            Step::Sql("DROP TABLE IF EXISTS adverse_event_report"),
+            Step::Create(&DOSES),
+            Step::Create(&MONITORING_FORMS),
+            Step::Create(&AE_REPORT_VERSIONS),
+            Step::Create(&AE_CASES),
+            Step::CreateView(&AE_CASES_MV),
+        ],
+    },
+    Migration {
+        version: 3,
+        name: "signal results and the signal change log",
+        steps: &[Step::Create(&SIGNAL_RESULTS), Step::Create(&SIGNAL_CHANGES)],
+    },
+];
+
+table_row! {
+    /// A row of `schema_migrations`: a migration applied.
+    pub struct MigrationRow {
+        version: u32,
+        name: String,
+        applied_at: Seconds,
+    }
+}
+
+/// `schema_migrations`: which migrations a database has.
+pub const SCHEMA_MIGRATIONS: Table<MigrationRow> =
+    Table::new("schema_migrations", "ReplacingMergeTree", "version");
+
+/// Creates the database if needed and applies every migration not yet recorded.
+/// Returns the versions applied by this call.
+pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<u32>, StoreError> {
+    migrate_with(cfg, MIGRATIONS).await
+}
+
+/// [`migrate`] with an explicit migration list.
+pub async fn migrate_with(cfg: &ClickHouseConfig, migrations: &[Migration]) -> Result<Vec<u32>, StoreError> {
+    if !is_identifier(&cfg.database) {
+        return Err(StoreError::BadDatabaseName(cfg.database.clone()));
+    }
+    let server = pv_runtime::clickhouse::server_client(cfg);
+    server.query(&format!("CREATE DATABASE IF NOT EXISTS {}", cfg.database)).execute().await?;
+    let db = Db::new(cfg);
+    db.client().query(&SCHEMA_MIGRATIONS.create_statement()).execute().await?;
+    let applied: Vec<u32> = db.sql("SELECT DISTINCT version FROM {schema_migrations}").fetch_all().await?;
+    let mut done = Vec::new();
+    for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
+        let err = |source| StoreError::Migration { version: m.version, name: m.name, source };
+        for step in m.steps {
+            db.client().query(&step.statement()).execute().await.map_err(err)?;
+        }
+        let record = MigrationRow { version: m.version, name: m.name.into(), applied_at: now() };
+        db.insert(&SCHEMA_MIGRATIONS, &[record]).await.map_err(err)?;
+        tracing::info!(version = m.version, name = m.name, database = %cfg.database, "migration applied");
+        done.push(m.version);
+    }
+    Ok(done)
+}
+
+fn now() -> Seconds {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Seconds(u32::try_from(secs).unwrap_or(u32::MAX))
+}
+
+/// Whether `s` is a plain SQL identifier.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s.len() <= 64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_strictly_increase() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+    }
+
+    #[test]
+    fn every_table_is_created_by_some_migration() {
+        let created: Vec<String> = MIGRATIONS.iter().flat_map(|m| m.steps).map(Step::statement).collect();
+        for table in crate::TABLES.iter().filter(|t| t.name() != SCHEMA_MIGRATIONS.table_name()) {
+            let ddl = table.create_statement();
+            assert!(created.contains(&ddl), "no migration creates `{}` as defined", table.name());
+        }
+    }
+
+    #[test]
+    fn database_names_must_be_identifiers() {
+        assert!(is_identifier("pv_test_01"));
+        assert!(!is_identifier("pv; DROP TABLE x"));
+        assert!(!is_identifier("1pv"));
+        assert!(!is_identifier(""));
+    }
+}

@@ -1,0 +1,189 @@
+//! The signal tables: `signal_results` (every result of every signals run: the dashboard's
+//! source and the record of what was known when) and `signal_changes` (every change of a
+//! signal's state, as emitted on the signals topic; append-only, the current state of a signal
+//! is its latest row).
+
+use pv_events::AvroRecord;
+
+use crate::table::Table;
+use crate::table_row;
+
+/// `signal_results`.
+pub const SIGNAL_RESULTS: Table<SignalResult> =
+    Table::new("signal_results", "MergeTree", "(analysis, product, event, run_at_ms)")
+        .partition_by("toYYYYMM(toDateTime(intDiv(run_at_ms, 1000)))")
+        .with_datetimes(&["run_at_ms"]);
+
+/// `signal_changes`.
+pub const SIGNAL_CHANGES: Table<SignalEvent> =
+    Table::new("signal_changes", "MergeTree", "(signal_key, run_at_ms)");
+
+table_row! {
+    /// One computed measure: the unit the dashboard shows and the signal workflow tracks.
+    #[derive(Default)]
+    pub struct SignalResult {
+        /// Start of the run that computed it (ms since the epoch; set when stored).
+        run_at_ms: i64,
+        /// The data time the run analysed up to (set when stored).
+        as_of_ms: i64,
+        /// Analysis (as its name).
+        analysis: String,
+        /// Window (as its name).
+        time_window: String,
+        /// Product, or `*` for all.
+        product: String,
+        /// Route, or `*`.
+        route: String,
+        /// Formulation, or `*`.
+        formulation: String,
+        /// Cumulative-dose band label, or `*`.
+        dose_band: String,
+        /// Event group, preferred term, or dependence marker.
+        event: String,
+        /// `group`, `pt` or `marker`.
+        event_level: String,
+        /// Cases (or patients showing a marker).
+        n: u64,
+        /// The denominator behind the estimate (administrations, patient-years, patients, expected).
+        denominator: f64,
+        /// The main measure.
+        estimate: f64,
+        /// Its lower 95% bound (quartile for time to onset).
+        lower: f64,
+        /// Its upper 95% bound.
+        upper: f64,
+        /// PRR (disproportionality).
+        prr: Option<f64>,
+        /// Yates chi-square (disproportionality).
+        chi2: Option<f64>,
+        /// ROR (disproportionality).
+        ror: Option<f64>,
+        /// ROR lower 95% bound.
+        ror_lower: Option<f64>,
+        /// IC025 (disproportionality).
+        ic025: Option<f64>,
+        /// EBGM (disproportionality).
+        ebgm: Option<f64>,
+        /// EB05 (disproportionality).
+        eb05: Option<f64>,
+        /// MaxSPRT log-likelihood ratio.
+        llr: Option<f64>,
+        /// MaxSPRT critical value.
+        cv: Option<f64>,
+        /// Dose-response trend z.
+        trend_z: Option<f64>,
+        /// Whether the result is a signal by the configured thresholds.
+        signal: bool,
+        /// Caveats (comma-separated: small_count, zero_cell_corrected, mgps_unavailable, ...).
+        flags: String,
+    }
+}
+
+impl SignalResult {
+    /// The identity of the result across runs (what a signal's status is tracked by).
+    pub fn key(&self) -> String {
+        [
+            &self.analysis,
+            &self.time_window,
+            &self.product,
+            &self.route,
+            &self.formulation,
+            &self.dose_band,
+            &self.event,
+        ]
+        .map(|s| s.as_str())
+        .join("|")
+    }
+}
+
+table_row! {
+    /// One change of one signal. Field for field the Avro record and the `signal_changes` row.
+    #[allow(missing_docs)]
+    pub struct SignalEvent {
+        /// Deterministic id: a re-sent change has the same one (see [`event_id`]).
+        event_id: String,
+        /// `new`, `updated` or `closed`.
+        change: String,
+        run_at_ms: i64,
+        as_of_ms: i64,
+        first_signalled_at_ms: i64,
+        signal_key: String,
+        analysis: String,
+        time_window: String,
+        product: String,
+        route: String,
+        formulation: String,
+        dose_band: String,
+        event: String,
+        event_level: String,
+        n: i64,
+        previous_n: Option<i64>,
+        denominator: f64,
+        estimate: f64,
+        lower: f64,
+        upper: f64,
+        prr: Option<f64>,
+        chi2: Option<f64>,
+        ror: Option<f64>,
+        ror_lower: Option<f64>,
+        ic025: Option<f64>,
+        ebgm: Option<f64>,
+        eb05: Option<f64>,
+        llr: Option<f64>,
+        cv: Option<f64>,
+        trend_z: Option<f64>,
+        flags: String,
+    }
+}
+
+impl AvroRecord for SignalEvent {
+    const AVRO_NAME: &'static str = "pv.signals.SignalEvent";
+}
+
+impl SignalEvent {
+    /// The change `change` (`new`, `updated`, `closed`) with id `event_id` of the signal whose
+    /// latest result is `r`, first raised at `first_signalled_at_ms`, with `previous_n` cases at
+    /// its previous change.
+    pub fn of_result(
+        r: &SignalResult,
+        change: &str,
+        event_id: String,
+        run_at_ms: i64,
+        first_signalled_at_ms: i64,
+        previous_n: Option<i64>,
+    ) -> Self {
+        SignalEvent {
+            event_id,
+            change: change.into(),
+            run_at_ms,
+            as_of_ms: r.as_of_ms,
+            first_signalled_at_ms,
+            signal_key: r.key(),
+            analysis: r.analysis.clone(),
+            time_window: r.time_window.clone(),
+            product: r.product.clone(),
+            route: r.route.clone(),
+            formulation: r.formulation.clone(),
+            dose_band: r.dose_band.clone(),
+            event: r.event.clone(),
+            event_level: r.event_level.clone(),
+            n: i64::try_from(r.n).unwrap_or(i64::MAX),
+            previous_n,
+            denominator: r.denominator,
+            estimate: r.estimate,
+            lower: r.lower,
+            upper: r.upper,
+            prr: r.prr,
+            chi2: r.chi2,
+            ror: r.ror,
+            ror_lower: r.ror_lower,
+            ic025: r.ic025,
+            ebgm: r.ebgm,
+            eb05: r.eb05,
+            llr: r.llr,
+            cv: r.cv,
+            trend_z: r.trend_z,
+            flags: r.flags.clone(),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Tables: a definition (name, engine, keys) typed by its row, and the DDL rendered from both.
+//!
+//! A row type is declared with [`table_row!`], which derives the clickhouse-rs `Row` and lists
+//! the columns with the ClickHouse types of the fields ([`crate::column::ColumnType`]). The
+//! table's `CREATE` statement is rendered from that list, so a column and its type are written
+//! once, in the row.
+
+use std::marker::PhantomData;
+
+use crate::column::Column;
+
+/// What every table definition can say about itself, whatever its row type.
+pub trait Schema: Sync {
+    /// The table's name (as created; see [`crate::Db::name_of`] for the name queries use).
+    fn name(&self) -> &'static str;
+    /// Every column in DDL order, the `MATERIALIZED` ones included.
+    fn columns(&self) -> Vec<Column>;
+    /// The row type's field names (what an insert writes).
+    fn row_fields(&self) -> &'static [&'static str];
+    /// `CREATE TABLE IF NOT EXISTS ...` for this table.
+    fn create_statement(&self) -> String;
+}
+
+/// A row type stored in a table: its stored columns, in order.
+pub trait TableRow: clickhouse::RowOwned + clickhouse::RowRead + clickhouse::RowWrite {
+    /// The stored columns (one per field).
+    fn columns() -> Vec<Column>;
+}
+
+/// A table whose rows are `R`.
+#[derive(Debug)]
+pub struct Table<R> {
+    name: &'static str,
+    engine: &'static str,
+    partition_by: Option<&'static str>,
+    order_by: &'static str,
+    datetimes: &'static [&'static str],
+    row: PhantomData<fn() -> R>,
+}
+
+impl<R> Table<R> {
+    /// A table `name` with `engine` (e.g. `ReplacingMergeTree(version)`), sorted by `order_by`.
+    pub const fn new(name: &'static str, engine: &'static str, order_by: &'static str) -> Self {
+        Self { name, engine, partition_by: None, order_by, datetimes: &[], row: PhantomData }
+    }
+
+    /// Partitioned by `expr`.
+    pub const fn partition_by(self, expr: &'static str) -> Self {
+        Self { partition_by: Some(expr), ..self }
+    }
+
+    /// With a server-computed `DateTime` twin right after each of these `X_ms` columns, for SQL
+    /// that wants calendar functions ([`Column::datetime_of`]).
+    pub const fn with_datetimes(self, ms_columns: &'static [&'static str]) -> Self {
+        Self { datetimes: ms_columns, ..self }
+    }
+
+    /// The table's name.
+    pub const fn table_name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<R: TableRow> Schema for Table<R> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        let mut out = Vec::new();
+        for column in R::columns() {
+            let twin =
+                self.datetimes.contains(&column.name.as_str()).then(|| Column::datetime_of(&column.name));
+            out.push(column);
+            out.extend(twin);
+        }
+        out
+    }
+
+    fn row_fields(&self) -> &'static [&'static str] {
+        R::COLUMN_NAMES
+    }
+
+    fn create_statement(&self) -> String {
+        let columns: Vec<String> = self.columns().iter().map(Column::ddl).collect();
+        let partition = self.partition_by.map(|p| format!("\nPARTITION BY {p}")).unwrap_or_default();
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n    {}\n) ENGINE = {}{partition}\nORDER BY {}",
+            self.name,
+            columns.join(",\n    "),
+            self.engine,
+            self.order_by
+        )
+    }
+}
+
+/// A materialized view that copies the columns of `to`'s row from every insert into `from`.
+#[derive(Debug)]
+pub struct CopyView {
+    /// The view's name.
+    pub name: &'static str,
+    /// The table it reads inserts of.
+    pub from: &'static dyn Schema,
+    /// The table it writes.
+    pub to: &'static dyn Schema,
+}
+
+impl CopyView {
+    /// `CREATE MATERIALIZED VIEW IF NOT EXISTS ...`.
+    pub fn create_statement(&self) -> String {
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {} AS\n    SELECT {}\n    FROM {}",
+            self.name,
+            self.to.name(),
+            self.to.row_fields().join(", "),
+            self.from.name()
+        )
+    }
+}
+
+impl std::fmt::Debug for dyn Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Declares a row type: a `pub` struct deriving clickhouse-rs `Row` and serde, whose
+/// [`TableRow::columns`] are its fields with their [`crate::column::ColumnType`]s.
+#[macro_export]
+macro_rules! table_row {
+    ($(#[$doc:meta])* pub struct $name:ident { $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, clickhouse::Row, serde::Serialize, serde::Deserialize)]
+        pub struct $name {
+            $($(#[$fattr])* pub $field: $ty,)*
+        }
+
+        impl $crate::table::TableRow for $name {
+            fn columns() -> Vec<$crate::column::Column> {
+                vec![$($crate::column::Column::of::<$ty>(stringify!($field))),*]
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+#[allow(unreachable_pub)]
+mod tests {
+    use super::*;
+
+    table_row! {
+        /// A test row.
+        pub struct Reading {
+            /// When.
+            at_ms: i64,
+            /// What.
+            value: Option<f64>,
+        }
+    }
+
+    const READINGS: Table<Reading> = Table::new("readings", "MergeTree", "at_ms")
+        .partition_by("toYYYYMM(toDateTime(intDiv(at_ms, 1000)))")
+        .with_datetimes(&["at_ms"]);
+
+    #[test]
+    fn ddl_is_rendered_from_the_row_and_the_definition() {
+        assert_eq!(
+            READINGS.create_statement(),
+            "CREATE TABLE IF NOT EXISTS readings (
+    at_ms Int64,
+    at DateTime MATERIALIZED toDateTime(intDiv(at_ms, 1000)),
+    value Nullable(Float64)
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(toDateTime(intDiv(at_ms, 1000)))
+ORDER BY at_ms"
+        );
+        assert_eq!(READINGS.row_fields(), ["at_ms", "value"]);
+    }
+
+    #[test]
+    fn a_copy_view_selects_the_target_rows_columns() {
+        static FROM: Table<Reading> = Table::new("raw", "MergeTree", "at_ms");
+        static TO: Table<Reading> = Table::new("copy", "MergeTree", "at_ms");
+        let view = CopyView { name: "copy_mv", from: &FROM, to: &TO };
+        assert_eq!(
+            view.create_statement(),
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS copy_mv TO copy AS\n    SELECT at_ms, value\n    FROM raw"
+        );
+    }
+}
