@@ -198,11 +198,10 @@ async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_messages_go_to_the_dead_letter_topic_and_the_rest_flows() {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::producer::FutureRecord;
 
     let env = TestEnv::new("dlq").await;
-    let producer: FutureProducer =
-        pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10)).create().expect("producer");
+    let producer = env.producer(10);
     let codec = EventCodec::global();
     let good = || EnrichedEvent::Dose(sample::enriched_dose());
     let poison: &[u8] = b"{\"not\": \"avro\"}";

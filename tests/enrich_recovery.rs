@@ -17,7 +17,7 @@ fn at(s: &str) -> Timestamp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_and_conflicts_are_dead_lettered_with_reasons_and_the_rest_flows() {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::producer::FutureRecord;
     let env = TestEnv::new("enrich_dlq").await;
     let mut first = sample::dose("clinic-north", "pt-1", 1, at("2026-04-01T09:00:00Z"));
     first.received_at = at("2026-04-01T09:05:00Z");
@@ -27,8 +27,7 @@ async fn poison_and_conflicts_are_dead_lettered_with_reasons_and_the_rest_flows(
     let mut form = sample::monitoring("clinic-north", "pt-1", 1, at("2026-04-01T09:05:00Z"));
     form.received_at = at("2026-04-01T12:00:00Z");
     produce_raw(&env.kafka, &env.raw_topic, &[first.clone().into()]).await;
-    let producer: FutureProducer =
-        pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10)).create().expect("producer");
+    let producer = env.producer(10);
     producer
         .send(
             FutureRecord::to(&env.raw_topic).key("clinic-north/pt-1").payload(&b"garbage"[..]),

@@ -18,7 +18,7 @@ use common::{TestEnv, own_server, pv_binary, read_topic, simulated_stream, termi
 use pv_bench::servers::{Kind, OwnServer};
 use pv_events::{ClinicEvent, EnrichedEvent, EventCodec};
 use pv_sink::SinkConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 /// One event of a known set: its table and id (as ClickHouse prints it), message key, payload.
 #[derive(Clone)]
@@ -79,8 +79,7 @@ fn produce_at(
     messages: Vec<Sent>,
     per_sec: usize,
 ) -> tokio::task::JoinHandle<usize> {
-    let producer: FutureProducer =
-        pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(180)).create().expect("producer");
+    let producer = env.producer(180);
     let topic = topic.to_owned();
     tokio::spawn(async move {
         let tick = Duration::from_millis(50);
@@ -123,6 +122,18 @@ async fn stored(env: &TestEnv, table: &str) -> HashMap<String, u64> {
         .collect()
 }
 
+/// Waits for `producing` to have sent all `sent` messages, then does [`assert_exactly_once`].
+async fn assert_sent_and_stored_once(
+    env: &TestEnv,
+    producing: tokio::task::JoinHandle<usize>,
+    sent: usize,
+    want: &HashMap<&'static str, HashSet<String>>,
+    timeout: Duration,
+) {
+    assert_eq!(producing.await.expect("producer"), sent);
+    assert_exactly_once(env, want, timeout).await;
+}
+
 /// Waits until every table holds as many events as `want` (or `timeout`), then asserts each
 /// wanted event is stored exactly once and nothing else is.
 async fn assert_exactly_once(
@@ -152,12 +163,7 @@ async fn assert_exactly_once(
         assert_eq!(env.count(table, true).await, ids.len() as u64, "{table}: count() FINAL");
     }
     // Cases (the latest version of each report, filled by a view) count each case once.
-    let cases: u64 = env
-        .db()
-        .sql("SELECT uniqExact(clinic_id, report_id) FROM {ae_report_versions} FINAL")
-        .fetch_one()
-        .await
-        .expect("cases");
+    let cases = env.number("SELECT uniqExact(clinic_id, report_id) FROM {ae_report_versions} FINAL").await;
     assert_eq!(env.count("ae_cases", true).await, cases, "ae_cases holds one row per case");
 }
 
@@ -224,8 +230,7 @@ async fn a_clickhouse_killed_and_restarted_mid_stream() {
     assert!(failed > 0, "inserts failed and were retried meanwhile");
     let ch = on_server(ch, |s| s.up()).await;
 
-    assert_eq!(producing.await.expect("producer"), set.len());
-    assert_exactly_once(&env, &want, Duration::from_secs(120)).await;
+    assert_sent_and_stored_once(&env, producing, set.len(), &want, Duration::from_secs(120)).await;
     sink.stop().await;
     assert_eq!(lag(&env, &env.sink_config().group_id, &env.enriched_topic), 0, "everything committed");
     assert_eq!(env.topic_messages(&env.dlq_topic), 0, "an outage dead-letters nothing");
@@ -260,8 +265,7 @@ async fn b_sink_killed_three_times_mid_stream() {
         stored_at_kill.push(env.count("doses", false).await);
         sink = spawn_pv(&config, "sink", &[]);
     }
-    assert_eq!(producing.await.expect("producer"), set.len());
-    assert_exactly_once(&env, &want, Duration::from_secs(120)).await;
+    assert_sent_and_stored_once(&env, producing, set.len(), &want, Duration::from_secs(120)).await;
     terminate(&mut sink, Duration::from_secs(30)).await;
     assert_eq!(lag(&env, &cfg.group_id, &env.enriched_topic), 0, "everything committed");
     env.cleanup().await;
@@ -293,8 +297,7 @@ async fn c_broker_restarted_mid_stream() {
     })
     .await;
 
-    assert_eq!(producing.await.expect("producer"), set.len());
-    assert_exactly_once(&env, &want, Duration::from_secs(180)).await;
+    assert_sent_and_stored_once(&env, producing, set.len(), &want, Duration::from_secs(180)).await;
     sink.stop().await;
     enricher.stop().await;
     assert_eq!(env.topic_messages(&env.raw_dlq_topic), 0, "nothing dead-lettered");
@@ -333,8 +336,7 @@ async fn d_a_row_clickhouse_refuses_is_dead_lettered_and_the_rest_stored() {
 
     let sink = env.start_sink(sink_config(&env));
     let producing = produce_at(&env, &env.enriched_topic, set.clone(), 2_000);
-    assert_eq!(producing.await.expect("producer"), set.len());
-    assert_exactly_once(&env, &want, Duration::from_secs(120)).await;
+    assert_sent_and_stored_once(&env, producing, set.len(), &want, Duration::from_secs(120)).await;
     let dead = common::wait_for_messages(&env.kafka, &env.dlq_topic, 1, Duration::from_secs(30)).await;
     let refused = sink.metrics.rows_refused.with_label_values(&["doses"]).get();
     sink.stop().await;
@@ -392,8 +394,7 @@ async fn e_enricher_killed_mid_stream() {
     assert_eq!(status.signal(), Some(6), "the fault hook aborts mid-transaction, got {status}");
     let mut enricher = spawn_pv(&config, "enrich", &[]);
 
-    assert_eq!(producing.await.expect("producer"), set.len());
-    assert_exactly_once(&env, &want, Duration::from_secs(180)).await;
+    assert_sent_and_stored_once(&env, producing, set.len(), &want, Duration::from_secs(180)).await;
     terminate(&mut enricher, Duration::from_secs(60)).await;
     sink.stop().await;
     assert_eq!(env.topic_messages(&env.raw_dlq_topic), 0, "nothing dead-lettered");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{TestEnv, produce_raw, pv_binary, read_topic};
 use pv_events::Timestamp;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
@@ -30,8 +30,7 @@ async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
     assert!(enriched > 2_000, "{enriched} enriched events");
     // Re-deliver a third of the enriched topic, as a sink crash would: copies on the topic and
     // in the tables, counted once.
-    let producer: FutureProducer =
-        pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10)).create().expect("producer");
+    let producer = env.producer(10);
     for m in read_topic(&env.kafka, &env.enriched_topic).iter().step_by(3) {
         let key = m.key.clone().unwrap_or_default();
         producer

@@ -9,15 +9,14 @@ use std::time::Duration;
 
 use common::{TestEnv, pv_binary};
 use pv_events::{EnrichedEvent, EventCodec, EventId, Timestamp, sample};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 const EVENTS: u64 = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_insert_and_commit_double_counts_nothing() {
     let env = TestEnv::new("crash").await;
-    let producer: FutureProducer =
-        pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10)).create().expect("producer");
+    let producer = env.producer(10);
     let codec = EventCodec::global();
     let mut pending = Vec::new();
     for i in 0..EVENTS {
@@ -65,16 +64,10 @@ async fn a_crash_between_insert_and_commit_double_counts_nothing() {
 
     // The copies are physically there, but queries count each event once.
     assert_eq!(env.count("doses", true).await, EVENTS);
-    let distinct: u64 =
-        env.db().sql("SELECT uniqExact(event_id) FROM {doses}").fetch_one().await.expect("uniq");
-    assert_eq!(distinct, EVENTS);
-    let per_event_max: u64 = env
-        .db()
-        .sql("SELECT max(c) FROM (SELECT event_id, count() AS c FROM {doses} FINAL GROUP BY event_id)")
-        .fetch_one()
-        .await
-        .expect("max");
-    assert_eq!(per_event_max, 1);
+    assert_eq!(env.number("SELECT uniqExact(event_id) FROM {doses}").await, EVENTS);
+    let per_event_max =
+        env.number("SELECT max(c) FROM (SELECT event_id, count() AS c FROM {doses} FINAL GROUP BY event_id)");
+    assert_eq!(per_event_max.await, 1);
 
     // SIGTERM: the sink commits what it stored and exits 0, leaving nothing to re-read.
     common::terminate(&mut child, Duration::from_secs(30)).await;

@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::TestEnv;
 use pv_sink::feed::{GroupFeed, Incoming};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 /// One message `payload` to each of `partitions` of `topic`.
 async fn produce_to(env: &TestEnv, topic: &str, partitions: &[i32], payload: &str) {
-    let producer: FutureProducer =
-        pv_runtime::kafka::producer_config(&env.kafka, Duration::from_secs(10)).create().expect("producer");
+    let producer = env.producer(10);
     for &p in partitions {
         let record: FutureRecord<'_, [u8], str> = FutureRecord::to(topic).partition(p).payload(payload);
         producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("acked");

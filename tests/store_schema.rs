@@ -38,17 +38,17 @@ fn previous_release(db: &str) -> Vec<String> {
         .collect()
 }
 
+/// The tables and views of `db`.
+async fn table_names(db: &Db) -> Vec<String> {
+    let sql = "SELECT name FROM system.tables WHERE database = currentDatabase()";
+    db.client().query(sql).fetch_all().await.expect("tables")
+}
+
 /// `SHOW CREATE TABLE` of every table and view of `cfg`'s database, the database as `{db}`.
 async fn show_create(cfg: &ClickHouseConfig) -> Vec<String> {
     let db = Db::new(cfg);
-    let names: Vec<String> = db
-        .client()
-        .query("SELECT name FROM system.tables WHERE database = currentDatabase()")
-        .fetch_all()
-        .await
-        .expect("tables");
     let mut out = Vec::new();
-    for name in names {
+    for name in table_names(&db).await {
         let sql: String =
             db.client().query(&format!("SHOW CREATE TABLE {name}")).fetch_one().await.expect("show create");
         out.push(sql.replace(&format!("{}.", cfg.database), "{db}."));
@@ -60,13 +60,7 @@ async fn show_create(cfg: &ClickHouseConfig) -> Vec<String> {
 /// Compares every table of `db` with its definition; returns the differences.
 async fn differences(db: &Db) -> Vec<String> {
     let mut diffs = Vec::new();
-    let live_tables: Vec<String> = db
-        .client()
-        .query("SELECT name FROM system.tables WHERE database = currentDatabase()")
-        .fetch_all()
-        .await
-        .expect("tables");
-    for name in &live_tables {
+    for name in &table_names(db).await {
         if name != AE_CASES_MV.name && !TABLES.iter().any(|t| t.name() == name) {
             diffs.push(format!("{name}: a live table without a definition"));
         }

@@ -244,6 +244,16 @@ impl TestEnv {
         pv_store::Db::new(&self.clickhouse)
     }
 
+    /// A producer to the test's broker (deliveries time out after `secs`).
+    pub fn producer(&self, secs: u64) -> rdkafka::producer::FutureProducer {
+        pv_runtime::kafka::producer_config(&self.kafka, Duration::from_secs(secs)).create().expect("producer")
+    }
+
+    /// The one number `sql` (a query over the store's `{tables}`) answers.
+    pub async fn number(&self, sql: &str) -> u64 {
+        self.db().sql(sql).fetch_one().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// `SELECT count() FROM table [FINAL]`.
     pub async fn count(&self, table: &str, final_: bool) -> u64 {
         self.db().count(store_table(table), final_).await.expect("count")

@@ -1,8 +1,7 @@
 //! The benchmark harness: runs the pipeline's services on the local servers (each run in its own
-//! topics and database) and measures what the product promises. `pv bench --help` lists the
+//! topics and database) and measures what the product promises. `pv-bench --help` lists the
 //! scenarios; results print as lines ready for BENCHMARKS.md.
 
-pub mod detect;
 pub mod env;
 pub mod servers;
 pub mod signals;
@@ -39,19 +38,23 @@ impl Servers {
     }
 }
 
-/// Median of a sample (NaN for none).
+/// Median of a sample, nearest rank (NaN for none).
 pub fn median(v: &[f64]) -> f64 {
     percentile(v, 0.5)
 }
 
-/// The `q` quantile of a sample, nearest rank.
+/// The `q` quantile of a sample, nearest rank (NaN for none).
 pub fn percentile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[((s.len() as f64 - 1.0) * q).round() as usize]
+    pv_stats::quantile::nearest_rank(v, q)
+}
+
+/// Runs the detection screens on `env`'s tables and scores them against `truth`.
+pub async fn score_env(
+    env: &BenchEnv,
+    truth: &pv_simulate::GroundTruth,
+) -> anyhow::Result<pv_score::DetectionScore> {
+    let secret = std::fs::read(env.dir.join("secret")).context("bench secret")?;
+    Ok(pv_score::score(&env.db(), &pv_enrich::Pseudonymiser::new(&secret)?, truth).await?)
 }
 
 /// A simulated stream of about `clinics * patients * 28` events, stamped as not yet received.

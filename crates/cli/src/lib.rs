@@ -3,7 +3,6 @@
 //! Every service reads one TOML file (`--config`, or `PV_CONFIG`); absent tables and fields take
 //! their defaults, which run the whole pipeline against the local servers of `deploy/local/`.
 
-mod bench;
 mod clinics;
 mod config;
 mod disproportionality;
@@ -66,8 +65,6 @@ enum Command {
     /// Run the signals service: every analysis on a schedule, results to ClickHouse, changes
     /// to the signals topic (`--once`: one run, printed).
     Signals(signals::SignalsArgs),
-    /// Run the benchmark harness on the local servers (see BENCHMARKS.md).
-    Bench(bench::BenchArgs),
     /// Score detection of the harms planted by the last `pv simulate` against what is stored.
     Score {
         /// The ground-truth file `pv simulate` wrote.
@@ -116,7 +113,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sink => runtime()?.block_on(sink(cfg)),
         Command::Enrich => runtime()?.block_on(enrich(cfg)),
         Command::Simulate(args) => runtime()?.block_on(args.run(&cfg)),
-        Command::Bench(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Signals(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Replay(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Disproportionality(args) => args.run(),
@@ -128,7 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cfg.enrich.secret_file.as_deref(),
                 &cfg.enrich.secret_env,
             )?;
-            let score = pv_bench::detect::score(&pv_store::Db::new(&cfg.clickhouse), &keyer, &truth).await?;
+            let score = pv_score::score(&pv_store::Db::new(&cfg.clickhouse), &keyer, &truth).await?;
             for line in score.lines(&format!("seed {}", truth.seed)) {
                 println!("{line}");
             }

@@ -55,18 +55,25 @@ pub fn load_dir(dir: &Path) -> Result<Dictionary, DictionaryError> {
         })?;
         texts.push(decode(bytes));
     }
-    let files = MeddraFiles {
-        llt: &texts[0],
-        pt: &texts[1],
-        hlt: &texts[2],
-        hlt_pt: &texts[3],
-        hlgt: &texts[4],
-        hlgt_hlt: &texts[5],
-        soc: &texts[6],
-        soc_hlgt: &texts[7],
-        mdhier: &texts[8],
-    };
-    parse(&files, &format!("MedDRA ({})", dir.display()))
+    parse(&MeddraFiles::from_texts(&texts), &format!("MedDRA ({})", dir.display()))
+}
+
+impl<'a> MeddraFiles<'a> {
+    /// The files from their texts, in the order of [`FILE_NAMES`] (missing ones read as empty).
+    pub fn from_texts(texts: &'a [String]) -> Self {
+        let text = |i: usize| texts.get(i).map_or("", String::as_str);
+        MeddraFiles {
+            llt: text(0),
+            pt: text(1),
+            hlt: text(2),
+            hlt_pt: text(3),
+            hlgt: text(4),
+            hlgt_hlt: text(5),
+            soc: text(6),
+            soc_hlgt: text(7),
+            mdhier: text(8),
+        }
+    }
 }
 
 /// UTF-8 when valid, else Latin-1 (older English releases).

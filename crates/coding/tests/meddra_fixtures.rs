@@ -72,17 +72,7 @@ fn malformed_and_inconsistent_files_are_refused_with_file_and_line() {
     };
     let texts: Vec<String> = meddra::FILE_NAMES.iter().map(|n| read(n)).collect();
     fn files<'a>(texts: &'a [String], llt: &'a str, pt: &'a str) -> meddra::MeddraFiles<'a> {
-        meddra::MeddraFiles {
-            llt,
-            pt,
-            hlt: &texts[2],
-            hlt_pt: &texts[3],
-            hlgt: &texts[4],
-            hlgt_hlt: &texts[5],
-            soc: &texts[6],
-            soc_hlgt: &texts[7],
-            mdhier: &texts[8],
-        }
+        meddra::MeddraFiles { llt, pt, ..meddra::MeddraFiles::from_texts(texts) }
     }
     let bad_llt = format!("{}9400000X$Broken$93000001$$$$$$$Y$$\n", texts[0]);
     let err = meddra::parse(&files(&texts, &bad_llt, &texts[1]), "t").expect_err("bad code");

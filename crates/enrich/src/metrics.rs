@@ -1,6 +1,7 @@
 //! Enricher metrics.
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use pv_runtime::telemetry::registered;
 
 /// The enricher's metrics, in their own registry.
 #[derive(Debug, Clone)]
@@ -28,41 +29,36 @@ pub struct EnrichMetrics {
 impl EnrichMetrics {
     /// Creates and registers the metrics.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(Some("pv_enrich".into()), None)?;
-        let enriched =
-            IntCounterVec::new(Opts::new("events_enriched_total", "Enriched events produced"), &["kind"])?;
-        let dead_letters = IntCounter::new("dead_letters_total", "Events sent to the dead-letter topic")?;
-        let uncoded_reactions = IntCounter::new(
-            "uncoded_reactions_total",
-            "Reactions no dictionary entry matched (kept verbatim)",
-        )?;
-        let transactions = IntCounter::new("transactions_committed_total", "Committed transactions")?;
-        let aborts = IntCounter::new("transactions_aborted_total", "Aborted transactions (state reloaded)")?;
-        let patients = IntGauge::new("patients_in_memory", "Patients whose state is in memory")?;
-        let state_load_seconds = Histogram::with_opts(
+        let r = Registry::new_custom(Some("pv_enrich".into()), None)?;
+        let counter = |name: &str, help: &str| registered(&r, IntCounter::new(name, help)?);
+        let state_load_seconds =
             HistogramOpts::new("state_load_seconds", "Time to load one partition's state from the changelog")
-                .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 120.0]),
-        )?;
-        registry.register(Box::new(enriched.clone()))?;
-        registry.register(Box::new(dead_letters.clone()))?;
-        registry.register(Box::new(uncoded_reactions.clone()))?;
-        registry.register(Box::new(transactions.clone()))?;
-        let restarts =
-            IntCounter::new("session_restarts_total", "Sessions restarted after a failure (state reloaded)")?;
-        registry.register(Box::new(aborts.clone()))?;
-        registry.register(Box::new(restarts.clone()))?;
-        registry.register(Box::new(patients.clone()))?;
-        registry.register(Box::new(state_load_seconds.clone()))?;
+                .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 120.0]);
         Ok(Self {
-            registry,
-            enriched,
-            dead_letters,
-            uncoded_reactions,
-            transactions,
-            aborts,
-            restarts,
-            patients,
-            state_load_seconds,
+            enriched: registered(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("events_enriched_total", "Enriched events produced"),
+                    &["kind"],
+                )?,
+            )?,
+            dead_letters: counter("dead_letters_total", "Events sent to the dead-letter topic")?,
+            uncoded_reactions: counter(
+                "uncoded_reactions_total",
+                "Reactions no dictionary entry matched (kept verbatim)",
+            )?,
+            transactions: counter("transactions_committed_total", "Committed transactions")?,
+            aborts: counter("transactions_aborted_total", "Aborted transactions (state reloaded)")?,
+            restarts: counter(
+                "session_restarts_total",
+                "Sessions restarted after a failure (state reloaded)",
+            )?,
+            patients: registered(
+                &r,
+                IntGauge::new("patients_in_memory", "Patients whose state is in memory")?,
+            )?,
+            state_load_seconds: registered(&r, Histogram::with_opts(state_load_seconds)?)?,
+            registry: r,
         })
     }
 }

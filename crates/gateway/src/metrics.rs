@@ -1,6 +1,7 @@
 //! Gateway metrics, one Prometheus family per thing measured.
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use pv_runtime::telemetry::registered;
 
 /// The gateway's metrics, registered in their own registry (served at `/metrics`).
 #[derive(Debug, Clone)]
@@ -20,27 +21,33 @@ pub struct GatewayMetrics {
 impl GatewayMetrics {
     /// Creates and registers the metrics.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(Some("pv_gateway".into()), None)?;
-        let requests = IntCounterVec::new(
-            Opts::new("requests_total", "HTTP requests to /v1/events by status"),
-            &["status"],
-        )?;
-        let events_accepted = IntCounter::new("events_accepted_total", "Events acknowledged by the broker")?;
-        let events_rejected = IntCounterVec::new(
-            Opts::new("events_rejected_total", "Events in refused requests by reason"),
-            &["reason"],
-        )?;
-        let durable_latency = Histogram::with_opts(
-            HistogramOpts::new(
-                "durable_latency_seconds",
-                "Request start to last broker ack, accepted requests",
-            )
-            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-        )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(events_accepted.clone()))?;
-        registry.register(Box::new(events_rejected.clone()))?;
-        registry.register(Box::new(durable_latency.clone()))?;
-        Ok(Self { registry, requests, events_accepted, events_rejected, durable_latency })
+        let r = Registry::new_custom(Some("pv_gateway".into()), None)?;
+        let durable_latency = HistogramOpts::new(
+            "durable_latency_seconds",
+            "Request start to last broker ack, accepted requests",
+        )
+        .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        Ok(Self {
+            requests: registered(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("requests_total", "HTTP requests to /v1/events by status"),
+                    &["status"],
+                )?,
+            )?,
+            events_accepted: registered(
+                &r,
+                IntCounter::new("events_accepted_total", "Events acknowledged by the broker")?,
+            )?,
+            events_rejected: registered(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("events_rejected_total", "Events in refused requests by reason"),
+                    &["reason"],
+                )?,
+            )?,
+            durable_latency: registered(&r, Histogram::with_opts(durable_latency)?)?,
+            registry: r,
+        })
     }
 }

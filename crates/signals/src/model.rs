@@ -4,56 +4,54 @@ use std::collections::BTreeSet;
 
 pub use pv_store::signals::SignalResult;
 
-/// The analyses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Analysis {
-    /// PRR, ROR, IC, EBGM of a product/route/dose-band stratum against the other strata.
-    Disproportionality = 1,
-    /// Cases per 1,000 administrations, per stratum and dose band.
-    IncidenceAdministrations = 2,
-    /// Trend of incidence across cumulative-dose bands.
-    DoseResponse = 3,
-    /// Days from first dose to onset (median and quartiles).
-    TimeToOnset = 4,
-    /// Dependence markers from the dosing stream: share of patients showing each.
-    DependenceMarker = 5,
-    /// Poisson MaxSPRT against the background rate.
-    MaxSprt = 6,
-    /// Cases per 100 patient-years, per stratum.
-    IncidencePatientYears = 7,
+/// An enum whose variants have fixed lower-case names: what results store and signal events
+/// carry. Each name is written beside its variant.
+macro_rules! named_enum {
+    ($(#[$doc:meta])* pub enum $name:ident { $($(#[$vdoc:meta])* $variant:ident = $n:literal => $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant = $n,)+
+        }
+
+        impl $name {
+            /// Lower-case name (as stored and in signal events).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+    };
 }
 
-impl Analysis {
-    /// Lower-case name (as in the DDL and in signal events).
-    pub fn name(self) -> &'static str {
-        match self {
-            Analysis::Disproportionality => "disproportionality",
-            Analysis::IncidenceAdministrations => "incidence_per_1000_administrations",
-            Analysis::IncidencePatientYears => "incidence_per_100_patient_years",
-            Analysis::DoseResponse => "dose_response",
-            Analysis::TimeToOnset => "time_to_onset",
-            Analysis::DependenceMarker => "dependence_marker",
-            Analysis::MaxSprt => "maxsprt",
-        }
+named_enum! {
+    /// The analyses.
+    pub enum Analysis {
+        /// PRR, ROR, IC, EBGM of a product/route/dose-band stratum against the other strata.
+        Disproportionality = 1 => "disproportionality",
+        /// Cases per 1,000 administrations, per stratum and dose band.
+        IncidenceAdministrations = 2 => "incidence_per_1000_administrations",
+        /// Trend of incidence across cumulative-dose bands.
+        DoseResponse = 3 => "dose_response",
+        /// Days from first dose to onset (median and quartiles).
+        TimeToOnset = 4 => "time_to_onset",
+        /// Dependence markers from the dosing stream: share of patients showing each.
+        DependenceMarker = 5 => "dependence_marker",
+        /// Poisson MaxSPRT against the background rate.
+        MaxSprt = 6 => "maxsprt",
+        /// Cases per 100 patient-years, per stratum.
+        IncidencePatientYears = 7 => "incidence_per_100_patient_years",
     }
 }
 
-/// The time window of a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Window {
-    /// The last `period_days`.
-    Period = 1,
-    /// Everything so far.
-    Cumulative = 2,
-}
-
-impl Window {
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Window::Period => "period",
-            Window::Cumulative => "cumulative",
-        }
+named_enum! {
+    /// The time window of a result.
+    pub enum Window {
+        /// The last `period_days`.
+        Period = 1 => "period",
+        /// Everything so far.
+        Cumulative = 2 => "cumulative",
     }
 }
 

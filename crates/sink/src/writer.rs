@@ -30,12 +30,6 @@ pub(crate) struct Writer {
     metrics: SinkMetrics,
 }
 
-impl std::fmt::Debug for Writer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("db", &self.db).finish_non_exhaustive()
-    }
-}
-
 impl Writer {
     /// A writer to `db`, dead-lettering to the configured topic.
     pub(crate) fn new(

@@ -178,6 +178,11 @@ mod tests {
         Db::new(&ClickHouseConfig::default())
     }
 
+    /// The SQL `sql` sends.
+    fn sent(sql: Sql<'_>) -> String {
+        sql.query().expect("query").sql_display().to_string()
+    }
+
     #[test]
     fn tables_resolve_to_their_names_and_values_to_binds_in_order() {
         let db = db();
@@ -188,26 +193,18 @@ mod tests {
         let (text, order) = sql.resolve().expect("resolves");
         assert_eq!(text, "SELECT count() FROM doses FINAL WHERE at <= ? AND at >= ? AND x < ?");
         assert_eq!(order, [1, 0, 1]);
-        let query = sql.query().expect("query");
-        assert_eq!(
-            query.sql_display().to_string(),
-            "SELECT count() FROM doses FINAL WHERE at <= 2 AND at >= 1 AND x < 2"
-        );
+        assert_eq!(sent(sql), "SELECT count() FROM doses FINAL WHERE at <= 2 AND at >= 1 AND x < 2");
     }
 
     #[test]
     fn values_are_escaped_and_question_marks_stay_text() {
         let db = db();
-        let query = db
+        let sql = db
             .sql("SELECT ?fields, 'a?' FROM {ae_cases} WHERE report_id = {id} AND e IN {edges}")
             .bind("id", "x' OR 1")
-            .bind("edges", vec![500.0, 1000.5])
-            .query()
-            .expect("query");
-        assert_eq!(
-            query.sql_display().to_string(),
-            "SELECT ?fields, 'a?' FROM ae_cases WHERE report_id = 'x\\' OR 1' AND e IN [500,1000.5]"
-        );
+            .bind("edges", vec![500.0, 1000.5]);
+        let want = "SELECT ?fields, 'a?' FROM ae_cases WHERE report_id = 'x\\' OR 1' AND e IN [500,1000.5]";
+        assert_eq!(sent(sql), want);
     }
 
     #[test]

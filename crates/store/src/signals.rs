@@ -2,6 +2,9 @@
 //! source and the record of what was known when) and `signal_changes` (every change of a
 //! signal's state, as emitted on the signals topic; append-only, the current state of a signal
 //! is its latest row).
+//!
+//! Both rows carry a result's identity (analysis, window, stratum, event) and its measures, in
+//! the same columns: [`signal_row!`] writes them once.
 
 use pv_events::AvroRecord;
 
@@ -18,7 +21,66 @@ pub const SIGNAL_RESULTS: Table<SignalResult> =
 pub const SIGNAL_CHANGES: Table<SignalEvent> =
     Table::new("signal_changes", "MergeTree", "(signal_key, run_at_ms)");
 
-table_row! {
+/// A row with a result's identity and measures: its own fields go before the identity, between
+/// identity and measures, and after the measures (three brace groups, in column order).
+macro_rules! signal_row {
+    ($(#[$doc:meta])* pub struct $name:ident { $($head:tt)* } { $($middle:tt)* } { $($tail:tt)* }) => {
+        table_row! {
+            $(#[$doc])*
+            pub struct $name {
+                $($head)*
+                /// Analysis (as its name).
+                analysis: String,
+                /// Window (as its name).
+                time_window: String,
+                /// Product, or `*` for all.
+                product: String,
+                /// Route, or `*`.
+                route: String,
+                /// Formulation, or `*`.
+                formulation: String,
+                /// Cumulative-dose band label, or `*`.
+                dose_band: String,
+                /// Event group, preferred term, or dependence marker.
+                event: String,
+                /// `group`, `pt` or `marker`.
+                event_level: String,
+                $($middle)*
+                /// The denominator behind the estimate (administrations, patient-years, patients, expected).
+                denominator: f64,
+                /// The main measure.
+                estimate: f64,
+                /// Its lower 95% bound (quartile for time to onset).
+                lower: f64,
+                /// Its upper 95% bound.
+                upper: f64,
+                /// PRR (disproportionality).
+                prr: Option<f64>,
+                /// Yates chi-square (disproportionality).
+                chi2: Option<f64>,
+                /// ROR (disproportionality).
+                ror: Option<f64>,
+                /// ROR lower 95% bound.
+                ror_lower: Option<f64>,
+                /// IC025 (disproportionality).
+                ic025: Option<f64>,
+                /// EBGM (disproportionality).
+                ebgm: Option<f64>,
+                /// EB05 (disproportionality).
+                eb05: Option<f64>,
+                /// MaxSPRT log-likelihood ratio.
+                llr: Option<f64>,
+                /// MaxSPRT critical value.
+                cv: Option<f64>,
+                /// Dose-response trend z.
+                trend_z: Option<f64>,
+                $($tail)*
+            }
+        }
+    };
+}
+
+signal_row! {
     /// One computed measure: the unit the dashboard shows and the signal workflow tracks.
     #[derive(Default)]
     pub struct SignalResult {
@@ -26,52 +88,10 @@ table_row! {
         run_at_ms: i64,
         /// The data time the run analysed up to (set when stored).
         as_of_ms: i64,
-        /// Analysis (as its name).
-        analysis: String,
-        /// Window (as its name).
-        time_window: String,
-        /// Product, or `*` for all.
-        product: String,
-        /// Route, or `*`.
-        route: String,
-        /// Formulation, or `*`.
-        formulation: String,
-        /// Cumulative-dose band label, or `*`.
-        dose_band: String,
-        /// Event group, preferred term, or dependence marker.
-        event: String,
-        /// `group`, `pt` or `marker`.
-        event_level: String,
+    } {
         /// Cases (or patients showing a marker).
         n: u64,
-        /// The denominator behind the estimate (administrations, patient-years, patients, expected).
-        denominator: f64,
-        /// The main measure.
-        estimate: f64,
-        /// Its lower 95% bound (quartile for time to onset).
-        lower: f64,
-        /// Its upper 95% bound.
-        upper: f64,
-        /// PRR (disproportionality).
-        prr: Option<f64>,
-        /// Yates chi-square (disproportionality).
-        chi2: Option<f64>,
-        /// ROR (disproportionality).
-        ror: Option<f64>,
-        /// ROR lower 95% bound.
-        ror_lower: Option<f64>,
-        /// IC025 (disproportionality).
-        ic025: Option<f64>,
-        /// EBGM (disproportionality).
-        ebgm: Option<f64>,
-        /// EB05 (disproportionality).
-        eb05: Option<f64>,
-        /// MaxSPRT log-likelihood ratio.
-        llr: Option<f64>,
-        /// MaxSPRT critical value.
-        cv: Option<f64>,
-        /// Dose-response trend z.
-        trend_z: Option<f64>,
+    } {
         /// Whether the result is a signal by the configured thresholds.
         signal: bool,
         /// Caveats (comma-separated: small_count, zero_cell_corrected, mgps_unavailable, ...).
@@ -96,42 +116,29 @@ impl SignalResult {
     }
 }
 
-table_row! {
-    /// One change of one signal. Field for field the Avro record and the `signal_changes` row.
-    #[allow(missing_docs)]
+signal_row! {
+    /// One change of one signal. Field for field the Avro record (`schemas/signal_event.v1.avsc`)
+    /// and the `signal_changes` row.
     pub struct SignalEvent {
-        /// Deterministic id: a re-sent change has the same one (see [`event_id`]).
+        /// Deterministic id: a re-sent change has the same one.
         event_id: String,
         /// `new`, `updated` or `closed`.
         change: String,
+        /// Start of the run that saw the change.
         run_at_ms: i64,
+        /// The data time that run analysed up to.
         as_of_ms: i64,
+        /// When the signal was first raised.
         first_signalled_at_ms: i64,
+        /// The signal ([`SignalResult::key`]).
         signal_key: String,
-        analysis: String,
-        time_window: String,
-        product: String,
-        route: String,
-        formulation: String,
-        dose_band: String,
-        event: String,
-        event_level: String,
+    } {
+        /// Cases at this change.
         n: i64,
+        /// Cases at the previous change.
         previous_n: Option<i64>,
-        denominator: f64,
-        estimate: f64,
-        lower: f64,
-        upper: f64,
-        prr: Option<f64>,
-        chi2: Option<f64>,
-        ror: Option<f64>,
-        ror_lower: Option<f64>,
-        ic025: Option<f64>,
-        ebgm: Option<f64>,
-        eb05: Option<f64>,
-        llr: Option<f64>,
-        cv: Option<f64>,
-        trend_z: Option<f64>,
+    } {
+        /// The result's caveats.
         flags: String,
     }
 }
@@ -152,6 +159,7 @@ impl SignalEvent {
         first_signalled_at_ms: i64,
         previous_n: Option<i64>,
     ) -> Self {
+        let r = r.clone();
         SignalEvent {
             event_id,
             change: change.into(),
@@ -159,16 +167,16 @@ impl SignalEvent {
             as_of_ms: r.as_of_ms,
             first_signalled_at_ms,
             signal_key: r.key(),
-            analysis: r.analysis.clone(),
-            time_window: r.time_window.clone(),
-            product: r.product.clone(),
-            route: r.route.clone(),
-            formulation: r.formulation.clone(),
-            dose_band: r.dose_band.clone(),
-            event: r.event.clone(),
-            event_level: r.event_level.clone(),
             n: i64::try_from(r.n).unwrap_or(i64::MAX),
             previous_n,
+            analysis: r.analysis,
+            time_window: r.time_window,
+            product: r.product,
+            route: r.route,
+            formulation: r.formulation,
+            dose_band: r.dose_band,
+            event: r.event,
+            event_level: r.event_level,
             denominator: r.denominator,
             estimate: r.estimate,
             lower: r.lower,
@@ -183,7 +191,7 @@ impl SignalEvent {
             llr: r.llr,
             cv: r.cv,
             trend_z: r.trend_z,
-            flags: r.flags.clone(),
+            flags: r.flags,
         }
     }
 }

@@ -1,14 +1,18 @@
-//! `pv bench`: the benchmark harness on the local servers (see BENCHMARKS.md).
+//! `pv-bench`: the benchmark harness on the local servers (see BENCHMARKS.md). A binary of its
+//! own, so the services' `pv` binary carries none of it; it runs the `pv` binary built beside it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
-use pv_bench::{Servers, detect, median};
+use clap::{Parser, ValueEnum};
+use pv_bench::{Servers, median};
+use pv_runtime::{ClickHouseConfig, KafkaConfig};
 use pv_simulate::Harms;
-
-use crate::PvConfig;
+use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Scenario {
+enum Scenario {
     /// Everything below.
     All,
     /// Gateway ingest, batched and single-event requests.
@@ -31,8 +35,14 @@ pub(crate) enum Scenario {
     Soak,
 }
 
-#[derive(Debug, Args)]
-pub(crate) struct BenchArgs {
+/// The benchmark harness: runs the pipeline's services (the `pv` binary beside this one) on the
+/// local servers, each run in its own topics and database, and prints figures for BENCHMARKS.md.
+#[derive(Debug, Parser)]
+#[command(name = "pv-bench", version, about)]
+struct BenchArgs {
+    /// The pv configuration file (only `[kafka]` and `[clickhouse]` are read).
+    #[arg(long, env = "PV_CONFIG")]
+    config: Option<PathBuf>,
     /// Which scenario to run.
     #[arg(long, value_enum, default_value_t = Scenario::All)]
     scenario: Scenario,
@@ -75,12 +85,45 @@ fn mib(b: u64) -> f64 {
     b as f64 / 1_048_576.0
 }
 
+/// The servers to run on: the `[kafka]` and `[clickhouse]` tables of the pv configuration.
+#[derive(Debug, Default, Deserialize)]
+struct ServersConfig {
+    #[serde(default)]
+    kafka: KafkaConfig,
+    #[serde(default)]
+    clickhouse: ClickHouseConfig,
+}
+
+fn main() -> ExitCode {
+    let args = BenchArgs::parse();
+    pv_runtime::telemetry::init_logging();
+    let run = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(args.run()));
+    match run {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pv-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 impl BenchArgs {
-    pub(crate) async fn run(self, cfg: &PvConfig) -> anyhow::Result<()> {
+    async fn run(self) -> anyhow::Result<()> {
+        let cfg: ServersConfig = pv_runtime::load_toml(self.config.as_deref())?;
+        let pv = std::env::current_exe().context("locating pv-bench")?.with_file_name("pv");
+        anyhow::ensure!(
+            pv.exists(),
+            "{} not found: build it beside pv-bench (cargo build --release)",
+            pv.display()
+        );
         let servers = Servers {
             kafka: cfg.kafka.clone(),
             clickhouse_url: cfg.clickhouse.url.clone(),
-            pv: std::env::current_exe().context("locating the pv binary")?,
+            pv,
             gateway_port: self.gateway_port,
         };
         let all = self.scenario == Scenario::All;
@@ -177,7 +220,7 @@ impl BenchArgs {
                 let enrich = env.start("enrich").await?;
                 let sink = env.start("sink").await?;
                 env.wait_drained(std::time::Duration::from_secs(1800)).await?;
-                let score = detect::score_env(&env, &truth).await?;
+                let score = pv_bench::score_env(&env, &truth).await?;
                 sink.stop().await?;
                 enrich.stop().await?;
                 for line in score.lines(&format!("{label} stream")) {

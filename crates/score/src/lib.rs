@@ -8,15 +8,11 @@
 //!   >= 1 g versus < 500 mg, flagged when the rate ratio's 95% lower bound exceeds 1.
 //!
 //! The scores compare them with what was planted: sensitivity, false alarms, days from onset.
-//! (Signal detection proper — disproportionality, MaxSPRT — is issue 5; its signals will be
-//! scored the same way.)
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::Context as _;
 use pv_simulate::GroundTruth;
-
-use crate::env::BenchEnv;
+use pv_store::{Db, StoreError};
 
 /// How the dependence screen did.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,20 +53,14 @@ pub struct DetectionScore {
     pub urological: DoseResponse,
 }
 
-/// Runs the screens on `env`'s tables and scores them against `truth`.
-pub async fn score_env(env: &BenchEnv, truth: &GroundTruth) -> anyhow::Result<DetectionScore> {
-    let secret = std::fs::read(env.dir.join("secret")).context("bench secret")?;
-    score(&env.db(), &pv_enrich::Pseudonymiser::new(&secret)?, truth).await
-}
-
-/// Runs the screens on the tables `ch` reads and scores them against `truth`; `keyer` is the
+/// Runs the screens on the tables of `db` and scores them against `truth`; `keyer` is the
 /// enricher's pseudonymiser (to find the truth's patients among the keys). Only the patients of
 /// the simulation count for the dependence score; the dose-response screen reads every row.
 pub async fn score(
-    db: &pv_store::Db,
+    db: &Db,
     keyer: &pv_enrich::Pseudonymiser,
     truth: &GroundTruth,
-) -> anyhow::Result<DetectionScore> {
+) -> Result<DetectionScore, StoreError> {
     let key = |clinic: &str, patient: &str| pv_enrich::pseudonym::key_hex(&keyer.key(clinic, patient));
     let simulated: HashSet<String> = (1..=truth.clinics)
         .flat_map(|c| {
@@ -114,7 +104,7 @@ pub async fn score(
         flagged: flagged.len(),
         true_positives,
         false_alarms: flagged.len() - true_positives,
-        median_days_to_flag: crate::median(&days),
+        median_days_to_flag: pv_stats::quantile::nearest_rank(&days, 0.5),
     };
 
     // ---- urological dose-response
