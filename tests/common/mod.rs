@@ -449,9 +449,8 @@ pub fn read_topic(kafka: &KafkaConfig, topic: &str) -> Vec<Read> {
     let starts: Vec<(i32, rdkafka::Offset)> =
         partitions.iter().map(|&p| (p, rdkafka::Offset::Beginning)).collect();
     let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
     reader
-        .read(topic, &starts, deadline, |m| {
+        .read(topic, &starts, Duration::from_secs(60), |m| {
             let headers = m.headers().map(|h| {
                 h.iter()
                     .map(|x| {

@@ -1,5 +1,5 @@
-//! Fault injection for the tests and benchmarks (feature `fault-injection`, which the shipped
-//! binary is built without).
+//! Fault injection for the tests (feature `fault-injection`, which only the tests' dev-dependencies
+//! enable: the shipped binary is built without it).
 
 use std::sync::OnceLock;
 

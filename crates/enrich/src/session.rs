@@ -15,7 +15,7 @@ use pv_runtime::Shutdown;
 use rdkafka::Offset;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::BaseRecord;
 
@@ -103,7 +103,8 @@ struct Work<'s> {
     service: &'s EnrichService,
     txn: Transaction,
     stores: StateStores,
-    /// Transactions committed by this session.
+    /// Transactions committed by this session (the fault hook's clock).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     committed: u64,
 }
 
@@ -160,11 +161,13 @@ impl<'s> Session<'s> {
     /// Commits the open transaction; on an abortable failure, aborts and rewinds.
     fn commit_or_rewind(&mut self) -> Result<(), SessionError> {
         let cfg = self.service.config();
-        let group = self.consumer.group_metadata().ok_or(SessionError::Kafka {
-            what: "reading the consumer group",
-            source: KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::UnknownGroup),
-        })?;
-        match self.work.txn.commit(&cfg.changelog_topic, &cfg.input_topic, &self.work.stores, &group) {
+        let committed = match self.consumer.group_metadata() {
+            Some(group) => {
+                self.work.txn.commit(&cfg.changelog_topic, &cfg.input_topic, &self.work.stores, &group)
+            }
+            None => Err(TxnError::Abortable(KafkaError::ConsumerCommit(RDKafkaErrorCode::UnknownGroup))),
+        };
+        match committed {
             Ok(()) => {
                 let metrics = self.service.metrics();
                 metrics.transactions.inc();

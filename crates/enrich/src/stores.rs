@@ -17,8 +17,8 @@ use crate::metrics::EnrichMetrics;
 use crate::pseudonym::PatientKey;
 use crate::state::{PatientState, PatientStateRecord, PatientStore};
 
-/// How long loading one changelog partition may take.
-const LOAD_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long loading one changelog partition may go without a record or its end.
+const LOAD_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Why a partition's state could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -102,9 +102,8 @@ impl StateStores {
         let codec = EventCodec::global();
         let mut store = PatientStore::new();
         let mut bad = None;
-        let deadline = started + LOAD_TIMEOUT;
         self.reader
-            .read(&self.changelog, &[(partition, Offset::Beginning)], deadline, |m| {
+            .read(&self.changelog, &[(partition, Offset::Beginning)], LOAD_PATIENCE, |m| {
                 let record = codec.decode_record::<PatientStateRecord>(m.payload().unwrap_or_default());
                 match record.map(|r| PatientState::from_record(&r)) {
                     Ok(Some((key, state))) => {

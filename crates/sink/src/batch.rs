@@ -1,6 +1,6 @@
 //! The sink's in-memory batch: rows per table (each with the Kafka position it came from), dead
-//! letters, and the offsets the batch covers. No I/O: the run loop decides when to flush and
-//! does the writing.
+//! letters, and the offsets the batch covers. No I/O: the loop ([`crate::consume`]) decides when
+//! to flush and the writer does the writing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

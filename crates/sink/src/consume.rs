@@ -6,7 +6,8 @@
 //! - **flushed**: the flush in flight is durable; its offsets go to the feed (stored in batch
 //!   order, each only after its flush);
 //! - **back-pressure**: while a flush is in flight and the open batch is full, the feed pauses
-//!   (the sink never holds more than the batch in flight and one full batch);
+//!   (the sink holds at most the batch in flight and one full batch, plus what the consumer
+//!   prefetched, or a replay's read-ahead of 1,024 messages);
 //! - **drain**: on shutdown or at the feed's end, finish the flush in flight and the open batch
 //!   within `shutdown_timeout_ms`, then close the feed (final commit). What is not durable by
 //!   then is not committed and is read again by the next run.

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pv_runtime::KafkaConfig;
 use pv_runtime::kafka::PartitionReader;
@@ -274,19 +274,17 @@ pub struct ReplayFeed {
     error: Option<String>,
 }
 
-/// How long a replay may take to reach the end of one topic.
-const REPLAY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// How long a replay waits for the broker to give a message or a partition's end.
+const REPLAY_PATIENCE: Duration = Duration::from_secs(600);
+
+/// Messages read ahead of the sink loop (the read thread waits while they are not taken).
+const REPLAY_READ_AHEAD: usize = 1024;
 
 impl ReplayFeed {
-    /// Starts reading `topics`, one after the other; at most `capacity` messages wait unread.
-    pub fn start(
-        kafka: &KafkaConfig,
-        group: &str,
-        topics: &[String],
-        capacity: usize,
-    ) -> Result<Self, KafkaError> {
+    /// Starts reading `topics`, one after the other, on a thread of its own.
+    pub fn start(kafka: &KafkaConfig, group: &str, topics: &[String]) -> Result<Self, KafkaError> {
         let reader = PartitionReader::new(kafka, &format!("{group}-replay"))?;
-        let (tx, messages) = mpsc::channel(capacity.max(1));
+        let (tx, messages) = mpsc::channel(REPLAY_READ_AHEAD);
         let topics = topics.to_vec();
         let partitions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = partitions.clone();
@@ -318,8 +316,10 @@ impl ReplayFeed {
     /// After the end: the partitions read, or why the replay stopped short.
     pub fn finish(mut self) -> Result<usize, String> {
         self.messages.close();
-        if let Some(t) = self.reader.take() {
-            let _ = t.join();
+        if let Some(t) = self.reader.take()
+            && t.join().is_err()
+        {
+            return Err("the replay's read thread panicked".into());
         }
         match self.error {
             Some(e) => Err(e),
@@ -339,8 +339,7 @@ fn replay_topic(
         pv_runtime::kafka::topics::partitions(reader.consumer().client(), topic, Duration::from_secs(30))?;
     let starts: Vec<(i32, Offset)> = ids.iter().map(|&p| (p, Offset::Beginning)).collect();
     tracing::info!(%topic, partitions = ids.len(), "replaying from the earliest offsets");
-    let deadline = Instant::now() + REPLAY_TIMEOUT;
-    reader.read(topic, &starts, deadline, |m| match tx.blocking_send(Ok(m.detach())) {
+    reader.read(topic, &starts, REPLAY_PATIENCE, |m| match tx.blocking_send(Ok(m.detach())) {
         Ok(()) => ControlFlow::Continue(()),
         Err(_) => ControlFlow::Break(()), // the sink stopped reading
     })?;

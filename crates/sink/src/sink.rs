@@ -66,9 +66,8 @@ impl Sink {
     pub async fn replay(&self, shutdown: Shutdown) -> anyhow::Result<ReplayReport> {
         let consumption = self.start().await?;
         tracing::info!(topics = ?self.cfg.topics, database = %self.clickhouse.database, "replaying");
-        let replay =
-            ReplayFeed::start(&self.kafka, &self.cfg.group_id, &self.cfg.topics, self.cfg.batch_max_messages)
-                .context("starting the replay reader")?;
+        let replay = ReplayFeed::start(&self.kafka, &self.cfg.group_id, &self.cfg.topics)
+            .context("starting the replay reader")?;
         let mut feed = Feed::Replay(replay);
         let messages = consumption.run(&mut feed, &shutdown).await;
         let Feed::Replay(replay) = feed else { unreachable!("a replay feed stays one") };

@@ -138,8 +138,7 @@ impl Writer {
         let (kafka, s) = (self.kafka.clone(), source.clone());
         let read = tokio::task::spawn_blocking(move || {
             let reader = PartitionReader::new(&kafka, "pv-sink-dead-letter-reader")?;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            reader.read_one(&s.topic, s.partition, s.offset, deadline)
+            reader.read_one(&s.topic, s.partition, s.offset, Duration::from_secs(30))
         });
         let message =
             read.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?.ok_or_else(|| {

@@ -134,40 +134,63 @@ impl Sql<'_> {
     }
 
     /// The SQL with tables named and values as `?` (other `?` escaped), and which value each
-    /// `?` takes, in order.
+    /// `?` takes, in order. `{{` stands for a literal `{`.
     fn resolve(&self) -> Result<(String, Vec<usize>), StoreError> {
         let mut text = String::with_capacity(self.template.len());
         let mut order = Vec::new();
+        let mut after_value = false;
         let mut rest = self.template.as_str();
-        while let Some(open) = rest.find(['{', '?']) {
-            text.push_str(&rest[..open]);
-            rest = &rest[open..];
-            if let Some(after) = rest.strip_prefix("?fields") {
+        while let Some(at) = rest.find(['{', '?']) {
+            text.push_str(&rest[..at]);
+            rest = &rest[at..];
+            let value_before = after_value && at == 0;
+            after_value = false;
+            let taken = if rest.starts_with("?fields") {
                 text.push_str("?fields");
-                rest = after;
-                continue;
-            }
-            if let Some(after) = rest.strip_prefix('?') {
-                text.push_str("??");
-                rest = after;
-                continue;
-            }
-            let close = rest.find('}').ok_or_else(|| StoreError::UnknownName(rest.to_string()))?;
-            let name = &rest[1..close];
-            let named = self.tables.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
-            if let Some(table) = named.or_else(|| crate::TABLES.iter().find(|t| t.name() == name).copied()) {
-                text.push_str(self.db.name_of(table));
-            } else if let Some(i) = self.values.iter().position(|(n, _)| *n == name) {
-                text.push('?');
-                order.push(i);
+                "?fields".len()
+            } else if rest.starts_with('?') {
+                // clickhouse-rs reads `??` as a literal `?`; a space keeps it off a value's `?`.
+                text.push_str(if value_before { " ??" } else { "??" });
+                1
+            } else if rest.starts_with("{{") {
+                text.push('{');
+                2
             } else {
-                return Err(StoreError::UnknownName(name.to_string()));
-            }
-            rest = &rest[close + 1..];
+                let close = rest.find('}').ok_or_else(|| StoreError::UnknownName(rest.to_string()))?;
+                match self.lookup(&rest[1..close])? {
+                    Name::Table(table) => text.push_str(self.db.name_of(table)),
+                    Name::Value(i) => {
+                        text.push('?');
+                        order.push(i);
+                        after_value = true;
+                    }
+                }
+                close + 1
+            };
+            rest = &rest[taken..];
         }
         text.push_str(rest);
         Ok((text, order))
     }
+
+    /// What `{name}` stands for: a table (named by [`Sql::table`] or of the store), or a value.
+    fn lookup(&self, name: &str) -> Result<Name, StoreError> {
+        let named = self.tables.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
+        let table = named.or_else(|| crate::TABLES.iter().find(|t| t.name() == name).copied());
+        let value = self.values.iter().position(|(n, _)| *n == name);
+        match (table, value) {
+            (Some(table), None) => Ok(Name::Table(table)),
+            (None, Some(i)) => Ok(Name::Value(i)),
+            (Some(_), Some(_)) => Err(StoreError::AmbiguousName(name.to_string())),
+            (None, None) => Err(StoreError::UnknownName(name.to_string())),
+        }
+    }
+}
+
+/// What a `{name}` of a query stands for.
+enum Name {
+    Table(&'static dyn Schema),
+    Value(usize),
 }
 
 #[cfg(test)]
@@ -208,7 +231,17 @@ mod tests {
     }
 
     #[test]
-    fn unknown_names_are_refused() {
+    fn literal_question_marks_and_braces_stay_text() {
+        let db = db();
+        let sql = db.sql("SELECT {x}?1:0, '{{x}', '?', ?{x}?").bind("x", 7);
+        assert_eq!(sql.resolve().expect("resolves").0, "SELECT ? ??1:0, '{x}', '??', ??? ??");
+        assert_eq!(sent(sql), "SELECT 7 ?1:0, '{x}', '?', ?7 ?");
+    }
+
+    #[test]
+    fn unknown_and_ambiguous_names_are_refused() {
+        let clash = db().sql("SELECT {doses}").bind("doses", 1).resolve();
+        assert!(matches!(clash, Err(StoreError::AmbiguousName(n)) if n == "doses"));
         let db = db();
         let unknown = db.sql("SELECT 1 FROM {dose}").resolve();
         assert!(matches!(unknown, Err(StoreError::UnknownName(n)) if n == "dose"));

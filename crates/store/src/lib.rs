@@ -42,6 +42,9 @@ pub enum StoreError {
     /// A query names `{name}`, which is neither a table of the store nor a bound value.
     #[error("query names `{{{0}}}`, which is neither a table of the store nor a bound value")]
     UnknownName(String),
+    /// A query names `{name}`, which is both a table and a bound value.
+    #[error("query names `{{{0}}}`, which is both a table and a bound value")]
+    AmbiguousName(String),
     /// The configured database name is not a plain identifier.
     #[error("database name `{0}` must match [A-Za-z_][A-Za-z0-9_]*")]
     BadDatabaseName(String),

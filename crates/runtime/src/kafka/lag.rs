@@ -1,7 +1,7 @@
 //! What a consumer group has yet to commit.
 
 use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -26,7 +26,9 @@ pub fn group_lag(
     for topic in topics {
         let mut tpl = TopicPartitionList::new();
         let mut highs = Vec::new();
-        for partition in super::topics::partitions(consumer.client(), topic, timeout)? {
+        // A topic the broker does not know has no partitions, hence no lag.
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()).map(|p| p.id()) {
             let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
             tpl.add_partition(topic, partition);
             highs.push((partition, low, high));
@@ -47,8 +49,7 @@ pub fn group_lag(
         }
         if !probe.is_empty() {
             let reader = PartitionReader::new(kafka, "pv-lag-probe")?;
-            let deadline = Instant::now() + timeout;
-            lag += reader.read(topic, &probe, deadline, |_| ControlFlow::Continue(()))? as i64;
+            lag += reader.read(topic, &probe, timeout, |_| ControlFlow::Continue(()))? as i64;
         }
     }
     Ok(lag)

@@ -1,6 +1,8 @@
-//! Producing: handing records to librdkafka with back-pressure ([`enqueue`]), and the durable
-//! producer that returns only once the broker has acknowledged every message of a request.
+//! Producing: handing records to librdkafka with back-pressure ([`enqueue`] on a thread of its
+//! own, [`enqueue_async`] in a task), and the durable producer that returns only once the broker
+//! has acknowledged every message of a request.
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -11,7 +13,7 @@ use crate::config::KafkaConfig;
 
 /// Hands `record` to `send` until librdkafka's queue has room for it, calling `wait` between
 /// tries (the queue drains as the broker acknowledges), or until `deadline` passes: then the
-/// `QueueFull` error is returned. Any other error is returned at once.
+/// `QueueFull` error is returned. Any other error is returned at once. Blocking: for a thread.
 pub fn enqueue<R, T>(
     mut record: R,
     deadline: Instant,
@@ -19,16 +21,43 @@ pub fn enqueue<R, T>(
     mut wait: impl FnMut(),
 ) -> Result<T, KafkaError> {
     loop {
-        match send(record) {
-            Ok(sent) => return Ok(sent),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                if Instant::now() < deadline =>
-            {
-                record = back;
-                wait();
-            }
-            Err((e, _)) => return Err(e),
+        match retry_if_full(send(record), deadline) {
+            ControlFlow::Break(outcome) => return outcome,
+            ControlFlow::Continue(back) => record = back,
         }
+        wait();
+    }
+}
+
+/// [`enqueue`] in a task: waits `pause` on a timer between tries, so other tasks run meanwhile.
+pub async fn enqueue_async<R, T>(
+    mut record: R,
+    deadline: Instant,
+    mut send: impl FnMut(R) -> Result<T, (KafkaError, R)>,
+    pause: Duration,
+) -> Result<T, KafkaError> {
+    loop {
+        match retry_if_full(send(record), deadline) {
+            ControlFlow::Break(outcome) => return outcome,
+            ControlFlow::Continue(back) => record = back,
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// The outcome of a send, or (the queue is full, time is left) the record back to try again.
+fn retry_if_full<R, T>(
+    sent: Result<T, (KafkaError, R)>,
+    deadline: Instant,
+) -> ControlFlow<Result<T, KafkaError>, R> {
+    match sent {
+        Ok(sent) => ControlFlow::Break(Ok(sent)),
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+            if Instant::now() < deadline =>
+        {
+            ControlFlow::Continue(back)
+        }
+        Err((e, _)) => ControlFlow::Break(Err(e)),
     }
 }
 
@@ -120,11 +149,9 @@ impl DurableProducer {
             if let Some(t) = m.timestamp_ms {
                 record = record.timestamp(t);
             }
-            let wait = || {
-                // Serves the delivery callbacks, so the queue drains.
-                self.producer.poll(Timeout::After(Duration::from_millis(5)));
-            };
-            pending.push(enqueue(record, deadline, |r| self.producer.send_result(r), wait)?);
+            // The producer's own thread serves the deliveries meanwhile: the queue drains.
+            let pause = Duration::from_millis(5);
+            pending.push(enqueue_async(record, deadline, |r| self.producer.send_result(r), pause).await?);
         }
         let mut first_error = None;
         for delivery in pending {
@@ -194,6 +221,11 @@ mod tests {
         let past = Instant::now();
         let full: Result<(), _> = enqueue((), past, |r| Err((FULL, r)), || panic!("no time to wait"));
         assert_eq!(full, Err(FULL));
+        let tries = std::cell::Cell::new(0);
+        let send = |r| if tries.replace(tries.get() + 1) < 2 { Err((FULL, r)) } else { Ok(r) };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+        let waited = runtime.block_on(enqueue_async("r", deadline, send, Duration::from_millis(1)));
+        assert_eq!((waited, tries.get()), (Ok("r"), 3));
         let refused = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
         let e: Result<(), _> = enqueue((), deadline, |r| Err((refused.clone(), r)), || panic!("not retried"));
         assert_eq!(e, Err(refused));

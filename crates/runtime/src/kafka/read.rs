@@ -42,13 +42,14 @@ impl PartitionReader {
 
     /// Reads the partitions of `topic` in `starts` (partition, first offset) to their ends (as
     /// of when each end is reached), calling `each` for every message; `each` may stop the read
-    /// early with `Break`. Returns the messages read, or `OperationTimedOut` when not done by
-    /// `deadline`. Transient consumer errors are logged and the read goes on.
+    /// early with `Break`. Returns the messages read, or `OperationTimedOut` when neither a
+    /// message nor an end arrives for `patience` (a slow read that makes progress goes on).
+    /// Transient consumer errors are logged and the read goes on.
     pub fn read(
         &self,
         topic: &str,
         starts: &[(i32, Offset)],
-        deadline: Instant,
+        patience: Duration,
         mut each: impl FnMut(&BorrowedMessage<'_>) -> ControlFlow<()>,
     ) -> Result<u64, KafkaError> {
         let mut tpl = TopicPartitionList::new();
@@ -56,29 +57,47 @@ impl PartitionReader {
             tpl.add_partition_offset(topic, partition, offset)?;
         }
         self.consumer.assign(&tpl)?;
+        let outcome = self.read_assigned(topic, starts, patience, &mut each);
+        self.consumer.unassign()?;
+        outcome
+    }
+
+    fn read_assigned(
+        &self,
+        topic: &str,
+        starts: &[(i32, Offset)],
+        patience: Duration,
+        each: &mut impl FnMut(&BorrowedMessage<'_>) -> ControlFlow<()>,
+    ) -> Result<u64, KafkaError> {
+        let wanted: HashSet<i32> = starts.iter().map(|(p, _)| *p).collect();
         // Partitions at their end (and nothing read from them since).
         let mut ended: HashSet<i32> = HashSet::new();
         let mut read = 0;
-        while ended.len() < starts.len() {
-            if Instant::now() >= deadline {
+        let mut progress = Instant::now();
+        while ended.len() < wanted.len() {
+            if progress.elapsed() >= patience {
                 return Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut));
             }
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     read += 1;
                     ended.remove(&m.partition());
-                    if each(&m).is_break() {
+                    let flow = each(&m);
+                    // Time spent in `each` (a consumer that waits) is not the broker's silence.
+                    progress = Instant::now();
+                    if flow.is_break() {
                         break;
                     }
                 }
-                Some(Err(KafkaError::PartitionEOF(p))) => {
+                Some(Err(KafkaError::PartitionEOF(p))) if wanted.contains(&p) => {
+                    progress = Instant::now();
                     ended.insert(p);
                 }
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => tracing::warn!(error = %e, topic, "kafka read error; reading on"),
                 None => {}
             }
         }
-        self.consumer.unassign()?;
         Ok(read)
     }
 
@@ -89,10 +108,10 @@ impl PartitionReader {
         topic: &str,
         partition: i32,
         offset: i64,
-        deadline: Instant,
+        patience: Duration,
     ) -> Result<Option<OwnedMessage>, KafkaError> {
         let mut found = None;
-        self.read(topic, &[(partition, Offset::Offset(offset))], deadline, |m| {
+        self.read(topic, &[(partition, Offset::Offset(offset))], patience, |m| {
             if m.offset() == offset {
                 found = Some(m.detach());
             }
