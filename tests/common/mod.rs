@@ -83,17 +83,21 @@ impl TestEnv {
         let dlq_topic = format!("pvt.{id}.enriched-dlq");
         let state_topic = format!("pvt.{id}.state");
         let signals_topic = format!("pvt.{id}.signals");
+        // As deploy/local/topics.txt: the event topics are kept forever. Test events carry
+        // acceptance times months back, which the broker's default 7-day retention would delete
+        // from under a running test.
+        let forever = || vec![("retention.ms".to_string(), "-1".to_string())];
         let topics = [
-            TopicSpec { name: raw_topic.clone(), partitions: 3, configs: vec![] },
-            TopicSpec { name: raw_dlq_topic.clone(), partitions: 1, configs: vec![] },
-            TopicSpec { name: enriched_topic.clone(), partitions: 3, configs: vec![] },
-            TopicSpec { name: dlq_topic.clone(), partitions: 1, configs: vec![] },
+            TopicSpec { name: raw_topic.clone(), partitions: 3, configs: forever() },
+            TopicSpec { name: raw_dlq_topic.clone(), partitions: 1, configs: forever() },
+            TopicSpec { name: enriched_topic.clone(), partitions: 3, configs: forever() },
+            TopicSpec { name: dlq_topic.clone(), partitions: 1, configs: forever() },
             TopicSpec {
                 name: state_topic.clone(),
                 partitions: 3,
                 configs: vec![("cleanup.policy".into(), "compact".into())],
             },
-            TopicSpec { name: signals_topic.clone(), partitions: 1, configs: vec![] },
+            TopicSpec { name: signals_topic.clone(), partitions: 1, configs: forever() },
         ];
         pv_runtime::kafka::ensure_topics(&kafka, &topics)
             .await
