@@ -266,12 +266,10 @@ impl GroupFeed {
 /// A replay: every partition of the topics, read to its end on a thread of its own.
 #[derive(Debug)]
 pub struct ReplayFeed {
-    messages: mpsc::Receiver<Result<OwnedMessage, String>>,
-    reader: Option<std::thread::JoinHandle<()>>,
+    messages: mpsc::Receiver<OwnedMessage>,
+    /// The read thread: the partitions it read, or why it stopped short.
+    reader: std::thread::JoinHandle<Result<usize, String>>,
     paused: bool,
-    /// Partitions read, once the reader is done.
-    partitions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    error: Option<String>,
 }
 
 /// How long a replay waits for the broker to give a message or a partition's end.
@@ -286,63 +284,46 @@ impl ReplayFeed {
         let reader = PartitionReader::new(kafka, &format!("{group}-replay"))?;
         let (tx, messages) = mpsc::channel(REPLAY_READ_AHEAD);
         let topics = topics.to_vec();
-        let partitions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = partitions.clone();
-        let thread = std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
+            let mut partitions = 0;
             for topic in &topics {
-                if let Err(e) = replay_topic(&reader, topic, &tx, &counted) {
-                    let _ = tx.blocking_send(Err(format!("replaying {topic}: {e}")));
-                    return;
-                }
+                partitions +=
+                    replay_topic(&reader, topic, &tx).map_err(|e| format!("replaying {topic}: {e}"))?;
             }
+            Ok(partitions)
         });
-        Ok(Self { messages, reader: Some(thread), paused: false, partitions, error: None })
+        Ok(Self { messages, reader, paused: false })
     }
 
-    /// The next message; `None` at the end of the last topic (or after a read error).
+    /// The next message; `None` once the read thread is done (at the end of the last topic, or
+    /// stopped short: [`ReplayFeed::finish`] says which).
     async fn next(&mut self) -> Option<Incoming<'_>> {
         if self.paused {
             std::future::pending::<()>().await;
         }
-        match self.messages.recv().await? {
-            Ok(m) => Some(Incoming::Owned(m)),
-            Err(e) => {
-                self.error = Some(e);
-                None
-            }
-        }
+        self.messages.recv().await.map(Incoming::Owned)
     }
 
     /// After the end: the partitions read, or why the replay stopped short.
     pub fn finish(mut self) -> Result<usize, String> {
         self.messages.close();
-        if let Some(t) = self.reader.take()
-            && t.join().is_err()
-        {
-            return Err("the replay's read thread panicked".into());
-        }
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(self.partitions.load(Ordering::SeqCst)),
-        }
+        self.reader.join().map_err(|_| "the replay's read thread panicked".to_string())?
     }
 }
 
-/// Reads every partition of `topic` from the beginning into `tx`.
+/// Reads every partition of `topic` from the beginning into `tx`; returns the partitions read.
 fn replay_topic(
     reader: &PartitionReader,
     topic: &str,
-    tx: &mpsc::Sender<Result<OwnedMessage, String>>,
-    partitions: &std::sync::atomic::AtomicUsize,
-) -> Result<(), KafkaError> {
+    tx: &mpsc::Sender<OwnedMessage>,
+) -> Result<usize, KafkaError> {
     let ids =
         pv_runtime::kafka::topics::partitions(reader.consumer().client(), topic, Duration::from_secs(30))?;
     let starts: Vec<(i32, Offset)> = ids.iter().map(|&p| (p, Offset::Beginning)).collect();
     tracing::info!(%topic, partitions = ids.len(), "replaying from the earliest offsets");
-    reader.read(topic, &starts, REPLAY_PATIENCE, |m| match tx.blocking_send(Ok(m.detach())) {
+    reader.read(topic, &starts, REPLAY_PATIENCE, |m| match tx.blocking_send(m.detach()) {
         Ok(()) => ControlFlow::Continue(()),
         Err(_) => ControlFlow::Break(()), // the sink stopped reading
     })?;
-    partitions.fetch_add(ids.len(), Ordering::SeqCst);
-    Ok(())
+    Ok(ids.len())
 }
