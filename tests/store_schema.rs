@@ -139,7 +139,7 @@ fn type_differences(table: &str, column: &str, live: &str, defined: &str) -> Vec
 async fn every_live_table_matches_its_row_type_column_by_column() {
     let cfg = config("schema_new");
     drop_database(&cfg).await;
-    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [1, 2, 3]);
+    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [1, 2, 3, 4]);
     let db = Db::new(&cfg);
     assert_eq!(differences(&db).await, Vec::<String>::new());
 
@@ -170,7 +170,15 @@ async fn the_rendered_ddl_creates_what_the_previous_release_created() {
     let mut want: Vec<String> =
         previous_release("{db}").into_iter().filter(|s| s.starts_with("CREATE")).collect();
     want.sort();
-    assert_eq!(show_create(&cfg).await, want);
+    // The tables the previous release had are created as it created them; the tables added
+    // since (migration 4) are checked column by column against their rows above.
+    let added = ["signal_contributions", "signal_workflow", "user_visits"];
+    let got: Vec<String> = show_create(&cfg)
+        .await
+        .into_iter()
+        .filter(|s| !added.iter().any(|t| s.starts_with(&format!("CREATE TABLE {{db}}.{t} "))))
+        .collect();
+    assert_eq!(got, want);
     drop_database(&cfg).await;
 }
 
@@ -190,7 +198,7 @@ async fn a_database_of_the_previous_release_migrates_and_keeps_its_rows() {
     db.insert(&DOSES, std::slice::from_ref(&dose)).await.expect("dose");
     db.insert(&AE_REPORT_VERSIONS, std::slice::from_ref(&report)).await.expect("report");
 
-    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), Vec::<u32>::new(), "already at version 3");
+    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [4], "from version 3");
     assert_eq!(differences(&db).await, Vec::<String>::new());
     assert_eq!(db.rows(&DOSES).await.expect("doses"), [dose]);
     assert_eq!(db.rows(&AE_REPORT_VERSIONS).await.expect("reports"), std::slice::from_ref(&report));

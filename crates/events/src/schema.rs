@@ -30,6 +30,7 @@ const SCHEMA_FILES: &[(&str, u32, &str)] = &[
     ("enriched_adverse_event", 1, include_str!("../../../schemas/enriched_adverse_event.v1.avsc")),
     ("patient_state", 1, include_str!("../../../schemas/patient_state.v1.avsc")),
     ("signal_event", 1, include_str!("../../../schemas/signal_event.v1.avsc")),
+    ("signal_workflow", 1, include_str!("../../../schemas/signal_workflow.v1.avsc")),
 ];
 
 /// One published version of one schema.

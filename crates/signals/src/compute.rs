@@ -415,6 +415,7 @@ mod tests {
 
     fn case(stratum: Stratum, band: usize, groups: &[&str], pts: &[&str], days: f64) -> Case {
         Case {
+            who: crate::model::CaseRef::default(),
             stratum,
             band,
             groups: groups.iter().map(|s| s.to_string()).collect(),
@@ -478,6 +479,7 @@ mod tests {
                 escalated: 20,
                 shrinking_intervals: 3,
                 extra_sessions: 0,
+                positive: vec![],
             }],
         }
     }

@@ -7,11 +7,13 @@
 //! - [`model`]: what is read (aggregates) and written (results).
 //! - [`compute`]: the analyses, pure.
 //! - [`queries`]: the aggregates, in SQL that runs on ClickHouse 18.16 and current releases.
+//! - [`contributions`]: which cases and patients each result counts.
 //! - [`status`]: which results changed state since the last run (pure).
 //! - [`service`]: one run and the scheduled loop.
 
 pub mod compute;
 pub mod config;
+pub mod contributions;
 pub mod event;
 pub mod model;
 pub mod queries;

@@ -101,9 +101,26 @@ pub struct ExposureTime {
     pub patient_years: f64,
 }
 
+/// Who a case is: what the contributions record of it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CaseRef {
+    /// The clinic.
+    pub clinic_id: String,
+    /// The clinic's report id.
+    pub report_id: String,
+    /// The version counted (the latest).
+    pub version: i32,
+    /// The patient's pseudonymous key.
+    pub patient_key: String,
+    /// Onset: the instant the patient's exposure was taken as of (ms since the epoch).
+    pub onset_ms: i64,
+}
+
 /// One case: the latest version of a report, not nullified.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
+    /// Who it is.
+    pub who: CaseRef,
     /// Product and route of the first suspect drug; the patient's formulation.
     pub stratum: Stratum,
     /// Cumulative-dose band at onset.
@@ -129,6 +146,19 @@ pub struct MarkerCounts {
     pub shrinking_intervals: u64,
     /// Some session at most `extra_session_max_days` calendar days after the previous one.
     pub extra_sessions: u64,
+    /// The patients showing at least one marker: (clinic, patient key, markers shown).
+    pub positive: Vec<MarkerPatient>,
+}
+
+/// A patient showing at least one dependence marker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkerPatient {
+    /// The clinic.
+    pub clinic_id: String,
+    /// The patient's pseudonymous key.
+    pub patient_key: String,
+    /// The markers shown (names as in results: `dose_escalation`, ...).
+    pub markers: Vec<String>,
 }
 
 /// Everything one window's analyses need.

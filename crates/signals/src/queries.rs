@@ -20,7 +20,9 @@ use pv_store::{Db, StoreError};
 use serde::Deserialize;
 
 use crate::config::SignalsConfig;
-use crate::model::{Case, DoseCell, ExposureTime, Inputs, MarkerCounts, Stratum, Window};
+use crate::model::{
+    Case, CaseRef, DoseCell, ExposureTime, Inputs, MarkerCounts, MarkerPatient, Stratum, Window,
+};
 
 /// Milliseconds in a day and in a (Julian) year.
 const DAY_MS: i64 = 86_400_000;
@@ -64,6 +66,8 @@ struct PatientRow {
     escalated: u64,
     shrinking: u64,
     extra: u64,
+    /// Patients showing a marker: (clinic, patient key, escalated, shrinking, extra).
+    positive: Vec<(String, String, u8, u8, u8)>,
     /// Administrations per cumulative-dose band, all and in the period.
     band_all: Vec<u64>,
     band_period: Vec<u64>,
@@ -71,6 +75,10 @@ struct PatientRow {
 
 #[derive(Debug, Row, Deserialize)]
 struct CaseRow {
+    clinic_id: String,
+    report_id: String,
+    version: i32,
+    patient_key: String,
     suspect_product: String,
     suspect_route: String,
     patient_product: String,
@@ -92,9 +100,12 @@ pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inp
             "SELECT p, r, f, count(), countIf(last_ms + {{risk_ms}} >= {{from}}),
                     sum(greatest(toInt64(0), least(last_ms + {{risk_ms}}, toInt64({{to}})) - first_ms)) / {{year_ms}},
                     sum(greatest(toInt64(0), least(last_ms + {{risk_ms}}, toInt64({{to}})) - greatest(first_ms, toInt64({{from}})))) / {{year_ms}},
-                    sum(esc), sum(shrink), sum(extra), sumForEach(all_b), sumForEach(period_b)
+                    sum(esc), sum(shrink), sum(extra),
+                    groupArrayIf((clinic, patient_key, toUInt8(esc), toUInt8(shrink), toUInt8(extra)), esc + shrink + extra > 0),
+                    sumForEach(all_b), sumForEach(period_b)
              FROM (
                 SELECT patient_key, toString(product) AS p, toString(route) AS r, formulation AS f,
+                       any(clinic_id) AS clinic,
                        arraySort(arrayDistinct(groupArray((administered_at_ms, dose_mg, {band})))) AS hist,
                        hist[1].1 AS first_ms, hist[-1].1 AS last_ms,
                        arrayMap(b -> arrayCount(x -> x.3 = b, hist), range({{bands}})) AS all_b,
@@ -123,8 +134,9 @@ pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inp
 
     let cases = db
         .sql(
-            "SELECT sp, sr, ifNull(dp, ''), ifNull(dr, ''), ifNull(df, ''), onset_ms, cum_mg, ttf, gs, pts FROM (
-                SELECT patient_key,
+            "SELECT clinic_id, report_id, version, patient_key,
+                    sp, sr, ifNull(dp, ''), ifNull(dr, ''), ifNull(df, ''), onset_ms, cum_mg, ttf, gs, pts FROM (
+                SELECT clinic_id, report_id, version, patient_key,
                        ifNull(toString(drug_product[indexOf(drug_role, 1)]), '') AS sp,
                        ifNull(toString(drug_route[indexOf(drug_role, 1)]), '') AS sr,
                        exposure_as_of_ms AS onset_ms, exp_cumulative_mg AS cum_mg, days_since_first_dose AS ttf,
@@ -152,6 +164,14 @@ fn stratum(product: &str, route: &str, formulation: &str) -> Stratum {
     Stratum { product: or_unknown(product), route: or_unknown(route), formulation: or_unknown(formulation) }
 }
 
+fn marker_patient(
+    (clinic_id, patient_key, esc, shrink, extra): (String, String, u8, u8, u8),
+) -> MarkerPatient {
+    let shown = [("dose_escalation", esc), ("shrinking_intervals", shrink), ("extra_sessions", extra)];
+    let markers = shown.iter().filter(|(_, on)| *on > 0).map(|(m, _)| (*m).to_string()).collect();
+    MarkerPatient { clinic_id, patient_key, markers }
+}
+
 fn assemble(
     cfg: &SignalsConfig,
     bounds: Bounds,
@@ -177,6 +197,7 @@ fn assemble(
             escalated: t.escalated,
             shrinking_intervals: t.shrinking,
             extra_sessions: t.extra,
+            positive: t.positive.into_iter().map(marker_patient).collect(),
         });
         if t.patients_period > 0 {
             period.time.push(ExposureTime {
@@ -196,6 +217,13 @@ fn assemble(
         let product = if r.suspect_product.is_empty() { &r.patient_product } else { &r.suspect_product };
         let route = if r.suspect_route.is_empty() { &r.patient_route } else { &r.suspect_route };
         let case = Case {
+            who: CaseRef {
+                clinic_id: r.clinic_id,
+                report_id: r.report_id,
+                version: r.version,
+                patient_key: r.patient_key,
+                onset_ms: r.onset_ms,
+            },
             stratum: stratum(product, route, &r.patient_formulation),
             band: cfg.band_of(r.cumulative_mg),
             groups: r.groups.into_iter().collect::<BTreeSet<_>>(),
@@ -237,6 +265,7 @@ mod tests {
             escalated: 2,
             shrinking: 1,
             extra: 0,
+            positive: vec![("c1".into(), "pk".into(), 1, 0, 1)],
             band_all: vec![100, 40, 0, 5],
             band_period: vec![0, 12, 0, 5],
         };
@@ -247,6 +276,7 @@ mod tests {
         assert_eq!(cumulative.time[0].patients, 10);
         assert_eq!(period.time[0].patient_years, 0.3);
         assert_eq!(cumulative.markers[0].escalated, 2);
+        assert_eq!(cumulative.markers[0].positive[0].markers, ["dose_escalation", "extra_sessions"]);
         assert!(period.markers.is_empty(), "markers are cumulative only");
     }
 
@@ -254,6 +284,10 @@ mod tests {
     fn cases_take_the_suspect_drug_and_fall_back_to_the_patients_dosing() {
         let cfg = SignalsConfig::default();
         let row = |sp: &str, sr: &str, onset_ms: i64| CaseRow {
+            clinic_id: "c1".into(),
+            report_id: "r1".into(),
+            version: 2,
+            patient_key: "pk".into(),
             suspect_product: sp.into(),
             suspect_route: sr.into(),
             patient_product: "ketamine".into(),

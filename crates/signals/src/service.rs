@@ -1,7 +1,7 @@
 //! One signals run, and the scheduled loop.
 //!
-//! A run: read both windows' aggregates as of now, run every analysis, append the results to
-//! `signal_results`, read the latest change of every signal from `signal_changes`, work out the
+//! A run: read both windows' aggregates as of now, run every analysis, append what they counted
+//! to `signal_contributions` and the results to `signal_results`, read the latest change of every signal from `signal_changes`, work out the
 //! changes, produce them to the signals topic and wait for every acknowledgement, then append
 //! them to `signal_changes`. A crash after producing and before recording repeats the same
 //! changes with the same event ids on the next run: delivery is at least once, and consumers
@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use pv_events::EventCodec;
 use pv_runtime::kafka::{DurableProducer, Outgoing, ProduceError};
 use pv_runtime::{ClickHouseConfig, KafkaConfig, Shutdown};
-use pv_store::signals::{SIGNAL_CHANGES, SIGNAL_RESULTS};
+use pv_store::signals::{SIGNAL_CHANGES, SIGNAL_CONTRIBUTIONS, SIGNAL_RESULTS};
 use pv_store::{Db, StoreError};
 use rdkafka::error::KafkaError;
 
 use crate::compute::Analyser;
 use crate::config::SignalsConfig;
+use crate::contributions;
 use crate::event::{PreviousState, SignalEvent};
 use crate::model::SignalResult;
 use crate::queries::{self, Bounds};
@@ -116,8 +117,8 @@ impl SignalsService {
         let as_of_ms = as_of_ms.unwrap_or(run_at_ms);
         let cfg = self.config();
         let started = Instant::now();
-        let [period, cumulative] =
-            queries::inputs(&self.db, cfg, Bounds::new(as_of_ms, cfg.period_days)).await?;
+        let bounds = Bounds::new(as_of_ms, cfg.period_days);
+        let [period, cumulative] = queries::inputs(&self.db, cfg, bounds).await?;
         let read = started.elapsed();
         let started = Instant::now();
         let mut results = self.analyser.run(&period);
@@ -126,9 +127,12 @@ impl SignalsService {
             r.run_at_ms = run_at_ms;
             r.as_of_ms = as_of_ms;
         }
+        let counted = contributions::of_run(cfg, run_at_ms, bounds.period_from_ms, &cumulative);
         let compute = started.elapsed();
 
         let started = Instant::now();
+        // What the results counted first: a result on screen can always show its cases.
+        self.db.insert(&SIGNAL_CONTRIBUTIONS, &counted).await.map_err(StoreError::from)?;
         self.db.insert(&SIGNAL_RESULTS, &results).await.map_err(StoreError::from)?;
         let previous: Vec<PreviousState> = self
             .db

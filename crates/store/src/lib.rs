@@ -2,7 +2,7 @@
 //!
 //! - [`column`]: how Rust field types map to ClickHouse column types; the `Enum8` columns.
 //! - [`table`]: table definitions typed by their rows, and the DDL rendered from both.
-//! - [`events`], [`signals`]: the tables, each row type beside its definition.
+//! - [`events`], [`signals`], [`workflow`]: the tables, each row type beside its definition.
 //! - [`migrations`]: versioned migrations, rendered from the definitions.
 //! - [`db`]: the query layer every reader and writer uses ([`Db`]).
 //! - [`digest`]: a fingerprint of the event tables' content (for `pv replay --verify`).
@@ -17,6 +17,7 @@ pub mod events;
 pub mod migrations;
 pub mod signals;
 pub mod table;
+pub mod workflow;
 
 pub use db::{Db, Sql};
 pub use migrations::migrate;
@@ -31,6 +32,9 @@ pub const TABLES: &[&dyn Schema] = &[
     &events::AE_CASES,
     &signals::SIGNAL_RESULTS,
     &signals::SIGNAL_CHANGES,
+    &signals::SIGNAL_CONTRIBUTIONS,
+    &workflow::SIGNAL_WORKFLOW,
+    &workflow::USER_VISITS,
 ];
 
 /// Why a store operation failed.

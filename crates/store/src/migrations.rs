@@ -18,8 +18,9 @@ use pv_runtime::ClickHouseConfig;
 
 use crate::column::Seconds;
 use crate::events::{AE_CASES, AE_CASES_MV, AE_REPORT_VERSIONS, DOSES, MONITORING_FORMS};
-use crate::signals::{SIGNAL_CHANGES, SIGNAL_RESULTS};
+use crate::signals::{SIGNAL_CHANGES, SIGNAL_CONTRIBUTIONS, SIGNAL_RESULTS};
 use crate::table::{CopyView, Schema, Table};
+use crate::workflow::{SIGNAL_WORKFLOW, USER_VISITS};
 use crate::{Db, StoreError, table_row};
 
 /// One step of a migration.
@@ -80,6 +81,15 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "signal results and the signal change log",
         steps: &[Step::Create(&SIGNAL_RESULTS), Step::Create(&SIGNAL_CHANGES)],
+    },
+    Migration {
+        version: 4,
+        name: "what each signals run counted; the signal workflow log; workbench visits",
+        steps: &[
+            Step::Create(&SIGNAL_CONTRIBUTIONS),
+            Step::Create(&SIGNAL_WORKFLOW),
+            Step::Create(&USER_VISITS),
+        ],
     },
 ];
 

@@ -21,6 +21,52 @@ pub const SIGNAL_RESULTS: Table<SignalResult> =
 pub const SIGNAL_CHANGES: Table<SignalEvent> =
     Table::new("signal_changes", "MergeTree", "(signal_key, run_at_ms)");
 
+/// `signal_contributions`: what each signals run counted, one row per case (and per patient
+/// showing a dependence marker). A result's contributing cases are the rows of its run that match
+/// its identity (`pv_signals::contributions::counts`, tested against every result's count).
+pub const SIGNAL_CONTRIBUTIONS: Table<SignalContribution> =
+    Table::new("signal_contributions", "MergeTree", "(run_at_ms, product, route, formulation, clinic_id)")
+        .partition_by("toYYYYMM(toDateTime(intDiv(run_at_ms, 1000)))");
+
+table_row! {
+    /// A case or a patient as one signals run counted it.
+    #[derive(Default)]
+    pub struct SignalContribution {
+        /// The run (its `run_at_ms`).
+        run_at_ms: i64,
+        /// `case` (an adverse-event case) or `patient` (a patient showing a dependence marker).
+        kind: String,
+        /// The clinic.
+        clinic_id: String,
+        /// The patient's pseudonymous key.
+        patient_key: String,
+        /// The case's report id (empty for patients).
+        report_id: String,
+        /// The case version counted (0 for patients).
+        version: i32,
+        /// Stratum: product.
+        product: String,
+        /// Stratum: route.
+        route: String,
+        /// Stratum: formulation.
+        formulation: String,
+        /// Cumulative-dose band label at onset (`*` for patients).
+        dose_band: String,
+        /// Event groups of the case's reactions.
+        groups: Vec<String>,
+        /// Preferred terms of the case's reactions.
+        pts: Vec<String>,
+        /// Dependence markers the patient shows.
+        markers: Vec<String>,
+        /// Onset (exposure as-of instant) of the case, ms since the epoch (0 for patients).
+        onset_ms: i64,
+        /// Days from the first dose to onset.
+        days_from_first_dose: Option<f64>,
+        /// Whether the case falls in the run's period window (always true for patients).
+        in_period: bool,
+    }
+}
+
 /// A row with a result's identity and measures: its own fields go before the identity, between
 /// identity and measures, and after the measures (three brace groups, in column order).
 macro_rules! signal_row {

@@ -1,0 +1,178 @@
+//! What each result counts: the cases (and, for dependence markers, the patients) behind it.
+//!
+//! A run records every case and every marker-positive patient it analysed once
+//! ([`of_run`]), in `signal_contributions`; the contributing cases of any of its results are the
+//! rows that [`counts`] accepts for that result. One rule, here, used by the workbench; the tests
+//! check it against the count of every result the analyser computes.
+
+use pv_store::signals::SignalContribution;
+
+use crate::config::SignalsConfig;
+use crate::model::{Analysis, Inputs, SignalResult, Window};
+
+/// `kind` of a case row.
+pub const CASE: &str = "case";
+/// `kind` of a marker-positive patient row.
+pub const PATIENT: &str = "patient";
+
+/// The rows of one run: every case of the cumulative window (marked when it also falls in the
+/// period window, onset at or after `period_from_ms`) and every patient showing a marker.
+pub fn of_run(
+    cfg: &SignalsConfig,
+    run_at_ms: i64,
+    period_from_ms: i64,
+    cumulative: &Inputs,
+) -> Vec<SignalContribution> {
+    let cases = cumulative.cases.iter().map(|c| SignalContribution {
+        run_at_ms,
+        kind: CASE.into(),
+        clinic_id: c.who.clinic_id.clone(),
+        patient_key: c.who.patient_key.clone(),
+        report_id: c.who.report_id.clone(),
+        version: c.who.version,
+        product: c.stratum.product.clone(),
+        route: c.stratum.route.clone(),
+        formulation: c.stratum.formulation.clone(),
+        dose_band: cfg.band_label(c.band),
+        groups: c.groups.iter().cloned().collect(),
+        pts: c.pts.iter().cloned().collect(),
+        markers: vec![],
+        onset_ms: c.who.onset_ms,
+        days_from_first_dose: c.days_from_first_dose,
+        in_period: c.who.onset_ms >= period_from_ms,
+    });
+    let patients = cumulative.markers.iter().flat_map(|m| {
+        m.positive.iter().map(move |p| SignalContribution {
+            run_at_ms,
+            kind: PATIENT.into(),
+            clinic_id: p.clinic_id.clone(),
+            patient_key: p.patient_key.clone(),
+            product: m.stratum.product.clone(),
+            route: m.stratum.route.clone(),
+            formulation: m.stratum.formulation.clone(),
+            dose_band: "*".into(),
+            markers: p.markers.clone(),
+            in_period: true,
+            ..SignalContribution::default()
+        })
+    });
+    cases.chain(patients).collect()
+}
+
+/// Whether result `r` counts row `c` of its own run.
+pub fn counts(r: &SignalResult, c: &SignalContribution) -> bool {
+    let any_or = |want: &str, have: &str| want == "*" || want == have;
+    let in_window = r.time_window != Window::Period.name() || c.in_period;
+    let in_stratum = any_or(&r.product, &c.product)
+        && any_or(&r.route, &c.route)
+        && any_or(&r.formulation, &c.formulation)
+        && any_or(&r.dose_band, &c.dose_band);
+    let has = |items: &[String]| items.iter().any(|i| *i == r.event);
+    let item = if r.analysis == Analysis::DependenceMarker.name() {
+        c.kind == PATIENT && has(&c.markers)
+    } else {
+        let event = match r.event_level.as_str() {
+            "group" => has(&c.groups),
+            "pt" => has(&c.pts),
+            _ => false,
+        };
+        let onset_known = c.days_from_first_dose.is_some_and(f64::is_finite);
+        c.kind == CASE && event && (r.analysis != Analysis::TimeToOnset.name() || onset_known)
+    };
+    in_window && in_stratum && item
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::Analyser;
+    use crate::model::{Case, CaseRef, DoseCell, ExposureTime, MarkerCounts, MarkerPatient, Stratum};
+
+    const DAY: i64 = 86_400_000;
+
+    fn case(i: usize, stratum: &Stratum, band: usize, groups: &[&str], pts: &[&str], onset_day: i64) -> Case {
+        Case {
+            who: CaseRef {
+                clinic_id: format!("clinic-{}", i % 3),
+                report_id: format!("r{i}"),
+                version: 1,
+                patient_key: format!("p{i}"),
+                onset_ms: onset_day * DAY,
+            },
+            stratum: stratum.clone(),
+            band,
+            groups: groups.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
+            pts: pts.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
+            days_from_first_dose: (i % 4 != 0).then_some(i as f64),
+        }
+    }
+
+    /// A cumulative window with cases in two strata and every band, some in the period.
+    fn cumulative() -> Inputs {
+        let ket = Stratum::new("ketamine", "iv", "solution");
+        let esk = Stratum::new("esketamine", "intranasal", "spray");
+        let mut cases = Vec::new();
+        for i in 0..60 {
+            let (s, g, pt) = match i % 5 {
+                0 | 1 => (&ket, "urological", "Cystitis"),
+                2 => (&ket, "dependence", "Drug abuse"),
+                3 => (&esk, "urological", "Dysuria"),
+                _ => (&esk, "none", "Nausea"),
+            };
+            let groups: &[&str] = if g == "none" { &[] } else { &[g] };
+            cases.push(case(i, s, i % 4, groups, &[pt, "Headache"][..1 + i % 2], 100 + i as i64));
+        }
+        let doses = [&ket, &esk]
+            .iter()
+            .flat_map(|s| (0..4).map(|band| DoseCell { stratum: (*s).clone(), band, administrations: 500 }))
+            .collect();
+        let time = [&ket, &esk]
+            .iter()
+            .map(|s| ExposureTime { stratum: (*s).clone(), patients: 40, patient_years: 12.0 })
+            .collect();
+        let positive = (0..7)
+            .map(|i| MarkerPatient {
+                clinic_id: "clinic-1".into(),
+                patient_key: format!("m{i}"),
+                markers: if i < 5 { vec!["dose_escalation".into()] } else { vec!["extra_sessions".into()] },
+            })
+            .collect();
+        let markers = vec![MarkerCounts {
+            stratum: ket,
+            patients: 40,
+            escalated: 5,
+            shrinking_intervals: 0,
+            extra_sessions: 2,
+            positive,
+        }];
+        Inputs { window: Window::Cumulative, doses, time, cases, markers }
+    }
+
+    #[test]
+    fn every_result_counts_exactly_its_recorded_cases_and_patients() {
+        let cfg = SignalsConfig::default();
+        let analyser = Analyser::new(cfg.clone()).expect("valid");
+        let cumulative = cumulative();
+        let period_from = 130 * DAY;
+        let period = Inputs {
+            window: Window::Period,
+            cases: cumulative.cases.iter().filter(|c| c.who.onset_ms >= period_from).cloned().collect(),
+            markers: vec![],
+            ..cumulative.clone()
+        };
+        let rows = of_run(&cfg, 1, period_from, &cumulative);
+        assert_eq!(rows.len(), 60 + 7);
+        assert_eq!(rows.iter().filter(|r| r.in_period && r.kind == CASE).count(), period.cases.len());
+        let mut results = analyser.run(&period);
+        results.extend(analyser.run(&cumulative));
+        let analyses: BTreeSet<&str> = results.iter().map(|r| r.analysis.as_str()).collect();
+        assert_eq!(analyses.len(), 7, "every analysis is checked: {analyses:?}");
+        for r in &results {
+            let counted = rows.iter().filter(|c| counts(r, c)).count() as u64;
+            assert_eq!(counted, r.n, "{}", r.key());
+        }
+        assert!(results.iter().any(|r| r.n > 10), "the check is not vacuous");
+    }
+}
