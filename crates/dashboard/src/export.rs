@@ -1,0 +1,187 @@
+//! CSV exports: exactly the rows and columns a screen shows.
+
+use pv_store::workflow::WorkflowAction;
+
+use crate::reads::CaseLine;
+use crate::views::SignalRow;
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |x| format!("{x}"))
+}
+
+fn finish(w: csv::Writer<Vec<u8>>) -> String {
+    w.into_inner().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+}
+
+/// The signals table.
+pub fn signals(rows: &[SignalRow]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "signal_key",
+        "analysis",
+        "window",
+        "product",
+        "route",
+        "formulation",
+        "dose_band",
+        "event",
+        "level",
+        "n",
+        "denominator",
+        "denominator_is",
+        "estimate",
+        "estimate_is",
+        "lower",
+        "upper",
+        "prr",
+        "ror",
+        "ror_lower",
+        "ic025",
+        "ebgm",
+        "eb05",
+        "chi2",
+        "trend_z",
+        "llr",
+        "cv",
+        "signal",
+        "flags",
+        "previous_n",
+        "previous_estimate",
+        "direction",
+        "status",
+        "assignee",
+        "priority",
+        "due_date",
+        "run_at_ms",
+        "as_of_ms",
+    ];
+    let _ = w.write_record(header);
+    for row in rows {
+        let r = &row.result;
+        let record = [
+            row.key.clone(),
+            r.analysis.clone(),
+            r.time_window.clone(),
+            r.product.clone(),
+            r.route.clone(),
+            r.formulation.clone(),
+            r.dose_band.clone(),
+            r.event.clone(),
+            r.event_level.clone(),
+            r.n.to_string(),
+            format!("{}", r.denominator),
+            row.denominator_label.into(),
+            format!("{}", r.estimate),
+            row.estimate_label.into(),
+            format!("{}", r.lower),
+            format!("{}", r.upper),
+            opt(r.prr),
+            opt(r.ror),
+            opt(r.ror_lower),
+            opt(r.ic025),
+            opt(r.ebgm),
+            opt(r.eb05),
+            opt(r.chi2),
+            opt(r.trend_z),
+            opt(r.llr),
+            opt(r.cv),
+            r.signal.to_string(),
+            r.flags.clone(),
+            row.previous_n.map_or_else(String::new, |n| n.to_string()),
+            opt(row.previous_estimate),
+            row.direction.into(),
+            row.status.state.name().into(),
+            row.status.assignee.clone(),
+            row.status.priority.map_or("", |p| p.name()).into(),
+            row.status.due_date.clone().unwrap_or_default(),
+            r.run_at_ms.to_string(),
+            r.as_of_ms.to_string(),
+        ];
+        let _ = w.write_record(record);
+    }
+    finish(w)
+}
+
+/// The case listing.
+pub fn cases(rows: &[CaseLine]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "clinic_id",
+        "report_id",
+        "version",
+        "patient_key",
+        "received_at_ms",
+        "reported_at_ms",
+        "reporter",
+        "serious",
+        "fatal",
+        "preferred_terms",
+        "groups",
+        "suspect_product",
+    ]);
+    for c in rows {
+        let _ = w.write_record([
+            c.clinic_id.clone(),
+            c.report_id.clone(),
+            c.version.to_string(),
+            c.patient_key.clone(),
+            c.received_at_ms.to_string(),
+            c.reported_at_ms.to_string(),
+            c.reporter.clone(),
+            c.serious.to_string(),
+            c.fatal.to_string(),
+            c.pts.join("; "),
+            c.groups.join("; "),
+            c.product.clone(),
+        ]);
+    }
+    finish(w)
+}
+
+/// The audit trail.
+pub fn audit(rows: &[WorkflowAction]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "at_ms",
+        "actor",
+        "actor_role",
+        "signal_key",
+        "sequence",
+        "action",
+        "from_state",
+        "to_state",
+        "assignee",
+        "priority",
+        "due_date",
+        "rationale",
+        "evidence_run_at_ms",
+        "evidence_n",
+        "evidence_estimate",
+        "evidence_lower",
+        "evidence_upper",
+        "event_id",
+    ]);
+    for a in rows {
+        let _ = w.write_record([
+            a.at_ms.to_string(),
+            a.actor.clone(),
+            a.actor_role.clone(),
+            a.signal_key.clone(),
+            a.sequence.to_string(),
+            a.action.clone(),
+            a.from_state.clone(),
+            a.to_state.clone(),
+            a.assignee.clone(),
+            a.priority.clone(),
+            a.due_date.clone().unwrap_or_default(),
+            a.rationale.clone(),
+            a.evidence_run_at_ms.to_string(),
+            a.evidence_n.to_string(),
+            format!("{}", a.evidence_estimate),
+            format!("{}", a.evidence_lower),
+            format!("{}", a.evidence_upper),
+            a.event_id.clone(),
+        ]);
+    }
+    finish(w)
+}

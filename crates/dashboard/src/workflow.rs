@@ -1,0 +1,157 @@
+//! The signal workflow log: actions are produced to the workflow topic and acknowledged by the
+//! broker before the workbench answers, then landed in `signal_workflow`; the status of a signal
+//! is the projection of its actions. At start-up the workbench lands whatever the topic holds
+//! and the table lacks (an action acknowledged just before a crash), so the table is always
+//! rebuilt from the log.
+//!
+//! One workbench instance writes the log: a lock makes check-and-append atomic per instance.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use pv_events::EventCodec;
+use pv_runtime::KafkaConfig;
+use pv_runtime::kafka::{DurableProducer, Outgoing, PartitionReader, ProduceError, TopicSpec};
+use pv_store::workflow::{SIGNAL_WORKFLOW, WorkflowAction};
+use pv_store::{Db, StoreError};
+use pv_workflow::{Context, Refusal, Request, Status, decide, project};
+use rdkafka::Offset;
+use rdkafka::error::KafkaError;
+
+/// Why an action was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ActError {
+    /// The workflow refused it (stale, not allowed, missing rationale).
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    /// The broker did not acknowledge it: nothing was recorded.
+    #[error("the workflow log did not acknowledge the action, nothing was recorded: {0}")]
+    Produce(#[from] ProduceError),
+    /// Encoding failed.
+    #[error("encoding the action: {0}")]
+    Encode(#[from] pv_events::CodecError),
+    /// Reading the status or landing the action failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Reading the topic failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// The workflow log of one workbench.
+pub struct WorkflowLog {
+    kafka: KafkaConfig,
+    topic: String,
+    producer: DurableProducer,
+    db: Db,
+    codec: &'static EventCodec,
+    write: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for WorkflowLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowLog").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
+
+impl WorkflowLog {
+    /// A log on `topic`, landing in `db`.
+    pub fn new(
+        kafka: &KafkaConfig,
+        topic: &str,
+        db: Db,
+        delivery_timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        Ok(Self {
+            kafka: kafka.clone(),
+            topic: topic.into(),
+            producer: DurableProducer::new(kafka, topic, delivery_timeout)?,
+            db,
+            codec: EventCodec::global(),
+            write: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Creates the topic if needed: one partition (actions stay in order), kept forever (the
+    /// record of every decision for the life of the product).
+    pub async fn ensure_topic(&self) -> Result<(), KafkaError> {
+        let spec = TopicSpec {
+            name: self.topic.clone(),
+            partitions: 1,
+            configs: vec![("retention.ms".into(), "-1".into())],
+        };
+        pv_runtime::kafka::ensure_topics(&self.kafka, &[spec]).await
+    }
+
+    /// The status of `key` as landed.
+    pub async fn status(&self, key: &str) -> Result<Status, StoreError> {
+        let actions = crate::reads::workflow(&self.db, Some(key)).await?;
+        Ok(project(&actions).remove(key).unwrap_or_else(|| Status::detected(key)))
+    }
+
+    /// Carries out `req`: decides against the current status, produces the action and waits for
+    /// the broker, then lands it. Refused requests produce nothing.
+    pub async fn act(&self, req: &Request, ctx: &Context) -> Result<WorkflowAction, ActError> {
+        let _one_at_a_time = self.write.lock().await;
+        let current = self.status(&req.signal_key).await?;
+        let action = decide(&current, req, ctx)?;
+        let payload = self.codec.encode_record(&action)?;
+        let message = Outgoing {
+            key: action.signal_key.clone().into_bytes(),
+            payload,
+            timestamp_ms: Some(action.at_ms),
+        };
+        self.producer.send_all(std::slice::from_ref(&message)).await?;
+        self.db.insert(&SIGNAL_WORKFLOW, std::slice::from_ref(&action)).await.map_err(StoreError::from)?;
+        tracing::info!(key = %action.signal_key, action = %action.action, to = %action.to_state, actor = %action.actor, "workflow action recorded");
+        Ok(action)
+    }
+
+    /// Every action on the topic, in log order.
+    pub fn read_topic(&self) -> Result<Vec<WorkflowAction>, KafkaError> {
+        read_topic(&self.kafka, &self.topic)
+    }
+
+    /// Lands every action of the topic that the table lacks; returns how many.
+    pub async fn catch_up(&self) -> Result<usize, ActError> {
+        let (kafka, topic) = (self.kafka.clone(), self.topic.clone());
+        let logged = tokio::task::spawn_blocking(move || read_topic(&kafka, &topic))
+            .await
+            .map_err(|e| KafkaError::Subscription(e.to_string()))??;
+        let landed: HashSet<String> =
+            crate::reads::workflow(&self.db, None).await?.into_iter().map(|a| a.event_id).collect();
+        let missing: Vec<WorkflowAction> =
+            logged.into_iter().filter(|a| !landed.contains(&a.event_id)).collect();
+        if !missing.is_empty() {
+            self.db.insert(&SIGNAL_WORKFLOW, &missing).await.map_err(StoreError::from)?;
+            tracing::warn!(actions = missing.len(), "landed workflow actions the table lacked");
+        }
+        Ok(missing.len())
+    }
+}
+
+/// Every action on `topic` (all partitions, from the start), in log order. Messages that do not
+/// decode are skipped with a warning (they cannot be actions of this build).
+pub fn read_topic(kafka: &KafkaConfig, topic: &str) -> Result<Vec<WorkflowAction>, KafkaError> {
+    let reader = PartitionReader::new(kafka, "pv-dashboard-workflow")?;
+    let parts = pv_runtime::kafka::topics::partitions(
+        rdkafka::consumer::Consumer::client(reader.consumer()),
+        topic,
+        Duration::from_secs(10),
+    )?;
+    let starts: Vec<(i32, Offset)> = parts.into_iter().map(|p| (p, Offset::Beginning)).collect();
+    let codec = EventCodec::global();
+    let mut out = Vec::new();
+    if starts.is_empty() {
+        return Ok(out);
+    }
+    reader.read(topic, &starts, Duration::from_secs(10), |m| {
+        match rdkafka::Message::payload(m).map(|p| codec.decode_record::<WorkflowAction>(p)) {
+            Some(Ok(a)) => out.push(a),
+            other => tracing::warn!(offset = rdkafka::Message::offset(m), error = ?other.map(|r| r.err()), "skipping an undecodable workflow message"),
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(out)
+}
