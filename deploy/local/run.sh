@@ -3,7 +3,8 @@
 # Installs and starts Kafka and ClickHouse, builds pv, starts the gateway, the enricher and the
 # sink, sends a realistic simulated stream of clinic events through the gateway, waits until
 # every event is enriched and in ClickHouse, prints what was stored, scores the detection
-# screens against what the simulator planted, and runs the signals service once. Services keep running;
+# screens against what the simulator planted, runs the signals service once, and starts the
+# workbench with a demo user per role (its URL and sign-ins are the last lines). Services keep running;
 # deploy/local/stop.sh stops all.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -52,6 +53,21 @@ echo
 echo "== signals run (results in ClickHouse signal_results; changes on the pv.signals topic and in signal_changes) =="
 # As of the end of the simulated period, so that the period window holds its last 30 days.
 "$PV" signals --once --as-of "${PV_END}T00:00:00Z"
+
+# The workbench, with one demo user per role (local demo passwords; `pv users add` for real ones).
+for u in "officer safety_officer" "regulator regulator" "clinic01 clinic clinic-01"; do
+  set -- $u
+  PV_USER_PASSWORD="$1-demo-password" "$PV" users add "$1" --role "$2" ${3:+--clinic "$3"} >/dev/null
+done
+log "starting pv dashboard (log: $LOG_DIR/pv-dashboard.log)"
+nohup "$PV" dashboard >"$LOG_DIR/pv-dashboard.log" 2>&1 </dev/null &
+echo $! >"$PV_STATE/pv-dashboard.pid"
+for _ in $(seq 1 60); do
+  curl -fsS --max-time 3 http://127.0.0.1:8090/healthz >/dev/null 2>&1 && break
+  sleep 0.5
+done
+curl -fsS --max-time 3 http://127.0.0.1:8090/healthz >/dev/null || { log "workbench not ready"; tail -20 "$LOG_DIR/pv-dashboard.log"; exit 1; }
+
 awk -v a="$accepted" -v w="$waited" 'BEGIN { split(a, x, " "); t = x[2] + w;
   printf "\nend to end: %d events from the first POST to committed rows in ClickHouse in %.2f s (%.0f events/s)\n", x[1], t, x[1] / t }'
 
@@ -64,4 +80,10 @@ cat <<INFO
   logs:             $LOG_DIR/pv-gateway.log, pv-enrich.log, pv-sink.log, kafka.log
   send more:        $PV simulate --seed 7
   stop everything:  deploy/local/stop.sh
+
+== the safety officers' workbench ==
+  open:             http://127.0.0.1:8090/   (JSON API under /api/v1; log $LOG_DIR/pv-dashboard.log)
+  safety officer:   officer / officer-demo-password      (everything, narratives, workflow decisions)
+  regulator:        regulator / regulator-demo-password  (read-only, no narratives)
+  clinic user:      clinic01 / clinic01-demo-password    (clinic-01's cases and counts only)
 INFO

@@ -196,8 +196,11 @@ fn legend(svg: &mut Svg, p: &Plot, names: &[&str]) {
     }
 }
 
-/// A series' drawable points sorted by day: `(day, value, interval)`.
-fn drawable(s: &Series) -> Vec<(f64, f64, Option<(f64, f64)>)> {
+/// A drawable point: `(day, value, interval)`.
+type Drawable = (f64, f64, Option<(f64, f64)>);
+
+/// A series' drawable points sorted by day.
+fn drawable(s: &Series) -> Vec<Drawable> {
     let valid = s.points.iter().filter(|p| ok(p.x) && ok(p.y));
     let mut rows: Vec<_> = valid.map(|p| (p.x, p.y, ok_pair(p.lower, p.upper))).collect();
     rows.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -1,5 +1,6 @@
 //! The pv configuration file: one table per concern.
 
+use pv_dashboard::DashboardConfig;
 use pv_enrich::EnrichConfig;
 use pv_gateway::GatewayConfig;
 use pv_runtime::{ClickHouseConfig, KafkaConfig};
@@ -29,6 +30,9 @@ pub struct PvConfig {
     /// `[signals]`: the statistics run on a schedule.
     #[serde(default)]
     pub signals: SignalsConfig,
+    /// `[dashboard]`: the safety officers' workbench.
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
 }
 
 #[cfg(test)]
@@ -44,6 +48,7 @@ mod tests {
         assert_eq!(cfg.gateway, GatewayConfig::default());
         assert_eq!(cfg.sink, SinkConfig::default());
         assert_eq!(cfg.signals, SignalsConfig::default());
+        assert_eq!(cfg.dashboard, DashboardConfig::default());
         // The local file names the secret file; everything else is the default.
         assert_eq!(
             cfg.enrich,

@@ -5,6 +5,7 @@
 
 mod clinics;
 mod config;
+mod dashboard;
 mod disproportionality;
 mod replay;
 mod signals;
@@ -71,6 +72,11 @@ enum Command {
         #[arg(long, default_value = ".state/ground-truth.json")]
         truth_file: PathBuf,
     },
+    /// Run the safety officers' workbench (web pages and JSON API).
+    Dashboard,
+    /// Manage the workbench's users.
+    #[command(subcommand)]
+    Users(dashboard::UsersCommand),
     /// Print what is stored in ClickHouse: exposure, monitoring, adverse-event reports.
     Summary {
         /// First wait until every accepted event is enriched and stored (enricher and sink lag 0).
@@ -105,6 +111,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Clinics(cmd) => cmd.run(&cfg),
+        Command::Users(cmd) => cmd.run(&cfg),
+        Command::Dashboard => runtime()?.block_on(dashboard::run(cfg)),
         Command::Config => {
             println!("{cfg:#?}");
             Ok(())

@@ -15,7 +15,7 @@ pub struct DashboardConfig {
     /// TOML file of users: name, role, clinic, argon2id hash (`pv users add`).
     #[serde(default = "default_users_file")]
     pub users_file: PathBuf,
-    /// Topic of signal workflow actions (Avro `pv.workflow.SignalWorkflowAction`; one partition).
+    /// Topic of signal workflow actions (Avro `pv.workflow.WorkflowAction`; one partition).
     #[serde(default = "default_workflow_topic")]
     pub workflow_topic: String,
     /// A session ends after this long without a request (seconds).

@@ -100,11 +100,11 @@ pub async fn cases(db: &Db, v: &Viewer, f: &CaseFilter) -> Result<Vec<CaseLine>,
     let sql = format!(
         "SELECT clinic_id, report_id, version, patient_key, received_at_ms, reported_at_ms,
                 toString(reporter_qualification),
-                arrayExists(i -> reaction_death[i] OR reaction_life_threatening[i] OR reaction_hospitalisation[i]
-                    OR reaction_disability[i] OR reaction_congenital_anomaly[i] OR reaction_other_medically_important[i],
-                    arrayEnumerate(reaction_verbatim)) AS serious,
-                arrayExists(x -> x, reaction_death) AS fatal,
-                arrayMap(i -> ifNull(reaction_pt[i], reaction_verbatim[i]), arrayEnumerate(reaction_verbatim)) AS pts,
+                arrayExists((a, b, c, d, e, f) -> a OR b OR c OR d OR e OR f, reaction_death, reaction_life_threatening,
+                    reaction_hospitalisation, reaction_disability, reaction_congenital_anomaly,
+                    reaction_other_medically_important) AS serious,
+                arrayExists(x -> x = 1, reaction_death) AS fatal,
+                arrayMap((p, v) -> ifNull(p, v), reaction_pt, reaction_verbatim) AS pts,
                 arrayReduce('groupUniqArrayArray', reaction_groups) AS groups,
                 ifNull(toString(drug_product[indexOf(drug_role, 1)]), '') AS product
          FROM {{ae_report_versions}} FINAL

@@ -155,3 +155,37 @@ pub fn read_topic(kafka: &KafkaConfig, topic: &str) -> Result<Vec<WorkflowAction
     })?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_action_round_trips_through_its_avro_schema() {
+        let a = WorkflowAction {
+            event_id: "e".into(),
+            signal_key: "k".into(),
+            sequence: 3,
+            action: "schedule".into(),
+            from_state: "analysis".into(),
+            to_state: "analysis".into(),
+            assignee: "alice".into(),
+            priority: "high".into(),
+            due_date: Some("2027-01-15".into()),
+            rationale: "why".into(),
+            actor: "bob".into(),
+            actor_role: "safety_officer".into(),
+            at_ms: 1_700_000_000_000,
+            evidence_run_at_ms: 1_699_000_000_000,
+            evidence_n: 9,
+            evidence_estimate: 2.5,
+            evidence_lower: 1.0,
+            evidence_upper: 4.0,
+        };
+        let codec = EventCodec::global();
+        let bytes = codec.encode_record(&a).expect("encodes");
+        assert_eq!(codec.writer_schema(&bytes).expect("known").avro_name, "pv.workflow.WorkflowAction");
+        let back: WorkflowAction = codec.decode_record(&bytes).expect("decodes");
+        assert_eq!(back, a);
+    }
+}

@@ -67,7 +67,7 @@ pub fn counts(r: &SignalResult, c: &SignalContribution) -> bool {
         && any_or(&r.route, &c.route)
         && any_or(&r.formulation, &c.formulation)
         && any_or(&r.dose_band, &c.dose_band);
-    let has = |items: &[String]| items.iter().any(|i| *i == r.event);
+    let has = |items: &[String]| items.contains(&r.event);
     let item = if r.analysis == Analysis::DependenceMarker.name() {
         c.kind == PATIENT && has(&c.markers)
     } else {

@@ -53,7 +53,7 @@ table_row! {
 }
 
 impl AvroRecord for WorkflowAction {
-    const AVRO_NAME: &'static str = "pv.workflow.SignalWorkflowAction";
+    const AVRO_NAME: &'static str = "pv.workflow.WorkflowAction";
 }
 
 /// `signal_workflow`: the workflow log. Re-delivered copies of an action (same `event_id`)

@@ -310,7 +310,9 @@ impl Status {
 /// once; within a signal, actions apply in sequence order).
 pub fn project(actions: &[WorkflowAction]) -> BTreeMap<String, Status> {
     let mut ordered: Vec<&WorkflowAction> = actions.iter().collect();
-    ordered.sort_by(|a, b| (&a.signal_key, a.sequence, &a.event_id).cmp(&(&b.signal_key, b.sequence, &b.event_id)));
+    ordered.sort_by(|a, b| {
+        (&a.signal_key, a.sequence, &a.event_id).cmp(&(&b.signal_key, b.sequence, &b.event_id))
+    });
     ordered.dedup_by(|a, b| a.event_id == b.event_id);
     let mut out: BTreeMap<String, Status> = BTreeMap::new();
     for a in ordered {
@@ -354,7 +356,10 @@ pub fn decide(current: &Status, req: &Request, ctx: &Context) -> Result<Workflow
         Change::Prioritise(p) => next.priority = Some(*p),
         Change::Schedule(date) => {
             if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
-                return Err(Refusal::Field { field: "due_date", reason: format!("`{date}` is not a date (YYYY-MM-DD)") });
+                return Err(Refusal::Field {
+                    field: "due_date",
+                    reason: format!("`{date}` is not a date (YYYY-MM-DD)"),
+                });
             }
             next.due_date = Some(date.clone());
         }
@@ -440,7 +445,8 @@ mod tests {
     #[test]
     fn stale_invalid_and_unexplained_requests_are_refused() {
         let mut status = Status::detected("k");
-        let first = decide(&status, &request(0, Change::Transition(State::Validation)), &ctx("a", 1)).expect("ok");
+        let first =
+            decide(&status, &request(0, Change::Transition(State::Validation)), &ctx("a", 1)).expect("ok");
         status.apply(&first);
         // Someone else loaded the page before `first` and asks the same: refused, with who and what.
         let stale = decide(&status, &request(0, Change::Transition(State::Validation)), &ctx("b", 2));
@@ -451,7 +457,10 @@ mod tests {
         assert!(stale.expect_err("stale").to_string().contains("changed since you loaded it"));
         let skip = decide(&status, &request(1, Change::Transition(State::Closed)), &ctx("c", 3));
         let msg = skip.expect_err("not allowed").to_string();
-        assert_eq!(msg, "to_state: a signal in state `validation` cannot move to `closed` (allowed: validated, not_validated)");
+        assert_eq!(
+            msg,
+            "to_state: a signal in state `validation` cannot move to `closed` (allowed: validated, not_validated)"
+        );
         let mut silent = request(1, Change::Comment);
         silent.rationale = "   ".into();
         assert_eq!(

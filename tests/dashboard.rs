@@ -1,0 +1,429 @@
+//! The workbench against the real servers: a simulated stream with planted harms goes through
+//! the real broker, enricher and sink into ClickHouse, the signals service runs once, and the
+//! workbench is served on a loopback port and spoken to over HTTP as each role.
+//!
+//! - every role rule, including clinic isolation through every route, filter, export and id;
+//! - unauthenticated requests get nothing; CSRF on every state-changing request; sessions
+//!   expire; failed sign-ins are rate-limited;
+//! - workflow transitions valid, invalid and stale; the audit trail; the workflow state rebuilt
+//!   from the topic equals the live one, and a table that lost rows is rebuilt from the log.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use common::{TestEnv, produce_raw};
+use pv_dashboard::{AppState, DashboardConfig, Pipeline, Role, Users};
+use pv_runtime::Shutdown;
+use pv_signals::{SignalsConfig, SignalsService};
+use pv_simulate::{Harms, SimConfig, generate};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const DAYS: u32 = 270;
+
+fn start() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 1, 1).expect("date")
+}
+
+/// Users of every role; their passwords are their names repeated.
+fn users_file(env: &TestEnv) -> std::path::PathBuf {
+    let path = env.dir.join("users.toml");
+    let mut users = Users::default();
+    for (name, role, clinic) in [
+        ("officer", Role::SafetyOfficer, None),
+        ("officer2", Role::SafetyOfficer, None),
+        ("regulator", Role::Regulator, None),
+        ("north", Role::Clinic, Some("clinic-01")),
+    ] {
+        users.add(name, role, clinic, &format!("{name}-{name}-{name}")).expect("user");
+    }
+    users.save(&path).expect("save users");
+    path
+}
+
+/// Stream, enrich, sink, one signals run.
+async fn fill(env: &TestEnv) {
+    let mut sim = generate(&SimConfig {
+        seed: 11,
+        clinics: 10,
+        patients_per_clinic: 150,
+        start: start(),
+        days: DAYS,
+        harms: Harms::default(),
+        ..SimConfig::default()
+    });
+    let now = pv_events::Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
+    for e in &mut sim.events {
+        e.set_received_at(now);
+    }
+    produce_raw(&env.kafka, &env.raw_topic, &sim.events).await;
+    let enricher =
+        env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 5_000, ..env.enrich_config() });
+    let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 10_000, ..env.sink_config() });
+    let ids = |f: fn(&pv_events::ClinicEvent) -> bool| {
+        sim.events.iter().filter(|e| f(e)).map(|e| e.event_id()).collect::<HashSet<_>>().len() as u64
+    };
+    let wait = Duration::from_secs(240);
+    env.wait_for_count(
+        "doses",
+        true,
+        ids(|e| matches!(e, pv_events::ClinicEvent::DoseAdministered(_))),
+        wait,
+    )
+    .await;
+    env.wait_for_count(
+        "ae_report_versions",
+        true,
+        ids(|e| matches!(e, pv_events::ClinicEvent::AdverseEventReport(_))),
+        wait,
+    )
+    .await;
+    enricher.stop().await;
+    sink.stop().await;
+    let as_of = (start() + chrono::Days::new(u64::from(DAYS)))
+        .and_hms_opt(0, 0, 0)
+        .expect("t")
+        .and_utc()
+        .timestamp_millis();
+    let cfg = SignalsConfig { topic: env.signals_topic.clone(), ..SignalsConfig::default() };
+    let service = SignalsService::new(cfg, &env.clickhouse, &env.kafka).expect("signals");
+    service.run_once(Some(as_of)).await.expect("signals run");
+}
+
+struct Workbench {
+    base: String,
+    state: Arc<AppState>,
+    shutdown: Shutdown,
+}
+
+async fn serve(env: &TestEnv, cfg: DashboardConfig) -> Workbench {
+    let pipeline = Pipeline {
+        kafka: env.kafka.clone(),
+        stages: vec![],
+        dead_letter_topics: vec![env.raw_dlq_topic.clone()],
+        sink_metrics_url: "http://127.0.0.1:1/metrics".into(),
+    };
+    let state = Arc::new(AppState::new(cfg, env.db(), pipeline).expect("state"));
+    state.workflow.ensure_topic().await.expect("workflow topic");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    let shutdown = Shutdown::new();
+    tokio::spawn(pv_dashboard::serve(state.clone(), listener, shutdown.clone()));
+    Workbench { base: format!("http://{addr}"), state, shutdown }
+}
+
+/// An HTTP client holding one session cookie by hand (what a browser would do).
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+    csrf: String,
+}
+
+impl Client {
+    fn new(base: &str) -> Client {
+        let http =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Client { http, base: base.into(), cookie: None, csrf: String::new() }
+    }
+
+    async fn sign_in(base: &str, user: &str) -> Client {
+        let mut c = Client::new(base);
+        let (status, body) = c.try_sign_in(user, &format!("{user}-{user}-{user}")).await;
+        assert_eq!(status, StatusCode::OK, "{user}: {body}");
+        c
+    }
+
+    async fn try_sign_in(&mut self, user: &str, password: &str) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .post(format!("{}/api/v1/session", self.base))
+            .json(&json!({"user": user, "password": password}))
+            .send()
+            .await
+            .expect("sign in");
+        let status = res.status();
+        if let Some(set) = res.headers().get("set-cookie") {
+            let set = set.to_str().expect("ascii");
+            assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+            self.cookie = set.split(';').next().map(str::to_string);
+        }
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        self.csrf = body["csrf"].as_str().unwrap_or_default().to_string();
+        (status, body)
+    }
+
+    fn with_cookie(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cookie {
+            Some(c) => rb.header("cookie", c),
+            None => rb,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let res = self.with_cookie(self.http.get(format!("{}{path}", self.base))).send().await.expect("get");
+        (res.status(), res.text().await.expect("body"))
+    }
+
+    async fn json(&self, path: &str) -> (StatusCode, Value) {
+        let (status, text) = self.get(path).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: &Value, csrf: Option<&str>) -> (StatusCode, Value) {
+        let mut rb = self.with_cookie(self.http.post(format!("{}{path}", self.base))).json(body);
+        if let Some(t) = csrf {
+            rb = rb.header("x-csrf-token", t);
+        }
+        let res = rb.send().await.expect("post");
+        (res.status(), res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn act(&self, body: &Value) -> (StatusCode, Value) {
+        self.post("/api/v1/signals/actions", body, Some(&self.csrf)).await
+    }
+}
+
+fn rows(v: &Value) -> &Vec<Value> {
+    v["page"]["rows"].as_array().or_else(|| v["rows"].as_array()).expect("rows")
+}
+
+#[tokio::test]
+async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
+    let env = TestEnv::new("dashboard").await;
+    fill(&env).await;
+    let cfg = DashboardConfig {
+        users_file: users_file(&env),
+        workflow_topic: format!("pvt.{}.workflow", env.id),
+        signin_max_failures: 3,
+        ..DashboardConfig::default()
+    };
+    let wb = serve(&env, cfg.clone()).await;
+    let base = wb.base.as_str();
+
+    // Unauthenticated: nothing from any route; pages send the browser to sign in.
+    let anonymous = Client::new(base);
+    for path in [
+        "/api/v1/overview",
+        "/api/v1/signals",
+        "/api/v1/cases",
+        "/api/v1/audit",
+        "/api/v1/session",
+        "/api/v1/cases/clinic-01/x",
+    ] {
+        let (status, body) = anonymous.get(path).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(!body.contains("clinic-0"), "{path}: {body}");
+    }
+    for path in ["/", "/signals", "/cases", "/audit"] {
+        let res = anonymous.http.get(format!("{base}{path}")).send().await.expect("get");
+        assert_eq!(
+            (res.status(), res.headers()["location"].to_str().ok()),
+            (StatusCode::SEE_OTHER, Some("/signin")),
+            "{path}"
+        );
+    }
+
+    let officer = Client::sign_in(base, "officer").await;
+    let regulator = Client::sign_in(base, "regulator").await;
+    let north = Client::sign_in(base, "north").await;
+
+    // The planted harms are among the signals.
+    let (status, signals) = officer.json("/api/v1/signals?signal=1&limit=1000").await;
+    assert_eq!(status, StatusCode::OK);
+    let planted = rows(&signals).iter().find(|r| {
+        r["result"]["analysis"] == "dose_response"
+            && r["result"]["event"] == "urological"
+            && r["result"]["product"] == "ketamine"
+    });
+    let planted = planted.unwrap_or_else(|| panic!("no urological dose-response signal: {signals}")).clone();
+    assert!(rows(&signals).iter().any(|r| r["result"]["event"] == "dose_escalation"), "escalation marker");
+    let key = planted["key"].as_str().expect("key").to_string();
+    assert_eq!(planted["status"]["state"], "detected");
+
+    // Filters and the CSV are exactly what is shown.
+    let (_, filtered) = officer.json("/api/v1/signals?product=esketamine&window=cumulative&limit=7").await;
+    assert!(rows(&filtered).len() <= 7 && !rows(&filtered).is_empty());
+    assert!(
+        rows(&filtered)
+            .iter()
+            .all(|r| r["result"]["product"] == "esketamine" && r["result"]["time_window"] == "cumulative")
+    );
+    let (_, csv) =
+        officer.get("/api/v1/signals?product=esketamine&window=cumulative&limit=7&format=csv").await;
+    let keys: Vec<String> =
+        csv.lines().skip(1).map(|l| l.split(',').next().unwrap_or("").to_string()).collect();
+    let shown: Vec<String> =
+        rows(&filtered).iter().map(|r| r["key"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(keys, shown, "the export holds the rows shown, in order");
+
+    // The detail counts its contributing cases, each one of the result's N.
+    let q = serde_urlencoded::to_string([("key", key.as_str())]).expect("query");
+    let (status, detail) = officer.json(&format!("/api/v1/signals/detail?{q}")).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    let n = detail["row"]["result"]["n"].as_u64().expect("n");
+    assert_eq!(detail["contributing"].as_array().expect("cases").len() as u64, n);
+    assert!(detail["by_band"].as_array().expect("bands").len() >= 2);
+    let case = &detail["contributing"][0];
+    let case_path = format!(
+        "/api/v1/cases/{}/{}",
+        case["clinic_id"].as_str().expect("c"),
+        case["report_id"].as_str().expect("r")
+    );
+
+    // Regulator: reads signals and cases, never a narrative, never acts.
+    let (status, reg_case) = regulator.json(&case_path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reg_case["narratives_shown"], false);
+    assert!(reg_case["versions"].as_array().expect("v").iter().all(|v| v["report"]["narrative"].is_null()));
+    let (_, officer_case) = officer.json(&case_path).await;
+    assert!(
+        officer_case["versions"].as_array().expect("v").iter().any(|v| v["report"]["narrative"].is_string()),
+        "{officer_case}"
+    );
+    let (_, page) = regulator.get(&case_path.replace("/api/v1", "")).await;
+    assert!(page.contains("Narratives are not shown to your role"));
+    let attempt = json!({"signal_key": key, "expected_sequence": 0, "action": "comment", "rationale": "x"});
+    assert_eq!(regulator.act(&attempt).await.0, StatusCode::FORBIDDEN);
+
+    // Clinic user: own clinic only, through every route, filter, export and id.
+    for path in
+        ["/api/v1/signals", &format!("/api/v1/signals/detail?{q}"), "/api/v1/audit", "/signals", "/audit"]
+    {
+        assert_eq!(north.get(path).await.0, StatusCode::FORBIDDEN, "{path}");
+    }
+    let (_, mine) = north.json("/api/v1/cases?limit=1000").await;
+    assert!(!rows(&mine).is_empty());
+    assert!(rows(&mine).iter().all(|c| c["clinic_id"] == "clinic-01"));
+    let (_, theirs) = north.json("/api/v1/cases?clinic=clinic-02").await;
+    assert_eq!(theirs["total"], 0, "a filter on another clinic finds nothing");
+    let (_, csv) = north.get("/api/v1/cases?limit=1000&format=csv").await;
+    assert!(csv.lines().skip(1).all(|l| l.starts_with("clinic-01,")), "{csv}");
+    let (_, officer_cases) = officer.json("/api/v1/cases?clinic=clinic-02&limit=1").await;
+    let other = &rows(&officer_cases)[0];
+    let other_path = format!("/api/v1/cases/clinic-02/{}", other["report_id"].as_str().expect("r"));
+    assert_eq!(north.get(&other_path).await.0, StatusCode::NOT_FOUND, "guessing another clinic's case id");
+    assert_eq!(north.get(&other_path.replace("/api/v1", "")).await.0, StatusCode::NOT_FOUND);
+    let (_, overview) = north.json("/api/v1/overview").await;
+    assert!(
+        overview["events_per_day"].as_array().expect("days").iter().all(|d| d["clinic_id"] == "clinic-01")
+    );
+    assert!(overview["last_events"].as_array().expect("last").iter().all(|d| d["clinic_id"] == "clinic-01"));
+    assert!(
+        overview["health"].is_null() && overview["signal_changes"].as_array().expect("changes").is_empty()
+    );
+    let (_, all) = officer.json("/api/v1/overview").await;
+    assert!(all["last_events"].as_array().expect("last").len() >= 10);
+    assert!(
+        all["signal_changes"].as_array().expect("changes").iter().any(|c| c["signal_key"] == key.as_str())
+    );
+
+    // CSRF: a state-changing request without the session's token is refused.
+    let validate = json!({"signal_key": key, "expected_sequence": 0, "action": "transition", "to_state": "validation", "rationale": "dose-response across four bands"});
+    assert_eq!(officer.post("/api/v1/signals/actions", &validate, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        officer.post("/api/v1/signals/actions", &validate, Some("forged")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        officer.post("/api/v1/signals/actions", &validate, Some(&north.csrf)).await.0,
+        StatusCode::FORBIDDEN,
+        "another session's token"
+    );
+
+    // Workflow: valid, stale, invalid, unexplained.
+    let (status, action) = officer.act(&validate).await;
+    assert_eq!(status, StatusCode::CREATED, "{action}");
+    assert_eq!((action["sequence"].as_i64(), action["to_state"].as_str()), (Some(1), Some("validation")));
+    assert_eq!(action["evidence_n"].as_u64(), Some(n));
+    let other_officer = Client::sign_in(base, "officer2").await;
+    let (status, stale) = other_officer.act(&validate).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{stale}");
+    assert!(stale["error"]["reason"].as_str().expect("reason").contains("changed since you loaded it"));
+    let skip = json!({"signal_key": key, "expected_sequence": 1, "action": "transition", "to_state": "closed", "rationale": "done"});
+    let (status, err) = officer.act(&skip).await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("to_state")),
+        "{err}"
+    );
+    let silent = json!({"signal_key": key, "expected_sequence": 1, "action": "comment", "rationale": "  "});
+    let (status, err) = officer.act(&silent).await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("rationale"))
+    );
+    let assign = json!({"signal_key": key, "expected_sequence": 1, "action": "assign", "assignee": "regulator", "rationale": "r"});
+    assert_eq!(
+        officer.act(&assign).await.1["error"]["field"],
+        "assignee",
+        "only safety officers are assignees"
+    );
+    for (seq, body) in [
+        (1, json!({"action": "assign", "assignee": "officer2", "rationale": "urology background"})),
+        (2, json!({"action": "prioritise", "priority": "high", "rationale": "serious outcomes"})),
+        (
+            3,
+            json!({"action": "transition", "to_state": "validated", "rationale": "consistent across clinics"}),
+        ),
+    ] {
+        let mut body = body;
+        body["signal_key"] = json!(key);
+        body["expected_sequence"] = json!(seq);
+        assert_eq!(other_officer.act(&body).await.0, StatusCode::CREATED, "{body}");
+    }
+    let (_, after) = regulator.json("/api/v1/signals?status=validated").await;
+    let row = rows(&after).iter().find(|r| r["key"] == key.as_str()).expect("validated signal listed");
+    assert_eq!(
+        (row["status"]["assignee"].as_str(), row["status"]["priority"].as_str()),
+        (Some("officer2"), Some("high"))
+    );
+
+    // Audit: who did what, when and why; filterable and exported.
+    let (_, audit) = regulator.json("/api/v1/audit?actor=officer2").await;
+    assert_eq!(audit["total"], 3);
+    assert!(rows(&audit).iter().any(|a| a["rationale"] == "urology background"));
+    let (_, csv) = regulator.get("/api/v1/audit?format=csv").await;
+    assert_eq!(csv.lines().count(), 1 + 4);
+    assert!(csv.contains("dose-response across four bands"));
+
+    // The state rebuilt from the topic equals the live one; a table that lost rows is rebuilt.
+    let live = pv_workflow::project(&pv_dashboard::reads::workflow(&wb.state.db, None).await.expect("rows"));
+    let logged = wb.state.workflow.read_topic().expect("topic");
+    assert_eq!(logged.len(), 4);
+    assert_eq!(pv_workflow::project(&logged), live);
+    wb.state.db.sql("TRUNCATE TABLE {signal_workflow}").execute().await.expect("truncate");
+    assert_eq!(wb.state.workflow.catch_up().await.expect("catch up"), 4);
+    let rebuilt =
+        pv_workflow::project(&pv_dashboard::reads::workflow(&wb.state.db, None).await.expect("rows"));
+    assert_eq!(rebuilt, live);
+    assert_eq!(wb.state.workflow.catch_up().await.expect("again"), 0, "idempotent");
+
+    // Sign-out ends the session (with its CSRF token).
+    assert_eq!(officer.post("/api/v1/session/end", &json!({}), Some(&officer.csrf)).await.0, StatusCode::OK);
+    assert_eq!(officer.get("/api/v1/session").await.0, StatusCode::UNAUTHORIZED);
+
+    // Failed sign-ins are limited per user name (and per address): the right password is
+    // refused too once the limit is reached.
+    let mut guesser = Client::new(base);
+    for _ in 0..3 {
+        assert_eq!(guesser.try_sign_in("officer", "wrong-password").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = guesser.try_sign_in("officer", "officer-officer-officer").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    wb.shutdown.trigger();
+
+    // Sessions end when idle.
+    let short = serve(&env, DashboardConfig { session_idle_secs: 1, ..cfg }).await;
+    let c = Client::sign_in(&short.base, "regulator").await;
+    assert_eq!(c.get("/api/v1/session").await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(c.get("/api/v1/session").await.0, StatusCode::UNAUTHORIZED);
+    short.shutdown.trigger();
+    env.cleanup().await;
+}
