@@ -10,112 +10,13 @@
 
 mod common;
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDate;
-use common::{TestEnv, produce_raw};
-use pv_dashboard::{AppState, DashboardConfig, Pipeline, Role, Users};
-use pv_runtime::Shutdown;
-use pv_signals::{SignalsConfig, SignalsService};
-use pv_simulate::{Harms, SimConfig, generate};
+use common::TestEnv;
+use common::workbench::{fill, serve, users_file};
+use pv_dashboard::DashboardConfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const DAYS: u32 = 270;
-
-fn start() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 1, 1).expect("date")
-}
-
-/// Users of every role; their passwords are their names repeated.
-fn users_file(env: &TestEnv) -> std::path::PathBuf {
-    let path = env.dir.join("users.toml");
-    let mut users = Users::default();
-    for (name, role, clinic) in [
-        ("officer", Role::SafetyOfficer, None),
-        ("officer2", Role::SafetyOfficer, None),
-        ("regulator", Role::Regulator, None),
-        ("north", Role::Clinic, Some("clinic-01")),
-    ] {
-        users.add(name, role, clinic, &format!("{name}-{name}-{name}")).expect("user");
-    }
-    users.save(&path).expect("save users");
-    path
-}
-
-/// Stream, enrich, sink, one signals run.
-async fn fill(env: &TestEnv) {
-    let mut sim = generate(&SimConfig {
-        seed: 11,
-        clinics: 10,
-        patients_per_clinic: 150,
-        start: start(),
-        days: DAYS,
-        harms: Harms::default(),
-        ..SimConfig::default()
-    });
-    let now = pv_events::Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
-    for e in &mut sim.events {
-        e.set_received_at(now);
-    }
-    produce_raw(&env.kafka, &env.raw_topic, &sim.events).await;
-    let enricher =
-        env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 5_000, ..env.enrich_config() });
-    let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 10_000, ..env.sink_config() });
-    let ids = |f: fn(&pv_events::ClinicEvent) -> bool| {
-        sim.events.iter().filter(|e| f(e)).map(|e| e.event_id()).collect::<HashSet<_>>().len() as u64
-    };
-    let wait = Duration::from_secs(240);
-    env.wait_for_count(
-        "doses",
-        true,
-        ids(|e| matches!(e, pv_events::ClinicEvent::DoseAdministered(_))),
-        wait,
-    )
-    .await;
-    env.wait_for_count(
-        "ae_report_versions",
-        true,
-        ids(|e| matches!(e, pv_events::ClinicEvent::AdverseEventReport(_))),
-        wait,
-    )
-    .await;
-    enricher.stop().await;
-    sink.stop().await;
-    let as_of = (start() + chrono::Days::new(u64::from(DAYS)))
-        .and_hms_opt(0, 0, 0)
-        .expect("t")
-        .and_utc()
-        .timestamp_millis();
-    let cfg = SignalsConfig { topic: env.signals_topic.clone(), ..SignalsConfig::default() };
-    let service = SignalsService::new(cfg, &env.clickhouse, &env.kafka).expect("signals");
-    service.run_once(Some(as_of)).await.expect("signals run");
-}
-
-struct Workbench {
-    base: String,
-    state: Arc<AppState>,
-    shutdown: Shutdown,
-}
-
-async fn serve(env: &TestEnv, cfg: DashboardConfig) -> Workbench {
-    let pipeline = Pipeline {
-        kafka: env.kafka.clone(),
-        stages: vec![],
-        dead_letter_topics: vec![env.raw_dlq_topic.clone()],
-        sink_metrics_url: "http://127.0.0.1:1/metrics".into(),
-    };
-    let state = Arc::new(AppState::new(cfg, env.db(), pipeline).expect("state"));
-    state.workflow.ensure_topic().await.expect("workflow topic");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr: SocketAddr = listener.local_addr().expect("addr");
-    let shutdown = Shutdown::new();
-    tokio::spawn(pv_dashboard::serve(state.clone(), listener, shutdown.clone()));
-    Workbench { base: format!("http://{addr}"), state, shutdown }
-}
 
 /// An HTTP client holding one session cookie by hand (what a browser would do).
 struct Client {

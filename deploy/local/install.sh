@@ -2,11 +2,14 @@
 # Installs what the local pipeline needs and is missing: build tools for rdkafka (cmake and
 # libcurl headers), ClickHouse from Debian's packages, and the Apache Kafka jars from Maven
 # Central (version pinned in deploy/kafka/pom.xml). Idempotent: a second run changes nothing.
+# `--browser` also installs Debian's Chromium and ChromeDriver, for the workbench's browser test.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
+packages=(clickhouse-server clickhouse-client cmake libcurl4-openssl-dev)
+[ "${1:-}" = "--browser" ] && packages+=(chromium chromium-driver)
 missing=()
-for pkg in clickhouse-server clickhouse-client cmake libcurl4-openssl-dev; do
+for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

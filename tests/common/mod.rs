@@ -19,6 +19,8 @@ use pv_runtime::{ClickHouseConfig, KafkaConfig, Shutdown};
 use pv_sink::SinkConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+pub mod workbench;
+
 /// Clinics and tokens every test gateway knows.
 pub const CLINICS: &[(&str, &str)] =
     &[("clinic-north", "token-north-0123456789"), ("clinic-south", "token-south-9876543210")];

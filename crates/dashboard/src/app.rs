@@ -259,6 +259,10 @@ impl axum::response::IntoResponse for AppError {
     }
 }
 
+async fn favicon() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], pages::FAVICON)
+}
+
 /// The routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -266,6 +270,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(api::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/app.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], pages::CSS) }))
+        .route("/static/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .fallback(|| async { AppError::not_found("path", "no such page") })
         .layer(middleware::from_fn_with_state(state.clone(), require_csrf))
         .layer(middleware::from_fn(security_headers))

@@ -28,6 +28,9 @@ use crate::views::{self, AuditQuery, CasesQuery, DetailView, SignalsQuery, day_l
 /// The stylesheet (served at `/static/app.css`).
 pub const CSS: &str = include_str!("app.css");
 
+/// The icon (served at `/static/favicon.svg` and `/favicon.ico`).
+pub const FAVICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1f3a5f"/><path d="M3 11 L6 6 L9 9 L13 3" stroke="#f8c9a0" stroke-width="2" fill="none"/></svg>"##;
+
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(overview))
@@ -58,7 +61,7 @@ impl IntoResponse for PageError {
         }
         let body = html! {
             (DOCTYPE)
-            html lang="en" { head { meta charset="utf-8"; title { "Error · pv workbench" } link rel="stylesheet" href="/static/app.css"; }
+            html lang="en" { head { meta charset="utf-8"; title { "Error · pv workbench" } link rel="stylesheet" href="/static/app.css"; link rel="icon" href="/static/favicon.svg" type="image/svg+xml"; }
                 body { main {
                     h1 { (self.0.status.as_u16()) " " (self.0.status.canonical_reason().unwrap_or("")) }
                     p.error { @if let Some(f) = &self.0.field { code { (f) } ": " } (self.0.reason) }
@@ -116,7 +119,7 @@ fn layout(title: &str, s: &Signed, body: Markup) -> Response {
         (DOCTYPE)
         html lang="en" {
             head { meta charset="utf-8"; meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · pv workbench" } link rel="stylesheet" href="/static/app.css"; }
+                title { (title) " · pv workbench" } link rel="stylesheet" href="/static/app.css"; link rel="icon" href="/static/favicon.svg" type="image/svg+xml"; }
             body {
                 header {
                     strong { "pv workbench" }
@@ -154,7 +157,7 @@ async fn signin_form(jar: CookieJar, Query(q): Query<SigninQuery>) -> Response {
         .build();
     let page = html! {
         (DOCTYPE)
-        html lang="en" { head { meta charset="utf-8"; title { "Sign in · pv workbench" } link rel="stylesheet" href="/static/app.css"; }
+        html lang="en" { head { meta charset="utf-8"; title { "Sign in · pv workbench" } link rel="stylesheet" href="/static/app.css"; link rel="icon" href="/static/favicon.svg" type="image/svg+xml"; }
             body { main.signin {
                 h1 { "pv workbench" }
                 p { "Ketamine and esketamine safety surveillance." }
