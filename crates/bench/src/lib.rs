@@ -6,6 +6,7 @@ pub mod env;
 pub mod servers;
 pub mod signals;
 pub mod soak;
+pub mod workbench;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -26,6 +26,9 @@ enum Scenario {
     /// The scheduled signals run over `--signals-events` events (a base stream through the
     /// pipeline, multiplied inside ClickHouse).
     Signals,
+    /// Every workbench page and API call over `--signals-events` events (the signals
+    /// scenario's database), as a safety officer and a clinic user.
+    Workbench,
     /// A sustained feed straight to the raw topic at a fixed rate while enricher and sink run
     /// (not part of `all`: it runs for `--sustained-secs`).
     Sustained,
@@ -70,6 +73,9 @@ struct BenchArgs {
     /// Patients per clinic of the signals base stream (10 clinics; ~28 events each).
     #[arg(long, default_value_t = 400)]
     signals_patients: u32,
+    /// Requests per route of the workbench scenario (the median and the slowest are reported).
+    #[arg(long, default_value_t = 9)]
+    workbench_requests: usize,
     /// Events the soak run offers.
     #[arg(long, default_value_t = 1_000_000)]
     soak_events: u64,
@@ -253,6 +259,28 @@ impl BenchArgs {
                 r.results,
                 r.signals
             );
+            env.cleanup().await;
+        }
+        if all || self.scenario == Scenario::Workbench {
+            let env = servers.env().await?;
+            let r = pv_bench::workbench::workbench_at_scale(
+                &env,
+                10,
+                self.signals_patients,
+                self.signals_events,
+                self.workbench_requests,
+            )
+            .await?;
+            println!(
+                "workbench over {} events ({} through the pipeline, multiplied in ClickHouse in {:.0} s); {} requests per route after one warm-up:",
+                r.loaded.events, r.loaded.base_events, r.loaded.load_secs, self.workbench_requests
+            );
+            for t in &r.routes {
+                println!(
+                    "  {:8} {:50} median {:7.1} ms  max {:7.1} ms  {:>9} bytes",
+                    t.role, t.route, t.median_ms, t.max_ms, t.bytes
+                );
+            }
             env.cleanup().await;
         }
         if self.scenario == Scenario::Sustained {

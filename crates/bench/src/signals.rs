@@ -40,15 +40,25 @@ impl SignalsBenchReport {
     }
 }
 
-/// Loads a base stream (`clinics` x `patients`, planted harms) through the pipeline, multiplies
-/// it to at least `target_events`, merges the tables' parts, and times `runs` signals runs.
-pub async fn signals_at_scale(
+/// A database filled to scale.
+#[derive(Debug, Clone, Copy)]
+pub struct Loaded {
+    /// Distinct events in it.
+    pub events: u64,
+    /// Events of the base stream that went through the pipeline.
+    pub base_events: u64,
+    /// Seconds spent multiplying rows and merging parts.
+    pub load_secs: f64,
+}
+
+/// Loads a base stream (`clinics` x `patients`, planted harms) through the pipeline into the
+/// env's database, multiplies it to at least `target_events` and merges the tables' parts.
+pub async fn load_at_scale(
     env: &BenchEnv,
     clinics: u32,
     patients: u32,
     target_events: u64,
-    runs: usize,
-) -> anyhow::Result<SignalsBenchReport> {
+) -> anyhow::Result<Loaded> {
     let (events, _) = crate::stream(500, clinics, patients, Harms::default());
     crate::preload(env, events).await?;
     let enrich = env.start("enrich").await?;
@@ -79,7 +89,19 @@ pub async fn signals_at_scale(
         "multiplying rows gave {events} events, want {} (event ids must be new in every copy)",
         base_events * (copies + 1)
     );
+    Ok(Loaded { events, base_events, load_secs })
+}
 
+/// Loads a database to scale ([`load_at_scale`]) and times `runs` signals runs over it.
+pub async fn signals_at_scale(
+    env: &BenchEnv,
+    clinics: u32,
+    patients: u32,
+    target_events: u64,
+    runs: usize,
+) -> anyhow::Result<SignalsBenchReport> {
+    let Loaded { events, base_events, load_secs } =
+        load_at_scale(env, clinics, patients, target_events).await?;
     let cfg = SignalsConfig { topic: env.topic("signals"), ..SignalsConfig::default() };
     let service = SignalsService::new(cfg, &env.clickhouse, &env.kafka)?;
     let mut times = Vec::with_capacity(runs);
