@@ -168,7 +168,23 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
     let (status, detail) = officer.json(&format!("/api/v1/signals/detail?{q}")).await;
     assert_eq!(status, StatusCode::OK, "{detail}");
     let n = detail["row"]["result"]["n"].as_u64().expect("n");
-    assert_eq!(detail["contributing"].as_array().expect("cases").len() as u64, n);
+    assert_eq!(detail["contributing_total"].as_u64(), Some(n));
+    let (_, listed) = officer.get(&format!("/api/v1/signals/cases?{q}&format=csv")).await;
+    assert_eq!(listed.lines().count() as u64, 1 + n, "the export holds every contributing case");
+    // The breakdowns add up to the result's denominator (every band of the stratum).
+    let administrations = |v: &Value| {
+        v.as_array().expect("points").iter().map(|p| p["administrations"].as_u64().expect("n")).sum::<u64>()
+    };
+    let denominator = detail["row"]["result"]["denominator"].as_f64().expect("denominator");
+    assert_eq!(administrations(&detail["by_month"]) as f64, denominator);
+    assert_eq!(administrations(&detail["by_clinic"]) as f64, denominator);
+    let cases_by_clinic: u64 = detail["by_clinic"]
+        .as_array()
+        .expect("clinics")
+        .iter()
+        .map(|p| p["cases"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(cases_by_clinic, n);
     assert!(detail["by_band"].as_array().expect("bands").len() >= 2);
     let case = &detail["contributing"][0];
     let case_path = format!(
@@ -211,14 +227,21 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
     assert_eq!(north.get(&other_path).await.0, StatusCode::NOT_FOUND, "guessing another clinic's case id");
     assert_eq!(north.get(&other_path.replace("/api/v1", "")).await.0, StatusCode::NOT_FOUND);
     let (_, overview) = north.json("/api/v1/overview").await;
-    assert!(
-        overview["events_per_day"].as_array().expect("days").iter().all(|d| d["clinic_id"] == "clinic-01")
-    );
+    assert_eq!(overview["cases_total"], mine["total"], "the clinic's overview counts its own cases");
     assert!(overview["last_events"].as_array().expect("last").iter().all(|d| d["clinic_id"] == "clinic-01"));
+    assert!(!overview["last_events"].as_array().expect("last").is_empty());
     assert!(
         overview["health"].is_null() && overview["signal_changes"].as_array().expect("changes").is_empty()
     );
+    assert!(
+        overview["serious_since_visit"]
+            .as_array()
+            .expect("serious")
+            .iter()
+            .all(|c| c["clinic_id"] == "clinic-01")
+    );
     let (_, all) = officer.json("/api/v1/overview").await;
+    assert!(all["cases_total"].as_u64() > overview["cases_total"].as_u64());
     assert!(all["last_events"].as_array().expect("last").len() >= 10);
     assert!(
         all["signal_changes"].as_array().expect("changes").iter().any(|c| c["signal_key"] == key.as_str())

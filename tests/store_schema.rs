@@ -6,9 +6,9 @@ use pv_events::sample;
 use pv_runtime::ClickHouseConfig;
 use pv_store::column::enum8_values;
 use pv_store::events::{
-    AE_CASES, AE_CASES_MV, AE_REPORT_VERSIONS, AdverseEventRow, DOSES, DoseRow, Provenance,
+    AE_CASES, AE_REPORT_VERSIONS, AdverseEventRow, CASE_SUMMARIES, CaseSummaryRow, DOSES, DoseRow, Provenance,
 };
-use pv_store::{Db, TABLES};
+use pv_store::{Db, TABLES, VIEWS};
 
 /// The schema the previous release created (`SHOW CREATE TABLE` of each table, `{db}` for the
 /// database), then its migration records.
@@ -61,7 +61,7 @@ async fn show_create(cfg: &ClickHouseConfig) -> Vec<String> {
 async fn differences(db: &Db) -> Vec<String> {
     let mut diffs = Vec::new();
     for name in &table_names(db).await {
-        if name != AE_CASES_MV.name && !TABLES.iter().any(|t| t.name() == name) {
+        if !VIEWS.iter().any(|v| v.name == name) && !TABLES.iter().any(|t| t.name() == name) {
             diffs.push(format!("{name}: a live table without a definition"));
         }
     }
@@ -139,7 +139,7 @@ fn type_differences(table: &str, column: &str, live: &str, defined: &str) -> Vec
 async fn every_live_table_matches_its_row_type_column_by_column() {
     let cfg = config("schema_new");
     drop_database(&cfg).await;
-    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [1, 2, 3, 4]);
+    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [1, 2, 3, 4, 5, 6]);
     let db = Db::new(&cfg);
     assert_eq!(differences(&db).await, Vec::<String>::new());
 
@@ -172,11 +172,18 @@ async fn the_rendered_ddl_creates_what_the_previous_release_created() {
     want.sort();
     // The tables the previous release had are created as it created them; the tables added
     // since (migration 4) are checked column by column against their rows above.
-    let added = ["signal_contributions", "signal_workflow", "user_visits"];
+    let added = [
+        "signal_contributions",
+        "signal_workflow",
+        "user_visits",
+        "case_summaries",
+        "case_summaries_mv",
+        "signal_exposure",
+    ];
     let got: Vec<String> = show_create(&cfg)
         .await
         .into_iter()
-        .filter(|s| !added.iter().any(|t| s.starts_with(&format!("CREATE TABLE {{db}}.{t} "))))
+        .filter(|s| !added.iter().any(|t| s.contains(&format!(" {{db}}.{t} "))))
         .collect();
     assert_eq!(got, want);
     drop_database(&cfg).await;
@@ -198,7 +205,7 @@ async fn a_database_of_the_previous_release_migrates_and_keeps_its_rows() {
     db.insert(&DOSES, std::slice::from_ref(&dose)).await.expect("dose");
     db.insert(&AE_REPORT_VERSIONS, std::slice::from_ref(&report)).await.expect("report");
 
-    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [4], "from version 3");
+    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [4, 5, 6], "from version 3");
     assert_eq!(differences(&db).await, Vec::<String>::new());
     assert_eq!(db.rows(&DOSES).await.expect("doses"), [dose]);
     assert_eq!(db.rows(&AE_REPORT_VERSIONS).await.expect("reports"), std::slice::from_ref(&report));
@@ -207,5 +214,30 @@ async fn a_database_of_the_previous_release_migrates_and_keeps_its_rows() {
         cases.iter().map(|c| (c.report_id.as_str(), c.version)).collect::<Vec<_>>(),
         [(report.report_id.as_str(), report.version)]
     );
+    // The case summaries added by migration 5 were filled from the versions already stored,
+    // with what the view computes: a later version through the view replaces it.
+    let summary =
+        |s: &CaseSummaryRow| (s.report_id.clone(), s.version, s.serious, s.pts.clone(), s.product.clone());
+    let before = db.rows(&CASE_SUMMARIES).await.expect("summaries");
+    let event = sample::enriched_adverse_event();
+    let serious = event.reactions.iter().any(|r| r.seriousness != Default::default());
+    let pts: Vec<String> =
+        event.reactions.iter().map(|r| r.pt.clone().unwrap_or_else(|| r.verbatim.clone())).collect();
+    let product = event
+        .drugs
+        .iter()
+        .find(|d| d.role == pv_events::DrugRole::Suspect)
+        .and_then(|d| d.product)
+        .map(|p| format!("{p:?}").to_lowercase());
+    assert_eq!(
+        before.iter().map(summary).collect::<Vec<_>>(),
+        [(report.report_id.clone(), report.version, serious, pts.clone(), product.unwrap_or_default())]
+    );
+    let mut next = report.clone();
+    next.version += 1;
+    next.event_id = uuid::Uuid::new_v4();
+    db.insert(&AE_REPORT_VERSIONS, std::slice::from_ref(&next)).await.expect("next version");
+    let after = db.rows(&CASE_SUMMARIES).await.expect("summaries");
+    assert_eq!(after.iter().map(|s| s.version).collect::<Vec<_>>(), [next.version]);
     drop_database(&cfg).await;
 }

@@ -73,6 +73,9 @@ struct BenchArgs {
     /// Patients per clinic of the signals base stream (10 clinics; ~28 events each).
     #[arg(long, default_value_t = 400)]
     signals_patients: u32,
+    /// Keep the workbench scenario's database (to time queries on it by hand).
+    #[arg(long)]
+    keep: bool,
     /// Requests per route of the workbench scenario (the median and the slowest are reported).
     #[arg(long, default_value_t = 9)]
     workbench_requests: usize,
@@ -281,7 +284,11 @@ impl BenchArgs {
                     t.role, t.route, t.median_ms, t.max_ms, t.bytes
                 );
             }
-            env.cleanup().await;
+            if self.keep {
+                println!("kept for inspection: database `{}` (drop it when done)", env.clickhouse.database);
+            } else {
+                env.cleanup().await;
+            }
         }
         if self.scenario == Scenario::Sustained {
             let env = servers.env().await?;

@@ -66,6 +66,7 @@ impl ReplayArgs {
             target.database,
             started.elapsed().as_secs_f64()
         );
+        let workflow = replay_workflow(cfg, &target).await?;
         if target.database == live.database {
             return Ok(());
         }
@@ -77,12 +78,51 @@ impl ReplayArgs {
                 return Ok(());
             }
         };
-        let differing = print_comparison(&live.database, &current, &target.database, &rebuilt);
+        let mut differing = print_comparison(&live.database, &current, &target.database, &rebuilt);
+        if let Some(rebuilt) = workflow {
+            let current = pv_workflow::project(&pv_dashboard::reads::workflow(&Db::new(&live), None).await?);
+            let same = current == rebuilt;
+            differing += usize::from(!same);
+            println!(
+                "{:<20} {:>12} {:>12} signals' workflow status  {}",
+                "signal_workflow",
+                current.len(),
+                rebuilt.len(),
+                if same { "identical" } else { "DIFFERS" }
+            );
+        }
         if differing > 0 && self.verify {
-            anyhow::bail!("{differing} of {} tables differ from the live database", rebuilt.len());
+            anyhow::bail!("{differing} tables differ from the live database");
         }
         Ok(())
     }
+}
+
+/// Lands the workflow topic's actions into `target`; the rebuilt workflow status of every
+/// signal, or `None` when there is no workflow topic (the workbench never ran).
+async fn replay_workflow(
+    cfg: &PvConfig,
+    target: &pv_runtime::ClickHouseConfig,
+) -> anyhow::Result<Option<std::collections::BTreeMap<String, pv_workflow::Status>>> {
+    let (kafka, topic) = (cfg.kafka.clone(), cfg.dashboard.workflow_topic.clone());
+    let logged = match tokio::task::spawn_blocking(move || pv_dashboard::workflow::read_topic(&kafka, &topic))
+        .await?
+    {
+        Ok(actions) => actions,
+        Err(e) => {
+            println!("workflow topic `{}` not replayed: {e}", cfg.dashboard.workflow_topic);
+            return Ok(None);
+        }
+    };
+    let db = Db::new(target);
+    let landed = pv_dashboard::workflow::land_missing(&db, logged.clone()).await?;
+    println!(
+        "replayed {} workflow actions from `{}` ({landed} new in `{}`)",
+        logged.len(),
+        cfg.dashboard.workflow_topic,
+        target.database
+    );
+    Ok(Some(pv_workflow::project(&pv_dashboard::reads::workflow(&db, None).await?)))
 }
 
 /// Prints both digests side by side; returns how many tables differ.

@@ -45,6 +45,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/overview", get(overview))
         .route("/api/v1/signals", get(signals))
         .route("/api/v1/signals/detail", get(detail))
+        .route("/api/v1/signals/cases", get(contributing))
         .route("/api/v1/signals/actions", post(act))
         .route("/api/v1/cases", get(cases))
         .route("/api/v1/cases/{clinic}/{report}", get(case))
@@ -103,6 +104,20 @@ async fn detail(
     Query(k): Query<Key>,
 ) -> Result<Response, AppError> {
     Ok(Json(views::detail(&state, &s.viewer, &k.key).await?).into_response())
+}
+
+async fn contributing(
+    State(state): State<Arc<AppState>>,
+    s: Signed,
+    Query(q): Query<views::ContributingQuery>,
+    Query(f): Query<Format>,
+) -> Result<Response, AppError> {
+    if f.format == "csv" {
+        // Every contributing case, not a page: the evidence behind the result, whole.
+        let rows = views::all_contributing(&state, &s.viewer, &q.key).await?;
+        return Ok(csv_response("contributing", export::contributing(&rows)));
+    }
+    Ok(Json(views::contributing(&state, &s.viewer, &q).await?).into_response())
 }
 
 /// A workflow action as the API and the forms send it.

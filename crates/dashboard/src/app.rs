@@ -70,7 +70,7 @@ impl AppState {
                 Duration::from_secs(cfg.session_absolute_secs),
             ),
             limit: SignInLimit::new(cfg.signin_max_failures, Duration::from_secs(cfg.signin_window_secs)),
-            health: HealthCache::new(pipeline, Duration::from_secs(10)),
+            health: HealthCache::new(pipeline, db.clone(), Duration::from_secs(10)),
             workflow,
             db,
             cfg,

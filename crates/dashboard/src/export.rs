@@ -185,3 +185,47 @@ pub fn audit(rows: &[WorkflowAction]) -> String {
     }
     finish(w)
 }
+
+/// A signal's contributing cases (and patients).
+pub fn contributing(rows: &[pv_store::signals::SignalContribution]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "kind",
+        "clinic_id",
+        "report_id",
+        "version",
+        "patient_key",
+        "product",
+        "route",
+        "formulation",
+        "dose_band",
+        "groups",
+        "pts",
+        "markers",
+        "onset_ms",
+        "days_from_first_dose",
+        "in_period",
+        "run_at_ms",
+    ]);
+    for c in rows {
+        let _ = w.write_record([
+            c.kind.clone(),
+            c.clinic_id.clone(),
+            c.report_id.clone(),
+            c.version.to_string(),
+            c.patient_key.clone(),
+            c.product.clone(),
+            c.route.clone(),
+            c.formulation.clone(),
+            c.dose_band.clone(),
+            c.groups.join("; "),
+            c.pts.join("; "),
+            c.markers.join("; "),
+            c.onset_ms.to_string(),
+            opt(c.days_from_first_dose),
+            c.in_period.to_string(),
+            c.run_at_ms.to_string(),
+        ]);
+    }
+    finish(w)
+}

@@ -1,6 +1,7 @@
 //! Pipeline health for the overview: consumer lag per stage, dead letters by reason, whether
-//! the sink is paused. Read from the broker and the sink's metrics; cached briefly, as reading
-//! dead-letter topics is not free.
+//! the sink is paused, the latest event from every clinic. Read from the broker, the sink's
+//! metrics and the event tables; cached for a few seconds, as reading dead-letter topics and
+//! scanning every clinic's latest event is not free.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -70,20 +71,25 @@ pub struct Health {
     pub dead_letters_error: Option<String>,
     /// Whether the sink is paused waiting for ClickHouse (`None`: its metrics did not answer).
     pub sink_paused: Option<bool>,
+    /// The latest event received from every clinic.
+    pub last_events: Vec<crate::reads::LastEvent>,
+    /// Why the latest events could not be read, if they could not.
+    pub last_events_error: Option<String>,
 }
 
 /// Reads health, at most once per `ttl`.
 #[derive(Debug)]
 pub struct HealthCache {
     pipeline: Pipeline,
+    db: pv_store::Db,
     ttl: Duration,
     last: Mutex<Option<(Instant, Health)>>,
 }
 
 impl HealthCache {
-    /// A cache over `pipeline`.
-    pub fn new(pipeline: Pipeline, ttl: Duration) -> Self {
-        Self { pipeline, ttl, last: Mutex::new(None) }
+    /// A cache over `pipeline` and the event tables of `db`.
+    pub fn new(pipeline: Pipeline, db: pv_store::Db, ttl: Duration) -> Self {
+        Self { pipeline, db, ttl, last: Mutex::new(None) }
     }
 
     /// The health, read again when older than the ttl.
@@ -96,13 +102,19 @@ impl HealthCache {
         let pipeline = self.pipeline.clone();
         let kafka_part = tokio::task::spawn_blocking(move || (lags(&pipeline), dead_letters(&pipeline)));
         let paused = sink_paused(&self.pipeline.sink_metrics_url);
-        let (kafka_part, sink_paused) = tokio::join!(kafka_part, paused);
+        let last = crate::reads::last_event_per_clinic(&self.db, None);
+        let (kafka_part, sink_paused, last) = tokio::join!(kafka_part, paused, last);
+        let (last_events, last_events_error) = match last {
+            Ok(l) => (l, None),
+            Err(e) => (vec![], Some(e.to_string())),
+        };
         let (stages, dead) = kafka_part.unwrap_or_else(|e| (vec![], Err(e.to_string())));
         let (dead_letters, dead_letters_error) = match dead {
             Ok(d) => (d, None),
             Err(e) => (vec![], Some(e)),
         };
-        let health = Health { stages, dead_letters, dead_letters_error, sink_paused };
+        let health =
+            Health { stages, dead_letters, dead_letters_error, sink_paused, last_events, last_events_error };
         *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((Instant::now(), health.clone()));
         health

@@ -230,10 +230,6 @@ fn events_chart(rows: &[crate::reads::DayCount]) -> String {
 
 async fn overview(State(state): State<Arc<AppState>>, Page(s): Page) -> PageResult {
     let o = views::overview(&state, &s.viewer).await?;
-    let mut per_clinic: std::collections::BTreeMap<(&str, &str), u64> = std::collections::BTreeMap::new();
-    for r in &o.events_per_day {
-        *per_clinic.entry((r.clinic_id.as_str(), r.kind.as_str())).or_default() += r.events;
-    }
     let since = if s.viewer.previous_visit_ms > 0 {
         format!("since your last visit ({})", when(s.viewer.previous_visit_ms))
     } else {
@@ -243,15 +239,11 @@ async fn overview(State(state): State<Arc<AppState>>, Page(s): Page) -> PageResu
         section.cards {
             div.card { div.big #cases-total { (o.cases_total) } "current cases" }
             div.card { div.big #serious-total { (o.serious_total) } "serious cases" }
-            div.card { div.big { (o.serious_since_visit.len()) } "serious cases received " (since) }
+            div.card { div.big { (o.serious_since_visit_total) } "serious cases received " (since) }
             @if s.viewer.sees_signals() { div.card { div.big #changes-since { (o.signal_changes.len()) } "signal changes " (since) } }
         }
         section { h2 { "Events per day" } (PreEscaped(events_chart(&o.events_per_day)))
-            table { thead { tr { th { "clinic" } th { "doses" } th { "monitoring forms" } th { "adverse-event reports" } } }
-                tbody { @for c in o.last_events.iter().map(|l| l.clinic_id.as_str()) {
-                    tr { td { (c) } @for k in ["dose", "monitoring", "adverse_event"] { td.num { (per_clinic.get(&(c, k)).copied().unwrap_or(0)) } } }
-                } } }
-            p.note { "Counts over the last 90 days of data, by the day each event happened." }
+            p.note { "Distinct events from " (when(o.window_from_ms)) " to " (when(o.window_to_ms)) " (the last 90 days), by the day each event happened. Per clinic: the pipeline health below." }
         }
         @if s.viewer.sees_signals() {
             section { h2 { "Signals new or changed " (since) }
@@ -267,9 +259,10 @@ async fn overview(State(state): State<Arc<AppState>>, Page(s): Page) -> PageResu
         }
         section { h2 { "Serious cases received " (since) }
             (case_table(&o.serious_since_visit))
+            @if o.serious_since_visit_total > o.serious_since_visit.len() as u64 { p { a href="/cases?serious=1" { "All " (o.serious_since_visit_total) " →" } } }
         }
         section { h2 { "Pipeline health" }
-            table { thead { tr { th { "clinic" } th { "last event received" } th { "events stored" } } }
+            table #clinics { thead { tr { th { "clinic" } th { "last event received" } th { "rows stored (a re-delivered event counts until ClickHouse merges it away)" } } }
                 tbody { @for l in &o.last_events { tr { td { (l.clinic_id) } td { (when(l.received_at_ms)) } td.num { (l.events) } } } } }
             @if let Some(h) = &o.health {
                 table #lag { thead { tr { th { "stage" } th { "lag (messages not yet processed)" } } }
@@ -323,12 +316,8 @@ async fn signals(
     let view = views::signals(&state, &s.viewer, &q).await?;
     let opts = |k: &str| view.options.get(k).cloned().unwrap_or_default();
     let states: Vec<String> = pv_workflow::State::ALL.iter().map(|s| s.name().to_string()).collect();
-    let clinics: Vec<String> = crate::reads::last_event_per_clinic(&state.db, &s.viewer)
-        .await
-        .map_err(AppError::from)?
-        .into_iter()
-        .map(|l| l.clinic_id)
-        .collect();
+    let clinics: Vec<String> =
+        state.health.get().await.last_events.into_iter().map(|l| l.clinic_id).collect();
     let sort_link = |col: &str, label: &str| {
         let dir = if q.sort == col && q.dir != "asc" { "asc" } else { "desc" };
         html! { a href={"/signals?" (query_with(&q, |x| { x.sort = col.into(); x.dir = dir.into(); x.offset = 0; }))} { (label) } }
@@ -428,7 +417,7 @@ fn detail_charts(d: &DetailView) -> Markup {
                 figure { (PreEscaped(pv_charts::time_series(&Frame::new("Cases per 1,000 administrations by month of onset (exact 95% CI)", "month", per1000), &[Series { name: String::new(), points: months }], None))) }
                 figure { (PreEscaped(pv_charts::bars(&Frame::new("Incidence by cumulative-dose band at onset (exact 95% CI)", "cumulative dose band", per1000), &bands, None))) }
                 figure { (PreEscaped(pv_charts::histogram(&Frame::new("Time to onset", "days from first dose", "cases"), &d.onset_days, 12))) }
-                figure { (PreEscaped(pv_charts::bars(&Frame::new("By clinic (cases / administrations, exact 95% CI)", "clinic", per1000), &clinics, None))) }
+                figure { (PreEscaped(pv_charts::bars(&Frame::new(&format!("By clinic (cases / administrations, exact 95% CI){}", if d.by_clinic.len() > 25 { ", the 25 with most cases" } else { "" }), "clinic", per1000), &clinics, None))) }
             }
         }
     }
@@ -520,7 +509,9 @@ async fn render_detail(
             table { thead { tr { th { "run" } th { "as of" } th { "N" } th { "estimate" } th { "95% CI" } th { "signal" } } }
                 tbody { @for h in d.history.iter().rev().take(30) { tr { td { (when(h.run_at_ms)) } td { (when(h.as_of_ms)) } td.num { (h.n) } td.num { (num(h.estimate)) } td.num { (num(h.lower)) "–" (num(h.upper)) } td { (h.signal) } } } } }
         }
-        section #contributing { h2 { "Contributing " @if r.analysis == "dependence_marker" { "patients" } @else { "cases" } " (" (d.contributing.len()) ")" }
+        section #contributing { h2 { "Contributing " @if r.analysis == "dependence_marker" { "patients" } @else { "cases" } " (" (d.contributing_total) ")" }
+            p { @if d.contributing_total > d.contributing.len() { "The first " (d.contributing.len()) " by onset. " }
+                a href={"/api/v1/signals/cases?" (key_query(&d.row.key)) "&format=csv"} { "Export all (CSV)" } }
             table { thead { tr { th { "case" } th { "clinic" } th { "patient" } th { "dose band" } th { "preferred terms" } th { "onset" } th { "days from first dose" } } }
                 tbody { @for c in &d.contributing { tr {
                     td { @if c.kind == "case" { a.case href={"/cases/" (c.clinic_id) "/" (c.report_id)} { (c.report_id) " v" (c.version) } } @else { (c.markers.join(", ")) } }

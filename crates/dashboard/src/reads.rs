@@ -19,37 +19,47 @@ fn clinic_bind(v: &Viewer) -> String {
 /// `AND clinic_id = {clinic}` when the viewer is scoped (SQL fragment; the value is bound).
 const CLINIC_FILTER: &str = "({clinic} = '' OR clinic_id = {clinic})";
 
-/// Events of one kind, clinic and day.
+/// Events of one kind and day.
 #[derive(Debug, Clone, Row, Deserialize, Serialize, PartialEq)]
 pub struct DayCount {
     /// Day (days since 1970-01-01).
     pub day: u16,
     /// `dose`, `monitoring` or `adverse_event`.
     pub kind: String,
-    /// The clinic.
-    pub clinic_id: String,
     /// Distinct events.
     pub events: u64,
 }
 
-/// Events per day by kind and clinic over the `days` days up to the latest event.
-pub async fn events_per_day(db: &Db, v: &Viewer, days: u16) -> Result<Vec<DayCount>, StoreError> {
-    let sql = format!(
-        "SELECT day, kind, clinic_id, events FROM (
-            SELECT toUInt16(toDate(administered_at)) AS day, 'dose' AS kind, clinic_id, uniqExact(event_id) AS events
-            FROM {{doses}} WHERE {CLINIC_FILTER} GROUP BY day, clinic_id
-            UNION ALL
-            SELECT toUInt16(toDate(monitored_at)) AS day, 'monitoring' AS kind, clinic_id, uniqExact(event_id) AS events
-            FROM {{monitoring_forms}} WHERE {CLINIC_FILTER} GROUP BY day, clinic_id
-            UNION ALL
-            SELECT toUInt16(toDate(reported_at)) AS day, 'adverse_event' AS kind, clinic_id, uniqExact(event_id) AS events
-            FROM {{ae_report_versions}} WHERE {CLINIC_FILTER} GROUP BY day, clinic_id)
-         ORDER BY day, kind, clinic_id"
-    );
-    let mut rows: Vec<DayCount> = db.sql(&sql).bind("clinic", clinic_bind(v)).fetch_all().await?;
-    let last = rows.iter().map(|r| r.day).max().unwrap_or(0);
-    rows.retain(|r| r.day + days > last);
-    Ok(rows)
+/// Distinct events per day by kind over `[from_ms, to_ms]` (by when they happened), in the
+/// viewer's scope. One query per table: partitions outside the window are not read.
+pub async fn events_per_day(
+    db: &Db,
+    v: &Viewer,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<DayCount>, StoreError> {
+    let per_table = |table: &'static dyn pv_store::Schema, time: &str, kind: &str| {
+        let sql = format!(
+            "SELECT toUInt16(toDate(toDateTime(intDiv({time}, 1000)))) AS day, '{kind}' AS kind, uniqExact(event_id) AS events
+             FROM {{t}} WHERE {time} >= {{from}} AND {time} <= {{to}} AND {CLINIC_FILTER}
+             GROUP BY day ORDER BY day"
+        );
+        let query = db
+            .sql(&sql)
+            .table("t", table)
+            .bind("clinic", clinic_bind(v))
+            .bind("from", from_ms)
+            .bind("to", to_ms);
+        query.fetch_all::<DayCount>()
+    };
+    let (doses, forms, reports) = tokio::try_join!(
+        per_table(&pv_store::events::DOSES, "administered_at_ms", "dose"),
+        per_table(&pv_store::events::MONITORING_FORMS, "monitored_at_ms", "monitoring"),
+        per_table(&pv_store::events::AE_REPORT_VERSIONS, "reported_at_ms", "adverse_event"),
+    )?;
+    let mut all: Vec<DayCount> = doses.into_iter().chain(forms).chain(reports).collect();
+    all.sort_by(|a, b| (a.day, &a.kind).cmp(&(b.day, &b.kind)));
+    Ok(all)
 }
 
 /// A current case (latest version, not nullified) as the line listing shows it.
@@ -93,32 +103,74 @@ pub struct CaseFilter {
     /// Only cases with this event group or preferred term.
     #[serde(default)]
     pub event: String,
+    /// Only cases received after this instant (ms since the epoch; 0: all).
+    #[serde(default)]
+    pub received_after_ms: i64,
 }
 
-/// Every current case in the viewer's scope matching `f`, most recently received first.
-pub async fn cases(db: &Db, v: &Viewer, f: &CaseFilter) -> Result<Vec<CaseLine>, StoreError> {
+/// The conditions of a case listing (on `case_summaries FINAL`), values bound by [`bind_cases`].
+fn case_conditions() -> String {
+    format!(
+        "nullification = 0 AND {CLINIC_FILTER} AND ({{only}} = '' OR clinic_id = {{only}})
+         AND ({{serious}} = 0 OR serious = 1) AND ({{event}} = '' OR has(pts, {{event}}) OR has(groups, {{event}}))
+         AND received_at_ms > {{after}}"
+    )
+}
+
+fn bind_cases<'a>(sql: pv_store::Sql<'a>, v: &Viewer, f: &CaseFilter) -> pv_store::Sql<'a> {
+    sql.bind("clinic", clinic_bind(v))
+        .bind("only", f.clinic.clone())
+        .bind("serious", u8::from(f.serious))
+        .bind("event", f.event.clone())
+        .bind("after", f.received_after_ms)
+}
+
+/// How many current cases match a filter.
+#[derive(Debug, Clone, Copy, Row, Deserialize, Serialize, PartialEq)]
+pub struct CaseCounts {
+    /// Cases.
+    pub n_all: u64,
+    /// Serious cases.
+    pub n_serious: u64,
+    /// Serious cases received after the given instant.
+    pub n_serious_since: u64,
+}
+
+/// Current cases in the viewer's scope matching `f`, of which serious, and serious received
+/// after `since_ms`: one pass.
+pub async fn case_counts(
+    db: &Db,
+    v: &Viewer,
+    f: &CaseFilter,
+    since_ms: i64,
+) -> Result<CaseCounts, StoreError> {
+    // Aliases must not shadow columns: ClickHouse resolves aliases in WHERE too.
     let sql = format!(
-        "SELECT clinic_id, report_id, version, patient_key, received_at_ms, reported_at_ms,
-                toString(reporter_qualification),
-                arrayExists((a, b, c, d, e, f) -> a OR b OR c OR d OR e OR f, reaction_death, reaction_life_threatening,
-                    reaction_hospitalisation, reaction_disability, reaction_congenital_anomaly,
-                    reaction_other_medically_important) AS serious,
-                arrayExists(x -> x = 1, reaction_death) AS fatal,
-                arrayMap((p, v) -> ifNull(p, v), reaction_pt, reaction_verbatim) AS pts,
-                arrayReduce('groupUniqArrayArray', reaction_groups) AS groups,
-                ifNull(toString(drug_product[indexOf(drug_role, 1)]), '') AS product
-         FROM {{ae_report_versions}} FINAL
-         WHERE event_id IN (SELECT event_id FROM {{ae_cases}} FINAL WHERE nullification = 0 AND {CLINIC_FILTER})
-           AND {CLINIC_FILTER} AND ({{only}} = '' OR clinic_id = {{only}})
-         ORDER BY received_at_ms DESC, clinic_id, report_id"
+        "SELECT count() AS n_all, countIf(serious = 1) AS n_serious,
+                countIf(serious = 1 AND received_at_ms > {{since}}) AS n_serious_since
+         FROM {{case_summaries}} FINAL WHERE {}",
+        case_conditions()
     );
-    let rows: Vec<CaseLine> =
-        db.sql(&sql).bind("clinic", clinic_bind(v)).bind("only", f.clinic.clone()).fetch_all().await?;
-    Ok(rows
-        .into_iter()
-        .filter(|c| !f.serious || c.serious)
-        .filter(|c| f.event.is_empty() || c.pts.contains(&f.event) || c.groups.contains(&f.event))
-        .collect())
+    bind_cases(db.sql(&sql), v, f).bind("since", since_ms).fetch_one().await
+}
+
+/// A page of the current cases in the viewer's scope matching `f`, most recently received
+/// first (`offset` rows skipped, at most `limit`).
+pub async fn cases(
+    db: &Db,
+    v: &Viewer,
+    f: &CaseFilter,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<CaseLine>, StoreError> {
+    let sql = format!(
+        "SELECT clinic_id, report_id, version, patient_key, received_at_ms, reported_at_ms, reporter, serious, fatal,
+                pts, groups, product
+         FROM {{case_summaries}} FINAL WHERE {}
+         ORDER BY received_at_ms DESC, clinic_id, report_id LIMIT {{offset}}, {{limit}}",
+        case_conditions()
+    );
+    bind_cases(db.sql(&sql), v, f).bind("offset", offset as u64).bind("limit", limit as u64).fetch_all().await
 }
 
 /// The latest signals run, and the one before it.
@@ -178,7 +230,9 @@ pub async fn history(db: &Db, key: &SignalResult) -> Result<Vec<SignalResult>, S
     Ok(rows)
 }
 
-/// The cases (or patients) `r` counted in its run, restricted to the viewer's clinic.
+/// The cases (or patients) `r` counted in its run, restricted to the viewer's clinic. The SQL
+/// keeps a superset of the rows (same stratum, the event among the row's groups, terms or
+/// markers, in the window); [`counts`] decides.
 pub async fn contributing(
     db: &Db,
     v: &Viewer,
@@ -186,13 +240,22 @@ pub async fn contributing(
 ) -> Result<Vec<SignalContribution>, StoreError> {
     let sql = format!(
         "SELECT ?fields FROM {{signal_contributions}}
-         WHERE run_at_ms = {{run}} AND ({{product}} = '*' OR product = {{product}}) AND {CLINIC_FILTER}
+         WHERE run_at_ms = {{run}} AND ({{product}} = '*' OR product = {{product}})
+           AND ({{route}} = '*' OR route = {{route}}) AND ({{formulation}} = '*' OR formulation = {{formulation}})
+           AND ({{band}} = '*' OR dose_band = {{band}}) AND ({{period}} = 0 OR in_period = 1)
+           AND (has(groups, {{event}}) OR has(pts, {{event}}) OR has(markers, {{event}}))
+           AND {CLINIC_FILTER}
          ORDER BY onset_ms, clinic_id, report_id, patient_key"
     );
     let rows: Vec<SignalContribution> = db
         .sql(&sql)
         .bind("run", r.run_at_ms)
         .bind("product", r.product.clone())
+        .bind("route", r.route.clone())
+        .bind("formulation", r.formulation.clone())
+        .bind("band", r.dose_band.clone())
+        .bind("period", u8::from(r.time_window == "period"))
+        .bind("event", r.event.clone())
         .bind("clinic", clinic_bind(v))
         .fetch_all()
         .await?;
@@ -213,36 +276,43 @@ pub async fn contributions_of_clinic(
         .await
 }
 
-/// Administrations per month (first day of the month, days since the epoch) of a stratum
-/// (`*` matches any), all clinics or the viewer's.
+/// Administrations of a stratum in one month or at one clinic.
 #[derive(Debug, Clone, Row, Deserialize, Serialize, PartialEq)]
 pub struct Exposure {
-    /// Month (its first day, days since 1970-01-01), or a clinic, by query.
-    pub month: u16,
-    /// The clinic.
-    pub clinic_id: String,
-    /// Administrations.
+    /// The month (its first day, `YYYY-MM-DD`) or the clinic.
+    pub label: String,
+    /// The month's first day (days since 1970-01-01; 0 for clinics).
+    pub day: u16,
+    /// Distinct administrations.
     pub administrations: u64,
 }
 
-/// Administrations per month and clinic of a stratum.
-pub async fn exposure(db: &Db, v: &Viewer, r: &SignalResult) -> Result<Vec<Exposure>, StoreError> {
-    let sql = format!(
-        "SELECT toUInt16(toStartOfMonth(administered_at)) AS month, clinic_id, uniqExact(event_id) AS administrations
-         FROM {{doses}}
-         WHERE ({{product}} = '*' OR toString(product) = {{product}}) AND ({{route}} = '*' OR toString(route) = {{route}})
-           AND ({{formulation}} = '*' OR formulation = {{formulation}}) AND administered_at_ms <= {{as_of}}
-           AND {CLINIC_FILTER}
-         GROUP BY month, clinic_id ORDER BY month, clinic_id"
-    );
-    db.sql(&sql)
-        .bind("product", r.product.clone())
-        .bind("route", r.route.clone())
-        .bind("formulation", r.formulation.clone())
-        .bind("as_of", r.as_of_ms)
-        .bind("clinic", clinic_bind(v))
-        .fetch_all()
-        .await
+/// Administrations of the stratum of `r` (`*` matches any) as its run counted them, in the
+/// viewer's scope: by month, and by clinic.
+pub async fn exposure(
+    db: &Db,
+    v: &Viewer,
+    r: &SignalResult,
+) -> Result<(Vec<Exposure>, Vec<Exposure>), StoreError> {
+    let by = |key: &str, day: &str| {
+        let sql = format!(
+            "SELECT {key} AS label, {day} AS day, sum(administrations) AS administrations
+             FROM {{signal_exposure}}
+             WHERE run_at_ms = {{run}} AND ({{product}} = '*' OR product = {{product}})
+               AND ({{route}} = '*' OR route = {{route}}) AND ({{formulation}} = '*' OR formulation = {{formulation}})
+               AND {CLINIC_FILTER}
+             GROUP BY label, day ORDER BY day, label"
+        );
+        let query = db
+            .sql(&sql)
+            .bind("run", r.run_at_ms)
+            .bind("product", r.product.clone())
+            .bind("route", r.route.clone())
+            .bind("formulation", r.formulation.clone())
+            .bind("clinic", clinic_bind(v));
+        query.fetch_all::<Exposure>()
+    };
+    tokio::try_join!(by("toString(month)", "toUInt16(month)"), by("clinic_id", "toUInt16(0)"))
 }
 
 /// Every workflow action, oldest first (`key`: only that signal's).
@@ -295,8 +365,8 @@ pub struct LastEvent {
     pub events: u64,
 }
 
-/// The latest event per clinic (the viewer's clinic only for clinic users).
-pub async fn last_event_per_clinic(db: &Db, v: &Viewer) -> Result<Vec<LastEvent>, StoreError> {
+/// The latest event per clinic: every clinic (`scope` `None`) or one.
+pub async fn last_event_per_clinic(db: &Db, scope: Option<&str>) -> Result<Vec<LastEvent>, StoreError> {
     let sql = format!(
         "SELECT clinic_id, max(received_at_ms) AS received_at_ms, sum(n) AS events FROM (
             SELECT clinic_id, max(received_at_ms) AS received_at_ms, count() AS n FROM {{doses}} WHERE {CLINIC_FILTER} GROUP BY clinic_id
@@ -306,7 +376,7 @@ pub async fn last_event_per_clinic(db: &Db, v: &Viewer) -> Result<Vec<LastEvent>
             SELECT clinic_id, max(received_at_ms), count() FROM {{ae_report_versions}} WHERE {CLINIC_FILTER} GROUP BY clinic_id)
          GROUP BY clinic_id ORDER BY clinic_id"
     );
-    db.sql(&sql).bind("clinic", clinic_bind(v)).fetch_all().await
+    db.sql(&sql).bind("clinic", scope.unwrap_or("").to_string()).fetch_all().await
 }
 
 /// Every version of one case, oldest first; empty when it does not exist or is outside the

@@ -312,6 +312,9 @@ fn rate_point(label: String, day: u16, cases: u64, administrations: u64) -> Rate
     RatePoint { label, day, cases, administrations, rate: r.estimate, lower: r.lower, upper }
 }
 
+/// Contributing cases listed on a signal's detail.
+pub const CONTRIBUTING_SHOWN: usize = 200;
+
 /// A signal's detail.
 #[derive(Debug, Clone, Serialize)]
 pub struct DetailView {
@@ -319,8 +322,11 @@ pub struct DetailView {
     pub row: SignalRow,
     /// Its results across runs, oldest first.
     pub history: Vec<SignalResult>,
-    /// The cases (or patients) it counts, in the viewer's scope.
+    /// The cases (or patients) it counts, in the viewer's scope: the first
+    /// [`CONTRIBUTING_SHOWN`] by onset (all of them: `/api/v1/signals/cases`).
     pub contributing: Vec<SignalContribution>,
+    /// How many it counts in the viewer's scope.
+    pub contributing_total: usize,
     /// Cases per 1,000 administrations by month of onset, with exact intervals.
     pub by_month: Vec<RatePoint>,
     /// Cases per 1,000 administrations by clinic.
@@ -368,11 +374,14 @@ pub async fn detail(state: &AppState, v: &Viewer, key: &str) -> Result<DetailVie
     )?;
     let status = project(&actions).remove(key).unwrap_or_else(|| Status::detected(key));
     let cases: Vec<&SignalContribution> = contributing.iter().filter(|c| c.kind == "case").collect();
+    let (months, clinics) = exposure;
     let mut by_month: BTreeMap<u16, (u64, u64)> = BTreeMap::new();
     let mut by_clinic: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for e in &exposure {
-        by_month.entry(e.month).or_default().1 += e.administrations;
-        by_clinic.entry(e.clinic_id.clone()).or_default().1 += e.administrations;
+    for e in &months {
+        by_month.entry(e.day).or_default().1 += e.administrations;
+    }
+    for e in &clinics {
+        by_clinic.entry(e.label.clone()).or_default().1 += e.administrations;
     }
     for c in &cases {
         by_month.entry(month_of(c.onset_ms)).or_default().0 += 1;
@@ -400,8 +409,13 @@ pub async fn detail(state: &AppState, v: &Viewer, key: &str) -> Result<DetailVie
         status: status.clone(),
         result,
     };
+    let onset_days = cases.iter().filter_map(|c| c.days_from_first_dose).filter(|d| d.is_finite()).collect();
+    let contributing_total = contributing.len();
+    let mut contributing = contributing;
+    contributing.truncate(CONTRIBUTING_SHOWN);
     Ok(DetailView {
-        onset_days: cases.iter().filter_map(|c| c.days_from_first_dose).filter(|d| d.is_finite()).collect(),
+        onset_days,
+        contributing_total,
         by_month: by_month.into_iter().map(|(m, (c, a))| rate_point(day_label(m), m, c, a)).collect(),
         by_clinic: by_clinic.into_iter().map(|(k, (c, a))| rate_point(k, 0, c, a)).collect(),
         by_band,
@@ -413,20 +427,69 @@ pub async fn detail(state: &AppState, v: &Viewer, key: &str) -> Result<DetailVie
     })
 }
 
+/// Paging of a signal's contributing cases.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct ContributingQuery {
+    /// The signal.
+    pub key: String,
+    /// First row (0-based).
+    #[serde(default)]
+    pub offset: usize,
+    /// Rows per page (0: the configured page size).
+    #[serde(default)]
+    pub limit: usize,
+}
+
+/// A page of the cases (or patients) the signal `q.key` counts in the latest run, in the
+/// viewer's scope.
+pub async fn contributing(
+    state: &AppState,
+    v: &Viewer,
+    q: &ContributingQuery,
+) -> Result<Page<SignalContribution>, AppError> {
+    let rows = all_contributing(state, v, &q.key).await?;
+    Ok(page(rows, &Paging { offset: q.offset, limit: q.limit }, state.cfg.page_size))
+}
+
+/// Every case (or patient) the signal `key` counts in the latest run, in the viewer's scope.
+pub async fn all_contributing(
+    state: &AppState,
+    v: &Viewer,
+    key: &str,
+) -> Result<Vec<SignalContribution>, AppError> {
+    if !v.sees_signals() {
+        return Err(AppError::forbidden(
+            "signals are computed from every clinic's data: not for clinic users",
+        ));
+    }
+    let runs = reads::latest_runs(&state.db).await?;
+    let Some(result) = runs.latest.iter().find(|r| r.key() == key) else {
+        return Err(AppError::not_found("key", "no result of the latest signals run has this key"));
+    };
+    Ok(reads::contributing(&state.db, v, result).await?)
+}
+
 /// The overview.
 #[derive(Debug, Clone, Serialize)]
 pub struct OverviewView {
-    /// Events per day by kind and clinic (the last 90 days of data).
+    /// The window the event counts cover: today and the 89 days before (ms).
+    pub window_from_ms: i64,
+    /// Its end.
+    pub window_to_ms: i64,
+    /// Events per day by kind over the window.
     pub events_per_day: Vec<DayCount>,
-    /// Current serious cases received since the viewer's previous visit (all when first).
+    /// Current serious cases received since the viewer's previous visit (all when first; at
+    /// most 50, newest first).
     pub serious_since_visit: Vec<CaseLine>,
+    /// How many there are.
+    pub serious_since_visit_total: u64,
     /// Current serious cases, in all.
-    pub serious_total: usize,
+    pub serious_total: u64,
     /// Current cases, in all.
-    pub cases_total: usize,
+    pub cases_total: u64,
     /// Signal changes since the viewer's previous visit (not for clinic users).
     pub signal_changes: Vec<ChangeLine>,
-    /// The latest event per clinic.
+    /// The latest event per clinic (every clinic: as of the pipeline health's last reading).
     pub last_events: Vec<LastEvent>,
     /// Pipeline health (not for clinic users).
     pub health: Option<crate::health::Health>,
@@ -443,27 +506,39 @@ pub const DENOMINATORS: [&str; 5] = [
     "Rates count what clinics reported and recorded: a clinic that under-reports lowers them, and none of them alone establishes that the drug caused the harm.",
 ];
 
+const DAY_MS: i64 = 86_400_000;
+
 /// The overview for `v`.
 pub async fn overview(state: &AppState, v: &Viewer) -> Result<OverviewView, AppError> {
+    let db = &state.db;
+    let to = crate::app::now_ms();
+    let from = to - 89 * DAY_MS - to.rem_euclid(DAY_MS);
     let all = CaseFilter::default();
-    let (events_per_day, cases, last_events) = tokio::try_join!(
-        reads::events_per_day(&state.db, v, 90),
-        reads::cases(&state.db, v, &all),
-        reads::last_event_per_clinic(&state.db, v),
+    let since = CaseFilter { serious: true, received_after_ms: v.previous_visit_ms, ..CaseFilter::default() };
+    let (events_per_day, case_counts, serious_since_visit) = tokio::try_join!(
+        reads::events_per_day(db, v, from, to),
+        reads::case_counts(db, v, &all, v.previous_visit_ms),
+        reads::cases(db, v, &since, 0, 50),
     )?;
     let signal_changes =
-        if v.sees_signals() { reads::changes_since(&state.db, v.previous_visit_ms).await? } else { vec![] };
-    let health = if v.sees_pipeline() { Some(state.health.get().await) } else { None };
-    let serious: Vec<CaseLine> = cases.iter().filter(|c| c.serious).cloned().collect();
+        if v.sees_signals() { reads::changes_since(db, v.previous_visit_ms).await? } else { vec![] };
+    // Every clinic's latest event is pipeline health (cached); a clinic's own is read live
+    // (its key prefix makes it cheap).
+    let (health, last_events) = if v.sees_pipeline() {
+        let h = state.health.get().await;
+        let last = h.last_events.clone();
+        (Some(h), last)
+    } else {
+        (None, reads::last_event_per_clinic(db, v.clinic_scope()).await?)
+    };
     Ok(OverviewView {
+        window_from_ms: from,
+        window_to_ms: to,
         events_per_day,
-        serious_total: serious.len(),
-        serious_since_visit: serious
-            .into_iter()
-            .filter(|c| c.received_at_ms > v.previous_visit_ms)
-            .take(50)
-            .collect(),
-        cases_total: cases.len(),
+        serious_since_visit,
+        serious_since_visit_total: case_counts.n_serious_since,
+        serious_total: case_counts.n_serious,
+        cases_total: case_counts.n_all,
         signal_changes,
         last_events,
         health,
@@ -493,10 +568,18 @@ pub struct CasesQuery {
 
 /// The case listing.
 pub async fn cases(state: &AppState, v: &Viewer, q: &CasesQuery) -> Result<Page<CaseLine>, AppError> {
-    let filter =
-        CaseFilter { clinic: q.clinic.clone(), serious: !q.serious.is_empty(), event: q.event.clone() };
-    let rows = reads::cases(&state.db, v, &filter).await?;
-    Ok(page(rows, &Paging { offset: q.offset, limit: q.limit }, state.cfg.page_size))
+    let filter = CaseFilter {
+        clinic: q.clinic.clone(),
+        serious: !q.serious.is_empty(),
+        event: q.event.clone(),
+        received_after_ms: 0,
+    };
+    let limit = if q.limit == 0 { state.cfg.page_size } else { q.limit.min(1000) };
+    let (counts, rows) = tokio::try_join!(
+        reads::case_counts(&state.db, v, &filter, 0),
+        reads::cases(&state.db, v, &filter, q.offset, limit),
+    )?;
+    Ok(Page { total: usize::try_from(counts.n_all).unwrap_or(usize::MAX), offset: q.offset, limit, rows })
 }
 
 /// One version of a case as shown (narrative removed for viewers who may not read it).

@@ -119,16 +119,23 @@ impl WorkflowLog {
         let logged = tokio::task::spawn_blocking(move || read_topic(&kafka, &topic))
             .await
             .map_err(|e| KafkaError::Subscription(e.to_string()))??;
-        let landed: HashSet<String> =
-            crate::reads::workflow(&self.db, None).await?.into_iter().map(|a| a.event_id).collect();
-        let missing: Vec<WorkflowAction> =
-            logged.into_iter().filter(|a| !landed.contains(&a.event_id)).collect();
-        if !missing.is_empty() {
-            self.db.insert(&SIGNAL_WORKFLOW, &missing).await.map_err(StoreError::from)?;
-            tracing::warn!(actions = missing.len(), "landed workflow actions the table lacked");
+        let landed = land_missing(&self.db, logged).await?;
+        if landed > 0 {
+            tracing::warn!(actions = landed, "landed workflow actions the table lacked");
         }
-        Ok(missing.len())
+        Ok(landed)
     }
+}
+
+/// Lands the actions of `logged` that `db` lacks (by event id); returns how many.
+pub async fn land_missing(db: &Db, logged: Vec<WorkflowAction>) -> Result<usize, StoreError> {
+    let landed: HashSet<String> =
+        crate::reads::workflow(db, None).await?.into_iter().map(|a| a.event_id).collect();
+    let missing: Vec<WorkflowAction> = logged.into_iter().filter(|a| !landed.contains(&a.event_id)).collect();
+    if !missing.is_empty() {
+        db.insert(&SIGNAL_WORKFLOW, &missing).await.map_err(StoreError::from)?;
+    }
+    Ok(missing.len())
 }
 
 /// Every action on `topic` (all partitions, from the start), in log order. Messages that do not

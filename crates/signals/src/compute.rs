@@ -481,6 +481,7 @@ mod tests {
                 extra_sessions: 0,
                 positive: vec![],
             }],
+            exposure: vec![],
         }
     }
 
@@ -605,6 +606,7 @@ mod tests {
             time: vec![],
             cases: vec![],
             markers: vec![],
+            exposure: vec![],
         };
         assert!(a.run(&empty).is_empty());
         // Cases without any exposure recorded (doses not yet arrived): disproportionality only.

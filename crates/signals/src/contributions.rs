@@ -5,7 +5,8 @@
 //! rows that [`counts`] accepts for that result. One rule, here, used by the workbench; the tests
 //! check it against the count of every result the analyser computes.
 
-use pv_store::signals::SignalContribution;
+use pv_store::column::Day;
+use pv_store::signals::{SignalContribution, SignalExposure};
 
 use crate::config::SignalsConfig;
 use crate::model::{Analysis, Inputs, SignalResult, Window};
@@ -57,6 +58,23 @@ pub fn of_run(
         })
     });
     cases.chain(patients).collect()
+}
+
+/// The exposure rows of one run: administrations per stratum, clinic and month.
+pub fn exposure_of_run(run_at_ms: i64, cumulative: &Inputs) -> Vec<SignalExposure> {
+    cumulative
+        .exposure
+        .iter()
+        .map(|e| SignalExposure {
+            run_at_ms,
+            product: e.stratum.product.clone(),
+            route: e.stratum.route.clone(),
+            formulation: e.stratum.formulation.clone(),
+            clinic_id: e.clinic_id.clone(),
+            month: Day(e.month),
+            administrations: e.administrations,
+        })
+        .collect()
 }
 
 /// Whether result `r` counts row `c` of its own run.
@@ -147,7 +165,7 @@ mod tests {
             extra_sessions: 2,
             positive,
         }];
-        Inputs { window: Window::Cumulative, doses, time, cases, markers }
+        Inputs { window: Window::Cumulative, doses, time, cases, markers, exposure: vec![] }
     }
 
     #[test]

@@ -174,4 +174,20 @@ pub struct Inputs {
     pub cases: Vec<Case>,
     /// Dependence markers (cumulative window only; empty otherwise).
     pub markers: Vec<MarkerCounts>,
+    /// Administrations per stratum, clinic and month (cumulative window only; empty otherwise):
+    /// the breakdown the workbench draws, counted as the analyses count.
+    pub exposure: Vec<MonthExposure>,
+}
+
+/// Administrations of one stratum at one clinic in one month.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonthExposure {
+    #[allow(missing_docs)]
+    pub stratum: Stratum,
+    /// The clinic.
+    pub clinic_id: String,
+    /// The month's first day (days since 1970-01-01).
+    pub month: u16,
+    /// Administrations.
+    pub administrations: u64,
 }

@@ -13,7 +13,8 @@
 //! The SQL keeps to what ClickHouse 18.16 runs: no window functions, one join, `ifNull` around
 //! nullable values.
 
-use std::collections::BTreeSet;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 
 use clickhouse::Row;
 use pv_store::{Db, StoreError};
@@ -21,7 +22,8 @@ use serde::Deserialize;
 
 use crate::config::SignalsConfig;
 use crate::model::{
-    Case, CaseRef, DoseCell, ExposureTime, Inputs, MarkerCounts, MarkerPatient, Stratum, Window,
+    Case, CaseRef, DoseCell, ExposureTime, Inputs, MarkerCounts, MarkerPatient, MonthExposure, Stratum,
+    Window,
 };
 
 /// Milliseconds in a day and in a (Julian) year.
@@ -59,6 +61,7 @@ struct PatientRow {
     product: String,
     route: String,
     formulation: String,
+    clinic: String,
     patients_all: u64,
     patients_period: u64,
     years_all: f64,
@@ -71,6 +74,8 @@ struct PatientRow {
     /// Administrations per cumulative-dose band, all and in the period.
     band_all: Vec<u64>,
     band_period: Vec<u64>,
+    /// Administrations per month (first day, days since the epoch): (months, counts).
+    months: (Vec<u16>, Vec<u64>),
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -97,12 +102,13 @@ pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inp
     let band = band_sql(cfg.dose_bands_mg.len());
     let patients = db
         .sql(&format!(
-            "SELECT p, r, f, count(), countIf(last_ms + {{risk_ms}} >= {{from}}),
+            "SELECT p, r, f, clinic, count(), countIf(last_ms + {{risk_ms}} >= {{from}}),
                     sum(greatest(toInt64(0), least(last_ms + {{risk_ms}}, toInt64({{to}})) - first_ms)) / {{year_ms}},
                     sum(greatest(toInt64(0), least(last_ms + {{risk_ms}}, toInt64({{to}})) - greatest(first_ms, toInt64({{from}})))) / {{year_ms}},
                     sum(esc), sum(shrink), sum(extra),
                     groupArrayIf((clinic, patient_key, toUInt8(esc), toUInt8(shrink), toUInt8(extra)), esc + shrink + extra > 0),
-                    sumForEach(all_b), sumForEach(period_b)
+                    sumForEach(all_b), sumForEach(period_b),
+                    sumMap(ms, arrayMap(m -> toUInt64(1), ms))
              FROM (
                 SELECT patient_key, toString(product) AS p, toString(route) AS r, formulation AS f,
                        any(clinic_id) AS clinic,
@@ -110,6 +116,7 @@ pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inp
                        hist[1].1 AS first_ms, hist[-1].1 AS last_ms,
                        arrayMap(b -> arrayCount(x -> x.3 = b, hist), range({{bands}})) AS all_b,
                        arrayMap(b -> arrayCount(x -> x.3 = b AND x.1 >= {{from}}, hist), range({{bands}})) AS period_b,
+                       arrayMap(x -> toUInt16(toStartOfMonth(toDateTime(intDiv(x.1, 1000)))), hist) AS ms,
                        arrayMap(x -> x.2, hist) AS ds,
                        arraySlice(arrayDifference(arrayMap(x -> intDiv(x.1, {{day_ms}}), hist)), 2) AS gaps,
                        toUInt64(arrayReduce('max', ds) > {{escalation}} * arrayReduce('avg', arraySlice(ds, 1, 3))) AS esc,
@@ -118,7 +125,7 @@ pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inp
                        toUInt64(arrayExists(g -> g <= {{extra_days}}, gaps)) AS extra
                 FROM {{doses}} WHERE administered_at_ms <= {{to}}
                 GROUP BY patient_key, p, r, f)
-             GROUP BY p, r, f"
+             GROUP BY p, r, f, clinic"
         ))
         .bind("risk_ms", i64::from(cfg.risk_days_after_last_dose) * DAY_MS)
         .bind("from", from)
@@ -164,6 +171,28 @@ fn stratum(product: &str, route: &str, formulation: &str) -> Stratum {
     Stratum { product: or_unknown(product), route: or_unknown(route), formulation: or_unknown(formulation) }
 }
 
+impl PatientRow {
+    /// Adds another clinic's row of the same stratum.
+    fn add(&mut self, o: PatientRow) {
+        self.patients_all += o.patients_all;
+        self.patients_period += o.patients_period;
+        self.years_all += o.years_all;
+        self.years_period += o.years_period;
+        self.escalated += o.escalated;
+        self.shrinking += o.shrinking;
+        self.extra += o.extra;
+        self.positive.extend(o.positive);
+        for (a, b) in [(&mut self.band_all, o.band_all), (&mut self.band_period, o.band_period)] {
+            if a.len() < b.len() {
+                a.resize(b.len(), 0);
+            }
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+    }
+}
+
 fn marker_patient(
     (clinic_id, patient_key, esc, shrink, extra): (String, String, u8, u8, u8),
 ) -> MarkerPatient {
@@ -178,11 +207,35 @@ fn assemble(
     patients: Vec<PatientRow>,
     case_rows: Vec<CaseRow>,
 ) -> [Inputs; 2] {
-    let mut period =
-        Inputs { window: Window::Period, doses: vec![], time: vec![], cases: vec![], markers: vec![] };
+    let mut period = Inputs {
+        window: Window::Period,
+        doses: vec![],
+        time: vec![],
+        cases: vec![],
+        markers: vec![],
+        exposure: vec![],
+    };
     let mut cumulative = Inputs { window: Window::Cumulative, ..period.clone() };
+    // One row per stratum and clinic: every count adds up across clinics.
+    let mut strata: BTreeMap<Stratum, PatientRow> = BTreeMap::new();
     for t in patients {
         let s = stratum(&t.product, &t.route, &t.formulation);
+        for (&month, &n) in t.months.0.iter().zip(&t.months.1) {
+            cumulative.exposure.push(MonthExposure {
+                stratum: s.clone(),
+                clinic_id: t.clinic.clone(),
+                month,
+                administrations: n,
+            });
+        }
+        match strata.entry(s) {
+            Entry::Vacant(v) => {
+                v.insert(t);
+            }
+            Entry::Occupied(mut o) => o.get_mut().add(t),
+        }
+    }
+    for (s, t) in strata {
         for (band, (&all, &in_period)) in t.band_all.iter().zip(&t.band_period).enumerate() {
             if in_period > 0 {
                 period.doses.push(DoseCell { stratum: s.clone(), band, administrations: in_period });
@@ -251,6 +304,26 @@ mod tests {
         assert_eq!(band_sql(0), "toUInt32(0)");
     }
 
+    fn row_clone(r: &PatientRow) -> PatientRow {
+        PatientRow {
+            product: r.product.clone(),
+            route: r.route.clone(),
+            formulation: r.formulation.clone(),
+            clinic: r.clinic.clone(),
+            patients_all: r.patients_all,
+            patients_period: r.patients_period,
+            years_all: r.years_all,
+            years_period: r.years_period,
+            escalated: r.escalated,
+            shrinking: r.shrinking,
+            extra: r.extra,
+            positive: r.positive.clone(),
+            band_all: r.band_all.clone(),
+            band_period: r.band_period.clone(),
+            months: r.months.clone(),
+        }
+    }
+
     #[test]
     fn patient_rows_give_dose_cells_per_band_and_markers() {
         let cfg = SignalsConfig::default();
@@ -258,6 +331,7 @@ mod tests {
             product: "ketamine".into(),
             route: "iv".into(),
             formulation: "solution".into(),
+            clinic: "c1".into(),
             patients_all: 10,
             patients_period: 4,
             years_all: 2.5,
@@ -268,12 +342,32 @@ mod tests {
             positive: vec![("c1".into(), "pk".into(), 1, 0, 1)],
             band_all: vec![100, 40, 0, 5],
             band_period: vec![0, 12, 0, 5],
+            months: (vec![20000, 20031], vec![100, 45]),
         };
-        let [period, cumulative] = assemble(&cfg, Bounds::new(100 * DAY_MS, 30), vec![row], vec![]);
+        // The same stratum at a second clinic adds up.
+        let other = PatientRow {
+            clinic: "c2".into(),
+            patients_all: 1,
+            patients_period: 0,
+            years_all: 0.5,
+            years_period: 0.0,
+            escalated: 0,
+            positive: vec![],
+            band_all: vec![3],
+            band_period: vec![0],
+            months: (vec![20031], vec![3]),
+            ..row_clone(&row)
+        };
+        let [period, cumulative] = assemble(&cfg, Bounds::new(100 * DAY_MS, 30), vec![row, other], vec![]);
         let cells = |i: &Inputs| i.doses.iter().map(|d| (d.band, d.administrations)).collect::<Vec<_>>();
-        assert_eq!(cells(&cumulative), [(0, 100), (1, 40), (3, 5)], "empty bands are left out");
+        assert_eq!(cells(&cumulative), [(0, 103), (1, 40), (3, 5)], "empty bands are left out");
         assert_eq!(cells(&period), [(1, 12), (3, 5)]);
-        assert_eq!(cumulative.time[0].patients, 10);
+        assert_eq!(cumulative.time[0].patients, 11);
+        assert_eq!(cumulative.time[0].patient_years, 3.0);
+        let months: Vec<(&str, u16, u64)> =
+            cumulative.exposure.iter().map(|e| (e.clinic_id.as_str(), e.month, e.administrations)).collect();
+        assert_eq!(months, [("c1", 20000, 100), ("c1", 20031, 45), ("c2", 20031, 3)]);
+        assert!(period.exposure.is_empty());
         assert_eq!(period.time[0].patient_years, 0.3);
         assert_eq!(cumulative.markers[0].escalated, 2);
         assert_eq!(cumulative.markers[0].positive[0].markers, ["dose_escalation", "extra_sessions"]);

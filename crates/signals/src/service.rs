@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use pv_events::EventCodec;
 use pv_runtime::kafka::{DurableProducer, Outgoing, ProduceError};
 use pv_runtime::{ClickHouseConfig, KafkaConfig, Shutdown};
-use pv_store::signals::{SIGNAL_CHANGES, SIGNAL_CONTRIBUTIONS, SIGNAL_RESULTS};
+use pv_store::signals::{SIGNAL_CHANGES, SIGNAL_CONTRIBUTIONS, SIGNAL_EXPOSURE, SIGNAL_RESULTS};
 use pv_store::{Db, StoreError};
 use rdkafka::error::KafkaError;
 
@@ -128,11 +128,13 @@ impl SignalsService {
             r.as_of_ms = as_of_ms;
         }
         let counted = contributions::of_run(cfg, run_at_ms, bounds.period_from_ms, &cumulative);
+        let exposure = contributions::exposure_of_run(run_at_ms, &cumulative);
         let compute = started.elapsed();
 
         let started = Instant::now();
         // What the results counted first: a result on screen can always show its cases.
         self.db.insert(&SIGNAL_CONTRIBUTIONS, &counted).await.map_err(StoreError::from)?;
+        self.db.insert(&SIGNAL_EXPOSURE, &exposure).await.map_err(StoreError::from)?;
         self.db.insert(&SIGNAL_RESULTS, &results).await.map_err(StoreError::from)?;
         let previous: Vec<PreviousState> = self
             .db

@@ -242,7 +242,56 @@ pub const AE_CASES: Table<CaseRow> =
     Table::new("ae_cases", "ReplacingMergeTree(version)", "(clinic_id, report_id)");
 
 /// Feeds [`AE_CASES`] from every insert into [`AE_REPORT_VERSIONS`].
-pub const AE_CASES_MV: CopyView = CopyView { name: "ae_cases_mv", from: &AE_REPORT_VERSIONS, to: &AE_CASES };
+pub const AE_CASES_MV: CopyView =
+    CopyView { name: "ae_cases_mv", from: &AE_REPORT_VERSIONS, to: &AE_CASES, computed: &[] };
+
+/// `case_summaries`: every case as the line listing shows it, its highest version (`FINAL`
+/// collapses the others). What the workbench's listings and counts read: a few small columns
+/// instead of every version's arrays.
+pub const CASE_SUMMARIES: Table<CaseSummaryRow> =
+    Table::new("case_summaries", "ReplacingMergeTree(version)", "(clinic_id, report_id)");
+
+/// Feeds [`CASE_SUMMARIES`] from every insert into [`AE_REPORT_VERSIONS`] (18.16: lambdas take
+/// the arrays as arguments).
+pub const CASE_SUMMARIES_MV: CopyView = CopyView {
+    name: "case_summaries_mv",
+    from: &AE_REPORT_VERSIONS,
+    to: &CASE_SUMMARIES,
+    computed: &[
+        ("reporter", "toString(reporter_qualification)"),
+        (
+            "serious",
+            "arrayExists((a, b, c, d, e, f) -> a OR b OR c OR d OR e OR f, reaction_death, \
+             reaction_life_threatening, reaction_hospitalisation, reaction_disability, \
+             reaction_congenital_anomaly, reaction_other_medically_important)",
+        ),
+        ("fatal", "arrayExists(x -> x = 1, reaction_death)"),
+        ("pts", "arrayMap((p, v) -> ifNull(p, v), reaction_pt, reaction_verbatim)"),
+        ("groups", "arraySort(arrayReduce('groupUniqArrayArray', reaction_groups))"),
+        ("product", "ifNull(toString(drug_product[indexOf(drug_role, 1)]), '')"),
+    ],
+};
+
+table_row! {
+    /// A row of `case_summaries`: a case's line-listing columns as of one of its versions.
+    pub struct CaseSummaryRow {
+        clinic_id: String,
+        report_id: String,
+        version: i32,
+        #[serde(with = "clickhouse::serde::uuid")]
+        event_id: Uuid,
+        patient_key: String,
+        nullification: bool,
+        reported_at_ms: i64,
+        received_at_ms: i64,
+        reporter: String,
+        serious: bool,
+        fatal: bool,
+        pts: Vec<String>,
+        groups: Vec<String>,
+        product: String,
+    }
+}
 
 table_row! {
     /// A row of `ae_cases`: a case as of one of its versions.

@@ -30,12 +30,17 @@ pub const TABLES: &[&dyn Schema] = &[
     &events::MONITORING_FORMS,
     &events::AE_REPORT_VERSIONS,
     &events::AE_CASES,
+    &events::CASE_SUMMARIES,
     &signals::SIGNAL_RESULTS,
     &signals::SIGNAL_CHANGES,
     &signals::SIGNAL_CONTRIBUTIONS,
+    &signals::SIGNAL_EXPOSURE,
     &workflow::SIGNAL_WORKFLOW,
     &workflow::USER_VISITS,
 ];
+
+/// Every materialized view of the store.
+pub const VIEWS: &[&table::CopyView] = &[&events::AE_CASES_MV, &events::CASE_SUMMARIES_MV];
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

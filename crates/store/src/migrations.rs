@@ -17,8 +17,10 @@
 use pv_runtime::ClickHouseConfig;
 
 use crate::column::Seconds;
-use crate::events::{AE_CASES, AE_CASES_MV, AE_REPORT_VERSIONS, DOSES, MONITORING_FORMS};
-use crate::signals::{SIGNAL_CHANGES, SIGNAL_CONTRIBUTIONS, SIGNAL_RESULTS};
+use crate::events::{
+    AE_CASES, AE_CASES_MV, AE_REPORT_VERSIONS, CASE_SUMMARIES, CASE_SUMMARIES_MV, DOSES, MONITORING_FORMS,
+};
+use crate::signals::{SIGNAL_CHANGES, SIGNAL_CONTRIBUTIONS, SIGNAL_EXPOSURE, SIGNAL_RESULTS};
 use crate::table::{CopyView, Schema, Table};
 use crate::workflow::{SIGNAL_WORKFLOW, USER_VISITS};
 use crate::{Db, StoreError, table_row};
@@ -32,6 +34,8 @@ pub enum Step {
     Create(&'static dyn Schema),
     /// Create a materialized view from its definition.
     CreateView(&'static CopyView),
+    /// Write what a view would have written for the rows its source held before it existed.
+    Backfill(&'static CopyView),
 }
 
 impl Step {
@@ -41,6 +45,7 @@ impl Step {
             Step::Sql(sql) => (*sql).to_string(),
             Step::Create(table) => table.create_statement(),
             Step::CreateView(view) => view.create_statement(),
+            Step::Backfill(view) => view.backfill_statement(),
         }
     }
 }
@@ -90,6 +95,22 @@ pub const MIGRATIONS: &[Migration] = &[
             Step::Create(&SIGNAL_WORKFLOW),
             Step::Create(&USER_VISITS),
         ],
+    },
+    Migration {
+        version: 5,
+        name: "case summaries for the workbench's listings",
+        // The view first: a case version inserted between the two steps lands twice, and the
+        // table keeps one.
+        steps: &[
+            Step::Create(&CASE_SUMMARIES),
+            Step::CreateView(&CASE_SUMMARIES_MV),
+            Step::Backfill(&CASE_SUMMARIES_MV),
+        ],
+    },
+    Migration {
+        version: 6,
+        name: "administrations per stratum, clinic and month of each signals run",
+        steps: &[Step::Create(&SIGNAL_EXPOSURE)],
     },
 ];
 

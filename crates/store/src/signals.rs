@@ -8,6 +8,7 @@
 
 use pv_events::AvroRecord;
 
+use crate::column::Day;
 use crate::table::Table;
 use crate::table_row;
 
@@ -64,6 +65,33 @@ table_row! {
         days_from_first_dose: Option<f64>,
         /// Whether the case falls in the run's period window (always true for patients).
         in_period: bool,
+    }
+}
+
+/// `signal_exposure`: administrations per stratum, clinic and month as each signals run counted
+/// them (distinct per patient by instant and dose, as the analyses count): the breakdowns a
+/// result's detail draws, consistent with its denominator.
+pub const SIGNAL_EXPOSURE: Table<SignalExposure> =
+    Table::new("signal_exposure", "MergeTree", "(run_at_ms, product, route, formulation, clinic_id, month)")
+        .partition_by("toYYYYMM(toDateTime(intDiv(run_at_ms, 1000)))");
+
+table_row! {
+    /// Administrations of one stratum at one clinic in one month, in one run.
+    pub struct SignalExposure {
+        /// The run.
+        run_at_ms: i64,
+        /// Stratum: product.
+        product: String,
+        /// Stratum: route.
+        route: String,
+        /// Stratum: formulation.
+        formulation: String,
+        /// The clinic.
+        clinic_id: String,
+        /// The month (its first day).
+        month: Day,
+        /// Administrations.
+        administrations: u64,
     }
 }
 

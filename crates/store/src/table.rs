@@ -103,16 +103,45 @@ pub struct CopyView {
     pub from: &'static dyn Schema,
     /// The table it writes.
     pub to: &'static dyn Schema,
+    /// Columns of `to` computed by an expression over `from`'s row, (column, expression); the
+    /// others are copied by name.
+    pub computed: &'static [(&'static str, &'static str)],
 }
 
 impl CopyView {
+    /// The `SELECT` list: every column of `to`, copied or computed.
+    fn select_list(&self) -> String {
+        let fields: Vec<String> = self
+            .to
+            .row_fields()
+            .iter()
+            .map(|f| match self.computed.iter().find(|(c, _)| c == f) {
+                Some((c, expr)) => format!("{expr} AS {c}"),
+                None => (*f).to_string(),
+            })
+            .collect();
+        fields.join(", ")
+    }
+
     /// `CREATE MATERIALIZED VIEW IF NOT EXISTS ...`.
     pub fn create_statement(&self) -> String {
         format!(
             "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {} AS\n    SELECT {}\n    FROM {}",
             self.name,
             self.to.name(),
+            self.select_list(),
+            self.from.name()
+        )
+    }
+
+    /// `INSERT INTO to SELECT ... FROM from`: what the view would have written for the rows
+    /// `from` held before it existed. Harmless to repeat when `to` deduplicates.
+    pub fn backfill_statement(&self) -> String {
+        format!(
+            "INSERT INTO {} ({}) SELECT {} FROM {}",
+            self.to.name(),
             self.to.row_fields().join(", "),
+            self.select_list(),
             self.from.name()
         )
     }
@@ -181,7 +210,7 @@ ORDER BY at_ms"
     fn a_copy_view_selects_the_target_rows_columns() {
         static FROM: Table<Reading> = Table::new("raw", "MergeTree", "at_ms");
         static TO: Table<Reading> = Table::new("copy", "MergeTree", "at_ms");
-        let view = CopyView { name: "copy_mv", from: &FROM, to: &TO };
+        let view = CopyView { name: "copy_mv", from: &FROM, to: &TO, computed: &[] };
         assert_eq!(
             view.create_statement(),
             "CREATE MATERIALIZED VIEW IF NOT EXISTS copy_mv TO copy AS\n    SELECT at_ms, value\n    FROM raw"
