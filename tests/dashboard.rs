@@ -100,7 +100,7 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
     fill(&env).await;
     let cfg = DashboardConfig {
         users_file: users_file(&env),
-        workflow_topic: format!("pvt.{}.workflow", env.id),
+        workflow_topic: env.workflow_topic(),
         signin_max_failures: 3,
         ..DashboardConfig::default()
     };

@@ -55,6 +55,31 @@ async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
     sink.stop().await;
     enricher.stop().await;
 
+    // Two decisions on a signal: on the workflow topic and in the live table.
+    let log = pv_dashboard::workflow::WorkflowLog::new(
+        &env.kafka,
+        &env.workflow_topic(),
+        env.db(),
+        Duration::from_secs(10),
+    )
+    .expect("workflow log");
+    log.ensure_topic().await.expect("workflow topic");
+    for (seq, to) in [(0, pv_workflow::State::Validation), (1, pv_workflow::State::NotValidated)] {
+        let req = pv_workflow::Request {
+            signal_key: "k".into(),
+            expected_sequence: seq,
+            change: pv_workflow::Change::Transition(to),
+            rationale: "replay test".into(),
+        };
+        let ctx = pv_workflow::Context {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            actor: "officer".into(),
+            actor_role: "safety_officer".into(),
+            at_ms: 1,
+            evidence: (0, 0, 0.0, 0.0, 0.0),
+        };
+        log.act(&req, &ctx).await.expect("recorded");
+    }
     let live = pv_store::digest::digest(&env.db()).await.expect("live digest");
     let rebuilt_db = format!("{}_r", env.clickhouse.database);
     let config = env.write_config(&env.sink_config());
@@ -74,7 +99,18 @@ async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "pv replay failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("replayed {total} messages from 3 partitions")), "{stdout}");
-    assert_eq!(stdout.matches("identical").count(), 4, "{stdout}");
+    assert_eq!(stdout.matches("identical").count(), 5, "{stdout}");
+    assert!(stdout.contains("replayed 2 workflow actions"), "{stdout}");
+    let rebuilt_cfg_db =
+        pv_runtime::ClickHouseConfig { database: rebuilt_db.clone(), ..env.clickhouse.clone() };
+    let states = pv_workflow::project(
+        &pv_dashboard::reads::workflow(&pv_store::Db::new(&rebuilt_cfg_db), None).await.expect("rows"),
+    );
+    assert_eq!(
+        states["k"].state,
+        pv_workflow::State::NotValidated,
+        "the workflow status rebuilt from the topic"
+    );
 
     let mut rebuilt_cfg = env.clickhouse.clone();
     rebuilt_cfg.database = rebuilt_db.clone();

@@ -131,7 +131,7 @@ async fn a_safety_officer_walks_from_a_signal_to_a_case_to_a_decision_in_chromiu
     fill(&env).await;
     let cfg = DashboardConfig {
         users_file: users_file(&env),
-        workflow_topic: format!("pvt.{}.workflow", env.id),
+        workflow_topic: env.workflow_topic(),
         ..DashboardConfig::default()
     };
     let wb = serve(&env, cfg).await;

@@ -212,6 +212,11 @@ impl TestEnv {
     }
 
     /// Writes a pv config file for subprocess runs of the `pv` binary.
+    /// The test's signal workflow topic.
+    pub fn workflow_topic(&self) -> String {
+        format!("pvt.{}.workflow", self.id)
+    }
+
     pub fn write_config(&self, sink: &SinkConfig) -> PathBuf {
         let e = self.enrich_config();
         let enrich = format!(
@@ -241,7 +246,8 @@ impl TestEnv {
             sink.retry_max_ms,
             sink.shutdown_timeout_ms,
         );
-        std::fs::write(&path, text + &enrich).expect("write config");
+        let dashboard = format!("\n[dashboard]\nworkflow_topic = \"{}\"\n", self.workflow_topic());
+        std::fs::write(&path, text + &enrich + &dashboard).expect("write config");
         path
     }
 
@@ -302,6 +308,7 @@ impl TestEnv {
             &self.dlq_topic,
             &self.state_topic,
             &self.signals_topic,
+            &self.workflow_topic(),
         ];
         let names: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
         let _ = pv_runtime::kafka::delete_topics(&self.kafka, &names).await;
