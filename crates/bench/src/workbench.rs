@@ -166,6 +166,13 @@ pub async fn workbench_at_scale(
     let case = format!("/cases/clinic-01/{report}");
 
     let mut routes = Vec::new();
+    // The workflow first, so that the audit trail has actions to list.
+    let mut times = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let body = json!({"signal_key": key, "expected_sequence": i, "action": "comment", "rationale": format!("bench comment {i}")});
+        times.push(officer.post("/api/v1/signals/actions", &body).await?.0);
+    }
+    routes.push(summary("officer", "POST /api/v1/signals/actions (comment)".into(), &times, 0));
     let officer_routes = [
         ("/", "/".to_string()),
         ("/api/v1/overview", "/api/v1/overview".to_string()),
@@ -189,12 +196,6 @@ pub async fn workbench_at_scale(
     for (label, path) in [("/", "/"), ("/cases", "/cases"), ("/api/v1/cases", "/api/v1/cases")] {
         routes.push(time_get(&clinic, "clinic", label, path, requests).await?);
     }
-    let mut times = Vec::with_capacity(requests);
-    for i in 0..requests {
-        let body = json!({"signal_key": key, "expected_sequence": i, "action": "comment", "rationale": format!("bench comment {i}")});
-        times.push(officer.post("/api/v1/signals/actions", &body).await?.0);
-    }
-    routes.push(summary("officer", "POST /api/v1/signals/actions (comment)".into(), &times, 0));
     shutdown.trigger();
     Ok(WorkbenchBenchReport { loaded, routes })
 }
