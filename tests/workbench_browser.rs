@@ -146,6 +146,16 @@ async fn a_safety_officer_walks_from_a_signal_to_a_case_to_a_decision_in_chromiu
     c.goto(&format!("{base}/signals")).await.expect("goto");
     wait_path(&c, "/signin").await;
     steps.shot(&c, "sign-in").await;
+    // A wrong password is refused on the page itself.
+    c.find(Locator::Css("#user")).await.expect("user").send_keys("officer").await.expect("type");
+    c.find(Locator::Css("#password"))
+        .await
+        .expect("password")
+        .send_keys("not-the-password")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#signin")).await.expect("button").click().await.expect("click");
+    assert_eq!(text(&c, "#signin-error").await, "unknown user or wrong password");
     c.find(Locator::Css("#user")).await.expect("user").send_keys("officer").await.expect("type");
     c.find(Locator::Css("#password"))
         .await

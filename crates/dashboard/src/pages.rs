@@ -142,13 +142,13 @@ fn layout(title: &str, s: &Signed, body: Markup) -> Response {
     .into_response()
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct SigninQuery {
-    #[serde(default)]
-    error: String,
+async fn signin_form(jar: CookieJar) -> Response {
+    signin_page(jar, StatusCode::OK, None)
 }
 
-async fn signin_form(jar: CookieJar, Query(q): Query<SigninQuery>) -> Response {
+/// The sign-in form with a fresh double-submit token (cookie and hidden field), and the reason
+/// the last attempt failed, if it did.
+fn signin_page(jar: CookieJar, status: StatusCode, error: Option<&str>) -> Response {
     let token = random_token();
     let cookie = Cookie::build((SIGNIN_COOKIE, token.clone()))
         .http_only(true)
@@ -161,7 +161,7 @@ async fn signin_form(jar: CookieJar, Query(q): Query<SigninQuery>) -> Response {
             body { main.signin {
                 h1 { "pv workbench" }
                 p { "Ketamine and esketamine safety surveillance." }
-                @if !q.error.is_empty() { p.error role="alert" { (q.error) } }
+                @if let Some(e) = error { p.error #signin-error role="alert" { (e) } }
                 form method="post" action="/signin" {
                     input type="hidden" name="csrf" value=(token);
                     label { "User " input #user name="user" autocomplete="username" required; }
@@ -171,7 +171,7 @@ async fn signin_form(jar: CookieJar, Query(q): Query<SigninQuery>) -> Response {
             } }
         }
     };
-    (jar.add(cookie), page).into_response()
+    (status, jar.add(cookie), page).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,15 +194,9 @@ async fn signin(
     }
     match sign_in(&state, &Credentials { user: f.user, password: f.password }, addr.0).await {
         Ok(cookie) => (jar.add(cookie), see_other("/")).into_response(),
-        Err(e) => {
-            let status = e.status;
-            let q = serde_urlencoded::to_string([("error", e.reason)]).unwrap_or_default();
-            let mut res = see_other(&format!("/signin?{q}"));
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                *res.status_mut() = status;
-            }
-            res
-        }
+        // A refused sign-in re-renders the form (200; the API answers 401); too many: 429.
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => signin_page(jar, e.status, Some(&e.reason)),
+        Err(e) => signin_page(jar, StatusCode::OK, Some(&e.reason)),
     }
 }
 
