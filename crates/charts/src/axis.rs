@@ -103,6 +103,38 @@ pub fn iso_date(day: f64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// `YYYY-MM-DD HH:MM` (UTC) of a day count since 1970-01-01 with its fraction.
+pub fn iso_datetime(day: f64) -> String {
+    let whole = day.floor();
+    let minutes = ((day - whole) * 1440.0).round() as i64;
+    let (whole, minutes) = if minutes >= 1440 { (whole + 1.0, 0) } else { (whole, minutes) };
+    format!("{} {:02}:{:02}", iso_date(whole), minutes / 60, minutes % 60)
+}
+
+/// Ticks of a time axis with their labels: whole days ([`date_ticks`], `YYYY-MM-DD`) when the
+/// span allows, else every 5, 10, 15 or 30 minutes or 1, 2, 3, 6 or 12 hours
+/// (`YYYY-MM-DD HH:MM`), at most about `max`.
+pub fn time_ticks(lo: f64, hi: f64, max: usize) -> Vec<(f64, String)> {
+    let (lo, hi) = widen_time(lo, hi);
+    let room = max.max(2) as f64 - 1.0;
+    if hi - lo > room * 0.5 {
+        return date_ticks(lo, hi, max).into_iter().map(|d| (d, iso_date(d))).collect();
+    }
+    let minutes = [5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 360.0, 720.0];
+    let step = minutes.into_iter().find(|m| (hi - lo) * 1440.0 / m <= room).unwrap_or(1440.0) / 1440.0;
+    let first = (lo / step - 1e-6).ceil();
+    (0..64_i32)
+        .map(|i| (first + f64::from(i)) * step)
+        .take_while(|&t| t <= hi + 1e-9)
+        .map(|t| (t, iso_datetime(t)))
+        .collect()
+}
+
+/// A time range that is not empty: a point widens to an hour either side.
+fn widen_time(lo: f64, hi: f64) -> (f64, f64) {
+    if (hi - lo).abs() < 1e-9 { (lo - 1.0 / 24.0, hi + 1.0 / 24.0) } else { widen(lo, hi) }
+}
+
 /// At most about `max` whole days in `[lo, hi]` for a time axis: every 1 or 2 days, weekly or
 /// fortnightly on Mondays, or on the first of every 1, 2, 3 or 6 months or 1, 2, 5, 10, 20 or
 /// 50 years.
@@ -138,6 +170,29 @@ pub fn date_ticks(lo: f64, hi: f64, max: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_time_spans_get_hour_and_minute_ticks() {
+        // 2024-01-01 10:00 to 10:40 UTC: every 10 minutes.
+        let day = 19723.0;
+        let t = time_ticks(day + 10.0 / 24.0, day + (10.0 + 40.0 / 60.0) / 24.0, 6);
+        let labels: Vec<&str> = t.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "2024-01-01 10:00",
+                "2024-01-01 10:10",
+                "2024-01-01 10:20",
+                "2024-01-01 10:30",
+                "2024-01-01 10:40"
+            ]
+        );
+        // Weeks of data: whole days as before.
+        assert!(time_ticks(day, day + 30.0, 6).iter().all(|(d, l)| d.fract() == 0.0 && l.len() == 10));
+        // One instant: a labelled tick, not an empty axis.
+        assert!(!time_ticks(day + 0.5, day + 0.5, 6).is_empty());
+        assert_eq!(iso_datetime(day + 0.75), "2024-01-01 18:00");
+    }
 
     fn labels(t: &Ticks) -> Vec<String> {
         t.values.iter().map(|&v| label(v, t.decimals)).collect()

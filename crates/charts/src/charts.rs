@@ -234,7 +234,7 @@ pub fn time_series(frame: &Frame, series: &[Series], reference: Option<(f64, &st
     let p = Plot::new(frame, legend_width(&names), (xs.lo, xs.hi), (ticks.lo, ticks.hi));
     let mut svg = start(frame);
     y_axis(&mut svg, &p, &ticks, &frame.y_label);
-    x_axis(&mut svg, &p, &date_ticks(&p, 0.0), &frame.x_label);
+    x_axis(&mut svg, &p, &axis::time_ticks(p.x.0, p.x.1, 6), &frame.x_label);
     for (i, rows) in data.iter().enumerate() {
         let band: Vec<_> = rows.iter().filter_map(|&(x, _, ci)| ci.map(|(l, u)| (x, l, u))).collect();
         if band.is_empty() {
