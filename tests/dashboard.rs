@@ -240,6 +240,23 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
             .iter()
             .all(|c| c["clinic_id"] == "clinic-01")
     );
+    // Events per day: the clinic sees its own, a filter on another clinic finds nothing.
+    let events = |v: &Value| {
+        v["events_per_day"]
+            .as_array()
+            .expect("days")
+            .iter()
+            .map(|d| d["events"].as_u64().expect("n"))
+            .sum::<u64>()
+    };
+    let (_, own) = north.json("/api/v1/overview?to=2026-09-27").await;
+    let (_, other) = north.json("/api/v1/overview?to=2026-09-27&clinic=clinic-02").await;
+    assert!(events(&own) > 0 && events(&other) == 0, "{own}");
+    let (_, one) = officer.json("/api/v1/overview?to=2026-09-27&clinic=clinic-01").await;
+    let (_, every) = officer.json("/api/v1/overview?to=2026-09-27").await;
+    assert_eq!(events(&one), events(&own), "the officer's view of clinic-01 is the clinic's own");
+    assert!(events(&every) > 5 * events(&one));
+    assert_eq!(officer.json("/api/v1/overview?to=27/09/2026").await.1["error"]["field"], "to");
     let (_, all) = officer.json("/api/v1/overview").await;
     assert!(all["cases_total"].as_u64() > overview["cases_total"].as_u64());
     assert!(all["last_events"].as_array().expect("last").len() >= 10);

@@ -76,8 +76,12 @@ async fn end_session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     (sign_out(&state, &headers), Json(json!({"signed_out": true}))).into_response()
 }
 
-async fn overview(State(state): State<Arc<AppState>>, s: Signed) -> Result<Response, AppError> {
-    Ok(Json(views::overview(&state, &s.viewer).await?).into_response())
+async fn overview(
+    State(state): State<Arc<AppState>>,
+    s: Signed,
+    Query(q): Query<views::OverviewQuery>,
+) -> Result<Response, AppError> {
+    Ok(Json(views::overview(&state, &s.viewer, &q).await?).into_response())
 }
 
 async fn signals(

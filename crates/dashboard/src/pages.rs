@@ -204,7 +204,7 @@ async fn signout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     (sign_out(&state, &headers), see_other("/signin")).into_response()
 }
 
-fn events_chart(rows: &[crate::reads::DayCount]) -> String {
+fn events_chart(rows: &[crate::reads::DayCount], clinic: &str) -> String {
     let mut stacks: Vec<Stack> = Vec::new();
     for kind in ["dose", "monitoring", "adverse_event"] {
         let mut by_day: std::collections::BTreeMap<u16, f64> = std::collections::BTreeMap::new();
@@ -216,14 +216,21 @@ fn events_chart(rows: &[crate::reads::DayCount]) -> String {
             values: by_day.into_iter().map(|(d, n)| (f64::from(d), n)).collect(),
         });
     }
-    pv_charts::stacked_bars(
-        &Frame::new("Events per day by kind (all clinics in view)", "day of the event", "events"),
-        &stacks,
-    )
+    let title = if clinic.is_empty() {
+        "Events per day by kind, every clinic in view".to_string()
+    } else {
+        format!("Events per day by kind, {clinic}")
+    };
+    pv_charts::stacked_bars(&Frame::new(&title, "day of the event", "events"), &stacks)
 }
 
-async fn overview(State(state): State<Arc<AppState>>, Page(s): Page) -> PageResult {
-    let o = views::overview(&state, &s.viewer).await?;
+async fn overview(
+    State(state): State<Arc<AppState>>,
+    Page(s): Page,
+    Query(q): Query<views::OverviewQuery>,
+) -> PageResult {
+    let o = views::overview(&state, &s.viewer, &q).await?;
+    let clinics: Vec<String> = o.last_events.iter().map(|l| l.clinic_id.clone()).collect();
     let since = if s.viewer.previous_visit_ms > 0 {
         format!("since your last visit ({})", when(s.viewer.previous_visit_ms))
     } else {
@@ -236,7 +243,10 @@ async fn overview(State(state): State<Arc<AppState>>, Page(s): Page) -> PageResu
             div.card { div.big { (o.serious_since_visit_total) } "serious cases received " (since) }
             @if s.viewer.sees_signals() { div.card { div.big #changes-since { (o.signal_changes.len()) } "signal changes " (since) } }
         }
-        section { h2 { "Events per day" } (PreEscaped(events_chart(&o.events_per_day)))
+        section { h2 { "Events per day" } @if s.viewer.clinic_scope().is_none() {
+                form.filters method="get" action="/" { (select("clinic", "Clinic", &clinics, &o.clinic)) button type="submit" { "Show" } }
+            }
+            (PreEscaped(events_chart(&o.events_per_day, &o.clinic)))
             p.note { "Distinct events from " (when(o.window_from_ms)) " to " (when(o.window_to_ms)) " (the last 90 days), by the day each event happened. Per clinic: the pipeline health below." }
         }
         @if s.viewer.sees_signals() {

@@ -31,10 +31,11 @@ pub struct DayCount {
 }
 
 /// Distinct events per day by kind over `[from_ms, to_ms]` (by when they happened), in the
-/// viewer's scope. One query per table: partitions outside the window are not read.
+/// viewer's scope, of clinic `only` (empty: every clinic in scope). One query per table: partitions outside the window are not read.
 pub async fn events_per_day(
     db: &Db,
     v: &Viewer,
+    only: &str,
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<DayCount>, StoreError> {
@@ -42,12 +43,14 @@ pub async fn events_per_day(
         let sql = format!(
             "SELECT toUInt16(toDate(toDateTime(intDiv({time}, 1000)))) AS day, '{kind}' AS kind, uniqExact(event_id) AS events
              FROM {{t}} WHERE {time} >= {{from}} AND {time} <= {{to}} AND {CLINIC_FILTER}
+               AND ({{only}} = '' OR clinic_id = {{only}})
              GROUP BY day ORDER BY day"
         );
         let query = db
             .sql(&sql)
             .table("t", table)
             .bind("clinic", clinic_bind(v))
+            .bind("only", only.to_string())
             .bind("from", from_ms)
             .bind("to", to_ms);
         query.fetch_all::<DayCount>()

@@ -472,12 +472,15 @@ pub async fn all_contributing(
 /// The overview.
 #[derive(Debug, Clone, Serialize)]
 pub struct OverviewView {
-    /// The window the event counts cover: today and the 89 days before (ms).
+    /// The window the event counts cover: the `to` day (default today) and the 89 days before
+    /// (ms).
     pub window_from_ms: i64,
     /// Its end.
     pub window_to_ms: i64,
-    /// Events per day by kind over the window.
+    /// Events per day by kind over the window (of `clinic` when given).
     pub events_per_day: Vec<DayCount>,
+    /// The clinic the events per day are restricted to (empty: every clinic in scope).
+    pub clinic: String,
     /// Current serious cases received since the viewer's previous visit (all when first; at
     /// most 50, newest first).
     pub serious_since_visit: Vec<CaseLine>,
@@ -508,15 +511,29 @@ pub const DENOMINATORS: [&str; 5] = [
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The overview's filter.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub struct OverviewQuery {
+    /// Events per day of this clinic only (empty: every clinic in the viewer's scope).
+    #[serde(default)]
+    pub clinic: String,
+    /// The last day of the 90-day window of events per day (`YYYY-MM-DD`; default today).
+    #[serde(default)]
+    pub to: String,
+}
+
 /// The overview for `v`.
-pub async fn overview(state: &AppState, v: &Viewer) -> Result<OverviewView, AppError> {
+pub async fn overview(state: &AppState, v: &Viewer, q: &OverviewQuery) -> Result<OverviewView, AppError> {
     let db = &state.db;
-    let to = crate::app::now_ms();
+    let to = match day_start_ms(&q.to, "to")? {
+        Some(day) => day + DAY_MS - 1,
+        None => crate::app::now_ms(),
+    };
     let from = to - 89 * DAY_MS - to.rem_euclid(DAY_MS);
     let all = CaseFilter::default();
     let since = CaseFilter { serious: true, received_after_ms: v.previous_visit_ms, ..CaseFilter::default() };
     let (events_per_day, case_counts, serious_since_visit) = tokio::try_join!(
-        reads::events_per_day(db, v, from, to),
+        reads::events_per_day(db, v, &q.clinic, from, to),
         reads::case_counts(db, v, &all, v.previous_visit_ms),
         reads::cases(db, v, &since, 0, 50),
     )?;
@@ -535,6 +552,7 @@ pub async fn overview(state: &AppState, v: &Viewer) -> Result<OverviewView, AppE
         window_from_ms: from,
         window_to_ms: to,
         events_per_day,
+        clinic: q.clinic.clone(),
         serious_since_visit,
         serious_since_visit_total: case_counts.n_serious_since,
         serious_total: case_counts.n_serious,
