@@ -52,6 +52,7 @@ pub fn signals(rows: &[SignalRow]) -> String {
         "assignee",
         "priority",
         "due_date",
+        "last_note",
         "run_at_ms",
         "as_of_ms",
     ];
@@ -94,6 +95,7 @@ pub fn signals(rows: &[SignalRow]) -> String {
             row.status.assignee.clone(),
             row.status.priority.map_or("", |p| p.name()).into(),
             row.status.due_date.clone().unwrap_or_default(),
+            row.status.last_rationale.clone(),
             r.run_at_ms.to_string(),
             r.as_of_ms.to_string(),
         ];

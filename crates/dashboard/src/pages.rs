@@ -347,7 +347,7 @@ async fn signals(
                 th { (sort_link("analysis", "analysis")) } th { "window" } th { (sort_link("product", "stratum")) } th { "band" }
                 th { (sort_link("event", "event")) } th { (sort_link("n", "N")) } th { "denominator" } th { (sort_link("estimate", "estimate")) }
                 th { (sort_link("lower", "95% CI")) } th { "other measures" } th { (sort_link("change", "vs previous run")) }
-                th { (sort_link("status", "status")) } th { "assignee" } th { (sort_link("priority", "priority")) } th { (sort_link("due_date", "due")) }
+                th { (sort_link("status", "status")) } th { "assignee" } th { (sort_link("priority", "priority")) } th { (sort_link("due_date", "due")) } th { "last note" }
             } }
             tbody { @for row in &p.rows { @let r = &row.result; tr class={ @if r.signal { "signal" } } {
                 td { (r.analysis.replace('_', " ")) } td { (r.time_window) }
@@ -359,6 +359,7 @@ async fn signals(
                 td { (row.direction) @if let Some(n) = row.previous_n { " (N " (n) ", " (row.previous_estimate.map_or("-".into(), num)) ")" } }
                 td { span.chip { (row.status.state.name()) } } td { (row.status.assignee) }
                 td { (row.status.priority.map_or("", |p| p.name())) } td { (row.status.due_date.clone().unwrap_or_default()) }
+                td.note title=(row.status.last_rationale) { (row.status.last_rationale.chars().take(80).collect::<String>()) }
             } } }
         }
         nav.paging {
