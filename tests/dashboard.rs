@@ -28,8 +28,16 @@ struct Client {
 
 impl Client {
     fn new(base: &str) -> Client {
-        let http =
-            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Client::from(base, std::net::Ipv4Addr::LOCALHOST)
+    }
+
+    /// A client connecting from `address` (any of 127.0.0.0/8 on Linux's loopback).
+    fn from(base: &str, address: std::net::Ipv4Addr) -> Client {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(std::net::IpAddr::V4(address))
+            .build()
+            .expect("client");
         Client { http, base: base.into(), cookie: None, csrf: String::new() }
     }
 
@@ -209,9 +217,15 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
     assert_eq!(regulator.act(&attempt).await.0, StatusCode::FORBIDDEN);
 
     // Clinic user: own clinic only, through every route, filter, export and id.
-    for path in
-        ["/api/v1/signals", &format!("/api/v1/signals/detail?{q}"), "/api/v1/audit", "/signals", "/audit"]
-    {
+    for path in [
+        "/api/v1/signals",
+        &format!("/api/v1/signals/detail?{q}"),
+        &format!("/api/v1/signals/cases?{q}&format=csv"),
+        &format!("/signals/detail?{q}"),
+        "/api/v1/audit",
+        "/signals",
+        "/audit",
+    ] {
         assert_eq!(north.get(path).await.0, StatusCode::FORBIDDEN, "{path}");
     }
     let (_, mine) = north.json("/api/v1/cases?limit=1000").await;
@@ -219,7 +233,13 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
     assert!(rows(&mine).iter().all(|c| c["clinic_id"] == "clinic-01"));
     let (_, theirs) = north.json("/api/v1/cases?clinic=clinic-02").await;
     assert_eq!(theirs["total"], 0, "a filter on another clinic finds nothing");
-    let (_, csv) = north.get("/api/v1/cases?limit=1000&format=csv").await;
+    let (status, csv) = north.get("/api/v1/cases?limit=1000&format=csv").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        csv.lines().count() as u64,
+        1 + mine["total"].as_u64().expect("total"),
+        "every own case exported"
+    );
     assert!(csv.lines().skip(1).all(|l| l.starts_with("clinic-01,")), "{csv}");
     let (_, officer_cases) = officer.json("/api/v1/cases?clinic=clinic-02&limit=1").await;
     let other = &rows(&officer_cases)[0];
@@ -258,7 +278,11 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
     assert!(events(&every) > 5 * events(&one));
     assert_eq!(officer.json("/api/v1/overview?to=27/09/2026").await.1["error"]["field"], "to");
     let (_, all) = officer.json("/api/v1/overview").await;
-    assert!(all["cases_total"].as_u64() > overview["cases_total"].as_u64());
+    assert!(all["cases_total"].as_u64().expect("n") > overview["cases_total"].as_u64().expect("n"));
+    // A first visit: every serious case of the clinic is new to it.
+    let (_, serious) = north.json("/api/v1/cases?serious=1").await;
+    assert!(serious["total"].as_u64().expect("n") > 0);
+    assert_eq!(overview["serious_since_visit_total"], serious["total"]);
     assert!(all["last_events"].as_array().expect("last").len() >= 10);
     assert!(
         all["signal_changes"].as_array().expect("changes").iter().any(|c| c["signal_key"] == key.as_str())
@@ -345,18 +369,49 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
     assert_eq!(rebuilt, live);
     assert_eq!(wb.state.workflow.catch_up().await.expect("again"), 0, "idempotent");
 
+    // The forms carry the token as a field: a form without it is refused, with it recorded.
+    let form = |csrf: &str| {
+        vec![
+            ("csrf", csrf.to_string()),
+            ("signal_key", key.clone()),
+            ("expected_sequence", "4".to_string()),
+            ("action", "comment".to_string()),
+            ("rationale", "seen on the form".to_string()),
+        ]
+    };
+    let post_form = |fields: Vec<(&'static str, String)>| {
+        officer.with_cookie(officer.http.post(format!("{base}/signals/act"))).form(&fields).send()
+    };
+    assert_eq!(post_form(form("forged")).await.expect("post").status(), StatusCode::FORBIDDEN);
+    let res = post_form(form(&officer.csrf)).await.expect("post");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.expect("page").contains("Recorded: comment"));
+
     // Sign-out ends the session (with its CSRF token).
     assert_eq!(officer.post("/api/v1/session/end", &json!({}), Some(&officer.csrf)).await.0, StatusCode::OK);
     assert_eq!(officer.get("/api/v1/session").await.0, StatusCode::UNAUTHORIZED);
 
-    // Failed sign-ins are limited per user name (and per address): the right password is
-    // refused too once the limit is reached.
-    let mut guesser = Client::new(base);
+    // Failed sign-ins are limited per user name and per address: after three failures for
+    // `officer` from 127.0.0.2, the right password is refused from another address too, and
+    // another user is refused from 127.0.0.2; a third address and user still sign in.
+    let mut guesser = Client::from(base, std::net::Ipv4Addr::new(127, 0, 0, 2));
     for _ in 0..3 {
         assert_eq!(guesser.try_sign_in("officer", "wrong-password").await.0, StatusCode::UNAUTHORIZED);
     }
-    let (status, body) = guesser.try_sign_in("officer", "officer-officer-officer").await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let mut elsewhere = Client::from(base, std::net::Ipv4Addr::new(127, 0, 0, 3));
+    let (status, body) = elsewhere.try_sign_in("officer", "officer-officer-officer").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "per user name: {body}");
+    let (status, body) = guesser.try_sign_in("regulator", "regulator-regulator-regulator").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "per address: {body}");
+    let mut third = Client::from(base, std::net::Ipv4Addr::new(127, 0, 0, 4));
+    assert_eq!(third.try_sign_in("regulator", "regulator-regulator-regulator").await.0, StatusCode::OK);
+
+    // A user removed from the users file loses their session at the next request.
+    let mut users = pv_dashboard::Users::load(&cfg.users_file).expect("users");
+    users.users.retain(|u| u.name != "officer2");
+    users.save(&cfg.users_file).expect("save");
+    assert_eq!(other_officer.get("/api/v1/session").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(regulator.get("/api/v1/session").await.0, StatusCode::OK);
     wb.shutdown.trigger();
 
     // Sessions end when idle.

@@ -66,6 +66,7 @@ async fn start_session(
     Json(c): Json<Credentials>,
 ) -> Result<Response, AppError> {
     let cookie = sign_in(&state, &c, addr.0).await?;
+    crate::app::end_earlier_session(&state, &jar);
     let token = cookie.value().to_string();
     let s = state.sessions.touch(&token, now_ms()).ok_or_else(AppError::unauthenticated)?;
     let body = json!({"user": s.user, "role": s.role, "clinic": s.clinic, "csrf": s.csrf, "previous_visit_ms": s.previous_visit_ms});

@@ -57,7 +57,12 @@ pub struct AppState {
     pub workflow: WorkflowLog,
     /// Pipeline health.
     pub health: HealthCache,
+    /// The users file, with the modification time and length it was read at.
+    users: std::sync::Mutex<Option<(UsersStamp, Arc<Users>)>>,
 }
+
+/// When and how long a users file was when read (`None`: it did not exist).
+type UsersStamp = Option<(Option<std::time::SystemTime>, u64)>;
 
 impl AppState {
     /// The state for `cfg`, reading `db`, writing the workflow log on `pipeline.kafka`.
@@ -74,12 +79,24 @@ impl AppState {
             workflow,
             db,
             cfg,
+            users: std::sync::Mutex::new(None),
         })
     }
 
-    /// The users file, read now (users added while the workbench runs can sign in).
-    pub fn users(&self) -> Result<Users, AppError> {
-        Users::load(&self.cfg.users_file).map_err(|e| AppError::internal(&e.to_string()))
+    /// The users file as it is now: read again whenever it changed on disk, so users added,
+    /// removed or given another role take effect at their next request.
+    pub fn users(&self) -> Result<Arc<Users>, AppError> {
+        let stamp = std::fs::metadata(&self.cfg.users_file).ok().map(|m| (m.modified().ok(), m.len()));
+        let mut cached = self.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, users)) = cached.as_ref() {
+            if *at == stamp {
+                return Ok(users.clone());
+            }
+        }
+        let users =
+            Arc::new(Users::load(&self.cfg.users_file).map_err(|e| AppError::internal(&e.to_string()))?);
+        *cached = Some((stamp, users.clone()));
+        Ok(users)
     }
 }
 
@@ -102,6 +119,12 @@ impl FromRequestParts<Arc<AppState>> for Signed {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, AppError> {
         let token = session_token(&parts.headers).ok_or_else(AppError::unauthenticated)?;
         let s = state.sessions.touch(&token, now_ms()).ok_or_else(AppError::unauthenticated)?;
+        // A user removed or given another role or clinic since signing in signs in again.
+        let users = state.users()?;
+        if users.get(&s.user).is_none_or(|u| u.role != s.role || u.clinic != s.clinic) {
+            state.sessions.end(&token);
+            return Err(AppError::unauthenticated());
+        }
         Ok(Signed {
             viewer: Viewer {
                 user: s.user,
@@ -133,7 +156,7 @@ pub async fn sign_in(
     let (user_key, addr_key) = (format!("user:{}", c.user), format!("addr:{}", addr.ip()));
     let keys = [user_key.as_str(), addr_key.as_str()];
     let now = now_ms();
-    if let Some(wait) = state.limit.blocked(&keys, now) {
+    if let Err(wait) = state.limit.begin(&keys, now) {
         return Err(AppError::too_many(&format!(
             "too many failed sign-ins: try again in {} s",
             wait.as_secs()
@@ -141,14 +164,13 @@ pub async fn sign_in(
     }
     let users = state.users()?;
     let Some(user) = users.verify(&c.user, &c.password).cloned() else {
-        state.limit.failed(&keys, now);
         tracing::warn!(user = %c.user, addr = %addr.ip(), "failed sign-in");
         return Err(AppError {
             reason: "unknown user or wrong password".into(),
             ..AppError::unauthenticated()
         });
     };
-    state.limit.succeeded(&user_key);
+    state.limit.succeeded(&keys, now);
     #[derive(Debug, clickhouse::Row, Deserialize)]
     struct Last {
         at: i64,
@@ -164,6 +186,14 @@ pub async fn sign_in(
     let token = state.sessions.start(&user.name, user.role, user.clinic.clone(), last.at, now);
     tracing::info!(user = %user.name, role = user.role.name(), "signed in");
     Ok(session_cookie(&state.cfg, token))
+}
+
+/// Ends the session the browser held before signing in again, if any (one session per
+/// browser; a new sign-in never inherits an old session).
+pub fn end_earlier_session(state: &AppState, jar: &CookieJar) {
+    if let Some(old) = jar.get(SESSION_COOKIE) {
+        state.sessions.end(old.value());
+    }
 }
 
 /// The session cookie: HttpOnly, SameSite=Strict, Secure when configured; a browser-session
@@ -193,6 +223,11 @@ async fn require_csrf(State(state): State<Arc<AppState>>, req: Request, next: Ne
     }
     let path = req.uri().path();
     if path == "/signin" || path == "/api/v1/session" {
+        return next.run(req).await;
+    }
+    let live = session_token(req.headers()).is_some_and(|t| state.sessions.touch(&t, now_ms()).is_some());
+    if !live && (path == "/signout" || path == "/api/v1/session/end") {
+        // Nothing to protect: signing out of an expired session only clears its cookie.
         return next.run(req).await;
     }
     let Some(session) = session_token(req.headers()).and_then(|t| state.sessions.touch(&t, now_ms())) else {

@@ -1,4 +1,5 @@
-//! CSV exports: exactly the rows and columns a screen shows.
+//! CSV exports: exactly the rows and columns a screen shows. Free text (rationales, verbatim
+//! terms) is made safe for spreadsheets: a cell that would run as a formula is quoted.
 
 use pv_store::workflow::WorkflowAction;
 
@@ -7,6 +8,18 @@ use crate::views::SignalRow;
 
 fn opt(v: Option<f64>) -> String {
     v.map_or_else(String::new, |x| format!("{x}"))
+}
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return first)
+/// gets a leading `'`, unless it is a number.
+fn safe_cell(cell: String) -> String {
+    let formula = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula && cell.parse::<f64>().is_err() { format!("'{cell}") } else { cell }
+}
+
+/// Writes one data row, every cell made safe.
+fn write_row<const N: usize>(w: &mut csv::Writer<Vec<u8>>, cells: [String; N]) -> csv::Result<()> {
+    w.write_record(cells.map(safe_cell))
 }
 
 fn finish(w: csv::Writer<Vec<u8>>) -> String {
@@ -99,7 +112,7 @@ pub fn signals(rows: &[SignalRow]) -> String {
             r.run_at_ms.to_string(),
             r.as_of_ms.to_string(),
         ];
-        let _ = w.write_record(record);
+        let _ = write_row(&mut w, record);
     }
     finish(w)
 }
@@ -122,20 +135,23 @@ pub fn cases(rows: &[CaseLine]) -> String {
         "suspect_product",
     ]);
     for c in rows {
-        let _ = w.write_record([
-            c.clinic_id.clone(),
-            c.report_id.clone(),
-            c.version.to_string(),
-            c.patient_key.clone(),
-            c.received_at_ms.to_string(),
-            c.reported_at_ms.to_string(),
-            c.reporter.clone(),
-            c.serious.to_string(),
-            c.fatal.to_string(),
-            c.pts.join("; "),
-            c.groups.join("; "),
-            c.product.clone(),
-        ]);
+        let _ = write_row(
+            &mut w,
+            [
+                c.clinic_id.clone(),
+                c.report_id.clone(),
+                c.version.to_string(),
+                c.patient_key.clone(),
+                c.received_at_ms.to_string(),
+                c.reported_at_ms.to_string(),
+                c.reporter.clone(),
+                c.serious.to_string(),
+                c.fatal.to_string(),
+                c.pts.join("; "),
+                c.groups.join("; "),
+                c.product.clone(),
+            ],
+        );
     }
     finish(w)
 }
@@ -164,26 +180,29 @@ pub fn audit(rows: &[WorkflowAction]) -> String {
         "event_id",
     ]);
     for a in rows {
-        let _ = w.write_record([
-            a.at_ms.to_string(),
-            a.actor.clone(),
-            a.actor_role.clone(),
-            a.signal_key.clone(),
-            a.sequence.to_string(),
-            a.action.clone(),
-            a.from_state.clone(),
-            a.to_state.clone(),
-            a.assignee.clone(),
-            a.priority.clone(),
-            a.due_date.clone().unwrap_or_default(),
-            a.rationale.clone(),
-            a.evidence_run_at_ms.to_string(),
-            a.evidence_n.to_string(),
-            format!("{}", a.evidence_estimate),
-            format!("{}", a.evidence_lower),
-            format!("{}", a.evidence_upper),
-            a.event_id.clone(),
-        ]);
+        let _ = write_row(
+            &mut w,
+            [
+                a.at_ms.to_string(),
+                a.actor.clone(),
+                a.actor_role.clone(),
+                a.signal_key.clone(),
+                a.sequence.to_string(),
+                a.action.clone(),
+                a.from_state.clone(),
+                a.to_state.clone(),
+                a.assignee.clone(),
+                a.priority.clone(),
+                a.due_date.clone().unwrap_or_default(),
+                a.rationale.clone(),
+                a.evidence_run_at_ms.to_string(),
+                a.evidence_n.to_string(),
+                format!("{}", a.evidence_estimate),
+                format!("{}", a.evidence_lower),
+                format!("{}", a.evidence_upper),
+                a.event_id.clone(),
+            ],
+        );
     }
     finish(w)
 }
@@ -210,24 +229,41 @@ pub fn contributing(rows: &[pv_store::signals::SignalContribution]) -> String {
         "run_at_ms",
     ]);
     for c in rows {
-        let _ = w.write_record([
-            c.kind.clone(),
-            c.clinic_id.clone(),
-            c.report_id.clone(),
-            c.version.to_string(),
-            c.patient_key.clone(),
-            c.product.clone(),
-            c.route.clone(),
-            c.formulation.clone(),
-            c.dose_band.clone(),
-            c.groups.join("; "),
-            c.pts.join("; "),
-            c.markers.join("; "),
-            c.onset_ms.to_string(),
-            opt(c.days_from_first_dose),
-            c.in_period.to_string(),
-            c.run_at_ms.to_string(),
-        ]);
+        let _ = write_row(
+            &mut w,
+            [
+                c.kind.clone(),
+                c.clinic_id.clone(),
+                c.report_id.clone(),
+                c.version.to_string(),
+                c.patient_key.clone(),
+                c.product.clone(),
+                c.route.clone(),
+                c.formulation.clone(),
+                c.dose_band.clone(),
+                c.groups.join("; "),
+                c.pts.join("; "),
+                c.markers.join("; "),
+                c.onset_ms.to_string(),
+                opt(c.days_from_first_dose),
+                c.in_period.to_string(),
+                c.run_at_ms.to_string(),
+            ],
+        );
     }
     finish(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_quoted_and_numbers_are_not() {
+        assert_eq!(safe_cell("=HYPERLINK(\"x\")".into()), "'=HYPERLINK(\"x\")");
+        assert_eq!(safe_cell("@SUM(A1)".into()), "'@SUM(A1)");
+        assert_eq!(safe_cell("-2+3".into()), "'-2+3");
+        assert_eq!(safe_cell("-2.5".into()), "-2.5");
+        assert_eq!(safe_cell("Dysuria".into()), "Dysuria");
+    }
 }

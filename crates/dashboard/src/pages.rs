@@ -19,7 +19,8 @@ use serde::Deserialize;
 
 use crate::api::{ActionForm, record_action};
 use crate::app::{
-    AppState, ClientAddr, Credentials, SIGNIN_COOKIE, Signed, constant_time_eq, see_other, sign_in, sign_out,
+    AppState, ClientAddr, Credentials, SIGNIN_COOKIE, Signed, constant_time_eq, end_earlier_session,
+    see_other, sign_in, sign_out,
 };
 use crate::error::AppError;
 use crate::sessions::random_token;
@@ -142,17 +143,18 @@ fn layout(title: &str, s: &Signed, body: Markup) -> Response {
     .into_response()
 }
 
-async fn signin_form(jar: CookieJar) -> Response {
-    signin_page(jar, StatusCode::OK, None)
+async fn signin_form(State(state): State<Arc<AppState>>, jar: CookieJar) -> Response {
+    signin_page(&state, jar, StatusCode::OK, None)
 }
 
 /// The sign-in form with a fresh double-submit token (cookie and hidden field), and the reason
 /// the last attempt failed, if it did.
-fn signin_page(jar: CookieJar, status: StatusCode, error: Option<&str>) -> Response {
+fn signin_page(state: &AppState, jar: CookieJar, status: StatusCode, error: Option<&str>) -> Response {
     let token = random_token();
     let cookie = Cookie::build((SIGNIN_COOKIE, token.clone()))
         .http_only(true)
         .same_site(SameSite::Strict)
+        .secure(state.cfg.secure_cookies)
         .path("/signin")
         .build();
     let page = html! {
@@ -193,10 +195,15 @@ async fn signin(
         return PageError(AppError::forbidden("the sign-in form expired: reload it")).into_response();
     }
     match sign_in(&state, &Credentials { user: f.user, password: f.password }, addr.0).await {
-        Ok(cookie) => (jar.add(cookie), see_other("/")).into_response(),
+        Ok(cookie) => {
+            end_earlier_session(&state, &jar);
+            (jar.add(cookie), see_other("/")).into_response()
+        }
         // A refused sign-in re-renders the form (200; the API answers 401); too many: 429.
-        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => signin_page(jar, e.status, Some(&e.reason)),
-        Err(e) => signin_page(jar, StatusCode::OK, Some(&e.reason)),
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+            signin_page(&state, jar, e.status, Some(&e.reason))
+        }
+        Err(e) => signin_page(&state, jar, StatusCode::OK, Some(&e.reason)),
     }
 }
 
@@ -289,7 +296,7 @@ fn case_table(rows: &[crate::reads::CaseLine]) -> Markup {
         @if rows.is_empty() { p { "None." } } @else {
         table.cases { thead { tr { th { "case" } th { "version" } th { "clinic" } th { "received" } th { "reporter" } th { "serious" } th { "reactions (PT)" } th { "suspect" } } }
             tbody { @for c in rows { tr {
-                td { a href={"/cases/" (c.clinic_id) "/" (c.report_id)} { (c.report_id) } }
+                td { a href=(case_href(&c.clinic_id, &c.report_id)) { (c.report_id) } }
                 td.num { (c.version) } td { (c.clinic_id) } td { (when(c.received_at_ms)) } td { (c.reporter) }
                 td { @if c.fatal { "fatal" } @else if c.serious { "serious" } @else { "no" } }
                 td { (c.pts.join(", ")) } td { (c.product) }
@@ -297,6 +304,16 @@ fn case_table(rows: &[crate::reads::CaseLine]) -> Markup {
         }
     }
 }
+
+/// The case page of a clinic's report, each part percent-encoded as a path segment.
+fn case_href(clinic: &str, report: &str) -> String {
+    let seg = |s: &str| percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string();
+    format!("/cases/{}/{}", seg(clinic), seg(report))
+}
+
+/// What a path segment must encode: everything but the unreserved characters.
+const PATH_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 fn key_query(key: &str) -> String {
     serde_urlencoded::to_string([("key", key)]).unwrap_or_default()
@@ -486,9 +503,9 @@ async fn render_detail(
     let officers: Vec<String> = state
         .users()?
         .users
-        .into_iter()
+        .iter()
         .filter(|u| u.role == crate::users::Role::SafetyOfficer)
-        .map(|u| u.name)
+        .map(|u| u.name.clone())
         .collect();
     let st = &d.row.status;
     let body = html! {
@@ -519,7 +536,7 @@ async fn render_detail(
                 a href={"/api/v1/signals/cases?" (key_query(&d.row.key)) "&format=csv"} { "Export all (CSV)" } }
             table { thead { tr { th { "case" } th { "clinic" } th { "patient" } th { "dose band" } th { "preferred terms" } th { "onset" } th { "days from first dose" } } }
                 tbody { @for c in &d.contributing { tr {
-                    td { @if c.kind == "case" { a.case href={"/cases/" (c.clinic_id) "/" (c.report_id)} { (c.report_id) " v" (c.version) } } @else { (c.markers.join(", ")) } }
+                    td { @if c.kind == "case" { a.case href=(case_href(&c.clinic_id, &c.report_id)) { (c.report_id) " v" (c.version) } } @else { (c.markers.join(", ")) } }
                     td { (c.clinic_id) } td { code { (c.patient_key.chars().take(12).collect::<String>()) } }
                     td { (c.dose_band) } td { (c.pts.join(", ")) } td { (when(c.onset_ms)) }
                     td.num { (c.days_from_first_dose.map_or("-".into(), num)) }
@@ -698,4 +715,15 @@ async fn audit(State(state): State<Arc<AppState>>, Page(s): Page, Query(q): Quer
 #[allow(dead_code)]
 fn day(d: u16) -> String {
     day_label(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_links_encode_their_segments() {
+        assert_eq!(case_href("clinic-01", "r/1?x#y z"), "/cases/clinic-01/r%2F1%3Fx%23y%20z");
+        assert_eq!(case_href("c.1_a~b", "s42-01-0036-AE-00051"), "/cases/c.1_a~b/s42-01-0036-AE-00051");
+    }
 }

@@ -123,33 +123,48 @@ impl SignInLimit {
         Self { max_failures, window_ms, failures: Mutex::new(HashMap::new()) }
     }
 
-    /// `None` when an attempt with these keys may be checked at `now`; otherwise how long to
-    /// wait (the oldest counted failure leaving the window).
-    pub fn blocked(&self, keys: &[&str], now: Millis) -> Option<Duration> {
-        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Starts an attempt with these keys at `now`: counted as a failure at once (so parallel
+    /// attempts cannot all pass the check before any has failed), or refused with how long to
+    /// wait (the oldest counted failure leaving the window). A successful attempt is taken back
+    /// with [`SignInLimit::succeeded`].
+    pub fn begin(&self, keys: &[&str], now: Millis) -> Result<(), Duration> {
+        let mut map = self.lock();
+        // Forget what left the window, keys with nothing left included (bounded memory).
+        map.retain(|_, times| {
+            times.retain(|&t| now - t < self.window_ms);
+            !times.is_empty()
+        });
         let mut wait: Option<Millis> = None;
         for key in keys {
-            let Some(times) = map.get_mut(*key) else { continue };
-            times.retain(|&t| now - t < self.window_ms);
+            let times = map.get(*key).map_or(&[][..], Vec::as_slice);
             if times.len() >= self.max_failures as usize {
                 let until = times.first().map_or(now, |&t| t + self.window_ms);
                 wait = Some(wait.map_or(until - now, |w| w.max(until - now)));
             }
         }
-        wait.map(|ms| Duration::from_millis(u64::try_from(ms.max(1000)).unwrap_or(1000)))
-    }
-
-    /// Counts a failure against every key.
-    pub fn failed(&self, keys: &[&str], now: Millis) {
-        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(ms) = wait {
+            return Err(Duration::from_millis(u64::try_from(ms.max(1000)).unwrap_or(1000)));
+        }
         for key in keys {
             map.entry((*key).to_string()).or_default().push(now);
         }
+        Ok(())
     }
 
-    /// Forgets the failures of `key` (after a successful sign-in of that user).
-    pub fn succeeded(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+    /// The attempt begun at `now` with these keys succeeded: it no longer counts.
+    pub fn succeeded(&self, keys: &[&str], now: Millis) {
+        let mut map = self.lock();
+        for key in keys {
+            if let Some(times) = map.get_mut(*key) {
+                if let Some(i) = times.iter().rposition(|&t| t == now) {
+                    times.remove(i);
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Millis>>> {
+        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -182,15 +197,24 @@ mod tests {
     #[test]
     fn failures_block_a_key_for_the_window() {
         let l = SignInLimit::new(3, Duration::from_secs(60));
+        // Three attempts begun before any ends (in parallel): the fourth is refused.
         for t in [0, 1000, 2000] {
-            assert_eq!(l.blocked(&["alice", "10.0.0.1"], t), None);
-            l.failed(&["alice", "10.0.0.1"], t);
+            assert_eq!(l.begin(&["alice", "10.0.0.1"], t), Ok(()));
         }
-        assert_eq!(l.blocked(&["alice", "10.0.0.9"], 3000), Some(Duration::from_secs(57)));
-        assert_eq!(l.blocked(&["bob", "10.0.0.1"], 3000), Some(Duration::from_secs(57)), "same address");
-        assert_eq!(l.blocked(&["bob", "10.0.0.2"], 3000), None);
-        assert_eq!(l.blocked(&["alice"], 60_001), None, "the first failure left the window");
-        l.succeeded("alice");
-        assert_eq!(l.blocked(&["alice"], 3000), None);
+        assert_eq!(l.begin(&["alice", "10.0.0.9"], 3000), Err(Duration::from_secs(57)));
+        assert_eq!(l.begin(&["bob", "10.0.0.1"], 3000), Err(Duration::from_secs(57)), "same address");
+        assert_eq!(l.begin(&["bob", "10.0.0.2"], 3000), Ok(()));
+        l.succeeded(&["bob", "10.0.0.2"], 3000);
+        assert_eq!(l.begin(&["alice", "10.0.0.3"], 60_001), Ok(()), "the first failure left the window");
+        // A success takes its own attempt back, nothing else.
+        l.succeeded(&["alice", "10.0.0.3"], 60_001);
+        assert_eq!(l.begin(&["alice", "10.0.0.4"], 60_002), Ok(()), "two failures left: 1000 and 2000");
+        // 997 ms until the failure at 1000 leaves the window; waits are at least a second.
+        assert_eq!(l.begin(&["alice", "10.0.0.5"], 60_003), Err(Duration::from_secs(1)));
+        let mut keys: Vec<String> = l.lock().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["10.0.0.1", "10.0.0.4", "alice"], "only keys with failures in the window");
+        assert_eq!(l.begin(&["carol"], 200_000), Ok(()));
+        assert_eq!(l.lock().len(), 1, "everything older than the window is forgotten");
     }
 }

@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 pub enum Role {
     /// Everything, including narratives and workflow actions.
     SafetyOfficer,
-    /// Read-only: aggregates, signals, line listings, workflow history; no narratives and no
-    /// clinic patient references.
+    /// Read-only: aggregates, signals, line listings, workflow history; no narratives. Patients
+    /// appear only as the enricher's pseudonymous keys (as for every role: the clinics' patient
+    /// references never reach the store), so that a regulator can tell one patient's reports
+    /// apart from another's without being able to identify anyone.
     Regulator,
     /// Its own clinic's cases and aggregates only.
     Clinic,

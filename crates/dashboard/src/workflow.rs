@@ -5,6 +5,8 @@
 //! rebuilt from the log.
 //!
 //! One workbench instance writes the log: a lock makes check-and-append atomic per instance.
+//! An action the broker acknowledged but the table refused is kept in memory until it lands,
+//! so the status (and the stale check) never goes behind the log.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -47,6 +49,7 @@ pub struct WorkflowLog {
     db: Db,
     codec: &'static EventCodec,
     write: tokio::sync::Mutex<()>,
+    unlanded: std::sync::Mutex<Vec<WorkflowAction>>,
 }
 
 impl std::fmt::Debug for WorkflowLog {
@@ -70,6 +73,7 @@ impl WorkflowLog {
             db,
             codec: EventCodec::global(),
             write: tokio::sync::Mutex::new(()),
+            unlanded: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -84,14 +88,23 @@ impl WorkflowLog {
         pv_runtime::kafka::ensure_topics(&self.kafka, &[spec]).await
     }
 
-    /// The status of `key` as landed.
+    /// The status of `key`: the actions landed, and those on the log not landed yet.
     pub async fn status(&self, key: &str) -> Result<Status, StoreError> {
-        let actions = crate::reads::workflow(&self.db, Some(key)).await?;
+        let mut actions = crate::reads::workflow(&self.db, Some(key)).await?;
+        actions.extend(self.unlanded().into_iter().filter(|a| a.signal_key == key));
         Ok(project(&actions).remove(key).unwrap_or_else(|| Status::detected(key)))
     }
 
+    /// Actions the broker acknowledged that the table does not have yet.
+    pub fn unlanded(&self) -> Vec<WorkflowAction> {
+        self.unlanded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// Carries out `req`: decides against the current status, produces the action and waits for
-    /// the broker, then lands it. Refused requests produce nothing.
+    /// the broker, then lands it. Refused requests produce nothing. Once the broker has it, the
+    /// action is recorded (the topic is the record): if landing it fails, it is kept here, the
+    /// status and the stale check still see it, and the next landing (an action, or
+    /// [`WorkflowLog::catch_up`]) retries.
     pub async fn act(&self, req: &Request, ctx: &Context) -> Result<WorkflowAction, ActError> {
         let _one_at_a_time = self.write.lock().await;
         let current = self.status(&req.signal_key).await?;
@@ -103,9 +116,27 @@ impl WorkflowLog {
             timestamp_ms: Some(action.at_ms),
         };
         self.producer.send_all(std::slice::from_ref(&message)).await?;
-        self.db.insert(&SIGNAL_WORKFLOW, std::slice::from_ref(&action)).await.map_err(StoreError::from)?;
+        self.unlanded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(action.clone());
+        if let Err(e) = self.land_unlanded().await {
+            tracing::error!(error = %e, key = %action.signal_key, "workflow action on the log, not yet in the table; retried with the next action");
+        }
         tracing::info!(key = %action.signal_key, action = %action.action, to = %action.to_state, actor = %action.actor, "workflow action recorded");
         Ok(action)
+    }
+
+    /// Lands the acknowledged actions the table lacks.
+    async fn land_unlanded(&self) -> Result<(), StoreError> {
+        let pending = self.unlanded();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        land_missing(&self.db, pending.clone()).await?;
+        let landed: HashSet<String> = pending.into_iter().map(|a| a.event_id).collect();
+        self.unlanded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|a| !landed.contains(&a.event_id));
+        Ok(())
     }
 
     /// Every action on the topic, in log order.
@@ -115,11 +146,13 @@ impl WorkflowLog {
 
     /// Lands every action of the topic that the table lacks; returns how many.
     pub async fn catch_up(&self) -> Result<usize, ActError> {
+        let _one_at_a_time = self.write.lock().await;
         let (kafka, topic) = (self.kafka.clone(), self.topic.clone());
         let logged = tokio::task::spawn_blocking(move || read_topic(&kafka, &topic))
             .await
             .map_err(|e| KafkaError::Subscription(e.to_string()))??;
         let landed = land_missing(&self.db, logged).await?;
+        self.unlanded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         if landed > 0 {
             tracing::warn!(actions = landed, "landed workflow actions the table lacked");
         }
