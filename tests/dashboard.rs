@@ -306,6 +306,15 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
     assert_eq!(status, StatusCode::CREATED, "{action}");
     assert_eq!((action["sequence"].as_i64(), action["to_state"].as_str()), (Some(1), Some("validation")));
     assert_eq!(action["evidence_n"].as_u64(), Some(n));
+    let kept = action["evidence_cases"].as_array().expect("evidence");
+    assert_eq!(kept.len() as u64, n, "every counted case is kept with the decision");
+    assert!(kept.iter().any(|c| c.as_str()
+        == Some(&format!(
+            "{}/{}/v{}",
+            case["clinic_id"].as_str().expect("c"),
+            case["report_id"].as_str().expect("r"),
+            case["version"]
+        ))));
     let other_officer = Client::sign_in(base, "officer2").await;
     let (status, stale) = other_officer.act(&validate).await;
     assert_eq!(status, StatusCode::CONFLICT, "{stale}");

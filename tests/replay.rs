@@ -77,6 +77,7 @@ async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
             actor_role: "safety_officer".into(),
             at_ms: 1,
             evidence: (0, 0, 0.0, 0.0, 0.0),
+            evidence_cases: vec![],
         };
         log.act(&req, &ctx).await.expect("recorded");
     }

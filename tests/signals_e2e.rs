@@ -191,8 +191,26 @@ async fn planted_urological_dose_response_and_escalation_are_flagged_and_emitted
     let physical = env.count("doses", false).await;
     assert!(physical > env.count("doses", true).await, "no physical duplicates to count once");
 
+    // What a run counted is kept for `keep_counted_days` of runs: a run 8 days ago is dropped
+    // by the next run, the runs of today stay.
+    let db = env.db();
+    let old_run = report.run_at_ms - 8 * 86_400_000;
+    let stale = pv_store::signals::SignalContribution {
+        run_at_ms: old_run,
+        kind: "case".into(),
+        ..Default::default()
+    };
+    db.insert(&pv_store::signals::SIGNAL_CONTRIBUTIONS, &[stale]).await.expect("old run's row");
+    let runs_counted = || async { env.number("SELECT uniqExact(run_at_ms) FROM signal_contributions").await };
+    assert_eq!(runs_counted().await, 2);
+
     // The same data again: the same results, nothing new to emit.
     let again = service.run_once(Some(as_of_ms())).await.expect("second run");
+    assert_eq!(runs_counted().await, 2, "the old run's counted cases are dropped, both of today's kept");
+    assert_eq!(
+        env.number(&format!("SELECT count() FROM signal_contributions WHERE run_at_ms = {old_run}")).await,
+        0
+    );
     let strip = |rs: &[pv_signals::SignalResult]| {
         let mut v: Vec<_> =
             rs.iter().map(|r| pv_signals::SignalResult { run_at_ms: 0, ..r.clone() }).collect();

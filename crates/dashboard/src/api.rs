@@ -151,6 +151,16 @@ pub struct ActionForm {
     pub rationale: String,
 }
 
+/// How a decision's evidence names a counted case (`clinic/report/vN`) or patient
+/// (`clinic/patient/KEY`).
+pub fn evidence_id(c: &pv_store::signals::SignalContribution) -> String {
+    if c.kind == "patient" {
+        format!("{}/patient/{}", c.clinic_id, c.patient_key)
+    } else {
+        format!("{}/{}/v{}", c.clinic_id, c.report_id, c.version)
+    }
+}
+
 /// Checks and records `form` for `s`; the action recorded.
 pub async fn record_action(
     state: &AppState,
@@ -199,12 +209,17 @@ pub async fn record_action(
         change,
         rationale: form.rationale.clone(),
     };
+    // The evidence kept with the decision: every case the result counts (not only the actor's
+    // page of them; safety officers see every clinic).
+    let evidence_cases =
+        reads::contributing(&state.db, &s.viewer, r).await?.iter().map(evidence_id).collect();
     let ctx = Context {
         event_id: uuid::Uuid::new_v4().to_string(),
         actor: s.viewer.user.clone(),
         actor_role: s.viewer.role.name().into(),
         at_ms: now_ms(),
         evidence: (r.run_at_ms, i64::try_from(r.n).unwrap_or(i64::MAX), r.estimate, r.lower, r.upper),
+        evidence_cases,
     };
     Ok(state.workflow.act(&req, &ctx).await?)
 }

@@ -177,6 +177,7 @@ pub fn audit(rows: &[WorkflowAction]) -> String {
         "evidence_estimate",
         "evidence_lower",
         "evidence_upper",
+        "evidence_cases",
         "event_id",
     ]);
     for a in rows {
@@ -200,6 +201,7 @@ pub fn audit(rows: &[WorkflowAction]) -> String {
                 format!("{}", a.evidence_estimate),
                 format!("{}", a.evidence_lower),
                 format!("{}", a.evidence_upper),
+                a.evidence_cases.join("; "),
                 a.event_id.clone(),
             ],
         );

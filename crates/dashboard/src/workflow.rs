@@ -221,6 +221,7 @@ mod tests {
             evidence_estimate: 2.5,
             evidence_lower: 1.0,
             evidence_upper: 4.0,
+            evidence_cases: vec!["clinic-01/r-1/v2".into(), "clinic-02/patient/abc".into()],
         };
         let codec = EventCodec::global();
         let bytes = codec.encode_record(&a).expect("encodes");

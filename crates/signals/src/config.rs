@@ -68,6 +68,12 @@ pub struct SignalsConfig {
     /// the lower 95% bound of its share exceeds it.
     #[serde(default = "default_marker_background_share")]
     pub marker_background_share: f64,
+    /// Days of runs whose counted cases and exposure breakdowns (`signal_contributions`,
+    /// `signal_exposure`, one partition per day) are kept; older days are dropped after a run.
+    /// The workbench reads the latest run's, and every workflow decision keeps the cases its
+    /// result counted with itself, so nothing a decision rested on is lost.
+    #[serde(default = "default_keep_counted_days")]
+    pub keep_counted_days: u32,
 }
 
 fn default_interval_secs() -> u64 {
@@ -124,6 +130,9 @@ fn default_risk_days_after_last_dose() -> u32 {
 fn default_marker_background_share() -> f64 {
     0.02
 }
+fn default_keep_counted_days() -> u32 {
+    7
+}
 
 impl Default for SignalsConfig {
     fn default() -> Self {
@@ -146,6 +155,7 @@ impl Default for SignalsConfig {
             extra_session_max_days: default_extra_session_max_days(),
             risk_days_after_last_dose: default_risk_days_after_last_dose(),
             marker_background_share: default_marker_background_share(),
+            keep_counted_days: default_keep_counted_days(),
         }
     }
 }
@@ -188,6 +198,9 @@ impl SignalsConfig {
         }
         if !(self.maxsprt_alpha > 0.0 && self.maxsprt_alpha < 0.5) {
             return bad("maxsprt_alpha", "must be in (0, 0.5)");
+        }
+        if self.keep_counted_days == 0 {
+            return bad("keep_counted_days", "must be at least 1 (the latest run's cases are read)");
         }
         if !(self.marker_background_share >= 0.0 && self.marker_background_share < 1.0) {
             return bad("marker_background_share", "must be in [0, 1)");

@@ -150,6 +150,7 @@ impl SignalsService {
         if !changes.is_empty() {
             self.db.insert(&SIGNAL_CHANGES, &changes).await.map_err(StoreError::from)?;
         }
+        self.drop_expired_counts(run_at_ms).await?;
         let write = started.elapsed();
         tracing::info!(
             as_of_ms,
@@ -162,6 +163,33 @@ impl SignalsService {
             "signals run done"
         );
         Ok(RunReport { run_at_ms, as_of_ms, results, changes, read, compute, write })
+    }
+
+    /// Drops the days of counted cases and exposure older than `keep_counted_days` before
+    /// `run_at_ms` (whole partitions: nothing is rewritten).
+    async fn drop_expired_counts(&self, run_at_ms: i64) -> Result<(), SignalsError> {
+        let keep_ms = i64::from(self.config().keep_counted_days) * 86_400_000;
+        let first_kept = chrono::DateTime::from_timestamp_millis(run_at_ms - keep_ms)
+            .map_or(0, |t| t.format("%Y%m%d").to_string().parse::<u32>().unwrap_or(0));
+        for table in [&SIGNAL_CONTRIBUTIONS as &dyn pv_store::Schema, &SIGNAL_EXPOSURE] {
+            let ids: Vec<String> = self
+                .db
+                .sql("SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = {name} AND active")
+                .bind("name", self.db.name_of(table))
+                .fetch_all()
+                .await?;
+            for id in pv_store::signals::expired_partitions(&ids, first_kept) {
+                // The id is eight digits (checked): safe to write into the statement, unquoted
+                // (18.16 wants the partition key's own type, UInt32).
+                self.db
+                    .sql(&format!("ALTER TABLE {{t}} DROP PARTITION {id}"))
+                    .table("t", table)
+                    .execute()
+                    .await?;
+                tracing::info!(table = self.db.name_of(table), partition = %id, "dropped counted cases of an expired day");
+            }
+        }
+        Ok(())
     }
 
     /// Produces `changes` (key: the signal key) and waits until the broker has them all.

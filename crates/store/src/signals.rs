@@ -27,7 +27,7 @@ pub const SIGNAL_CHANGES: Table<SignalEvent> =
 /// its identity (`pv_signals::contributions::counts`, tested against every result's count).
 pub const SIGNAL_CONTRIBUTIONS: Table<SignalContribution> =
     Table::new("signal_contributions", "MergeTree", "(run_at_ms, product, route, formulation, clinic_id)")
-        .partition_by("toYYYYMM(toDateTime(intDiv(run_at_ms, 1000)))");
+        .partition_by(RUN_DAY);
 
 table_row! {
     /// A case or a patient as one signals run counted it.
@@ -73,7 +73,21 @@ table_row! {
 /// result's detail draws, consistent with its denominator.
 pub const SIGNAL_EXPOSURE: Table<SignalExposure> =
     Table::new("signal_exposure", "MergeTree", "(run_at_ms, product, route, formulation, clinic_id, month)")
-        .partition_by("toYYYYMM(toDateTime(intDiv(run_at_ms, 1000)))");
+        .partition_by(RUN_DAY);
+
+/// One partition per day of runs (`YYYYMMDD`), so that old runs' rows are dropped a day at a
+/// time ([`expired_partitions`]).
+pub const RUN_DAY: &str = "toYYYYMMDD(toDateTime(intDiv(run_at_ms, 1000)))";
+
+/// Of the partitions `ids` of a [`RUN_DAY`]-partitioned table, those of days before
+/// `first_kept` (`YYYYMMDD`). An id that is not a day (a table partitioned otherwise) is never
+/// expired.
+pub fn expired_partitions(ids: &[String], first_kept: u32) -> Vec<String> {
+    ids.iter()
+        .filter(|id| id.len() == 8 && id.parse::<u32>().is_ok_and(|day| day < first_kept))
+        .cloned()
+        .collect()
+}
 
 table_row! {
     /// Administrations of one stratum at one clinic in one month, in one run.
@@ -267,5 +281,18 @@ impl SignalEvent {
             trend_z: r.trend_z,
             flags: r.flags,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_whole_days_before_the_first_kept_expire() {
+        let ids: Vec<String> =
+            ["20261120", "20261123", "20261124", "202611", "all"].map(String::from).to_vec();
+        assert_eq!(expired_partitions(&ids, 20261124), ["20261120", "20261123"]);
+        assert!(expired_partitions(&ids, 20200101).is_empty());
     }
 }

@@ -49,6 +49,8 @@ table_row! {
         evidence_lower: f64,
         /// Its upper bound.
         evidence_upper: f64,
+        /// The cases that result counted (`clinic/report/vN`; markers: `clinic/patient/KEY`).
+        evidence_cases: Vec<String>,
     }
 }
 

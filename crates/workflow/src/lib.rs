@@ -212,6 +212,8 @@ pub struct Context {
     pub at_ms: i64,
     /// The result on screen: (run_at_ms, n, estimate, lower, upper).
     pub evidence: (i64, i64, f64, f64, f64),
+    /// The cases it counted (identifiers).
+    pub evidence_cases: Vec<String>,
 }
 
 /// Why a request was refused.
@@ -385,6 +387,7 @@ pub fn decide(current: &Status, req: &Request, ctx: &Context) -> Result<Workflow
         evidence_estimate: estimate,
         evidence_lower: lower,
         evidence_upper: upper,
+        evidence_cases: ctx.evidence_cases.clone(),
     })
 }
 
@@ -399,6 +402,7 @@ mod tests {
             actor_role: "safety_officer".into(),
             at_ms,
             evidence: (5, 9, 2.5, 1.1, 4.0),
+            evidence_cases: vec!["c1/r1/v2".into()],
         }
     }
 
@@ -435,7 +439,7 @@ mod tests {
         assert_eq!(status.due_date.as_deref(), Some("2027-01-15"));
         assert_eq!(log[7].action, "comment");
         assert_eq!((log[7].from_state.as_str(), log[7].to_state.as_str()), ("assessment", "assessment"));
-        assert_eq!(log[0].evidence_n, 9);
+        assert_eq!((log[0].evidence_n, log[0].evidence_cases.as_slice()), (9, &["c1/r1/v2".to_string()][..]));
         // Shuffled and re-delivered, the log folds to the same status.
         let mut shuffled: Vec<WorkflowAction> = log.iter().rev().cloned().collect();
         shuffled.push(log[3].clone());
