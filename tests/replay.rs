@@ -77,7 +77,10 @@ async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
             actor_role: "safety_officer".into(),
             at_ms: 1,
             evidence: (0, 0, 0.0, 0.0, 0.0),
-            evidence_cases: vec![],
+            // The second decision cites 60,000 cases (~2.5 MB, above Kafka's 1 MB default).
+            evidence_cases: (0..if seq == 0 { 3 } else { 60_000 })
+                .map(|i| format!("clinic-{:02}/s42-01-{i:05}-AE-00001/v1", i % 40))
+                .collect(),
         };
         log.act(&req, &ctx).await.expect("recorded");
     }

@@ -21,6 +21,9 @@ use pv_workflow::{Context, Refusal, Request, Status, decide, project};
 use rdkafka::Offset;
 use rdkafka::error::KafkaError;
 
+/// The largest workflow action message: 16 MiB, about 400,000 evidence case ids.
+pub const MAX_ACTION_BYTES: usize = 16 * 1024 * 1024;
+
 /// Why an action was not recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum ActError {
@@ -66,10 +69,17 @@ impl WorkflowLog {
         db: Db,
         delivery_timeout: Duration,
     ) -> Result<Self, KafkaError> {
+        // An action carries every case its result counted: allow large messages (the topic
+        // allows them too, see `ensure_topic`); a setting of the operator's wins.
+        let mut producing = kafka.clone();
+        producing
+            .properties
+            .entry("message.max.bytes".into())
+            .or_insert_with(|| MAX_ACTION_BYTES.to_string());
         Ok(Self {
             kafka: kafka.clone(),
             topic: topic.into(),
-            producer: DurableProducer::new(kafka, topic, delivery_timeout)?,
+            producer: DurableProducer::new(&producing, topic, delivery_timeout)?,
             db,
             codec: EventCodec::global(),
             write: tokio::sync::Mutex::new(()),
@@ -83,7 +93,10 @@ impl WorkflowLog {
         let spec = TopicSpec {
             name: self.topic.clone(),
             partitions: 1,
-            configs: vec![("retention.ms".into(), "-1".into())],
+            configs: vec![
+                ("retention.ms".into(), "-1".into()),
+                ("max.message.bytes".into(), MAX_ACTION_BYTES.to_string()),
+            ],
         };
         pv_runtime::kafka::ensure_topics(&self.kafka, &[spec]).await
     }
