@@ -115,6 +115,12 @@ async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
         pv_workflow::State::NotValidated,
         "the workflow status rebuilt from the topic"
     );
+    let rebuilt_actions =
+        pv_dashboard::reads::workflow_with_evidence(&pv_store::Db::new(&rebuilt_cfg_db)).await.expect("rows");
+    let kept: Vec<usize> = rebuilt_actions.iter().map(|a| a.evidence_cases.len()).collect();
+    assert_eq!(kept, [3, 60_000], "the evidence travels with each decision");
+    let light = pv_dashboard::reads::workflow(&pv_store::Db::new(&rebuilt_cfg_db), None).await.expect("rows");
+    assert!(light.iter().all(|a| a.evidence_cases.is_empty()), "listings are read without it");
 
     let mut rebuilt_cfg = env.clickhouse.clone();
     rebuilt_cfg.database = rebuilt_db.clone();

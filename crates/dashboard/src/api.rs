@@ -260,7 +260,13 @@ async fn audit(
     Query(q): Query<AuditQuery>,
     Query(f): Query<Format>,
 ) -> Result<Response, AppError> {
-    let page = views::audit(&state, &s.viewer, &q).await?;
+    let mut page = views::audit(&state, &s.viewer, &q).await?;
+    // The evidence of the actions shown (the listing itself is read without it).
+    let ids = page.rows.iter().map(|a| a.event_id.clone()).collect();
+    let mut evidence = reads::workflow_evidence(&state.db, ids).await?;
+    for a in &mut page.rows {
+        a.evidence_cases = evidence.remove(&a.event_id).unwrap_or_default();
+    }
     if f.format == "csv" {
         return Ok(csv_response("audit", export::audit(&page.rows)));
     }

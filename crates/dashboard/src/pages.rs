@@ -701,7 +701,7 @@ async fn audit(State(state): State<Arc<AppState>>, Page(s): Page, Query(q): Quer
                 td { a href={"/signals/detail?" (key_query(&a.signal_key))} { (a.signal_key) } }
                 td { (a.action) } td { (a.from_state) " → " (a.to_state) } td { (a.assignee) } td { (a.priority) }
                 td { (a.due_date.clone().unwrap_or_default()) } td.rationale { (a.rationale) }
-                td { "run " (when(a.evidence_run_at_ms)) ": N " (a.evidence_n) ", " (num(a.evidence_estimate)) " (" (num(a.evidence_lower)) "–" (num(a.evidence_upper)) "); " (a.evidence_cases.len()) " cases kept" }
+                td { "run " (when(a.evidence_run_at_ms)) ": N " (a.evidence_n) ", " (num(a.evidence_estimate)) " (" (num(a.evidence_lower)) "–" (num(a.evidence_upper)) "); " (a.evidence_n) " cases kept with the decision" }
             } } } }
         nav.paging {
             @if p.offset > 0 { a href={"/audit?" (qs(p.offset.saturating_sub(p.limit)))} { "← previous" } " " }

@@ -318,15 +318,55 @@ pub async fn exposure(
     tokio::try_join!(by("toString(month)", "toUInt16(month)"), by("clinic_id", "toUInt16(0)"))
 }
 
-/// Every workflow action, oldest first (`key`: only that signal's).
+/// Every workflow action, oldest first (`key`: only that signal's), without the evidence case
+/// lists (`evidence_cases` empty; `evidence_n` says how many): what statuses, histories and
+/// listings need, at a few hundred bytes an action instead of up to megabytes.
 pub async fn workflow(db: &Db, key: Option<&str>) -> Result<Vec<WorkflowAction>, StoreError> {
-    db.sql(
-        "SELECT ?fields FROM {signal_workflow} FINAL
-         WHERE {key} = '' OR signal_key = {key} ORDER BY at_ms, signal_key, sequence",
-    )
-    .bind("key", key.unwrap_or("").to_string())
-    .fetch_all()
-    .await
+    use pv_store::TableRow as _;
+    let columns: Vec<String> = WorkflowAction::columns()
+        .into_iter()
+        .map(|c| {
+            if c.name == "evidence_cases" {
+                "emptyArrayString() AS evidence_cases".to_string()
+            } else {
+                c.name
+            }
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {{signal_workflow}} FINAL
+         WHERE {{key}} = '' OR signal_key = {{key}} ORDER BY at_ms, signal_key, sequence",
+        columns.join(", ")
+    );
+    db.sql(&sql).bind("key", key.unwrap_or("").to_string()).fetch_all().await
+}
+
+/// The evidence case lists of the actions `event_ids`.
+pub async fn workflow_evidence(
+    db: &Db,
+    event_ids: Vec<String>,
+) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError> {
+    #[derive(Debug, Row, Deserialize)]
+    struct Evidence {
+        event_id: String,
+        evidence_cases: Vec<String>,
+    }
+    if event_ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let rows: Vec<Evidence> = db
+        .sql("SELECT event_id, any(evidence_cases) FROM {signal_workflow} WHERE has({ids}, event_id) GROUP BY event_id")
+        .bind("ids", event_ids)
+        .fetch_all()
+        .await?;
+    Ok(rows.into_iter().map(|e| (e.event_id, e.evidence_cases)).collect())
+}
+
+/// Every workflow action with its evidence, oldest first.
+pub async fn workflow_with_evidence(db: &Db) -> Result<Vec<WorkflowAction>, StoreError> {
+    db.sql("SELECT ?fields FROM {signal_workflow} FINAL ORDER BY at_ms, signal_key, sequence")
+        .fetch_all()
+        .await
 }
 
 /// A signal change of the signals service.
