@@ -365,6 +365,11 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
     let (_, csv) = regulator.get("/api/v1/audit?format=csv").await;
     assert_eq!(csv.lines().count(), 1 + 4);
     assert!(csv.contains("dose-response across four bands"));
+    let (_, with_evidence) = regulator.get("/api/v1/audit?format=csv&evidence=1").await;
+    assert!(
+        with_evidence.len() > csv.len()
+            && with_evidence.contains(&format!("{}/", case["clinic_id"].as_str().expect("c")))
+    );
 
     // The state rebuilt from the topic equals the live one; a table that lost rows is rebuilt.
     let live = pv_workflow::project(&pv_dashboard::reads::workflow(&wb.state.db, None).await.expect("rows"));

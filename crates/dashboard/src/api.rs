@@ -20,11 +20,13 @@ use crate::users::Role;
 use crate::views::{self, AuditQuery, CasesQuery, SignalsQuery};
 use crate::{export, reads};
 
-/// `format=csv` or JSON.
+/// `format=csv` or JSON; `evidence=1` (audit): with the decisions' evidence case lists.
 #[derive(Debug, Default, Deserialize)]
 struct Format {
     #[serde(default)]
     format: String,
+    #[serde(default)]
+    evidence: String,
 }
 
 fn csv_response(name: &str, body: String) -> Response {
@@ -261,14 +263,18 @@ async fn audit(
     Query(f): Query<Format>,
 ) -> Result<Response, AppError> {
     let mut page = views::audit(&state, &s.viewer, &q).await?;
-    // The evidence of the actions shown (the listing itself is read without it).
-    let ids = page.rows.iter().map(|a| a.event_id.clone()).collect();
-    let mut evidence = reads::workflow_evidence(&state.db, ids).await?;
-    for a in &mut page.rows {
-        a.evidence_cases = evidence.remove(&a.event_id).unwrap_or_default();
+    // `evidence=1`: with every case each decision rested on (up to megabytes per decision);
+    // the listing itself is read without them.
+    let with_evidence = f.evidence == "1";
+    if with_evidence {
+        let ids = page.rows.iter().map(|a| a.event_id.clone()).collect();
+        let mut evidence = reads::workflow_evidence(&state.db, ids).await?;
+        for a in &mut page.rows {
+            a.evidence_cases = evidence.remove(&a.event_id).unwrap_or_default();
+        }
     }
     if f.format == "csv" {
-        return Ok(csv_response("audit", export::audit(&page.rows)));
+        return Ok(csv_response("audit", export::audit(&page.rows, with_evidence)));
     }
     Ok(Json(page).into_response())
 }

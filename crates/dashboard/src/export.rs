@@ -156,8 +156,9 @@ pub fn cases(rows: &[CaseLine]) -> String {
     finish(w)
 }
 
-/// The audit trail.
-pub fn audit(rows: &[WorkflowAction]) -> String {
+/// The audit trail; `with_evidence`: each decision's evidence case list fills the last column
+/// (`evidence_cases`; empty otherwise: `evidence=1` on the API).
+pub fn audit(rows: &[WorkflowAction], with_evidence: bool) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record([
         "at_ms",
@@ -177,8 +178,8 @@ pub fn audit(rows: &[WorkflowAction]) -> String {
         "evidence_estimate",
         "evidence_lower",
         "evidence_upper",
-        "evidence_cases",
         "event_id",
+        "evidence_cases",
     ]);
     for a in rows {
         let _ = write_row(
@@ -201,8 +202,8 @@ pub fn audit(rows: &[WorkflowAction]) -> String {
                 format!("{}", a.evidence_estimate),
                 format!("{}", a.evidence_lower),
                 format!("{}", a.evidence_upper),
-                a.evidence_cases.join("; "),
                 a.event_id.clone(),
+                a.evidence_cases.join("; "),
             ],
         );
     }
