@@ -274,7 +274,7 @@ async fn audit(
         }
     }
     if f.format == "csv" {
-        return Ok(csv_response("audit", export::audit(&page.rows, with_evidence)));
+        return Ok(csv_response("audit", export::audit(&page.rows)));
     }
     Ok(Json(page).into_response())
 }

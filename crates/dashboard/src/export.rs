@@ -156,9 +156,9 @@ pub fn cases(rows: &[CaseLine]) -> String {
     finish(w)
 }
 
-/// The audit trail; `with_evidence`: each decision's evidence case list fills the last column
-/// (`evidence_cases`; empty otherwise: `evidence=1` on the API).
-pub fn audit(rows: &[WorkflowAction], with_evidence: bool) -> String {
+/// The audit trail. The last column, `evidence_cases`, holds each decision's evidence case list
+/// when the rows were read with it (`evidence=1` on the API), and is empty otherwise.
+pub fn audit(rows: &[WorkflowAction]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record([
         "at_ms",
