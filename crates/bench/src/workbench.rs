@@ -189,6 +189,7 @@ pub async fn workbench_at_scale(
         ("/api/v1/cases/<clinic>/<report>", format!("/api/v1{case}")),
         ("/audit", "/audit".to_string()),
         ("/api/v1/audit?format=csv", "/api/v1/audit?format=csv".to_string()),
+        ("/api/v1/audit?format=csv&evidence=1", "/api/v1/audit?format=csv&evidence=1".to_string()),
     ];
     for (label, path) in &officer_routes {
         routes.push(time_get(&officer, "officer", label, path, requests).await?);
