@@ -456,14 +456,9 @@ pub fn read_topic(kafka: &KafkaConfig, topic: &str) -> Vec<Read> {
     use rdkafka::Message;
     use rdkafka::message::Headers;
     let reader = PartitionReader::new(kafka, "pvt-reader").expect("reader");
-    let partitions =
-        pv_runtime::kafka::topics::partitions(reader.consumer().client(), topic, Duration::from_secs(10))
-            .expect("partitions");
-    let starts: Vec<(i32, rdkafka::Offset)> =
-        partitions.iter().map(|&p| (p, rdkafka::Offset::Beginning)).collect();
     let mut out = Vec::new();
     reader
-        .read(topic, &starts, Duration::from_secs(60), |m| {
+        .read_all(topic, Duration::from_secs(60), |m| {
             let headers = m.headers().map(|h| {
                 h.iter()
                     .map(|x| {

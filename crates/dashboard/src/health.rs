@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use pv_runtime::KafkaConfig;
 use pv_runtime::kafka::PartitionReader;
-use rdkafka::Offset;
 use rdkafka::message::Headers;
 use serde::Serialize;
 
@@ -150,26 +149,22 @@ fn dead_letters(p: &Pipeline) -> Result<Vec<DeadLetters>, String> {
     let reader = PartitionReader::new(&p.kafka, "pv-dashboard-health").map_err(|e| e.to_string())?;
     let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
     for topic in &p.dead_letter_topics {
-        let Ok(parts) = pv_runtime::kafka::topics::partitions(
-            rdkafka::consumer::Consumer::client(reader.consumer()),
-            topic,
-            Duration::from_secs(5),
-        ) else {
-            continue; // Not created yet: no dead letters.
-        };
-        let starts: Vec<(i32, Offset)> = parts.into_iter().map(|p| (p, Offset::Beginning)).collect();
-        reader
-            .read(topic, &starts, Duration::from_secs(5), |m| {
-                let reason = rdkafka::Message::headers(m)
-                    .and_then(|h| h.iter().find(|h| h.key == "pv-error").and_then(|h| h.value))
-                    .map_or_else(
-                        || "(no reason header)".to_string(),
-                        |v| String::from_utf8_lossy(v).into_owned(),
-                    );
-                *counts.entry((topic.clone(), reason_class(&reason))).or_default() += 1;
-                ControlFlow::Continue(())
-            })
-            .map_err(|e| format!("{topic}: {e}"))?;
+        let read = reader.read_all(topic, Duration::from_secs(5), |m| {
+            let reason = rdkafka::Message::headers(m)
+                .and_then(|h| h.iter().find(|h| h.key == "pv-error").and_then(|h| h.value))
+                .map_or_else(
+                    || "(no reason header)".to_string(),
+                    |v| String::from_utf8_lossy(v).into_owned(),
+                );
+            *counts.entry((topic.clone(), reason_class(&reason))).or_default() += 1;
+            ControlFlow::Continue(())
+        });
+        match read {
+            Ok(_) => {}
+            // Not created yet (or not known to the broker now): no dead letters to count.
+            Err(rdkafka::error::KafkaError::MetadataFetch(_)) => continue,
+            Err(e) => return Err(format!("{topic}: {e}")),
+        }
     }
     Ok(counts.into_iter().map(|((topic, reason), count)| DeadLetters { topic, reason, count }).collect())
 }

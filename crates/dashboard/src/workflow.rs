@@ -18,7 +18,6 @@ use pv_runtime::kafka::{DurableProducer, Outgoing, PartitionReader, ProduceError
 use pv_store::workflow::{SIGNAL_WORKFLOW, WorkflowAction};
 use pv_store::{Db, StoreError};
 use pv_workflow::{Context, Refusal, Request, Status, decide, project};
-use rdkafka::Offset;
 use rdkafka::error::KafkaError;
 
 /// The largest workflow action message: 16 MiB, about 400,000 evidence case ids.
@@ -188,18 +187,9 @@ pub async fn land_missing(db: &Db, logged: Vec<WorkflowAction>) -> Result<usize,
 /// decode are skipped with a warning (they cannot be actions of this build).
 pub fn read_topic(kafka: &KafkaConfig, topic: &str) -> Result<Vec<WorkflowAction>, KafkaError> {
     let reader = PartitionReader::new(kafka, "pv-dashboard-workflow")?;
-    let parts = pv_runtime::kafka::topics::partitions(
-        rdkafka::consumer::Consumer::client(reader.consumer()),
-        topic,
-        Duration::from_secs(10),
-    )?;
-    let starts: Vec<(i32, Offset)> = parts.into_iter().map(|p| (p, Offset::Beginning)).collect();
     let codec = EventCodec::global();
     let mut out = Vec::new();
-    if starts.is_empty() {
-        return Ok(out);
-    }
-    reader.read(topic, &starts, Duration::from_secs(10), |m| {
+    reader.read_all(topic, Duration::from_secs(10), |m| {
         match rdkafka::Message::payload(m).map(|p| codec.decode_record::<WorkflowAction>(p)) {
             Some(Ok(a)) => out.push(a),
             other => tracing::warn!(offset = rdkafka::Message::offset(m), error = ?other.map(|r| r.err()), "skipping an undecodable workflow message"),

@@ -317,13 +317,11 @@ fn replay_topic(
     topic: &str,
     tx: &mpsc::Sender<OwnedMessage>,
 ) -> Result<usize, KafkaError> {
-    let ids =
-        pv_runtime::kafka::topics::partitions(reader.consumer().client(), topic, Duration::from_secs(30))?;
-    let starts: Vec<(i32, Offset)> = ids.iter().map(|&p| (p, Offset::Beginning)).collect();
-    tracing::info!(%topic, partitions = ids.len(), "replaying from the earliest offsets");
-    reader.read(topic, &starts, REPLAY_PATIENCE, |m| match tx.blocking_send(m.detach()) {
-        Ok(()) => ControlFlow::Continue(()),
-        Err(_) => ControlFlow::Break(()), // the sink stopped reading
-    })?;
-    Ok(ids.len())
+    tracing::info!(%topic, "replaying from the earliest offsets");
+    let (partitions, _) =
+        reader.read_all(topic, REPLAY_PATIENCE, |m| match tx.blocking_send(m.detach()) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()), // the sink stopped reading
+        })?;
+    Ok(partitions)
 }

@@ -101,6 +101,23 @@ impl PartitionReader {
         Ok(read)
     }
 
+    /// Reads every partition of `topic` from its earliest retained offset to its end, as
+    /// [`PartitionReader::read`] does. The partitions are looked up first, waiting at most
+    /// `patience` (30 s at most): a topic the broker does not know is a `MetadataFetch` error.
+    /// Returns (partitions, messages read).
+    pub fn read_all(
+        &self,
+        topic: &str,
+        patience: Duration,
+        each: impl FnMut(&BorrowedMessage<'_>) -> ControlFlow<()>,
+    ) -> Result<(usize, u64), KafkaError> {
+        let metadata_wait = patience.min(Duration::from_secs(30));
+        let ids = super::topics::partitions(self.consumer.client(), topic, metadata_wait)?;
+        let starts: Vec<(i32, Offset)> = ids.iter().map(|&p| (p, Offset::Beginning)).collect();
+        let read = self.read(topic, &starts, patience, each)?;
+        Ok((ids.len(), read))
+    }
+
     /// The message at `offset` of `topic`/`partition` (`None` when that offset is gone: deleted
     /// by retention, or an aborted transaction's record).
     pub fn read_one(
