@@ -14,11 +14,10 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::{TestEnv, produce_raw, read_topic};
-use pv_events::{ClinicEvent, EventCodec};
+use common::{TestEnv, read_topic, through_pipeline};
+use pv_events::EventCodec;
 use pv_signals::{RunReport, SignalEvent, SignalsConfig, SignalsService};
 use pv_simulate::{Harms, SimConfig, generate};
 
@@ -40,20 +39,6 @@ fn as_of_ms() -> i64 {
     end.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis()
 }
 
-/// Distinct event ids of each kind (what the FINAL tables hold once everything arrived).
-fn distinct(events: &[ClinicEvent]) -> [u64; 3] {
-    let mut seen = [HashSet::new(), HashSet::new(), HashSet::new()];
-    for e in events {
-        let i = match e {
-            ClinicEvent::DoseAdministered(_) => 0,
-            ClinicEvent::SessionMonitoring(_) => 1,
-            ClinicEvent::AdverseEventReport(_) => 2,
-        };
-        seen[i].insert(e.event_id());
-    }
-    seen.map(|s| s.len() as u64)
-}
-
 /// Feeds the simulation through enricher and sink, then runs the signals service once.
 async fn pipeline(env: &TestEnv, harms: Harms, seed: u64) -> (SignalsService, RunReport) {
     let mut sim = generate(&SimConfig {
@@ -65,22 +50,7 @@ async fn pipeline(env: &TestEnv, harms: Harms, seed: u64) -> (SignalsService, Ru
         harms,
         ..SimConfig::default()
     });
-    // Stamped as the gateway would on acceptance (the enricher rejects events from the future).
-    let now = pv_events::Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
-    for e in &mut sim.events {
-        e.set_received_at(now);
-    }
-    produce_raw(&env.kafka, &env.raw_topic, &sim.events).await;
-    let enricher =
-        env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 5_000, ..env.enrich_config() });
-    let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 10_000, ..env.sink_config() });
-    let [doses, forms, reports] = distinct(&sim.events);
-    let wait = Duration::from_secs(240);
-    env.wait_for_count("doses", true, doses, wait).await;
-    env.wait_for_count("monitoring_forms", true, forms, wait).await;
-    env.wait_for_count("ae_report_versions", true, reports, wait).await;
-    enricher.stop().await;
-    sink.stop().await;
+    through_pipeline(env, &mut sim.events).await;
 
     let cfg = SignalsConfig { topic: env.signals_topic.clone(), ..SignalsConfig::default() };
     let service = SignalsService::new(cfg, &env.clickhouse, &env.kafka).expect("signals service");

@@ -481,6 +481,47 @@ pub fn read_topic(kafka: &KafkaConfig, topic: &str) -> Vec<Read> {
 }
 
 /// Produces `events` to the raw topic as the gateway would (key = clinic/patient).
+/// Distinct event ids of each kind: doses, monitoring forms, report versions (what the FINAL
+/// tables hold once everything arrived).
+pub fn distinct(events: &[pv_events::ClinicEvent]) -> [u64; 3] {
+    use pv_events::ClinicEvent;
+    let mut seen = [
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+    ];
+    for e in events {
+        let i = match e {
+            ClinicEvent::DoseAdministered(_) => 0,
+            ClinicEvent::SessionMonitoring(_) => 1,
+            ClinicEvent::AdverseEventReport(_) => 2,
+        };
+        seen[i].insert(e.event_id());
+    }
+    seen.map(|s| s.len() as u64)
+}
+
+/// Sends `events` to the raw topic as the gateway would accept them now (the enricher rejects
+/// events from the future), runs the enricher and the sink until every distinct event of each
+/// kind is stored, and stops them.
+pub async fn through_pipeline(env: &TestEnv, events: &mut [pv_events::ClinicEvent]) {
+    let now = pv_events::Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
+    for e in events.iter_mut() {
+        e.set_received_at(now);
+    }
+    produce_raw(&env.kafka, &env.raw_topic, events).await;
+    let enricher =
+        env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 5_000, ..env.enrich_config() });
+    let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 10_000, ..env.sink_config() });
+    let [doses, forms, reports] = distinct(events);
+    let wait = Duration::from_secs(240);
+    env.wait_for_count("doses", true, doses, wait).await;
+    env.wait_for_count("monitoring_forms", true, forms, wait).await;
+    env.wait_for_count("ae_report_versions", true, reports, wait).await;
+    enricher.stop().await;
+    sink.stop().await;
+}
+
 pub async fn produce_raw(kafka: &KafkaConfig, topic: &str, events: &[pv_events::ClinicEvent]) {
     let producer = DurableProducer::new(kafka, topic, Duration::from_secs(10)).expect("producer");
     pv_gateway::produce::send_events(&producer, events).await.expect("acked");

@@ -1,9 +1,7 @@
 //! The workbench on a filled database, for the API and browser tests.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use pv_dashboard::{AppState, DashboardConfig, Pipeline, Role, Users};
@@ -11,7 +9,7 @@ use pv_runtime::Shutdown;
 use pv_signals::{SignalsConfig, SignalsService};
 use pv_simulate::{Harms, SimConfig, generate};
 
-use super::{TestEnv, produce_raw};
+use super::TestEnv;
 
 const DAYS: u32 = 270;
 
@@ -46,34 +44,7 @@ pub async fn fill(env: &TestEnv) {
         harms: Harms::default(),
         ..SimConfig::default()
     });
-    let now = pv_events::Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
-    for e in &mut sim.events {
-        e.set_received_at(now);
-    }
-    produce_raw(&env.kafka, &env.raw_topic, &sim.events).await;
-    let enricher =
-        env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 5_000, ..env.enrich_config() });
-    let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 10_000, ..env.sink_config() });
-    let ids = |f: fn(&pv_events::ClinicEvent) -> bool| {
-        sim.events.iter().filter(|e| f(e)).map(|e| e.event_id()).collect::<HashSet<_>>().len() as u64
-    };
-    let wait = Duration::from_secs(240);
-    env.wait_for_count(
-        "doses",
-        true,
-        ids(|e| matches!(e, pv_events::ClinicEvent::DoseAdministered(_))),
-        wait,
-    )
-    .await;
-    env.wait_for_count(
-        "ae_report_versions",
-        true,
-        ids(|e| matches!(e, pv_events::ClinicEvent::AdverseEventReport(_))),
-        wait,
-    )
-    .await;
-    enricher.stop().await;
-    sink.stop().await;
+    super::through_pipeline(env, &mut sim.events).await;
     let as_of = (start() + chrono::Days::new(u64::from(DAYS)))
         .and_hms_opt(0, 0, 0)
         .expect("t")

@@ -67,8 +67,7 @@ async fn start_session(
     jar: CookieJar,
     Json(c): Json<Credentials>,
 ) -> Result<Response, AppError> {
-    let cookie = sign_in(&state, &c, addr.0).await?;
-    crate::app::end_earlier_session(&state, &jar);
+    let cookie = sign_in(&state, &c, addr.0, &jar).await?;
     let token = cookie.value().to_string();
     let s = state.sessions.touch(&token, now_ms()).ok_or_else(AppError::unauthenticated)?;
     let body = json!({"user": s.user, "role": s.role, "clinic": s.clinic, "csrf": s.csrf, "previous_visit_ms": s.previous_visit_ms});
@@ -202,9 +201,7 @@ pub async fn record_action(
         }
     };
     let runs = reads::latest_runs(&state.db).await?;
-    let Some(r) = runs.latest.iter().find(|r| r.key() == form.signal_key) else {
-        return Err(AppError::not_found("signal_key", "no result of the latest signals run has this key"));
-    };
+    let r = views::latest_result(&runs, &form.signal_key, "signal_key")?;
     let req = Request {
         signal_key: form.signal_key.clone(),
         expected_sequence: form.expected_sequence,

@@ -87,7 +87,7 @@ impl AppState {
     /// removed or given another role take effect at their next request.
     pub fn users(&self) -> Result<Arc<Users>, AppError> {
         let stamp = std::fs::metadata(&self.cfg.users_file).ok().map(|m| (m.modified().ok(), m.len()));
-        let mut cached = self.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cached = crate::locked(&self.users);
         if let Some((at, users)) = cached.as_ref() {
             if *at == stamp {
                 return Ok(users.clone());
@@ -146,12 +146,14 @@ pub struct Credentials {
     pub password: String,
 }
 
-/// Checks `c` from `addr` against the rate limit and the users file; on success starts a
-/// session and records the visit. Returns the session cookie.
+/// Checks `c` from `addr` against the rate limit and the users file; on success ends the
+/// session the browser held before (`jar`: its cookies; a new sign-in never inherits an old
+/// session), starts a new one and records the visit. Returns the session cookie.
 pub async fn sign_in(
     state: &AppState,
     c: &Credentials,
     addr: SocketAddr,
+    jar: &CookieJar,
 ) -> Result<Cookie<'static>, AppError> {
     let (user_key, addr_key) = (format!("user:{}", c.user), format!("addr:{}", addr.ip()));
     let keys = [user_key.as_str(), addr_key.as_str()];
@@ -171,6 +173,9 @@ pub async fn sign_in(
         });
     };
     state.limit.succeeded(&keys, now);
+    if let Some(old) = jar.get(SESSION_COOKIE) {
+        state.sessions.end(old.value());
+    }
     #[derive(Debug, clickhouse::Row, Deserialize)]
     struct Last {
         at: i64,
@@ -186,14 +191,6 @@ pub async fn sign_in(
     let token = state.sessions.start(&user.name, user.role, user.clinic.clone(), last.at, now);
     tracing::info!(user = %user.name, role = user.role.name(), "signed in");
     Ok(session_cookie(&state.cfg, token))
-}
-
-/// Ends the session the browser held before signing in again, if any (one session per
-/// browser; a new sign-in never inherits an old session).
-pub fn end_earlier_session(state: &AppState, jar: &CookieJar) {
-    if let Some(old) = jar.get(SESSION_COOKIE) {
-        state.sessions.end(old.value());
-    }
 }
 
 /// The session cookie: HttpOnly, SameSite=Strict, Secure when configured; a browser-session

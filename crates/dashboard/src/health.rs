@@ -93,7 +93,7 @@ impl HealthCache {
 
     /// The health, read again when older than the ttl.
     pub async fn get(&self) -> Health {
-        if let Some((at, h)) = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+        if let Some((at, h)) = crate::locked(&self.last).as_ref() {
             if at.elapsed() < self.ttl {
                 return h.clone();
             }
@@ -114,8 +114,7 @@ impl HealthCache {
         };
         let health =
             Health { stages, dead_letters, dead_letters_error, sink_paused, last_events, last_events_error };
-        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((Instant::now(), health.clone()));
+        *crate::locked(&self.last) = Some((Instant::now(), health.clone()));
         health
     }
 }

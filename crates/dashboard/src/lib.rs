@@ -24,6 +24,12 @@ pub mod views;
 pub mod workflow;
 
 pub use app::{AppState, router, serve};
+
+/// The data behind `m`, also after a panic elsewhere while it was held: every value kept under
+/// these locks is replaced or edited in one step, so none is ever left half-written.
+pub(crate) fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 pub use config::DashboardConfig;
 pub use health::{Pipeline, Stage};
 pub use users::{Role, Users};

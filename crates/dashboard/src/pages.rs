@@ -19,12 +19,11 @@ use serde::Deserialize;
 
 use crate::api::{ActionForm, record_action};
 use crate::app::{
-    AppState, ClientAddr, Credentials, SIGNIN_COOKIE, Signed, constant_time_eq, end_earlier_session,
-    see_other, sign_in, sign_out,
+    AppState, ClientAddr, Credentials, SIGNIN_COOKIE, Signed, constant_time_eq, see_other, sign_in, sign_out,
 };
 use crate::error::AppError;
 use crate::sessions::random_token;
-use crate::views::{self, AuditQuery, CasesQuery, DetailView, SignalsQuery, day_label, name_of};
+use crate::views::{self, AuditQuery, CasesQuery, DetailView, SignalsQuery, name_of};
 
 /// The stylesheet (served at `/static/app.css`).
 pub const CSS: &str = include_str!("app.css");
@@ -194,11 +193,8 @@ async fn signin(
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.csrf.as_bytes()) {
         return PageError(AppError::forbidden("the sign-in form expired: reload it")).into_response();
     }
-    match sign_in(&state, &Credentials { user: f.user, password: f.password }, addr.0).await {
-        Ok(cookie) => {
-            end_earlier_session(&state, &jar);
-            (jar.add(cookie), see_other("/")).into_response()
-        }
+    match sign_in(&state, &Credentials { user: f.user, password: f.password }, addr.0, &jar).await {
+        Ok(cookie) => (jar.add(cookie), see_other("/")).into_response(),
         // A refused sign-in re-renders the form (200; the API answers 401); too many: 429.
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
             signin_page(&state, jar, e.status, Some(&e.reason))
@@ -709,12 +705,6 @@ async fn audit(State(state): State<Arc<AppState>>, Page(s): Page, Query(q): Quer
         }
     };
     Ok(layout("Audit trail", &s, body))
-}
-
-/// `YYYY-MM-DD` of a day number, for templates.
-#[allow(dead_code)]
-fn day(d: u16) -> String {
-    day_label(d)
 }
 
 #[cfg(test)]

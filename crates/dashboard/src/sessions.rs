@@ -103,8 +103,7 @@ impl Sessions {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        // A panic while holding the map cannot leave a session half-written: recover the data.
-        self.by_token.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::locked(&self.by_token)
     }
 }
 
@@ -164,7 +163,7 @@ impl SignInLimit {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Millis>>> {
-        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::locked(&self.failures)
     }
 }
 

@@ -165,6 +165,44 @@ pub struct SignalRow {
     pub status: Status,
 }
 
+impl SignalRow {
+    /// The row of `result`, compared with its `previous` run's result, in workflow `status`.
+    pub fn new(result: SignalResult, previous: Option<&SignalResult>, status: Status) -> Self {
+        SignalRow {
+            key: result.key(),
+            estimate_label: estimate_label(&result.analysis),
+            denominator_label: denominator_label(&result.analysis),
+            measures: measures(&result),
+            previous_n: previous.map(|p| p.n),
+            previous_estimate: previous.map(|p| p.estimate),
+            direction: direction(result.estimate, previous.map(|p| p.estimate)),
+            status,
+            result,
+        }
+    }
+}
+
+/// Refuses clinic users: every signal statistic is computed from all clinics' data.
+fn require_signals(v: &Viewer) -> Result<(), AppError> {
+    if v.sees_signals() {
+        Ok(())
+    } else {
+        Err(AppError::forbidden("signals are computed from every clinic's data: not for clinic users"))
+    }
+}
+
+/// The result of the latest run with `key`, or 404 naming `field` (the parameter it came in).
+pub fn latest_result<'a>(
+    runs: &'a reads::Runs,
+    key: &str,
+    field: &str,
+) -> Result<&'a SignalResult, AppError> {
+    runs.latest
+        .iter()
+        .find(|r| r.key() == key)
+        .ok_or_else(|| AppError::not_found(field, "no result of the latest signals run has this key"))
+}
+
 /// The signals table.
 #[derive(Debug, Clone, Serialize)]
 pub struct SignalsView {
@@ -222,11 +260,7 @@ fn sort_rows(rows: &mut [SignalRow], sort: &str, dir: &str) {
 
 /// The signals table for `q`.
 pub async fn signals(state: &AppState, v: &Viewer, q: &SignalsQuery) -> Result<SignalsView, AppError> {
-    if !v.sees_signals() {
-        return Err(AppError::forbidden(
-            "signals are computed from every clinic's data: not for clinic users",
-        ));
-    }
+    require_signals(v)?;
     let runs = reads::latest_runs(&state.db).await?;
     let before: HashMap<String, &SignalResult> = runs.previous.iter().map(|r| (r.key(), r)).collect();
     let statuses = project(&reads::workflow(&state.db, None).await?);
@@ -261,19 +295,8 @@ pub async fn signals(state: &AppState, v: &Viewer, q: &SignalsQuery) -> Result<S
         .filter(|r| clinic_rows.as_ref().is_none_or(|cs| cs.iter().any(|c| counts(r, c))))
         .map(|r| {
             let key = r.key();
-            let prev = before.get(&key);
             let status = statuses.get(&key).cloned().unwrap_or_else(|| Status::detected(&key));
-            SignalRow {
-                estimate_label: estimate_label(&r.analysis),
-                denominator_label: denominator_label(&r.analysis),
-                measures: measures(r),
-                previous_n: prev.map(|p| p.n),
-                previous_estimate: prev.map(|p| p.estimate),
-                direction: direction(r.estimate, prev.map(|p| p.estimate)),
-                status,
-                result: r.clone(),
-                key,
-            }
+            SignalRow::new(r.clone(), before.get(&key).copied(), status)
         })
         .filter(|row| is(&q.status, row.status.state.name()))
         .collect();
@@ -356,16 +379,10 @@ pub fn day_label(day: u16) -> String {
 
 /// The detail of the signal `key` as of the latest run.
 pub async fn detail(state: &AppState, v: &Viewer, key: &str) -> Result<DetailView, AppError> {
-    if !v.sees_signals() {
-        return Err(AppError::forbidden(
-            "signals are computed from every clinic's data: not for clinic users",
-        ));
-    }
+    require_signals(v)?;
     let runs = reads::latest_runs(&state.db).await?;
     let prev: Option<&SignalResult> = runs.previous.iter().find(|r| r.key() == key);
-    let Some(result) = runs.latest.iter().find(|r| r.key() == key).cloned() else {
-        return Err(AppError::not_found("key", "no result of the latest signals run has this key"));
-    };
+    let result = latest_result(&runs, key, "key")?.clone();
     let (history, contributing, exposure, actions) = tokio::try_join!(
         reads::history(&state.db, &result),
         reads::contributing(&state.db, v, &result),
@@ -398,17 +415,7 @@ pub async fn detail(state: &AppState, v: &Viewer, key: &str) -> Result<DetailVie
         .filter(|r| r.dose_band != "*")
         .cloned()
         .collect();
-    let row = SignalRow {
-        key: key.into(),
-        estimate_label: estimate_label(&result.analysis),
-        denominator_label: denominator_label(&result.analysis),
-        measures: measures(&result),
-        previous_n: prev.map(|p| p.n),
-        previous_estimate: prev.map(|p| p.estimate),
-        direction: direction(result.estimate, prev.map(|p| p.estimate)),
-        status: status.clone(),
-        result,
-    };
+    let row = SignalRow::new(result, prev, status.clone());
     let onset_days = cases.iter().filter_map(|c| c.days_from_first_dose).filter(|d| d.is_finite()).collect();
     let contributing_total = contributing.len();
     let mut contributing = contributing;
@@ -457,15 +464,9 @@ pub async fn all_contributing(
     v: &Viewer,
     key: &str,
 ) -> Result<Vec<SignalContribution>, AppError> {
-    if !v.sees_signals() {
-        return Err(AppError::forbidden(
-            "signals are computed from every clinic's data: not for clinic users",
-        ));
-    }
+    require_signals(v)?;
     let runs = reads::latest_runs(&state.db).await?;
-    let Some(result) = runs.latest.iter().find(|r| r.key() == key) else {
-        return Err(AppError::not_found("key", "no result of the latest signals run has this key"));
-    };
+    let result = latest_result(&runs, key, "key")?;
     Ok(reads::contributing(&state.db, v, result).await?)
 }
 

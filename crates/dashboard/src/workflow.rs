@@ -109,7 +109,7 @@ impl WorkflowLog {
 
     /// Actions the broker acknowledged that the table does not have yet.
     pub fn unlanded(&self) -> Vec<WorkflowAction> {
-        self.unlanded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        crate::locked(&self.unlanded).clone()
     }
 
     /// Carries out `req`: decides against the current status, produces the action and waits for
@@ -128,7 +128,7 @@ impl WorkflowLog {
             timestamp_ms: Some(action.at_ms),
         };
         self.producer.send_all(std::slice::from_ref(&message)).await?;
-        self.unlanded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(action.clone());
+        crate::locked(&self.unlanded).push(action.clone());
         if let Err(e) = self.land_unlanded().await {
             tracing::error!(error = %e, key = %action.signal_key, "workflow action on the log, not yet in the table; retried with the next action");
         }
@@ -144,10 +144,7 @@ impl WorkflowLog {
         }
         land_missing(&self.db, pending.clone()).await?;
         let landed: HashSet<String> = pending.into_iter().map(|a| a.event_id).collect();
-        self.unlanded
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|a| !landed.contains(&a.event_id));
+        crate::locked(&self.unlanded).retain(|a| !landed.contains(&a.event_id));
         Ok(())
     }
 
@@ -164,7 +161,7 @@ impl WorkflowLog {
             .await
             .map_err(|e| KafkaError::Subscription(e.to_string()))??;
         let landed = land_missing(&self.db, logged).await?;
-        self.unlanded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        crate::locked(&self.unlanded).clear();
         if landed > 0 {
             tracing::warn!(actions = landed, "landed workflow actions the table lacked");
         }
