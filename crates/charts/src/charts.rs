@@ -208,7 +208,8 @@ fn drawable(s: &Series) -> Vec<Drawable> {
 }
 
 /// Line chart over time: one line per series (six colours, then cycled), the intervals as a
-/// translucent band (`<path class="band">`) under the line, a circle at each point with a
+/// translucent band (`<path class="band">`) under the line (a whisker when a series has one
+/// point), a circle at each point with a
 /// tooltip, ISO dates on the x axis, and an optional horizontal reference line
 /// `(value, label)`, e.g. a background rate. Legend when any series has a name.
 pub fn time_series(frame: &Frame, series: &[Series], reference: Option<(f64, &str)>) -> String {
@@ -237,6 +238,14 @@ pub fn time_series(frame: &Frame, series: &[Series], reference: Option<(f64, &st
     x_axis(&mut svg, &p, &axis::time_ticks(p.x.0, p.x.1, 6), &frame.x_label);
     for (i, rows) in data.iter().enumerate() {
         let band: Vec<_> = rows.iter().filter_map(|&(x, _, ci)| ci.map(|(l, u)| (x, l, u))).collect();
+        if let [(x, l, u)] = band[..] {
+            // One point has no band to draw: its interval is a whisker.
+            svg.line((p.px(x), p.py(l)), (p.px(x), p.py(u)), WHISKER, None);
+            for y in [p.py(l), p.py(u)] {
+                svg.line((p.px(x) - 4.0, y), (p.px(x) + 4.0, y), WHISKER_CAP, None);
+            }
+            continue;
+        }
         if band.is_empty() {
             continue;
         }
@@ -546,6 +555,17 @@ mod tests {
         for want in ["Incidence", "2024-01-01", "background rate", "Cases per 1000", "Date", "ketamine"] {
             assert!(has_text(&svg, want), "{want}: {svg}");
         }
+    }
+
+    #[test]
+    fn a_single_point_shows_its_interval_as_a_whisker() {
+        let one = Series {
+            name: String::new(),
+            points: vec![Point { x: 20000.5, y: 22.6, lower: Some(1.4), upper: Some(362.0) }],
+        };
+        let svg = time_series(&Frame::new("Across runs", "run date", "rate ratio"), &[one], None);
+        check(&svg);
+        assert_eq!((count(&svg, "line", "whisker"), count(&svg, "path", "band")), (1, 0));
     }
 
     #[test]

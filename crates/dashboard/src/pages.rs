@@ -311,6 +311,11 @@ fn case_href(clinic: &str, report: &str) -> String {
 const PATH_SEGMENT: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
+/// "1 case", "3 cases".
+fn cases_label(n: u64) -> String {
+    if n == 1 { "1 case".into() } else { format!("{n} cases") }
+}
+
 fn key_query(key: &str) -> String {
     serde_urlencoded::to_string([("key", key)]).unwrap_or_default()
 }
@@ -413,7 +418,7 @@ fn detail_charts(d: &DetailView) -> Markup {
             value: b.estimate,
             lower: Some(b.lower),
             upper: Some(b.upper),
-            note: Some(format!("{} cases", b.n)),
+            note: Some(cases_label(b.n)),
         })
         .collect();
     let clinics: Vec<Bar> = d
