@@ -10,6 +10,8 @@
 //! - [`proportion`]: the Wilson score interval for a proportion.
 //! - [`trend`]: the score test for a trend in Poisson rates across ordered levels.
 //! - [`quantile`]: sample quantiles (R's type 7).
+//! - [`regression`]: Poisson regression on person-time (log link, offset, IRLS) with
+//!   cluster-robust errors: rate ratios, contrasts, joint Wald tests.
 //! - [`maxsprt`]: the Poisson maximized sequential probability ratio test (Kulldorff et al.
 //!   2011): log-likelihood ratio, exact critical value, power.
 //!
@@ -21,6 +23,7 @@ pub mod mgps;
 pub mod poisson;
 pub mod proportion;
 pub mod quantile;
+pub mod regression;
 pub mod special;
 pub mod table;
 pub mod trend;
