@@ -10,7 +10,7 @@ use common::{TestEnv, post, read_topic, token};
 use pv_events::{
     ClinicEvent, CodedFrom, Date, EnrichedEvent, EventCodec, EventId, Timestamp, event_to_json, sample,
 };
-use pv_store::events::{AE_REPORT_VERSIONS, DOSES, MONITORING_FORMS};
+use pv_store::events::{AE_REPORT_VERSIONS, DOSES, ENROLMENTS, MONITORING_FORMS};
 
 const DAY: i64 = 86_400_000;
 
@@ -44,7 +44,10 @@ async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
     let enricher = env.start_enricher(env.enrich_config());
     let sink = env.start_sink(env.sink_config());
 
-    // pt-001: four sessions (35, 35, 35, 42 mg at 70 kg) each with a monitoring form.
+    // pt-001: enrolled at 08:00 on the day of the first session (the baseline with every optional
+    // field set), then four sessions (35, 35, 35, 42 mg at 70 kg) each with a monitoring form.
+    let enrolment =
+        sample::enrolment("clinic-north", "pt-001", Timestamp::from_millis(t(0).millis() - 3_600_000));
     let mut history: Vec<ClinicEvent> = Vec::new();
     for (i, (day, mg)) in [(0, 35.0), (3, 35.0), (7, 35.0), (10, 42.0)].into_iter().enumerate() {
         let mut d = sample::dose("clinic-north", "pt-001", i as i32 + 1, t(day));
@@ -81,7 +84,9 @@ async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
     bare.lot_number = None;
 
     let north = Some(token("clinic-north"));
-    let (status, _, body) = post(&gateway.url, north, "application/x-ndjson", ndjson(&history)).await;
+    let first: Vec<ClinicEvent> =
+        std::iter::once(ClinicEvent::from(enrolment.clone())).chain(history.iter().cloned()).collect();
+    let (status, _, body) = post(&gateway.url, north, "application/x-ndjson", ndjson(&first)).await;
     assert_eq!(status, 202, "{body}");
     let later: Vec<ClinicEvent> = vec![v2.clone().into(), v1.clone().into(), bare.into()];
     let (status, _, body) = post(&gateway.url, north, "application/x-ndjson", ndjson(&later)).await;
@@ -90,6 +95,7 @@ async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
     env.wait_for_count("doses", true, 5, Duration::from_secs(90)).await;
     env.wait_for_count("monitoring_forms", true, 4, Duration::from_secs(60)).await;
     env.wait_for_count("ae_report_versions", true, 2, Duration::from_secs(60)).await;
+    env.wait_for_count("enrolments", true, 1, Duration::from_secs(60)).await;
 
     // Field for field: every stored row is exactly the enriched event the raw event yields.
     let db = env.db();
@@ -106,8 +112,11 @@ async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
             EnrichedEvent::AdverseEvent(r.to_event().expect("consistent arrays")),
         );
     }
+    for r in db.rows(&ENROLMENTS).await.expect("enrolments") {
+        stored.insert(EventId(r.event_id), EnrichedEvent::Enrolment(r.to_event()));
+    }
     let want = expected(&env);
-    assert_eq!(stored.len(), 11);
+    assert_eq!(stored.len(), 12);
     assert_eq!(stored, want);
 
     // And the values are the right ones, by hand.
@@ -119,6 +128,14 @@ async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
     assert_eq!(last.dose_mg_per_kg, Some(0.6));
     let EnrichedEvent::Monitoring(form) = &stored[&history[3].event_id()] else { panic!("form") };
     assert_eq!(form.exposure.administrations, 2, "as of its own session");
+    let EnrichedEvent::Enrolment(enrolled) = &stored[&enrolment.event_id] else { panic!("enrolment") };
+    assert_eq!(enrolled.patient_key, last.patient_key, "the same pseudonymous patient as the doses");
+    assert_eq!(
+        (enrolled.enrolled_at, enrolled.age_band, enrolled.sex, enrolled.baseline_urinary_score),
+        (enrolment.enrolled_at, enrolment.age_band, enrolment.sex, enrolment.baseline_urinary_score)
+    );
+    assert_eq!(enrolled.prior_substance_use_disorder, enrolment.prior_substance_use_disorder);
+    assert_eq!(enrolled.protocol, enrolment.protocol);
     let EnrichedEvent::AdverseEvent(initial) = &stored[&v1.event_id] else { panic!("ae") };
     assert_eq!(initial.latest_version_seen, 2, "v1 arrived after v2");
     assert_eq!(initial.exposure.administrations, 3, "the day-10 dose came after the onset");
@@ -154,7 +171,7 @@ async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
             assert!(!m.key.as_deref().unwrap_or_default().windows(raw.len()).any(|w| w == raw));
         }
     }
-    for table in ["doses", "monitoring_forms", "ae_report_versions", "ae_cases"] {
+    for table in ["doses", "monitoring_forms", "ae_report_versions", "enrolments", "ae_cases"] {
         let dump = reqwest::Client::new()
             .post(&env.clickhouse.url)
             .query(&[("database", env.clickhouse.database.as_str())])
@@ -183,6 +200,7 @@ async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
         l.split_whitespace().map(str::to_owned).collect()
     };
     assert_eq!(line("doses")[1], "5");
+    assert_eq!(line("enrolments")[1], "1");
     assert_eq!(line("ketamine    iv")[2..5], ["5", "2", "35.0"], "doses, patients, median mg");
     assert_eq!(line("sessions monitored")[2], "4");
     assert_eq!(line("cases")[..2], ["cases", "1,"]);

@@ -34,6 +34,7 @@ fn table_of(e: &EnrichedEvent) -> &'static str {
         EnrichedEvent::Dose(_) => "doses",
         EnrichedEvent::Monitoring(_) => "monitoring_forms",
         EnrichedEvent::AdverseEvent(_) => "ae_report_versions",
+        EnrichedEvent::Enrolment(_) => "enrolments",
     }
 }
 
@@ -222,7 +223,7 @@ async fn a_clickhouse_killed_and_restarted_mid_stream() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The flush in flight retries whichever of its inserts was not acknowledged yet.
-    let failed: u64 = ["doses", "monitoring_forms", "ae_report_versions"]
+    let failed: u64 = ["doses", "monitoring_forms", "ae_report_versions", "enrolments"]
         .iter()
         .map(|t| sink.metrics.insert_failures.with_label_values(&[t]).get())
         .sum();

@@ -103,7 +103,9 @@ async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "pv replay failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("replayed {total} messages from 3 partitions")), "{stdout}");
-    assert_eq!(stdout.matches("identical").count(), 5, "{stdout}");
+    // The five tables of the digest (doses, monitoring forms, report versions, enrolments, cases)
+    // and the signals' workflow status.
+    assert_eq!(stdout.matches("identical").count(), 6, "{stdout}");
     assert!(stdout.contains("replayed 2 workflow actions"), "{stdout}");
     let rebuilt_cfg_db =
         pv_runtime::ClickHouseConfig { database: rebuilt_db.clone(), ..env.clickhouse.clone() };
@@ -133,9 +135,15 @@ async fn replay_rebuilds_tables_that_answer_like_the_live_ones() {
     // The signals service reads the same inputs from both.
     let signals = pv_signals::SignalsConfig::default();
     let as_of = Timestamp::parse_rfc3339("2026-12-31T00:00:00Z").expect("time").millis();
-    let bounds = pv_signals::queries::Bounds::new(as_of, signals.period_days);
+    let end = pv_signals::queries::latest_administration(&env.db(), as_of).await.expect("data end");
+    assert_eq!(pv_signals::queries::latest_administration(&rebuilt_store, as_of).await.expect("end"), end);
+    let bounds = pv_signals::queries::Bounds::new(as_of, end, signals.period_days);
     let a = pv_signals::queries::inputs(&env.db(), &signals, bounds).await.expect("live inputs");
     let b = pv_signals::queries::inputs(&rebuilt_store, &signals, bounds).await.expect("rebuilt inputs");
+    assert_eq!(a, b);
+    let a = pv_signals::cohort_query::cohort(&env.db(), &signals, as_of).await.expect("live cohort");
+    let b = pv_signals::cohort_query::cohort(&rebuilt_store, &signals, as_of).await.expect("rebuilt cohort");
+    assert!(!a.is_empty() && a.iter().any(|p| !p.cases.is_empty()));
     assert_eq!(a, b);
 
     // Replaying again into the rebuilt database (without --drop) adds copies that count once.

@@ -6,7 +6,8 @@ use pv_events::sample;
 use pv_runtime::ClickHouseConfig;
 use pv_store::column::enum8_values;
 use pv_store::events::{
-    AE_CASES, AE_REPORT_VERSIONS, AdverseEventRow, CASE_SUMMARIES, CaseSummaryRow, DOSES, DoseRow, Provenance,
+    AE_CASES, AE_REPORT_VERSIONS, AdverseEventRow, CASE_SUMMARIES, CaseSummaryRow, DOSES, DoseRow,
+    ENROLMENTS, EnrolmentRow, Provenance,
 };
 use pv_store::{Db, TABLES, VIEWS};
 
@@ -139,7 +140,7 @@ fn type_differences(table: &str, column: &str, live: &str, defined: &str) -> Vec
 async fn every_live_table_matches_its_row_type_column_by_column() {
     let cfg = config("schema_new");
     drop_database(&cfg).await;
-    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [1, 2, 3, 4, 5, 6, 7]);
     let db = Db::new(&cfg);
     assert_eq!(differences(&db).await, Vec::<String>::new());
 
@@ -171,7 +172,7 @@ async fn the_rendered_ddl_creates_what_the_previous_release_created() {
         previous_release("{db}").into_iter().filter(|s| s.starts_with("CREATE")).collect();
     want.sort();
     // The tables the previous release had are created as it created them; the tables added
-    // since (migration 4) are checked column by column against their rows above.
+    // since (migrations 4 to 7) are checked column by column against their rows above.
     let added = [
         "signal_contributions",
         "signal_workflow",
@@ -179,6 +180,7 @@ async fn the_rendered_ddl_creates_what_the_previous_release_created() {
         "case_summaries",
         "case_summaries_mv",
         "signal_exposure",
+        "enrolments",
     ];
     let got: Vec<String> = show_create(&cfg)
         .await
@@ -205,9 +207,13 @@ async fn a_database_of_the_previous_release_migrates_and_keeps_its_rows() {
     db.insert(&DOSES, std::slice::from_ref(&dose)).await.expect("dose");
     db.insert(&AE_REPORT_VERSIONS, std::slice::from_ref(&report)).await.expect("report");
 
-    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [4, 5, 6], "from version 3");
+    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [4, 5, 6, 7], "from version 3");
     assert_eq!(differences(&db).await, Vec::<String>::new());
     assert_eq!(db.rows(&DOSES).await.expect("doses"), [dose]);
+    // The enrolments table added by migration 7 takes rows and gives them back unchanged.
+    let enrolment = EnrolmentRow::new(&sample::enriched_enrolment(), at);
+    db.insert(&ENROLMENTS, std::slice::from_ref(&enrolment)).await.expect("enrolment");
+    assert_eq!(db.rows(&ENROLMENTS).await.expect("enrolments"), [enrolment]);
     assert_eq!(db.rows(&AE_REPORT_VERSIONS).await.expect("reports"), std::slice::from_ref(&report));
     let cases = db.rows(&AE_CASES).await.expect("cases");
     assert_eq!(

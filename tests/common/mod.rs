@@ -481,11 +481,12 @@ pub fn read_topic(kafka: &KafkaConfig, topic: &str) -> Vec<Read> {
 }
 
 /// Produces `events` to the raw topic as the gateway would (key = clinic/patient).
-/// Distinct event ids of each kind: doses, monitoring forms, report versions (what the FINAL
-/// tables hold once everything arrived).
-pub fn distinct(events: &[pv_events::ClinicEvent]) -> [u64; 3] {
+/// Distinct event ids of each kind: doses, monitoring forms, report versions, enrolments (what
+/// the FINAL tables hold once everything arrived).
+pub fn distinct(events: &[pv_events::ClinicEvent]) -> [u64; 4] {
     use pv_events::ClinicEvent;
     let mut seen = [
+        std::collections::HashSet::new(),
         std::collections::HashSet::new(),
         std::collections::HashSet::new(),
         std::collections::HashSet::new(),
@@ -495,6 +496,7 @@ pub fn distinct(events: &[pv_events::ClinicEvent]) -> [u64; 3] {
             ClinicEvent::DoseAdministered(_) => 0,
             ClinicEvent::SessionMonitoring(_) => 1,
             ClinicEvent::AdverseEventReport(_) => 2,
+            ClinicEvent::PatientEnrolment(_) => 3,
         };
         seen[i].insert(e.event_id());
     }
@@ -513,11 +515,12 @@ pub async fn through_pipeline(env: &TestEnv, events: &mut [pv_events::ClinicEven
     let enricher =
         env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 5_000, ..env.enrich_config() });
     let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 10_000, ..env.sink_config() });
-    let [doses, forms, reports] = distinct(events);
+    let [doses, forms, reports, enrolments] = distinct(events);
     let wait = Duration::from_secs(240);
     env.wait_for_count("doses", true, doses, wait).await;
     env.wait_for_count("monitoring_forms", true, forms, wait).await;
     env.wait_for_count("ae_report_versions", true, reports, wait).await;
+    env.wait_for_count("enrolments", true, enrolments, wait).await;
     enricher.stop().await;
     sink.stop().await;
 }

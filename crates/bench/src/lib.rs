@@ -198,7 +198,8 @@ pub async fn latency_at_rate(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Re
         let (db, polls, done) = (db.clone(), polls.clone(), done.clone());
         tokio::spawn(async move {
             const Q: &str = "SELECT (SELECT count() FROM {doses}) + (SELECT count() FROM {monitoring_forms})
-                             + (SELECT count() FROM {ae_report_versions})";
+                             + (SELECT count() FROM {ae_report_versions})
+                             + (SELECT count() FROM {enrolments})";
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 if let Ok(n) = db.sql(Q).fetch_one::<u64>().await
                     && let Ok(mut p) = polls.lock()
@@ -284,6 +285,10 @@ pub fn replay_copy(e: &ClinicEvent, pass: u32) -> ClinicEvent {
             r.event_id = fresh(r.event_id);
             r.patient_ref = format!("{}-r{pass}", r.patient_ref);
             r.report_id = format!("{}-r{pass}", r.report_id);
+        }
+        ClinicEvent::PatientEnrolment(p) => {
+            p.event_id = fresh(p.event_id);
+            p.patient_ref = format!("{}-r{pass}", p.patient_ref);
         }
     }
     e
@@ -378,6 +383,10 @@ mod tests {
         assert_eq!((a.patient_ref(), b.patient_ref()), ("p1-r1", "p1-r2"));
         let ClinicEvent::AdverseEventReport(a) = a else { panic!("report") };
         assert_eq!(a.report_id, "R1-r1");
+        let e = ClinicEvent::from(sample::enrolment("c", "p1", Timestamp::from_millis(0)));
+        let copy = replay_copy(&e, 3);
+        assert_ne!(copy.event_id(), e.event_id());
+        assert_eq!(copy.patient_ref(), "p1-r3", "the copy enrols the copied patient");
     }
 
     #[test]

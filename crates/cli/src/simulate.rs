@@ -110,11 +110,12 @@ impl SimulateArgs {
         let Simulation { events, truth } = generate(&sim);
         let count = |k: EventKind| events.iter().filter(|e| e.kind() == k).count();
         println!(
-            "simulated {} clinics x {} patients over {} days from {}: {} doses, {} monitoring forms, {} adverse-event report versions ({} submitted twice, {} late)",
+            "simulated {} clinics x {} patients over {} days from {}: {} enrolments, {} doses, {} monitoring forms, {} adverse-event report versions ({} submitted twice, {} late)",
             sim.clinics,
             sim.patients_per_clinic,
             sim.days,
             sim.start,
+            count(EventKind::PatientEnrolment),
             count(EventKind::DoseAdministered),
             count(EventKind::SessionMonitoring),
             count(EventKind::AdverseEventReport),

@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use pv_runtime::ClickHouseConfig;
-use pv_store::events::{AE_CASES, AE_REPORT_VERSIONS, DOSES, MONITORING_FORMS};
+use pv_store::events::{AE_CASES, AE_REPORT_VERSIONS, DOSES, ENROLMENTS, MONITORING_FORMS};
 use pv_store::{Db, Schema};
 
 use crate::PvConfig;
 
-const TABLES: [(&dyn Schema, &str); 4] = [
+const TABLES: [(&dyn Schema, &str); 5] = [
+    (&ENROLMENTS, "patients enrolled"),
     (&DOSES, "administrations"),
     (&MONITORING_FORMS, "session forms"),
     (&AE_REPORT_VERSIONS, "report versions"),

@@ -4,7 +4,8 @@
 use pv_coding::{CodeSource, Coder};
 use pv_events::{
     AdverseEventReport, ClinicEvent, CodedFrom, DoseAdministered, EnrichedAdverseEvent, EnrichedDose,
-    EnrichedEvent, EnrichedMonitoring, EnrichedReaction, Limits, SessionMonitoring, Timestamp, validate,
+    EnrichedEnrolment, EnrichedEvent, EnrichedMonitoring, EnrichedReaction, Limits, PatientEnrolment,
+    SessionMonitoring, Timestamp, validate,
 };
 
 use crate::exposure::{DAY_MS, DoseRecord, Insert};
@@ -60,6 +61,7 @@ impl Enricher {
             ClinicEvent::DoseAdministered(e) => dose(state, key, e),
             ClinicEvent::SessionMonitoring(e) => Ok(monitoring(state, key, e)),
             ClinicEvent::AdverseEventReport(e) => self.adverse_event(state, key, e),
+            ClinicEvent::PatientEnrolment(e) => Ok(enrolment(key, e)),
         };
         if result.is_err() && !existed {
             store.remove(&key);
@@ -221,6 +223,28 @@ fn monitoring(state: &PatientState, key: PatientKey, e: &SessionMonitoring) -> E
     }
 }
 
+/// An enrolment carries the patient's baseline, not their exposure: it changes no state.
+fn enrolment(key: PatientKey, e: &PatientEnrolment) -> Enriched {
+    Enriched {
+        key,
+        event: EnrichedEvent::Enrolment(EnrichedEnrolment {
+            event_id: e.event_id,
+            clinic_id: e.clinic_id.clone(),
+            patient_key: key_hex(&key),
+            enrolled_at: e.enrolled_at,
+            age_band: e.age_band,
+            sex: e.sex,
+            baseline_urinary_score: e.baseline_urinary_score,
+            prior_substance_use_disorder: e.prior_substance_use_disorder,
+            indication: e.indication.clone(),
+            protocol: e.protocol.clone(),
+            received_at: e.received_at,
+        }),
+        state_changed: false,
+        uncoded: 0,
+    }
+}
+
 /// A stable 64-bit hash of an event id (its first 8 bytes; ids are random UUIDs).
 fn event_hash(e: &AdverseEventReport) -> i64 {
     let b = e.event_id.0.as_bytes();
@@ -257,6 +281,7 @@ mod tests {
             EnrichedEvent::Dose(d) => &d.exposure,
             EnrichedEvent::Monitoring(m) => &m.exposure,
             EnrichedEvent::AdverseEvent(a) => &a.exposure,
+            EnrichedEvent::Enrolment(_) => panic!("an enrolment carries no exposure"),
         }
     }
 
@@ -323,6 +348,42 @@ mod tests {
         let out = en.enrich(&mut store, &m.into()).expect("monitoring");
         assert_eq!(exposure_of(&out).administrations, 1);
         assert!(!out.state_changed);
+    }
+
+    #[test]
+    fn an_enrolment_is_pseudonymised_and_copied_field_for_field() {
+        let en = enricher();
+        let mut store = PatientStore::new();
+        let first = en.enrich(&mut store, &dose_event(0, 40.0)).expect("dose");
+        let mut e = sample::enrolment("clinic-a", "pt-7", Timestamp::from_millis(t(0).millis() - 3_600_000));
+        e.received_at = t(0);
+        let out = en.enrich(&mut store, &e.clone().into()).expect("enrolment");
+        let EnrichedEvent::Enrolment(got) = &out.event else { panic!("enrolment") };
+        assert_eq!(
+            got,
+            &EnrichedEnrolment {
+                event_id: e.event_id,
+                clinic_id: e.clinic_id.clone(),
+                patient_key: key_hex(&first.key),
+                enrolled_at: e.enrolled_at,
+                age_band: e.age_band,
+                sex: e.sex,
+                baseline_urinary_score: e.baseline_urinary_score,
+                prior_substance_use_disorder: e.prior_substance_use_disorder,
+                indication: e.indication.clone(),
+                protocol: e.protocol.clone(),
+                received_at: e.received_at,
+            }
+        );
+        assert_eq!(out.key, first.key, "the same patient as their doses");
+        assert!(!out.state_changed);
+        assert_eq!(out.uncoded, 0);
+        let bytes = EventCodec::global().encode_enriched(&out.event).expect("encode");
+        assert!(!bytes.windows(4).any(|w| w == b"pt-7"));
+
+        // It changes nothing: the next dose's exposure counts the doses only.
+        let next = en.enrich(&mut store, &dose_event(3, 40.0)).expect("dose");
+        assert_eq!(exposure_of(&next).administrations, 2);
     }
 
     #[test]

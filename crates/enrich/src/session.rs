@@ -260,6 +260,7 @@ fn kind(e: &EnrichedEvent) -> &'static str {
         EnrichedEvent::Dose(_) => "dose",
         EnrichedEvent::Monitoring(_) => "monitoring",
         EnrichedEvent::AdverseEvent(_) => "adverse_event",
+        EnrichedEvent::Enrolment(_) => "enrolment",
     }
 }
 

@@ -14,8 +14,12 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::enriched::{EnrichedAdverseEvent, EnrichedDose, EnrichedEvent, EnrichedMonitoring};
-use crate::model::{AdverseEventReport, ClinicEvent, DoseAdministered, EventKind, SessionMonitoring};
+use crate::enriched::{
+    EnrichedAdverseEvent, EnrichedDose, EnrichedEnrolment, EnrichedEvent, EnrichedMonitoring,
+};
+use crate::model::{
+    AdverseEventReport, ClinicEvent, DoseAdministered, EventKind, PatientEnrolment, SessionMonitoring,
+};
 use crate::schema::{AvroRecord, SchemaRegistry, SchemaVersion};
 
 /// The two magic bytes that open every single-object encoded message.
@@ -125,6 +129,7 @@ impl EventCodec {
             ClinicEvent::DoseAdministered(e) => self.encode_record(e),
             ClinicEvent::SessionMonitoring(e) => self.encode_record(e),
             ClinicEvent::AdverseEventReport(e) => self.encode_record(e),
+            ClinicEvent::PatientEnrolment(e) => self.encode_record(e),
         }
     }
 
@@ -158,6 +163,9 @@ impl EventCodec {
             n if n == EventKind::AdverseEventReport.avro_name() => {
                 ClinicEvent::AdverseEventReport(self.decode_body::<AdverseEventReport>(index, body)?)
             }
+            n if n == EventKind::PatientEnrolment.avro_name() => {
+                ClinicEvent::PatientEnrolment(self.decode_body::<PatientEnrolment>(index, body)?)
+            }
             other => {
                 return Err(CodecError::WrongRecord { expected: "clinic event", found: other.to_owned() });
             }
@@ -170,6 +178,7 @@ impl EventCodec {
             EnrichedEvent::Dose(e) => self.encode_record(e),
             EnrichedEvent::Monitoring(e) => self.encode_record(e),
             EnrichedEvent::AdverseEvent(e) => self.encode_record(e),
+            EnrichedEvent::Enrolment(e) => self.encode_record(e),
         }
     }
 
@@ -181,6 +190,7 @@ impl EventCodec {
             EnrichedDose::AVRO_NAME => EnrichedEvent::Dose(self.decode_body(index, body)?),
             EnrichedMonitoring::AVRO_NAME => EnrichedEvent::Monitoring(self.decode_body(index, body)?),
             EnrichedAdverseEvent::AVRO_NAME => EnrichedEvent::AdverseEvent(self.decode_body(index, body)?),
+            EnrichedEnrolment::AVRO_NAME => EnrichedEvent::Enrolment(self.decode_body(index, body)?),
             other => {
                 return Err(CodecError::WrongRecord { expected: "enriched event", found: other.to_owned() });
             }
@@ -262,6 +272,7 @@ mod tests {
             dose.into(),
             sample::monitoring("clinic-a", "p-1", 3, at()).into(),
             sample::adverse_event("clinic-a", "p-1", "CASE-1", at()).into(),
+            sample::enrolment("clinic-a", "p-1", at()).into(),
         ]
     }
 
@@ -290,7 +301,10 @@ mod tests {
         report.narrative = None;
         report.nullification = true;
         report.nullification_reason = Some("duplicate".into());
-        for event in [ClinicEvent::from(dose), report.into()] {
+        let mut enrolment = sample::enrolment("c", "p", at());
+        enrolment.baseline_urinary_score = None;
+        enrolment.prior_substance_use_disorder = None;
+        for event in [ClinicEvent::from(dose), report.into(), enrolment.into()] {
             let bytes = codec.encode(&event).expect("encode");
             assert_eq!(codec.decode(&bytes).expect("decode"), event);
         }
@@ -374,6 +388,7 @@ mod enriched_tests {
             EnrichedEvent::Dose(sample::enriched_dose()),
             EnrichedEvent::Monitoring(sample::enriched_monitoring()),
             EnrichedEvent::AdverseEvent(sample::enriched_adverse_event()),
+            EnrichedEvent::Enrolment(sample::enriched_enrolment()),
         ] {
             let bytes = codec.encode_enriched(&event).expect("encode");
             assert_eq!(codec.decode_enriched(&bytes).expect("decode"), event);

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::id::EventId;
-use crate::model::{Drug, Outcome, Product, ReporterQualification, Route, Seriousness};
+use crate::model::{AgeBand, Drug, Outcome, Product, ReporterQualification, Route, Seriousness, Sex};
 use crate::schema::AvroRecord;
 use crate::time::{Date, Timestamp};
 
@@ -84,6 +84,24 @@ pub struct EnrichedMonitoring {
     pub exposure: Exposure,
 }
 
+/// A patient enrolment, enriched (schema `pv.enriched.EnrichedEnrolment`). Baseline
+/// characteristics only: no exposure (it precedes the first dose).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct EnrichedEnrolment {
+    pub event_id: EventId,
+    pub clinic_id: String,
+    pub patient_key: String,
+    pub enrolled_at: Timestamp,
+    pub age_band: AgeBand,
+    pub sex: Sex,
+    pub baseline_urinary_score: Option<i32>,
+    pub prior_substance_use_disorder: Option<bool>,
+    pub indication: String,
+    pub protocol: String,
+    pub received_at: Timestamp,
+}
+
 /// What a reaction's coding rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -160,6 +178,10 @@ impl AvroRecord for EnrichedAdverseEvent {
     const AVRO_NAME: &'static str = "pv.enriched.EnrichedAdverseEvent";
 }
 
+impl AvroRecord for EnrichedEnrolment {
+    const AVRO_NAME: &'static str = "pv.enriched.EnrichedEnrolment";
+}
+
 /// Any enriched event.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // short-lived: decoded, then moved into a batch
@@ -170,6 +192,8 @@ pub enum EnrichedEvent {
     Monitoring(EnrichedMonitoring),
     /// An adverse-event report version.
     AdverseEvent(EnrichedAdverseEvent),
+    /// A patient enrolment.
+    Enrolment(EnrichedEnrolment),
 }
 
 impl EnrichedEvent {
@@ -179,6 +203,7 @@ impl EnrichedEvent {
             EnrichedEvent::Dose(e) => e.event_id,
             EnrichedEvent::Monitoring(e) => e.event_id,
             EnrichedEvent::AdverseEvent(e) => e.event_id,
+            EnrichedEvent::Enrolment(e) => e.event_id,
         }
     }
 
@@ -188,6 +213,7 @@ impl EnrichedEvent {
             EnrichedEvent::Dose(e) => &e.patient_key,
             EnrichedEvent::Monitoring(e) => &e.patient_key,
             EnrichedEvent::AdverseEvent(e) => &e.patient_key,
+            EnrichedEvent::Enrolment(e) => &e.patient_key,
         }
     }
 }

@@ -1,9 +1,9 @@
 //! The JSON form of clinic events used by the gateway's HTTP API.
 //!
 //! An event is a JSON object with `"type"` naming its kind (`dose_administered`,
-//! `session_monitoring`, `adverse_event_report`) and the fields of that kind's schema. Times are
-//! RFC 3339 strings, dates `YYYY-MM-DD`, enums lower-case names. `received_at` is set by the
-//! gateway and must not be sent.
+//! `session_monitoring`, `adverse_event_report`, `patient_enrolment`) and the fields of that
+//! kind's schema. Times are RFC 3339 strings, dates `YYYY-MM-DD`, enums lower-case names.
+//! `received_at` is set by the gateway and must not be sent.
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -35,6 +35,7 @@ pub fn event_from_json(value: Value) -> Result<ClinicEvent, FieldError> {
         EventKind::DoseAdministered => ClinicEvent::DoseAdministered(typed(map)?),
         EventKind::SessionMonitoring => ClinicEvent::SessionMonitoring(typed(map)?),
         EventKind::AdverseEventReport => ClinicEvent::AdverseEventReport(typed(map)?),
+        EventKind::PatientEnrolment => ClinicEvent::PatientEnrolment(typed(map)?),
     })
 }
 
@@ -44,6 +45,7 @@ pub fn event_to_json(event: &ClinicEvent) -> Value {
         ClinicEvent::DoseAdministered(e) => serde_json::to_value(e),
         ClinicEvent::SessionMonitoring(e) => serde_json::to_value(e),
         ClinicEvent::AdverseEventReport(e) => serde_json::to_value(e),
+        ClinicEvent::PatientEnrolment(e) => serde_json::to_value(e),
     };
     // The event types serialise to objects by construction.
     let mut map = match value {
@@ -120,6 +122,7 @@ mod tests {
             ClinicEvent::from(sample::dose("c1", "p1", 1, at)),
             sample::monitoring("c1", "p1", 1, at).into(),
             sample::adverse_event("c1", "p1", "R1", at).into(),
+            sample::enrolment("c1", "p1", at).into(),
         ] {
             let value = event_to_json(&event);
             assert_eq!(value["type"], event.kind().as_str());
@@ -176,6 +179,36 @@ mod tests {
         v["reactions"][0]["seriousness"].as_object_mut().expect("object").remove("death");
         let e = event_from_json(v).expect_err("missing criterion");
         assert_eq!(e.field, "reactions[0].seriousness.death");
+    }
+
+    #[test]
+    fn enrolment_enums_are_checked_by_name() {
+        let at = Timestamp::parse_rfc3339("2026-05-04T08:00:00Z").expect("valid");
+        let enrolment = || event_to_json(&sample::enrolment("c1", "p1", at).into());
+        let v = enrolment();
+        assert_eq!(v["type"], "patient_enrolment");
+        assert_eq!(v["age_band"], "age_45_54");
+        assert_eq!(v["sex"], "female");
+
+        let mut v = enrolment();
+        v["age_band"] = json!("45-54");
+        let e = event_from_json(v).expect_err("a label is not a symbol");
+        assert_eq!(e.field, "age_band");
+        assert!(e.reason.contains("unknown variant `45-54`"), "{e}");
+
+        let mut v = enrolment();
+        v["sex"] = json!("F");
+        assert_eq!(event_from_json(v).expect_err("bad sex").field, "sex");
+
+        // The optional baseline may be left out or sent as null.
+        let mut v = enrolment();
+        let map = v.as_object_mut().expect("object");
+        map.remove("baseline_urinary_score");
+        map.insert("prior_substance_use_disorder".into(), Value::Null);
+        let ClinicEvent::PatientEnrolment(e) = event_from_json(v).expect("parses") else {
+            panic!("an enrolment");
+        };
+        assert_eq!((e.baseline_urinary_score, e.prior_substance_use_disorder), (None, None));
     }
 
     #[test]

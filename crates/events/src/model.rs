@@ -120,6 +120,133 @@ pub struct SessionMonitoring {
     pub received_at: Timestamp,
 }
 
+/// Age at enrolment, in bands of completed years (adults only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgeBand {
+    /// 18 to 24 years.
+    #[serde(rename = "age_18_24")]
+    Age18To24,
+    /// 25 to 34 years.
+    #[serde(rename = "age_25_34")]
+    Age25To34,
+    /// 35 to 44 years.
+    #[serde(rename = "age_35_44")]
+    Age35To44,
+    /// 45 to 54 years.
+    #[serde(rename = "age_45_54")]
+    Age45To54,
+    /// 55 to 64 years.
+    #[serde(rename = "age_55_64")]
+    Age55To64,
+    /// 65 to 74 years.
+    #[serde(rename = "age_65_74")]
+    Age65To74,
+    /// 75 years or older.
+    #[serde(rename = "age_75_plus")]
+    Age75Plus,
+}
+
+impl AgeBand {
+    /// Every band, youngest first.
+    pub const ALL: [AgeBand; 7] = [
+        AgeBand::Age18To24,
+        AgeBand::Age25To34,
+        AgeBand::Age35To44,
+        AgeBand::Age45To54,
+        AgeBand::Age55To64,
+        AgeBand::Age65To74,
+        AgeBand::Age75Plus,
+    ];
+
+    /// The band's wire name: its Avro symbol and JSON value, e.g. `age_18_24`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AgeBand::Age18To24 => "age_18_24",
+            AgeBand::Age25To34 => "age_25_34",
+            AgeBand::Age35To44 => "age_35_44",
+            AgeBand::Age45To54 => "age_45_54",
+            AgeBand::Age55To64 => "age_55_64",
+            AgeBand::Age65To74 => "age_65_74",
+            AgeBand::Age75Plus => "age_75_plus",
+        }
+    }
+
+    /// The band as people write it, e.g. `18-24` or `75+`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            AgeBand::Age18To24 => "18-24",
+            AgeBand::Age25To34 => "25-34",
+            AgeBand::Age35To44 => "35-44",
+            AgeBand::Age45To54 => "45-54",
+            AgeBand::Age55To64 => "55-64",
+            AgeBand::Age65To74 => "65-74",
+            AgeBand::Age75Plus => "75+",
+        }
+    }
+}
+
+/// Sex as recorded by the clinic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    /// Female.
+    Female,
+    /// Male.
+    Male,
+    /// Other.
+    Other,
+    /// Not known or not recorded.
+    Unknown,
+}
+
+impl Sex {
+    /// Every value, in schema order.
+    pub const ALL: [Sex; 4] = [Sex::Female, Sex::Male, Sex::Other, Sex::Unknown];
+
+    /// The wire name: the Avro symbol and JSON value, e.g. `female`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Sex::Female => "female",
+            Sex::Male => "male",
+            Sex::Other => "other",
+            Sex::Unknown => "unknown",
+        }
+    }
+}
+
+/// A patient's enrolment into treatment at a clinic, with the baseline recorded before the first
+/// dose (schema `pv.clinic.PatientEnrolment`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatientEnrolment {
+    /// Clinic-generated event UUID.
+    pub event_id: EventId,
+    /// The submitting clinic.
+    pub clinic_id: String,
+    /// Clinic-local patient reference.
+    pub patient_ref: String,
+    /// When the patient was enrolled into ketamine/esketamine treatment at the clinic.
+    pub enrolled_at: Timestamp,
+    /// Age band at enrolment.
+    pub age_band: AgeBand,
+    /// Sex.
+    pub sex: Sex,
+    /// IPSS (0-35) at enrolment, before the first dose; `None` when not assessed.
+    #[serde(default)]
+    pub baseline_urinary_score: Option<i32>,
+    /// A documented history of substance-use disorder before enrolment; `None` when not recorded.
+    #[serde(default)]
+    pub prior_substance_use_disorder: Option<bool>,
+    /// Indication.
+    pub indication: String,
+    /// Identifier of the treatment protocol the patient is enrolled on, e.g. `esketamine_label`.
+    pub protocol: String,
+    /// Set by the gateway on acceptance.
+    #[serde(default)]
+    pub received_at: Timestamp,
+}
+
 /// Qualification of the primary reporter (E2B C.2.r.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -318,12 +445,18 @@ pub enum EventKind {
     SessionMonitoring,
     /// [`AdverseEventReport`].
     AdverseEventReport,
+    /// [`PatientEnrolment`].
+    PatientEnrolment,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 3] =
-        [EventKind::DoseAdministered, EventKind::SessionMonitoring, EventKind::AdverseEventReport];
+    pub const ALL: [EventKind; 4] = [
+        EventKind::DoseAdministered,
+        EventKind::SessionMonitoring,
+        EventKind::AdverseEventReport,
+        EventKind::PatientEnrolment,
+    ];
 
     /// The `"type"` value of the JSON API and the stem of the schema file names.
     pub const fn as_str(self) -> &'static str {
@@ -331,6 +464,7 @@ impl EventKind {
             EventKind::DoseAdministered => "dose_administered",
             EventKind::SessionMonitoring => "session_monitoring",
             EventKind::AdverseEventReport => "adverse_event_report",
+            EventKind::PatientEnrolment => "patient_enrolment",
         }
     }
 
@@ -345,6 +479,7 @@ impl EventKind {
             EventKind::DoseAdministered => "pv.clinic.DoseAdministered",
             EventKind::SessionMonitoring => "pv.clinic.SessionMonitoring",
             EventKind::AdverseEventReport => "pv.clinic.AdverseEventReport",
+            EventKind::PatientEnrolment => "pv.clinic.PatientEnrolment",
         }
     }
 }
@@ -364,6 +499,8 @@ pub enum ClinicEvent {
     SessionMonitoring(SessionMonitoring),
     /// An adverse-event report version.
     AdverseEventReport(AdverseEventReport),
+    /// A patient was enrolled.
+    PatientEnrolment(PatientEnrolment),
 }
 
 impl ClinicEvent {
@@ -373,6 +510,7 @@ impl ClinicEvent {
             ClinicEvent::DoseAdministered(_) => EventKind::DoseAdministered,
             ClinicEvent::SessionMonitoring(_) => EventKind::SessionMonitoring,
             ClinicEvent::AdverseEventReport(_) => EventKind::AdverseEventReport,
+            ClinicEvent::PatientEnrolment(_) => EventKind::PatientEnrolment,
         }
     }
 
@@ -382,6 +520,7 @@ impl ClinicEvent {
             ClinicEvent::DoseAdministered(e) => e.event_id,
             ClinicEvent::SessionMonitoring(e) => e.event_id,
             ClinicEvent::AdverseEventReport(e) => e.event_id,
+            ClinicEvent::PatientEnrolment(e) => e.event_id,
         }
     }
 
@@ -391,6 +530,7 @@ impl ClinicEvent {
             ClinicEvent::DoseAdministered(e) => &e.clinic_id,
             ClinicEvent::SessionMonitoring(e) => &e.clinic_id,
             ClinicEvent::AdverseEventReport(e) => &e.clinic_id,
+            ClinicEvent::PatientEnrolment(e) => &e.clinic_id,
         }
     }
 
@@ -400,6 +540,7 @@ impl ClinicEvent {
             ClinicEvent::DoseAdministered(e) => &e.patient_ref,
             ClinicEvent::SessionMonitoring(e) => &e.patient_ref,
             ClinicEvent::AdverseEventReport(e) => &e.patient_ref,
+            ClinicEvent::PatientEnrolment(e) => &e.patient_ref,
         }
     }
 
@@ -409,6 +550,7 @@ impl ClinicEvent {
             ClinicEvent::DoseAdministered(e) => e.received_at,
             ClinicEvent::SessionMonitoring(e) => e.received_at,
             ClinicEvent::AdverseEventReport(e) => e.received_at,
+            ClinicEvent::PatientEnrolment(e) => e.received_at,
         }
     }
 
@@ -418,6 +560,7 @@ impl ClinicEvent {
             ClinicEvent::DoseAdministered(e) => e.received_at = at,
             ClinicEvent::SessionMonitoring(e) => e.received_at = at,
             ClinicEvent::AdverseEventReport(e) => e.received_at = at,
+            ClinicEvent::PatientEnrolment(e) => e.received_at = at,
         }
     }
 
@@ -440,6 +583,10 @@ impl AvroRecord for AdverseEventReport {
     const AVRO_NAME: &'static str = "pv.clinic.AdverseEventReport";
 }
 
+impl AvroRecord for PatientEnrolment {
+    const AVRO_NAME: &'static str = "pv.clinic.PatientEnrolment";
+}
+
 impl From<DoseAdministered> for ClinicEvent {
     fn from(e: DoseAdministered) -> Self {
         ClinicEvent::DoseAdministered(e)
@@ -455,5 +602,36 @@ impl From<SessionMonitoring> for ClinicEvent {
 impl From<AdverseEventReport> for ClinicEvent {
     fn from(e: AdverseEventReport) -> Self {
         ClinicEvent::AdverseEventReport(e)
+    }
+}
+
+impl From<PatientEnrolment> for ClinicEvent {
+    fn from(e: PatientEnrolment) -> Self {
+        ClinicEvent::PatientEnrolment(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enrolment_enums_name_themselves_as_serde_does() {
+        for band in AgeBand::ALL {
+            assert_eq!(serde_json::to_value(band).expect("serialises"), band.as_str());
+        }
+        for sex in Sex::ALL {
+            assert_eq!(serde_json::to_value(sex).expect("serialises"), sex.as_str());
+        }
+        let labels: Vec<&str> = AgeBand::ALL.into_iter().map(AgeBand::label).collect();
+        assert_eq!(labels, ["18-24", "25-34", "35-44", "45-54", "55-64", "65-74", "75+"]);
+    }
+
+    #[test]
+    fn every_kind_is_named_by_its_own_name() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(EventKind::from_name("patient_enrolment"), Some(EventKind::PatientEnrolment));
     }
 }

@@ -116,6 +116,24 @@ pub fn adverse_event(
     }
 }
 
+/// The enrolment of a 45-54-year-old woman onto IV racemic ketamine at `at`, with a mild
+/// baseline IPSS and no documented substance-use disorder.
+pub fn enrolment(clinic_id: &str, patient_ref: &str, at: Timestamp) -> PatientEnrolment {
+    PatientEnrolment {
+        event_id: EventId::new_random(),
+        clinic_id: clinic_id.into(),
+        patient_ref: patient_ref.into(),
+        enrolled_at: at,
+        age_band: AgeBand::Age45To54,
+        sex: Sex::Female,
+        baseline_urinary_score: Some(4),
+        prior_substance_use_disorder: Some(false),
+        indication: "treatment-resistant depression".into(),
+        protocol: "ketamine_iv_0_5_mg_kg".into(),
+        received_at: Timestamp::default(),
+    }
+}
+
 /// A fully populated exposure snapshot (every optional value set).
 pub fn exposure() -> crate::enriched::Exposure {
     crate::enriched::Exposure {
@@ -185,6 +203,24 @@ pub fn enriched_monitoring() -> crate::enriched::EnrichedMonitoring {
         discharge_ready: m.discharge_ready,
         received_at: Timestamp::from_millis(at().millis() + 1),
         exposure: exposure(),
+    }
+}
+
+/// A fully populated enriched enrolment.
+pub fn enriched_enrolment() -> crate::enriched::EnrichedEnrolment {
+    let e = enrolment("clinic-a", "unused", at());
+    crate::enriched::EnrichedEnrolment {
+        event_id: e.event_id,
+        clinic_id: e.clinic_id,
+        patient_key: patient_key(),
+        enrolled_at: e.enrolled_at,
+        age_band: e.age_band,
+        sex: e.sex,
+        baseline_urinary_score: e.baseline_urinary_score,
+        prior_substance_use_disorder: e.prior_substance_use_disorder,
+        indication: e.indication,
+        protocol: e.protocol,
+        received_at: Timestamp::from_millis(at().millis() + 1),
     }
 }
 

@@ -25,11 +25,14 @@ const SCHEMA_FILES: &[(&str, u32, &str)] = &[
     ("dose_administered", 2, include_str!("../../../schemas/dose_administered.v2.avsc")),
     ("session_monitoring", 1, include_str!("../../../schemas/session_monitoring.v1.avsc")),
     ("adverse_event_report", 1, include_str!("../../../schemas/adverse_event_report.v1.avsc")),
+    ("patient_enrolment", 1, include_str!("../../../schemas/patient_enrolment.v1.avsc")),
     ("enriched_dose", 1, include_str!("../../../schemas/enriched_dose.v1.avsc")),
     ("enriched_monitoring", 1, include_str!("../../../schemas/enriched_monitoring.v1.avsc")),
     ("enriched_adverse_event", 1, include_str!("../../../schemas/enriched_adverse_event.v1.avsc")),
+    ("enriched_enrolment", 1, include_str!("../../../schemas/enriched_enrolment.v1.avsc")),
     ("patient_state", 1, include_str!("../../../schemas/patient_state.v1.avsc")),
     ("signal_event", 1, include_str!("../../../schemas/signal_event.v1.avsc")),
+    ("signal_event", 2, include_str!("../../../schemas/signal_event.v2.avsc")),
     ("signal_workflow", 1, include_str!("../../../schemas/signal_workflow.v1.avsc")),
 ];
 
@@ -162,6 +165,10 @@ mod tests {
         assert_eq!(current(EventKind::DoseAdministered), Some(2));
         assert_eq!(current(EventKind::SessionMonitoring), Some(1));
         assert_eq!(current(EventKind::AdverseEventReport), Some(1));
+        assert_eq!(current(EventKind::PatientEnrolment), Some(1));
+        assert!(EventKind::ALL.iter().all(|&k| current(k).is_some()), "a schema for every kind");
+        let family = |name: &str| reg.current(name).map(|v| v.family);
+        assert_eq!(family("pv.enriched.EnrichedEnrolment"), Some("enriched_enrolment"));
     }
 
     #[test]

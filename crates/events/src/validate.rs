@@ -5,7 +5,9 @@
 
 use serde::Serialize;
 
-use crate::model::{AdverseEventReport, ClinicEvent, DoseAdministered, DrugRole, Outcome, SessionMonitoring};
+use crate::model::{
+    AdverseEventReport, ClinicEvent, DoseAdministered, DrugRole, Outcome, PatientEnrolment, SessionMonitoring,
+};
 use crate::time::Timestamp;
 
 /// A rejected field: where (a JSON path such as `reactions[0].verbatim`) and why.
@@ -70,6 +72,7 @@ pub fn validate(event: &ClinicEvent, limits: &Limits, now: Timestamp) -> Vec<Fie
         ClinicEvent::DoseAdministered(e) => v.dose(e),
         ClinicEvent::SessionMonitoring(e) => v.monitoring(e),
         ClinicEvent::AdverseEventReport(e) => v.report(e),
+        ClinicEvent::PatientEnrolment(e) => v.enrolment(e),
     }
     if event.event_id().0.is_nil() {
         v.fail("event_id", "must not be the nil UUID");
@@ -211,6 +214,13 @@ impl Checker<'_> {
         self.range("observation_minutes", e.observation_minutes, 0, 1440, " min");
     }
 
+    fn enrolment(&mut self, e: &PatientEnrolment) {
+        self.time("enrolled_at", e.enrolled_at);
+        self.opt_range("baseline_urinary_score", e.baseline_urinary_score, 0, 35, " (IPSS)");
+        self.text("indication", &e.indication, MAX_TEXT_LEN);
+        self.text("protocol", &e.protocol, MAX_TEXT_LEN);
+    }
+
     fn report(&mut self, e: &AdverseEventReport) {
         self.ident("report_id", &e.report_id, MAX_ID_LEN);
         self.range("version", e.version, 1, 10_000, "");
@@ -290,6 +300,7 @@ mod tests {
         assert!(fields(sample::dose("c", "p", 1, at())).is_empty());
         assert!(fields(sample::monitoring("c", "p", 1, at())).is_empty());
         assert!(fields(sample::adverse_event("c", "p", "R", at())).is_empty());
+        assert!(fields(sample::enrolment("c", "p", at())).is_empty());
     }
 
     #[test]
@@ -338,6 +349,36 @@ mod tests {
         m.bp_diastolic_post = m.bp_systolic_post;
         m.observation_minutes = -1;
         assert_eq!(fields(m), ["bp_diastolic_post", "sedation_moaas", "spo2_min_pct", "observation_minutes"]);
+    }
+
+    #[test]
+    fn enrolment_rules() {
+        let mut e = sample::enrolment("c", "p", at());
+        for score in [0, 35] {
+            e.baseline_urinary_score = Some(score);
+            assert!(fields(e.clone()).is_empty(), "IPSS {score} is on the scale");
+        }
+        e.baseline_urinary_score = None;
+        e.prior_substance_use_disorder = None;
+        assert!(fields(e.clone()).is_empty(), "the baseline is optional");
+
+        e.baseline_urinary_score = Some(36);
+        let errors = validate(&e.clone().into(), &Limits::default(), now());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "baseline_urinary_score");
+        assert!(errors[0].reason.contains("IPSS"), "the reason names the scale: {}", errors[0]);
+        e.baseline_urinary_score = Some(-1);
+        assert_eq!(fields(e.clone()), ["baseline_urinary_score"]);
+
+        let mut e = sample::enrolment("c", "p", at());
+        e.enrolled_at = Timestamp::from_millis(now().millis() + 6 * 60 * 1000);
+        e.indication = " ".into();
+        e.protocol = "x".repeat(MAX_TEXT_LEN + 1);
+        assert_eq!(fields(e.clone()), ["enrolled_at", "indication", "protocol"]);
+        e.enrolled_at = Timestamp::from_millis(0);
+        e.indication = "treatment-resistant depression".into();
+        e.protocol = String::new();
+        assert_eq!(fields(e), ["enrolled_at", "protocol"]);
     }
 
     #[test]

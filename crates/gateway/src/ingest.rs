@@ -164,7 +164,7 @@ fn parse(
 
 #[cfg(test)]
 mod tests {
-    use pv_events::{event_to_json, sample};
+    use pv_events::{EventKind, event_to_json, sample};
 
     use super::*;
 
@@ -187,13 +187,15 @@ mod tests {
     #[test]
     fn a_good_batch_is_accepted_and_stamped() {
         let body = format!(
-            "{}\n\n{}\n{}\n",
+            "{}\n{}\n\n{}\n{}\n",
+            line(sample::enrolment("north", "p1", at())),
             line(sample::dose("north", "p1", 1, at())),
             line(sample::monitoring("north", "p1", 1, at())),
             line(sample::adverse_event("north", "p1", "R1", at()))
         );
         let events = run(&body, Framing::Ndjson).expect("accepted");
-        assert_eq!(events.len(), 3);
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[0].kind(), EventKind::PatientEnrolment);
         assert!(events.iter().all(|e| e.received_at() == now()));
     }
 

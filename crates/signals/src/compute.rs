@@ -156,6 +156,7 @@ impl Analyser {
             dose_band: self.band_label(cell.1),
             event: event.into(),
             event_level: level.into(),
+            subgroup: "*".into(),
             ..SignalResult::default()
         }
     }
@@ -239,19 +240,6 @@ impl Analyser {
                 let background = if level == "group" { self.cfg.background_per_1000.get(item) } else { None };
                 r.signal = n >= self.cfg.min_cases && background.is_some_and(|&b| rate.lower > b);
                 r.flags = self.count_flags(n, background.is_none());
-                out.push(r);
-            }
-        }
-        for t in &inputs.time {
-            let cell = (t.stratum.clone(), None);
-            for &(level, item) in &items {
-                let n = tally.count(&t.stratum, None, level, item);
-                let rate = poisson::rate(n, t.patient_years, 100.0, 0.95);
-                let mut r = self.base(Analysis::IncidencePatientYears, inputs.window, &cell, item, level);
-                r.n = n;
-                r.denominator = t.patient_years;
-                (r.estimate, r.lower, r.upper) = (rate.estimate, rate.lower, rate.upper);
-                r.flags = self.count_flags(n, false);
                 out.push(r);
             }
         }
@@ -404,7 +392,7 @@ impl Analyser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Case, DoseCell, ExposureTime, MarkerCounts};
+    use crate::model::{Case, DoseCell, MarkerCounts};
 
     fn ket() -> Stratum {
         Stratum::new("ketamine", "iv", "solution")
@@ -471,7 +459,6 @@ mod tests {
         Inputs {
             window,
             doses,
-            time: vec![ExposureTime { stratum: ket(), patients: 100, patient_years: 50.0 }],
             cases,
             markers: vec![MarkerCounts {
                 stratum: ket(),
@@ -497,11 +484,9 @@ mod tests {
         // Band 0: 1 case: 1 per 1,000, lower bound 0.025: no signal.
         let r = find(&rs, Analysis::IncidenceAdministrations, &ket(), "< 500 mg", "urological");
         assert!(!r.signal && r.flags.contains("small_count"));
-        // Whole stratum: 15 / 4,000; per 100 patient-years: 15 / 50 * 100 = 30.
+        // Whole stratum: 15 / 4,000.
         let r = find(&rs, Analysis::IncidenceAdministrations, &ket(), "*", "urological");
         assert_eq!((r.n, r.estimate), (15, 3.75));
-        let r = find(&rs, Analysis::IncidencePatientYears, &ket(), "*", "urological");
-        assert_eq!((r.n, r.denominator, r.estimate), (15, 50.0, 30.0));
         // The dependence group has a background but no cases: reported as zero, no signal.
         let r = find(&rs, Analysis::IncidenceAdministrations, &ket(), "*", "dependence");
         assert_eq!((r.n, r.estimate, r.lower, r.signal), (0, 0.0, 0.0, false));
@@ -603,7 +588,6 @@ mod tests {
         let empty = Inputs {
             window: Window::Cumulative,
             doses: vec![],
-            time: vec![],
             cases: vec![],
             markers: vec![],
             exposure: vec![],

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::cohort::{DoseUnit, HarmConfig, ProductBands};
+
 /// Settings of the signals service; every field has a named default.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -61,9 +63,6 @@ pub struct SignalsConfig {
     /// an unscheduled extra session.
     #[serde(default = "default_extra_session_max_days")]
     pub extra_session_max_days: u32,
-    /// Patient-time at risk runs from the first dose to this many days after the last.
-    #[serde(default = "default_risk_days_after_last_dose")]
-    pub risk_days_after_last_dose: u32,
     /// Dependence marker: background share of patients showing a marker; a product signals when
     /// the lower 95% bound of its share exceeds it.
     #[serde(default = "default_marker_background_share")]
@@ -74,6 +73,18 @@ pub struct SignalsConfig {
     /// result counted with itself, so nothing a decision rested on is lost.
     #[serde(default = "default_keep_counted_days")]
     pub keep_counted_days: u32,
+    /// The monitored harms (event groups) analysed on person-time, each with its risk window
+    /// and lag and the rationale for them.
+    #[serde(default = "default_harms")]
+    pub harms: BTreeMap<String, HarmConfig>,
+    /// Cumulative-dose bands per product for the person-time analyses, each in the product's
+    /// own unit: doses of different products are never added.
+    #[serde(default = "default_product_bands")]
+    pub product_bands: BTreeMap<String, ProductBands>,
+    /// Time-on-treatment bucket edges (days since the first dose), an adjuster of every rate
+    /// ratio.
+    #[serde(default = "default_on_treatment_days")]
+    pub on_treatment_days: Vec<u32>,
 }
 
 fn default_interval_secs() -> u64 {
@@ -124,14 +135,49 @@ fn default_shrink_ratio() -> f64 {
 fn default_extra_session_max_days() -> u32 {
     1
 }
-fn default_risk_days_after_last_dose() -> u32 {
-    14
-}
 fn default_marker_background_share() -> f64 {
     0.02
 }
 fn default_keep_counted_days() -> u32 {
     7
+}
+fn default_harms() -> BTreeMap<String, HarmConfig> {
+    BTreeMap::from([
+        (
+            "urological".into(),
+            HarmConfig {
+                risk_window_days: 180,
+                lag_days: 30,
+                rationale: "ketamine uropathy follows months of repeated exposure and is often recognised after \
+                            treatment has stopped, so onsets up to six months after the last dose stay at risk; \
+                            the band counts doses given at least 30 days before onset (damage reflects earlier \
+                            cumulative dose)"
+                    .into(),
+            },
+        ),
+        (
+            "dependence".into(),
+            HarmConfig {
+                risk_window_days: 90,
+                lag_days: 14,
+                rationale: "craving, tolerance and drug-seeking show during treatment and in the weeks after the \
+                            last session, when seeking outside the clinic begins, so three months after the last \
+                            dose stay at risk; the band counts doses given at least 14 days before"
+                    .into(),
+            },
+        ),
+    ])
+}
+fn default_product_bands() -> BTreeMap<String, ProductBands> {
+    BTreeMap::from([
+        // IV/IM ketamine is dosed by weight (0.5 mg/kg a session): 10, 20, 40 sessions.
+        ("ketamine".into(), ProductBands { unit: DoseUnit::MgPerKg, edges: vec![5.0, 10.0, 20.0] }),
+        // Intranasal esketamine is a fixed dose (56 or 84 mg): about 15, 30, 60 sessions.
+        ("esketamine".into(), ProductBands { unit: DoseUnit::Mg, edges: vec![1000.0, 2000.0, 4000.0] }),
+    ])
+}
+fn default_on_treatment_days() -> Vec<u32> {
+    vec![30, 90, 180, 365]
 }
 
 impl Default for SignalsConfig {
@@ -153,9 +199,11 @@ impl Default for SignalsConfig {
             escalation_ratio: default_escalation_ratio(),
             shrink_ratio: default_shrink_ratio(),
             extra_session_max_days: default_extra_session_max_days(),
-            risk_days_after_last_dose: default_risk_days_after_last_dose(),
             marker_background_share: default_marker_background_share(),
             keep_counted_days: default_keep_counted_days(),
+            harms: default_harms(),
+            product_bands: default_product_bands(),
+            on_treatment_days: default_on_treatment_days(),
         }
     }
 }
@@ -204,6 +252,26 @@ impl SignalsConfig {
         }
         if !(self.marker_background_share >= 0.0 && self.marker_background_share < 1.0) {
             return bad("marker_background_share", "must be in [0, 1)");
+        }
+        for (product, b) in &self.product_bands {
+            let e = &b.edges;
+            if e.is_empty() || e.len() > 20 || e.iter().any(|x| !x.is_finite() || *x <= 0.0) || e.windows(2).any(|w| w[0] >= w[1]) {
+                return bad(
+                    &format!("product_bands.{product}.edges"),
+                    "1-20 edges, positive, finite and strictly increasing",
+                );
+            }
+        }
+        for (group, h) in &self.harms {
+            if h.risk_window_days > 3650 || h.lag_days > 3650 {
+                return bad(&format!("harms.{group}"), "risk_window_days and lag_days must be at most 3650");
+            }
+            if h.rationale.trim().is_empty() {
+                return bad(&format!("harms.{group}.rationale"), "say why these values (shown with the results)");
+            }
+        }
+        if self.on_treatment_days.windows(2).any(|w| w[0] >= w[1]) || self.on_treatment_days.first() == Some(&0) {
+            return bad("on_treatment_days", "edges must be positive and strictly increasing");
         }
         if let Some((group, v)) = self.background_per_1000.iter().find(|(_, v)| !(v.is_finite() && **v > 0.0))
         {

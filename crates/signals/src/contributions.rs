@@ -8,13 +8,19 @@
 use pv_store::column::Day;
 use pv_store::signals::{SignalContribution, SignalExposure};
 
+use crate::cohort::Cohort;
 use crate::config::SignalsConfig;
 use crate::model::{Analysis, Inputs, SignalResult, Window};
+use crate::person_time;
 
 /// `kind` of a case row.
 pub const CASE: &str = "case";
 /// `kind` of a marker-positive patient row.
 pub const PATIENT: &str = "patient";
+/// `kind` of an incident case of the person-time analyses.
+pub const INCIDENT: &str = "incident";
+/// `kind` of a case without an onset date, counted on its report day (sensitivity analysis).
+pub const INCIDENT_IMPUTED: &str = "incident_imputed";
 
 /// The rows of one run: every case of the cumulative window (marked when it also falls in the
 /// period window, onset at or after `period_from_ms`) and every patient showing a marker.
@@ -38,6 +44,7 @@ pub fn of_run(
         groups: c.groups.iter().cloned().collect(),
         pts: c.pts.iter().cloned().collect(),
         markers: vec![],
+        subgroups: vec![],
         onset_ms: c.who.onset_ms,
         days_from_first_dose: c.days_from_first_dose,
         in_period: c.who.onset_ms >= period_from_ms,
@@ -58,6 +65,38 @@ pub fn of_run(
         })
     });
     cases.chain(patients).collect()
+}
+
+/// The incident cases of the person-time analyses of one run, with the cell each fell in.
+pub fn of_cohort(cfg: &SignalsConfig, run_at_ms: i64, cohort: &Cohort) -> Vec<SignalContribution> {
+    let levels = &cohort.levels;
+    cohort
+        .harms
+        .iter()
+        .flat_map(|h| {
+            h.incident.iter().map(move |i| {
+                let row = &h.rows[i.row];
+                let (product, route) = &levels.strata[usize::from(row.stratum)];
+                SignalContribution {
+                    run_at_ms,
+                    kind: if i.imputed { INCIDENT_IMPUTED } else { INCIDENT }.into(),
+                    clinic_id: i.who.clinic_id.clone(),
+                    patient_key: i.who.patient_key.clone(),
+                    report_id: i.who.report_id.clone(),
+                    version: i.who.version,
+                    product: product.clone(),
+                    route: route.clone(),
+                    formulation: "*".into(),
+                    dose_band: person_time::band_label(cfg, product, row.band),
+                    groups: vec![h.group.clone()],
+                    subgroups: person_time::subgroups(levels, row).to_vec(),
+                    onset_ms: i64::from(i.day) * 86_400_000,
+                    in_period: true,
+                    ..SignalContribution::default()
+                }
+            })
+        })
+        .collect()
 }
 
 /// The exposure rows of one run: administrations per stratum, clinic and month.
@@ -85,6 +124,9 @@ pub fn counts(r: &SignalResult, c: &SignalContribution) -> bool {
         && any_or(&r.route, &c.route)
         && any_or(&r.formulation, &c.formulation)
         && any_or(&r.dose_band, &c.dose_band);
+    if r.analysis == Analysis::IncidencePatientYears.name() || r.analysis == Analysis::RateRatio.name() {
+        return in_stratum && counts_incident(r, c);
+    }
     let has = |items: &[String]| items.contains(&r.event);
     let item = if r.analysis == Analysis::DependenceMarker.name() {
         c.kind == PATIENT && has(&c.markers)
@@ -100,13 +142,25 @@ pub fn counts(r: &SignalResult, c: &SignalContribution) -> bool {
     in_window && in_stratum && item
 }
 
+/// The person-time analyses' rule: incident cases of the harm, in the result's subgroup; the
+/// sensitivity analysis also counts the cases without an onset date; the trend counts the
+/// bands it models (a known weight where the unit is mg/kg).
+fn counts_incident(r: &SignalResult, c: &SignalContribution) -> bool {
+    let imputed = r.subgroup == person_time::IMPUTED;
+    let kind = c.kind == INCIDENT || (imputed && c.kind == INCIDENT_IMPUTED);
+    let comparison = r.subgroup.starts_with("vs ") || r.subgroup == person_time::TREND;
+    let subgroup = r.subgroup == "*" || imputed || comparison || c.subgroups.contains(&r.subgroup);
+    let band = r.subgroup != person_time::TREND || c.dose_band != person_time::UNKNOWN_WEIGHT;
+    kind && subgroup && band && c.groups.contains(&r.event)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
     use crate::Analyser;
-    use crate::model::{Case, CaseRef, DoseCell, ExposureTime, MarkerCounts, MarkerPatient, Stratum};
+    use crate::model::{Case, CaseRef, DoseCell, MarkerCounts, MarkerPatient, Stratum};
 
     const DAY: i64 = 86_400_000;
 
@@ -146,10 +200,6 @@ mod tests {
             .iter()
             .flat_map(|s| (0..4).map(|band| DoseCell { stratum: (*s).clone(), band, administrations: 500 }))
             .collect();
-        let time = [&ket, &esk]
-            .iter()
-            .map(|s| ExposureTime { stratum: (*s).clone(), patients: 40, patient_years: 12.0 })
-            .collect();
         let positive = (0..7)
             .map(|i| MarkerPatient {
                 clinic_id: "clinic-1".into(),
@@ -165,7 +215,7 @@ mod tests {
             extra_sessions: 2,
             positive,
         }];
-        Inputs { window: Window::Cumulative, doses, time, cases, markers, exposure: vec![] }
+        Inputs { window: Window::Cumulative, doses, cases, markers, exposure: vec![] }
     }
 
     #[test]
@@ -186,11 +236,76 @@ mod tests {
         let mut results = analyser.run(&period);
         results.extend(analyser.run(&cumulative));
         let analyses: BTreeSet<&str> = results.iter().map(|r| r.analysis.as_str()).collect();
-        assert_eq!(analyses.len(), 7, "every analysis is checked: {analyses:?}");
+        assert_eq!(analyses.len(), 6, "every analysis is checked: {analyses:?}");
         for r in &results {
             let counted = rows.iter().filter(|c| counts(r, c)).count() as u64;
             assert_eq!(counted, r.n, "{}", r.key());
         }
         assert!(results.iter().any(|r| r.n > 10), "the check is not vacuous");
+    }
+
+    /// Sixty patients on three strata with doses over a year, some cases dated, some not,
+    /// some patients without a weight: every person-time result counts exactly its n.
+    #[test]
+    fn every_person_time_result_counts_exactly_its_incident_cases() {
+        use crate::cohort::{CohortCase, CohortDose, CohortPatient, SplitSpec, split};
+        let cfg = SignalsConfig::default();
+        let patients: Vec<CohortPatient> = (0..60)
+            .map(|i: i32| {
+                let (product, route) = [("ketamine", "iv"), ("ketamine", "im"), ("esketamine", "intranasal")][i as usize % 3];
+                let doses = (0..30 + i % 20)
+                    .map(|k| CohortDose {
+                        day: 20_000 + i + k * 7,
+                        product: product.into(),
+                        route: route.into(),
+                        mg: if product == "esketamine" { 84.0 } else { 40.0 },
+                        weight_kg: (i % 7 != 0).then_some(80.0),
+                    })
+                    .collect();
+                let group = if i % 2 == 0 { "urological" } else { "dependence" };
+                let cases = (i % 3 != 1)
+                    .then(|| CohortCase {
+                        group: group.into(),
+                        onset_day: (i % 5 != 0).then_some(20_000 + i + 40 + i * 3),
+                        reported_day: 20_000 + i + 45 + i * 3,
+                        who: CaseRef {
+                            clinic_id: format!("clinic-{}", i % 4),
+                            report_id: format!("r{i}"),
+                            version: 1,
+                            patient_key: format!("p{i}"),
+                            onset_ms: 0,
+                        },
+                    })
+                    .into_iter()
+                    .collect();
+                CohortPatient {
+                    key: format!("p{i}"),
+                    clinic_id: format!("clinic-{}", i % 4),
+                    age_band: ["age_25_34", "age_45_54", "age_65_74"][i as usize % 3].into(),
+                    sex: ["female", "male"][i as usize % 2].into(),
+                    doses,
+                    cases,
+                }
+            })
+            .collect();
+        let spec = SplitSpec {
+            harms: &cfg.harms,
+            bands: &cfg.product_bands,
+            on_treatment_days: &cfg.on_treatment_days,
+            as_of_day: 20_500,
+        };
+        let cohort = split(&spec, &patients);
+        let results = person_time::analyse(&cfg, &cohort);
+        let rows = of_cohort(&cfg, 1, &cohort);
+        assert!(rows.iter().any(|r| r.kind == INCIDENT_IMPUTED) && rows.iter().any(|r| r.kind == INCIDENT));
+        assert!(rows.iter().any(|r| r.dose_band == person_time::UNKNOWN_WEIGHT));
+        let analyses: BTreeSet<&str> = results.iter().map(|r| r.analysis.as_str()).collect();
+        assert_eq!(analyses.len(), 2, "{analyses:?}");
+        for r in &results {
+            let counted = rows.iter().filter(|c| counts(r, c)).count() as u64;
+            assert_eq!(counted, r.n, "{}", r.key());
+        }
+        assert!(results.iter().any(|r| r.n > 10), "the check is not vacuous");
+        assert!(results.iter().any(|r| r.subgroup.starts_with("clinic=") && r.n > 0));
     }
 }

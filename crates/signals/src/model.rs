@@ -40,8 +40,11 @@ named_enum! {
         DependenceMarker = 5 => "dependence_marker",
         /// Poisson MaxSPRT against the background rate.
         MaxSprt = 6 => "maxsprt",
-        /// Cases per 100 patient-years, per stratum.
+        /// Incident cases per 100 patient-years at risk (person-time analyses).
         IncidencePatientYears = 7 => "incidence_per_100_patient_years",
+        /// Adjusted rate ratios from Poisson regression on person-time: dose bands, trend,
+        /// products and routes.
+        RateRatio = 8 => "rate_ratio",
     }
 }
 
@@ -87,18 +90,6 @@ pub struct DoseCell {
     pub band: usize,
     /// Administrations.
     pub administrations: u64,
-}
-
-/// Patient-time of one stratum.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExposureTime {
-    #[allow(missing_docs)]
-    pub stratum: Stratum,
-    /// Patients treated.
-    pub patients: u64,
-    /// Patient-years at risk: first dose to `risk_days_after_last_dose` after the last, within
-    /// the window.
-    pub patient_years: f64,
 }
 
 /// Who a case is: what the contributions record of it.
@@ -168,8 +159,6 @@ pub struct Inputs {
     pub window: Window,
     /// Administrations per stratum and band.
     pub doses: Vec<DoseCell>,
-    /// Patient-time per stratum.
-    pub time: Vec<ExposureTime>,
     /// Cases.
     pub cases: Vec<Case>,
     /// Dependence markers (cumulative window only; empty otherwise).

@@ -22,28 +22,42 @@ use serde::Deserialize;
 
 use crate::config::SignalsConfig;
 use crate::model::{
-    Case, CaseRef, DoseCell, ExposureTime, Inputs, MarkerCounts, MarkerPatient, MonthExposure, Stratum,
+    Case, CaseRef, DoseCell, Inputs, MarkerCounts, MarkerPatient, MonthExposure, Stratum,
     Window,
 };
 
-/// Milliseconds in a day and in a (Julian) year.
+/// Milliseconds in a day.
 const DAY_MS: i64 = 86_400_000;
-const YEAR_MS: f64 = 365.25 * 86_400_000.0;
 
 /// The time bounds of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
-    /// Data after this instant is ignored (ms since the epoch).
+    /// Only what the gateway had accepted by this instant counts, each case as the version
+    /// received by then (ms since the epoch).
     pub as_of_ms: i64,
-    /// The period window starts here.
+    /// How far the data reach: the latest administration received by `as_of_ms` (or `as_of_ms`
+    /// itself, if earlier or when nothing was received). Follow-up ends here and the period
+    /// window ends here: a stream replayed long after its events does not gain empty time.
+    pub data_end_ms: i64,
+    /// The period window starts here (`period_days` before `data_end_ms`).
     pub period_from_ms: i64,
 }
 
 impl Bounds {
-    /// The bounds of a run as of `as_of_ms` with a period of `period_days`.
-    pub fn new(as_of_ms: i64, period_days: u32) -> Self {
-        Self { as_of_ms, period_from_ms: as_of_ms - i64::from(period_days) * DAY_MS }
+    /// The bounds of a run as of `as_of_ms` whose data reach `data_end_ms`, with a period of
+    /// `period_days`.
+    pub fn new(as_of_ms: i64, data_end_ms: i64, period_days: u32) -> Self {
+        let data_end_ms = if data_end_ms <= 0 { as_of_ms } else { data_end_ms.min(as_of_ms) };
+        Self { as_of_ms, data_end_ms, period_from_ms: data_end_ms - i64::from(period_days) * DAY_MS }
     }
+}
+
+/// The latest administration received by `as_of_ms` (0 when none).
+pub async fn latest_administration(db: &Db, as_of_ms: i64) -> Result<i64, StoreError> {
+    db.sql("SELECT max(administered_at_ms) FROM {doses} WHERE received_at_ms <= {as_of}")
+        .bind("as_of", as_of_ms)
+        .fetch_one()
+        .await
 }
 
 /// The cumulative-dose band of `exp_cumulative_mg`: how many of the `edges` band edges (bound
@@ -63,9 +77,6 @@ struct PatientRow {
     formulation: String,
     clinic: String,
     patients_all: u64,
-    patients_period: u64,
-    years_all: f64,
-    years_period: f64,
     escalated: u64,
     shrinking: u64,
     extra: u64,
@@ -98,13 +109,11 @@ struct CaseRow {
 
 /// Reads both windows' inputs (period first, then cumulative).
 pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inputs; 2], StoreError> {
-    let Bounds { as_of_ms: to, period_from_ms: from } = bounds;
+    let Bounds { as_of_ms: to, period_from_ms: from, .. } = bounds;
     let band = band_sql(cfg.dose_bands_mg.len());
     let patients = db
         .sql(&format!(
-            "SELECT p, r, f, clinic, count(), countIf(last_ms + {{risk_ms}} >= {{from}}),
-                    sum(greatest(toInt64(0), least(last_ms + {{risk_ms}}, toInt64({{to}})) - first_ms)) / {{year_ms}},
-                    sum(greatest(toInt64(0), least(last_ms + {{risk_ms}}, toInt64({{to}})) - greatest(first_ms, toInt64({{from}})))) / {{year_ms}},
+            "SELECT p, r, f, clinic, count(),
                     sum(esc), sum(shrink), sum(extra),
                     groupArrayIf((clinic, patient_key, toUInt8(esc), toUInt8(shrink), toUInt8(extra)), esc + shrink + extra > 0),
                     sumForEach(all_b), sumForEach(period_b),
@@ -113,7 +122,6 @@ pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inp
                 SELECT patient_key, toString(product) AS p, toString(route) AS r, formulation AS f,
                        any(clinic_id) AS clinic,
                        arraySort(arrayDistinct(groupArray((administered_at_ms, dose_mg, {band})))) AS hist,
-                       hist[1].1 AS first_ms, hist[-1].1 AS last_ms,
                        arrayMap(b -> arrayCount(x -> x.3 = b, hist), range({{bands}})) AS all_b,
                        arrayMap(b -> arrayCount(x -> x.3 = b AND x.1 >= {{from}}, hist), range({{bands}})) AS period_b,
                        arrayMap(x -> toUInt16(toStartOfMonth(toDateTime(intDiv(x.1, 1000)))), hist) AS ms,
@@ -123,14 +131,12 @@ pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inp
                        toUInt64(length(gaps) >= 6 AND arrayReduce('avg', arraySlice(gaps, -3))
                            <= {{shrink}} * arrayReduce('avg', arraySlice(gaps, 1, length(gaps) - 3))) AS shrink,
                        toUInt64(arrayExists(g -> g <= {{extra_days}}, gaps)) AS extra
-                FROM {{doses}} WHERE administered_at_ms <= {{to}}
+                FROM {{doses}} WHERE received_at_ms <= {{to}}
                 GROUP BY patient_key, p, r, f)
              GROUP BY p, r, f, clinic"
         ))
-        .bind("risk_ms", i64::from(cfg.risk_days_after_last_dose) * DAY_MS)
         .bind("from", from)
         .bind("to", to)
-        .bind("year_ms", YEAR_MS)
         .bind("day_ms", DAY_MS)
         .bind("band_edges", cfg.dose_bands_mg.clone())
         .bind("bands", cfg.dose_bands_mg.len() + 1)
@@ -141,27 +147,30 @@ pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inp
 
     let cases = db
         .sql(
-            "SELECT clinic_id, report_id, version, patient_key,
+            "SELECT clinic_id, report_id, v, patient_key,
                     sp, sr, ifNull(dp, ''), ifNull(dr, ''), ifNull(df, ''), onset_ms, cum_mg, ttf, gs, pts FROM (
-                SELECT clinic_id, report_id, version, patient_key,
-                       ifNull(toString(drug_product[indexOf(drug_role, 1)]), '') AS sp,
-                       ifNull(toString(drug_route[indexOf(drug_role, 1)]), '') AS sr,
-                       exposure_as_of_ms AS onset_ms, exp_cumulative_mg AS cum_mg, days_since_first_dose AS ttf,
-                       arrayReduce('groupUniqArrayArray', reaction_groups) AS gs,
-                       arrayReduce('groupUniqArray', arrayMap(x -> assumeNotNull(x), arrayFilter(x -> isNotNull(x), reaction_pt))) AS pts
-                FROM {ae_report_versions} FINAL
-                WHERE event_id IN (SELECT event_id FROM {ae_cases} FINAL WHERE nullification = 0)
-                  AND exposure_as_of_ms <= {to})
+                SELECT clinic_id, report_id, max(version) AS v, any(patient_key) AS patient_key,
+                       argMax(nullification, version) AS nullified,
+                       argMax(ifNull(toString(drug_product[indexOf(drug_role, 1)]), ''), version) AS sp,
+                       argMax(ifNull(toString(drug_route[indexOf(drug_role, 1)]), ''), version) AS sr,
+                       argMax(exposure_as_of_ms, version) AS onset_ms, argMax(exp_cumulative_mg, version) AS cum_mg,
+                       argMax(days_since_first_dose, version) AS ttf,
+                       argMax(arrayReduce('groupUniqArrayArray', reaction_groups), version) AS gs,
+                       argMax(arrayReduce('groupUniqArray', arrayMap(x -> assumeNotNull(x), arrayFilter(x -> isNotNull(x), reaction_pt))), version) AS pts
+                FROM {ae_report_versions}
+                WHERE received_at_ms <= {to}
+                GROUP BY clinic_id, report_id
+                HAVING nullified = 0)
              ANY LEFT JOIN (
                 SELECT patient_key, any(toString(product)) AS dp, any(toString(route)) AS dr, any(formulation) AS df
                 FROM {doses}
-                WHERE patient_key IN (SELECT patient_key FROM {ae_report_versions})
+                WHERE received_at_ms <= {to} AND patient_key IN (SELECT patient_key FROM {ae_report_versions})
                 GROUP BY patient_key) USING patient_key",
         )
         .bind("to", to)
         .fetch_all::<CaseRow>();
 
-    // Both at once: the cases' FINAL reads run in few streams, the cores stay busy.
+    // Both at once: the cores stay busy.
     let (patients, case_rows) = tokio::try_join!(patients, cases)?;
     Ok(assemble(cfg, bounds, patients, case_rows))
 }
@@ -175,9 +184,6 @@ impl PatientRow {
     /// Adds another clinic's row of the same stratum.
     fn add(&mut self, o: PatientRow) {
         self.patients_all += o.patients_all;
-        self.patients_period += o.patients_period;
-        self.years_all += o.years_all;
-        self.years_period += o.years_period;
         self.escalated += o.escalated;
         self.shrinking += o.shrinking;
         self.extra += o.extra;
@@ -210,7 +216,6 @@ fn assemble(
     let mut period = Inputs {
         window: Window::Period,
         doses: vec![],
-        time: vec![],
         cases: vec![],
         markers: vec![],
         exposure: vec![],
@@ -251,18 +256,6 @@ fn assemble(
             shrinking_intervals: t.shrinking,
             extra_sessions: t.extra,
             positive: t.positive.into_iter().map(marker_patient).collect(),
-        });
-        if t.patients_period > 0 {
-            period.time.push(ExposureTime {
-                stratum: s.clone(),
-                patients: t.patients_period,
-                patient_years: t.years_period,
-            });
-        }
-        cumulative.time.push(ExposureTime {
-            stratum: s,
-            patients: t.patients_all,
-            patient_years: t.years_all,
         });
     }
     for r in case_rows {
@@ -311,9 +304,6 @@ mod tests {
             formulation: r.formulation.clone(),
             clinic: r.clinic.clone(),
             patients_all: r.patients_all,
-            patients_period: r.patients_period,
-            years_all: r.years_all,
-            years_period: r.years_period,
             escalated: r.escalated,
             shrinking: r.shrinking,
             extra: r.extra,
@@ -333,9 +323,6 @@ mod tests {
             formulation: "solution".into(),
             clinic: "c1".into(),
             patients_all: 10,
-            patients_period: 4,
-            years_all: 2.5,
-            years_period: 0.3,
             escalated: 2,
             shrinking: 1,
             extra: 0,
@@ -348,9 +335,6 @@ mod tests {
         let other = PatientRow {
             clinic: "c2".into(),
             patients_all: 1,
-            patients_period: 0,
-            years_all: 0.5,
-            years_period: 0.0,
             escalated: 0,
             positive: vec![],
             band_all: vec![3],
@@ -358,17 +342,15 @@ mod tests {
             months: (vec![20031], vec![3]),
             ..row_clone(&row)
         };
-        let [period, cumulative] = assemble(&cfg, Bounds::new(100 * DAY_MS, 30), vec![row, other], vec![]);
+        let [period, cumulative] = assemble(&cfg, Bounds::new(100 * DAY_MS, 100 * DAY_MS, 30), vec![row, other], vec![]);
         let cells = |i: &Inputs| i.doses.iter().map(|d| (d.band, d.administrations)).collect::<Vec<_>>();
         assert_eq!(cells(&cumulative), [(0, 103), (1, 40), (3, 5)], "empty bands are left out");
         assert_eq!(cells(&period), [(1, 12), (3, 5)]);
-        assert_eq!(cumulative.time[0].patients, 11);
-        assert_eq!(cumulative.time[0].patient_years, 3.0);
+        assert_eq!(cumulative.markers[0].patients, 11);
         let months: Vec<(&str, u16, u64)> =
             cumulative.exposure.iter().map(|e| (e.clinic_id.as_str(), e.month, e.administrations)).collect();
         assert_eq!(months, [("c1", 20000, 100), ("c1", 20031, 45), ("c2", 20031, 3)]);
         assert!(period.exposure.is_empty());
-        assert_eq!(period.time[0].patient_years, 0.3);
         assert_eq!(cumulative.markers[0].escalated, 2);
         assert_eq!(cumulative.markers[0].positive[0].markers, ["dose_escalation", "extra_sessions"]);
         assert!(period.markers.is_empty(), "markers are cumulative only");
@@ -393,7 +375,7 @@ mod tests {
             groups: vec!["urological".into()],
             pts: vec!["Dysuria".into(), "Dysuria".into()],
         };
-        let bounds = Bounds::new(100 * DAY_MS, 30);
+        let bounds = Bounds::new(100 * DAY_MS, 100 * DAY_MS, 30);
         let [period, cumulative] = assemble(
             &cfg,
             bounds,

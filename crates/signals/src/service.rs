@@ -16,9 +16,10 @@ use pv_store::signals::{SIGNAL_CHANGES, SIGNAL_CONTRIBUTIONS, SIGNAL_EXPOSURE, S
 use pv_store::{Db, StoreError};
 use rdkafka::error::KafkaError;
 
+use crate::cohort::{self, SplitSpec};
 use crate::compute::Analyser;
 use crate::config::SignalsConfig;
-use crate::contributions;
+use crate::{cohort_query, contributions, person_time};
 use crate::event::{PreviousState, SignalEvent};
 use crate::model::SignalResult;
 use crate::queries::{self, Bounds};
@@ -49,8 +50,10 @@ pub enum SignalsError {
 pub struct RunReport {
     /// When the run started (ms since the epoch).
     pub run_at_ms: i64,
-    /// The data time it analysed up to.
+    /// Only data received by this instant counted.
     pub as_of_ms: i64,
+    /// How far the data reached (the latest administration received; follow-up ends here).
+    pub data_end_ms: i64,
     /// Every result, both windows.
     pub results: Vec<SignalResult>,
     /// The changes emitted and recorded.
@@ -117,17 +120,28 @@ impl SignalsService {
         let as_of_ms = as_of_ms.unwrap_or(run_at_ms);
         let cfg = self.config();
         let started = Instant::now();
-        let bounds = Bounds::new(as_of_ms, cfg.period_days);
-        let [period, cumulative] = queries::inputs(&self.db, cfg, bounds).await?;
+        let data_end_ms = queries::latest_administration(&self.db, as_of_ms).await?;
+        let bounds = Bounds::new(as_of_ms, data_end_ms, cfg.period_days);
+        let ([period, cumulative], patients) =
+            tokio::try_join!(queries::inputs(&self.db, cfg, bounds), cohort_query::cohort(&self.db, cfg, as_of_ms))?;
         let read = started.elapsed();
         let started = Instant::now();
         let mut results = self.analyser.run(&period);
         results.extend(self.analyser.run(&cumulative));
+        let spec = SplitSpec {
+            harms: &cfg.harms,
+            bands: &cfg.product_bands,
+            on_treatment_days: &cfg.on_treatment_days,
+            as_of_day: i32::try_from(bounds.data_end_ms.div_euclid(86_400_000)).unwrap_or(i32::MAX),
+        };
+        let cohort = cohort::split(&spec, &patients);
+        results.extend(person_time::analyse(cfg, &cohort));
         for r in &mut results {
             r.run_at_ms = run_at_ms;
             r.as_of_ms = as_of_ms;
         }
-        let counted = contributions::of_run(cfg, run_at_ms, bounds.period_from_ms, &cumulative);
+        let mut counted = contributions::of_run(cfg, run_at_ms, bounds.period_from_ms, &cumulative);
+        counted.extend(contributions::of_cohort(cfg, run_at_ms, &cohort));
         let exposure = contributions::exposure_of_run(run_at_ms, &cumulative);
         let compute = started.elapsed();
 
@@ -162,7 +176,7 @@ impl SignalsService {
             write_ms = write.as_millis() as u64,
             "signals run done"
         );
-        Ok(RunReport { run_at_ms, as_of_ms, results, changes, read, compute, write })
+        Ok(RunReport { run_at_ms, as_of_ms, data_end_ms: bounds.data_end_ms, results, changes, read, compute, write })
     }
 
     /// Drops the days of counted cases and exposure older than `keep_counted_days` before

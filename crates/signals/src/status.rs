@@ -57,7 +57,7 @@ pub fn changes(
 
 /// A result with only the identity of `key` filled in.
 fn from_key(key: &str) -> SignalResult {
-    let mut parts = key.splitn(7, '|').map(str::to_string);
+    let mut parts = key.splitn(8, '|').map(str::to_string);
     let mut next = || parts.next().unwrap_or_default();
     SignalResult {
         analysis: next(),
@@ -67,6 +67,7 @@ fn from_key(key: &str) -> SignalResult {
         formulation: next(),
         dose_band: next(),
         event: next(),
+        subgroup: Some(next()).filter(|s| !s.is_empty()).unwrap_or_else(|| "*".into()),
         ..SignalResult::default()
     }
 }

@@ -3,8 +3,11 @@
 //! Care follows the labels and common protocols: racemic ketamine IV at 0.5 mg/kg over 40 min
 //! (some clinics IM at 0.5-1 mg/kg), esketamine intranasal 56 or 84 mg; induction twice weekly
 //! for four weeks, weekly for weeks 5-8, then weekly or fortnightly maintenance; patients drop
-//! out along the way. Every session has a monitoring form. Adverse events occur at background
-//! rates across common terms; some reports get follow-ups, a few are nullified.
+//! out along the way. Every session has a monitoring form. Every patient is enrolled on the day
+//! of the first session, before the first dose, with a baseline (age band, sex, urinary symptom
+//! score, substance-use history) drawn from a generator of the patient's own, so the other
+//! events are the same as without enrolments. Adverse events occur at background rates across
+//! common terms; some reports get follow-ups, a few are nullified.
 //!
 //! Planted on top ([`Harms`], all configurable, all recorded in the [`GroundTruth`]):
 //! - urological reactions whose per-session hazard rises with cumulative dose;
@@ -137,6 +140,33 @@ const DEPENDENCE_BASELINE: f64 = 0.0008;
 /// Per-session probability of a dependence-related report once dependence has begun.
 const DEPENDENCE_PLANTED: f64 = 0.03;
 
+/// Age bands of adults treated for depression, percent (they sum to 100).
+const AGE_BANDS: [(AgeBand, u32); 7] = [
+    (AgeBand::Age18To24, 10),
+    (AgeBand::Age25To34, 22),
+    (AgeBand::Age35To44, 22),
+    (AgeBand::Age45To54, 19),
+    (AgeBand::Age55To64, 15),
+    (AgeBand::Age65To74, 9),
+    (AgeBand::Age75Plus, 3),
+];
+
+/// Sex, percent (they sum to 100).
+const SEXES: [(Sex, u32); 4] = [(Sex::Female, 58), (Sex::Male, 40), (Sex::Other, 1), (Sex::Unknown, 1)];
+
+/// Share of enrolments with a baseline IPSS.
+const IPSS_KNOWN: f64 = 0.85;
+
+/// Share of enrolments that record whether there is a history of substance-use disorder.
+const SUD_RECORDED: f64 = 0.9;
+
+/// Share of recorded histories that are positive.
+const SUD_PRIOR: f64 = 0.12;
+
+/// Mixed into the seed of the generator that decides the enrolments' late and repeated
+/// submissions ("enrolmnt").
+const ENROLMENT_SUBMISSIONS: u64 = 0x656e_726f_6c6d_6e74;
+
 /// The events of a simulation, in submission order, and what was planted in them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Simulation {
@@ -158,6 +188,8 @@ struct Patient {
     weight_known: bool,
     /// Session from which dependence develops, for the dependent subgroup.
     dependence_from: Option<i32>,
+    /// Age band at enrolment.
+    age_band: AgeBand,
 }
 
 /// Accumulates what the effects caused.
@@ -225,6 +257,10 @@ impl Simulator<'_> {
         let esketamine_share = rng.random_range(0.15..0.5);
         let im_share = rng.random_range(0.0..0.25);
         for p in 1..=self.cfg.patients_per_clinic {
+            // The baseline comes from a generator of the patient's own: the main generator draws
+            // exactly what it would without enrolments, so the other events stay the same.
+            let mut baseline = ChaCha8Rng::seed_from_u64(baseline_seed(self.cfg.seed, c, p));
+            let age_band = pick(&mut baseline, &AGE_BANDS);
             let rng = &mut self.rng;
             let product_roll: f64 = rng.random();
             let (product, route) = if product_roll < esketamine_share {
@@ -248,12 +284,38 @@ impl Simulator<'_> {
                 intranasal_mg: if rng.random_bool(0.6) { 56.0 } else { 84.0 },
                 weight_known: rng.random_bool(0.9),
                 dependence_from: dependent.then(|| rng.random_range(5..=10)),
+                age_band,
             };
             // Start within the first two thirds of the period.
             let minutes = i64::from(self.cfg.days.max(3)) * 2 / 3 * 24 * 60;
             let first = self.start + Duration::minutes(self.rng.random_range(0..minutes));
+            self.enrol(&patient, first, &mut baseline);
             self.course(&patient, first);
         }
+    }
+
+    /// The patient's enrolment: 08:00 UTC on the day of the first session (the first dose is
+    /// given from 09:00), unless that day is past the end of the period. Its values are drawn
+    /// from `rng`, the patient's own generator.
+    fn enrol(&mut self, pt: &Patient, first: DateTime<Utc>, rng: &mut ChaCha8Rng) {
+        let at = first.date_naive().and_hms_opt(8, 0, 0).unwrap_or_default().and_utc();
+        if at >= self.end {
+            return;
+        }
+        let enrolment = PatientEnrolment {
+            event_id: event_id(rng),
+            clinic_id: pt.clinic_id.clone(),
+            patient_ref: pt.reference.clone(),
+            enrolled_at: at.into(),
+            age_band: pt.age_band,
+            sex: pick(rng, &SEXES),
+            baseline_urinary_score: rng.random_bool(IPSS_KNOWN).then(|| baseline_ipss(rng)),
+            prior_substance_use_disorder: rng.random_bool(SUD_RECORDED).then(|| rng.random_bool(SUD_PRIOR)),
+            indication: "treatment-resistant depression".into(),
+            protocol: protocol_id(pt).into(),
+            received_at: Timestamp::default(),
+        };
+        self.events.push(enrolment.into());
     }
 
     fn course(&mut self, pt: &Patient, first: DateTime<Utc>) {
@@ -436,17 +498,22 @@ impl Simulator<'_> {
         let (mut late, mut duplicates) = (0u64, 0u64);
         let events = std::mem::take(&mut self.events);
         let unique = events.len() as u64;
+        // Enrolments are late or repeated as often as the rest, decided by a generator of their
+        // own: the main generator decides the other events' submissions as it would without them.
+        let mut enrolments = ChaCha8Rng::seed_from_u64(self.cfg.seed ^ ENROLMENT_SUBMISSIONS);
         for (i, e) in events.into_iter().enumerate() {
+            let rng =
+                if matches!(e, ClinicEvent::PatientEnrolment(_)) { &mut enrolments } else { &mut self.rng };
             let t = event_time(&e).millis();
-            let submit = if self.rng.random_bool(self.cfg.late_rate) {
+            let submit = if rng.random_bool(self.cfg.late_rate) {
                 late += 1;
-                t + self.rng.random_range(1..=14) * 86_400_000
+                t + rng.random_range(1..=14) * 86_400_000
             } else {
                 t
             };
-            if self.rng.random_bool(self.cfg.duplicate_rate) {
+            if rng.random_bool(self.cfg.duplicate_rate) {
                 duplicates += 1;
-                stamped.push((submit + self.rng.random_range(60_000..7_200_000), i, e.clone()));
+                stamped.push((submit + rng.random_range(60_000..7_200_000), i, e.clone()));
             }
             stamped.push((submit, i, e));
         }
@@ -592,6 +659,51 @@ fn protocol(pt: &Patient) -> &'static str {
     }
 }
 
+/// The identifier of the label schedule or protocol the patient is enrolled on.
+fn protocol_id(pt: &Patient) -> &'static str {
+    match pt.route {
+        Route::Intranasal => "esketamine_label",
+        Route::Im => "ketamine_im",
+        _ => "ketamine_iv_0_5_mg_kg",
+    }
+}
+
+/// One of `weighted` (value, percent), drawn with those percentages.
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, weighted: &[(T, u32)]) -> T {
+    let total: u32 = weighted.iter().map(|(_, w)| w).sum();
+    let mut roll = rng.random_range(0..total.max(1));
+    for &(value, weight) in weighted {
+        if roll < weight {
+            return value;
+        }
+        roll -= weight;
+    }
+    weighted[weighted.len() - 1].0
+}
+
+/// A baseline IPSS (0-35), skewed like a population starting treatment: mostly mild (0-7, and
+/// there mostly low), some moderate (8-19), few severe (20-35).
+fn baseline_ipss(rng: &mut ChaCha8Rng) -> i32 {
+    let severity: f64 = rng.random();
+    if severity < 0.78 {
+        let (a, b): (i32, i32) = (rng.random_range(0..=7), rng.random_range(0..=7));
+        a.min(b)
+    } else if severity < 0.96 {
+        rng.random_range(8..=19)
+    } else {
+        rng.random_range(20..=35)
+    }
+}
+
+/// The seed of patient `p` of clinic `c`'s own generator: the simulation's seed mixed with the
+/// patient's numbers (SplitMix64's finaliser), so patients' generators are unrelated.
+fn baseline_seed(seed: u64, c: u32, p: u32) -> u64 {
+    let mut z = ((u64::from(c) << 32) | u64::from(p)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    seed ^ z ^ (z >> 31)
+}
+
 fn monitoring(rng: &mut ChaCha8Rng, pt: &Patient, session: i32, at: DateTime<Utc>) -> SessionMonitoring {
     let sys_pre = normal(rng, 126.0, 12.0).round().clamp(95.0, 175.0) as i32;
     let dia_pre = (normal(rng, 80.0, 8.0).round().clamp(55.0, 105.0) as i32).min(sys_pre - 25);
@@ -638,12 +750,13 @@ pub fn patient_ref(seed: u64, c: u32, p: u32) -> String {
     format!("s{seed}-{c:02}-{p:04}")
 }
 
-/// The clinical time of an event (dose/monitoring time, or report time).
+/// The clinical time of an event (dose/monitoring time, report time, or enrolment time).
 pub fn event_time(e: &ClinicEvent) -> Timestamp {
     match e {
         ClinicEvent::DoseAdministered(d) => d.administered_at,
         ClinicEvent::SessionMonitoring(m) => m.monitored_at,
         ClinicEvent::AdverseEventReport(r) => r.reported_at,
+        ClinicEvent::PatientEnrolment(e) => e.enrolled_at,
     }
 }
 
@@ -738,6 +851,78 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_patient_is_enrolled_once_before_the_first_dose() {
+        let sim = generate(&small());
+        let mut enrolled: HashMap<&str, HashSet<EventId>> = HashMap::new();
+        let mut enrolments: HashMap<EventId, &PatientEnrolment> = HashMap::new();
+        for e in &sim.events {
+            if let ClinicEvent::PatientEnrolment(x) = e {
+                enrolled.entry(x.patient_ref.as_str()).or_default().insert(x.event_id);
+                enrolments.insert(x.event_id, x);
+            }
+        }
+        let mut first_dose: HashMap<&str, &DoseAdministered> = HashMap::new();
+        for d in doses(&sim.events) {
+            let first = first_dose.entry(d.patient_ref.as_str()).or_insert(d);
+            if d.administered_at < first.administered_at {
+                *first = d;
+            }
+        }
+        assert!(first_dose.len() > 10, "{} patients dosed", first_dose.len());
+        assert_eq!(enrolled.len(), first_dose.len(), "an enrolment for every patient dosed, and no other");
+        for (patient, ids) in &enrolled {
+            assert_eq!(ids.len(), 1, "{patient} is enrolled once (a re-submission repeats the event)");
+        }
+        for e in enrolments.values() {
+            let d = first_dose[e.patient_ref.as_str()];
+            let day = d.administered_at.to_datetime().expect("time").date_naive();
+            let eight = day.and_hms_opt(8, 0, 0).expect("08:00").and_utc();
+            assert_eq!(e.enrolled_at, Timestamp::from(eight), "08:00 on the day of the first session");
+            assert!(e.enrolled_at < d.administered_at, "before the first dose");
+            let protocol = match d.route {
+                Route::Intranasal => "esketamine_label",
+                Route::Im => "ketamine_im",
+                _ => "ketamine_iv_0_5_mg_kg",
+            };
+            assert_eq!(e.protocol, protocol);
+            assert_eq!(e.indication, "treatment-resistant depression");
+            assert!(e.baseline_urinary_score.is_none_or(|s| (0..=35).contains(&s)), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn enrolment_baselines_follow_the_population_mix() {
+        let sim = generate(&SimConfig { clinics: 6, patients_per_clinic: 100, ..SimConfig::default() });
+        let unique: HashMap<EventId, &PatientEnrolment> = sim
+            .events
+            .iter()
+            .filter_map(
+                |e| if let ClinicEvent::PatientEnrolment(x) = e { Some((x.event_id, x)) } else { None },
+            )
+            .collect();
+        let all: Vec<&PatientEnrolment> = unique.into_values().collect();
+        assert_eq!(all.len(), 600, "every patient of a long enough period is enrolled");
+        let share = |f: fn(&PatientEnrolment) -> bool| {
+            all.iter().copied().filter(|&e| f(e)).count() as f64 / all.len() as f64
+        };
+        let near = |got: f64, want: f64, tolerance: f64| {
+            assert!((got - want).abs() <= tolerance, "{got:.3}, expected about {want}");
+        };
+        near(share(|e| e.sex == Sex::Female), 0.58, 0.08);
+        near(share(|e| e.sex == Sex::Male), 0.40, 0.08);
+        near(share(|e| e.age_band == AgeBand::Age18To24), 0.10, 0.05);
+        near(share(|e| matches!(e.age_band, AgeBand::Age25To34 | AgeBand::Age35To44)), 0.44, 0.08);
+        near(share(|e| e.age_band >= AgeBand::Age65To74), 0.12, 0.05);
+        near(share(|e| e.baseline_urinary_score.is_some()), 0.85, 0.06);
+        assert!(share(|e| e.baseline_urinary_score.is_some_and(|s| s <= 7)) > 0.5, "mostly mild");
+        assert!(share(|e| e.baseline_urinary_score.is_some_and(|s| s >= 20)) > 0.0, "a few severe");
+        near(share(|e| e.prior_substance_use_disorder.is_some()), 0.90, 0.05);
+        near(share(|e| e.prior_substance_use_disorder == Some(true)), 0.108, 0.05);
+        let protocols: HashSet<&str> = all.iter().map(|e| e.protocol.as_str()).collect();
+        assert!(protocols.contains("esketamine_label") && protocols.contains("ketamine_iv_0_5_mg_kg"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! A deterministic clinic simulator: ketamine and esketamine treatment courses as clinics run
-//! them, with the dosing, monitoring and adverse-event events they would send.
+//! them, with the enrolment, dosing, monitoring and adverse-event events they would send.
 //!
 //! The same [`SimConfig`] (seed included) always gives the same events, byte for byte.
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pv_store::events::{AdverseEventRow, AnyRow, DoseRow, MonitoringRow};
+use pv_store::events::{AdverseEventRow, AnyRow, DoseRow, EnrolmentRow, MonitoringRow};
 
 /// A message that cannot become a row, bound for the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +77,8 @@ pub struct Batch {
     pub monitoring: Rows<MonitoringRow>,
     /// Rows for `ae_report_versions`.
     pub adverse_events: Rows<AdverseEventRow>,
+    /// Rows for `enrolments`.
+    pub enrolments: Rows<EnrolmentRow>,
     /// Messages for the dead-letter topic.
     pub dead_letters: Vec<DeadLetter>,
     /// (topic, partition) -> highest offset read.
@@ -95,6 +97,7 @@ impl Batch {
             AnyRow::Dose(r) => self.doses.push(r, source),
             AnyRow::Monitoring(r) => self.monitoring.push(r, source),
             AnyRow::AdverseEvent(r) => self.adverse_events.push(r, source),
+            AnyRow::Enrolment(r) => self.enrolments.push(r, source),
         }
         self.track(topic, partition, offset);
     }
@@ -179,6 +182,21 @@ mod tests {
         let offsets: Vec<(i32, i64)> = b.doses.sources.iter().map(|s| (s.partition, s.offset)).collect();
         assert_eq!(offsets, [(0, 7), (0, 5), (1, 3)], "each row keeps the position it came from");
         assert!(Arc::ptr_eq(&b.doses.sources[0].topic, &b.doses.sources[2].topic), "topic names shared");
+    }
+
+    #[test]
+    fn enrolment_rows_are_batched_with_their_positions_and_counted_in_the_offsets() {
+        let mut b = Batch::default();
+        let enrolment = AnyRow::Enrolment(EnrolmentRow::new(
+            &sample::enriched_enrolment(),
+            Provenance { partition: 2, offset: 9 },
+        ));
+        b.push_row(row(), "t", 2, 8);
+        b.push_row(enrolment, "t", 2, 9);
+        assert_eq!((b.len(), b.doses.len(), b.enrolments.len()), (2, 1, 1));
+        let at: Vec<(i32, i64)> = b.enrolments.sources.iter().map(|s| (s.partition, s.offset)).collect();
+        assert_eq!(at, [(2, 9)]);
+        assert_eq!(b.commit_positions().collect::<Vec<_>>(), [("t", 2, 10)]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pv_runtime::kafka::PartitionReader;
 use pv_runtime::{KafkaConfig, Shutdown};
-use pv_store::events::{AE_REPORT_VERSIONS, DOSES, MONITORING_FORMS};
+use pv_store::events::{AE_REPORT_VERSIONS, DOSES, ENROLMENTS, MONITORING_FORMS};
 use pv_store::{Db, Table, TableRow};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -47,16 +47,18 @@ impl Writer {
     pub(crate) async fn flush(&self, batch: &Batch, shutdown: &Shutdown) -> Result<(), Interrupted> {
         let started = Instant::now();
         // The tables are independent: insert them concurrently (ClickHouse parses each on its own
-        // thread); the batch is durable once all three are acknowledged.
-        let (doses, forms, reports) = tokio::join!(
+        // thread); the batch is durable once all four are acknowledged.
+        let (doses, forms, reports, enrolments) = tokio::join!(
             self.insert_isolating(&DOSES, &batch.doses, shutdown),
             self.insert_isolating(&MONITORING_FORMS, &batch.monitoring, shutdown),
             self.insert_isolating(&AE_REPORT_VERSIONS, &batch.adverse_events, shutdown),
+            self.insert_isolating(&ENROLMENTS, &batch.enrolments, shutdown),
         );
         let refused = [
             (&batch.doses.sources, doses?),
             (&batch.monitoring.sources, forms?),
             (&batch.adverse_events.sources, reports?),
+            (&batch.enrolments.sources, enrolments?),
         ];
         for (sources, rows) in refused {
             for (index, reason) in rows {

@@ -183,6 +183,16 @@ enum8_column! {
     /// `reaction_coded_from` column.
     CodedFromCol <=> CodedFrom { ClinicTerm = 1, Verbatim = 2, Uncoded = 3 }
 }
+enum8_column! {
+    /// `age_band` column.
+    AgeBandCol <=> AgeBand {
+        Age18To24 = 1, Age25To34 = 2, Age35To44 = 3, Age45To54 = 4, Age55To64 = 5, Age65To74 = 6, Age75Plus = 7
+    }
+}
+enum8_column! {
+    /// `sex` column.
+    SexCol <=> Sex { Female = 1, Male = 2, Other = 3, Unknown = 4 }
+}
 
 #[cfg(test)]
 mod tests {
@@ -210,6 +220,15 @@ mod tests {
             "Enum8('physician' = 1, 'pharmacist' = 2, 'other_health_professional' = 3, 'lawyer' = 4, 'consumer' = 5)"
         );
         assert_eq!(ev::Route::from(RouteCol::from(ev::Route::Sc)), ev::Route::Sc);
+        assert_eq!(
+            AgeBandCol::column_type(),
+            "Enum8('age_18_24' = 1, 'age_25_34' = 2, 'age_35_44' = 3, 'age_45_54' = 4, 'age_55_64' = 5, \
+             'age_65_74' = 6, 'age_75_plus' = 7)"
+        );
+        assert_eq!(SexCol::column_type(), "Enum8('female' = 1, 'male' = 2, 'other' = 3, 'unknown' = 4)");
+        for band in ev::AgeBand::ALL {
+            assert_eq!(ev::AgeBand::from(AgeBandCol::from(band)), band);
+        }
     }
 
     #[test]

@@ -3,12 +3,12 @@
 //! equal digests answer every query over these tables alike; `pv replay` compares a rebuilt
 //! database with the live one this way.
 
-use crate::events::{AE_CASES, AE_REPORT_VERSIONS, DOSES, MONITORING_FORMS};
+use crate::events::{AE_CASES, AE_REPORT_VERSIONS, DOSES, ENROLMENTS, MONITORING_FORMS};
 use crate::table::Schema;
 use crate::{Db, StoreError};
 
 /// The projections of the enriched topics (`ae_cases` is filled by a view on `ae_report_versions`).
-pub const TABLES: [&dyn Schema; 4] = [&DOSES, &MONITORING_FORMS, &AE_REPORT_VERSIONS, &AE_CASES];
+pub const TABLES: [&dyn Schema; 5] = [&DOSES, &MONITORING_FORMS, &AE_REPORT_VERSIONS, &ENROLMENTS, &AE_CASES];
 
 /// Columns left out of the content hash: where a copy was read from Kafka, which differs between
 /// copies of one event that carry the same version.

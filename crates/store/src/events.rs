@@ -1,18 +1,19 @@
 //! The event tables: one row per enriched event (`doses`, `monitoring_forms`,
-//! `ae_report_versions`) and the current version of every case (`ae_cases`, fed by a view), with
-//! the conversions between enriched events and rows in both directions (events -> rows for the
-//! sink; rows -> events to prove nothing was lost on the way).
+//! `ae_report_versions`, `enrolments`) and the current version of every case (`ae_cases`, fed by
+//! a view), with the conversions between enriched events and rows in both directions (events ->
+//! rows for the sink; rows -> events to prove nothing was lost on the way).
 //!
 //! Tables are `ReplacingMergeTree` keyed on `(clinic_id, event_id)`, so re-delivered events
 //! collapse; queries that count use `FINAL`. `dedup_version = 2^64-1 - received_at_ms` makes the
 //! earliest acceptance of an event win. Times are `Int64` milliseconds with a server-computed
-//! `DateTime` twin for SQL. Every event row carries the patient's exposure as of the event,
-//! flattened into `exp_*` columns so SQL can group by it, and a pseudonymous `patient_key`,
-//! never the clinic's patient reference.
+//! `DateTime` twin for SQL. Every event row carries a pseudonymous `patient_key`, never the
+//! clinic's patient reference; every one but an enrolment's (which precedes the first dose) also
+//! carries the patient's exposure as of the event, flattened into `exp_*` columns so SQL can
+//! group by it.
 
 use pv_events::{
-    Date, Drug, EnrichedAdverseEvent, EnrichedDose, EnrichedEvent, EnrichedMonitoring, EnrichedReaction,
-    EventId, Exposure, Seriousness, Timestamp,
+    Date, Drug, EnrichedAdverseEvent, EnrichedDose, EnrichedEnrolment, EnrichedEvent, EnrichedMonitoring,
+    EnrichedReaction, EventId, Exposure, Seriousness, Timestamp,
 };
 use uuid::Uuid;
 
@@ -216,6 +217,28 @@ exposure_row! {
     }
 }
 
+table_row! {
+    /// A row of `enrolments`: one patient enrolment and the baseline recorded with it. No `exp_*`
+    /// columns: an enrolment precedes the patient's first dose.
+    pub struct EnrolmentRow {
+        #[serde(with = "clickhouse::serde::uuid")]
+        event_id: Uuid,
+        clinic_id: String,
+        patient_key: String,
+        enrolled_at_ms: i64,
+        age_band: AgeBandCol,
+        sex: SexCol,
+        baseline_urinary_score: Option<i32>,
+        prior_substance_use_disorder: Option<bool>,
+        indication: String,
+        protocol: String,
+        received_at_ms: i64,
+        dedup_version: u64,
+        kafka_partition: i32,
+        kafka_offset: i64,
+    }
+}
+
 /// `doses`: one row per administration.
 pub const DOSES: Table<DoseRow> =
     Table::new("doses", "ReplacingMergeTree(dedup_version)", "(clinic_id, event_id)")
@@ -234,8 +257,14 @@ pub const AE_REPORT_VERSIONS: Table<AdverseEventRow> =
         .partition_by("toYYYYMM(toDateTime(intDiv(reported_at_ms, 1000)))")
         .with_datetimes(&["reported_at_ms", "received_at_ms"]);
 
+/// `enrolments`: one row per patient enrolment.
+pub const ENROLMENTS: Table<EnrolmentRow> =
+    Table::new("enrolments", "ReplacingMergeTree(dedup_version)", "(clinic_id, event_id)")
+        .partition_by("toYYYYMM(toDateTime(intDiv(enrolled_at_ms, 1000)))")
+        .with_datetimes(&["enrolled_at_ms", "received_at_ms"]);
+
 /// The tables with one row per enriched event.
-pub const EVENT_TABLES: [&dyn Schema; 3] = [&DOSES, &MONITORING_FORMS, &AE_REPORT_VERSIONS];
+pub const EVENT_TABLES: [&dyn Schema; 4] = [&DOSES, &MONITORING_FORMS, &AE_REPORT_VERSIONS, &ENROLMENTS];
 
 /// `ae_cases`: the current state of every case, its highest version (`FINAL` collapses the others).
 pub const AE_CASES: Table<CaseRow> =
@@ -408,6 +437,45 @@ impl MonitoringRow {
     }
 }
 
+impl EnrolmentRow {
+    /// The row for an enriched enrolment read at `at`.
+    pub fn new(e: &EnrichedEnrolment, at: Provenance) -> Self {
+        EnrolmentRow {
+            event_id: e.event_id.0,
+            clinic_id: e.clinic_id.clone(),
+            patient_key: e.patient_key.clone(),
+            enrolled_at_ms: e.enrolled_at.millis(),
+            age_band: e.age_band.into(),
+            sex: e.sex.into(),
+            baseline_urinary_score: e.baseline_urinary_score,
+            prior_substance_use_disorder: e.prior_substance_use_disorder,
+            indication: e.indication.clone(),
+            protocol: e.protocol.clone(),
+            received_at_ms: e.received_at.millis(),
+            dedup_version: dedup_version(e.received_at),
+            kafka_partition: at.partition,
+            kafka_offset: at.offset,
+        }
+    }
+
+    /// The event this row stores.
+    pub fn to_event(&self) -> EnrichedEnrolment {
+        EnrichedEnrolment {
+            event_id: EventId(self.event_id),
+            clinic_id: self.clinic_id.clone(),
+            patient_key: self.patient_key.clone(),
+            enrolled_at: Timestamp::from_millis(self.enrolled_at_ms),
+            age_band: self.age_band.into(),
+            sex: self.sex.into(),
+            baseline_urinary_score: self.baseline_urinary_score,
+            prior_substance_use_disorder: self.prior_substance_use_disorder,
+            indication: self.indication.clone(),
+            protocol: self.protocol.clone(),
+            received_at: Timestamp::from_millis(self.received_at_ms),
+        }
+    }
+}
+
 impl AdverseEventRow {
     /// The row for an enriched report version read at `at`.
     pub fn new(e: &EnrichedAdverseEvent, at: Provenance) -> Result<Self, RowError> {
@@ -573,6 +641,8 @@ pub enum AnyRow {
     Monitoring(MonitoringRow),
     /// For `ae_report_versions`.
     AdverseEvent(AdverseEventRow),
+    /// For `enrolments`.
+    Enrolment(EnrolmentRow),
 }
 
 impl AnyRow {
@@ -582,6 +652,7 @@ impl AnyRow {
             EnrichedEvent::Dose(e) => AnyRow::Dose(DoseRow::new(e, at)),
             EnrichedEvent::Monitoring(e) => AnyRow::Monitoring(MonitoringRow::new(e, at)),
             EnrichedEvent::AdverseEvent(e) => AnyRow::AdverseEvent(AdverseEventRow::new(e, at)?),
+            EnrichedEvent::Enrolment(e) => AnyRow::Enrolment(EnrolmentRow::new(e, at)),
         })
     }
 }
@@ -605,6 +676,18 @@ mod tests {
         assert_eq!(row.reaction_hospitalisation, [true, false]);
         assert_eq!(row.exp_administrations, r.exposure.administrations);
         assert_eq!(row.to_event(), Some(r));
+        let e = sample::enriched_enrolment();
+        let row = EnrolmentRow::new(&e, AT);
+        assert_eq!((row.kafka_partition, row.kafka_offset), (AT.partition, AT.offset));
+        assert_eq!(row.to_event(), e);
+        let mut bare = e.clone();
+        bare.baseline_urinary_score = None;
+        bare.prior_substance_use_disorder = None;
+        assert_eq!(EnrolmentRow::new(&bare, AT).to_event(), bare);
+        assert_eq!(
+            AnyRow::new(&EnrichedEvent::Enrolment(e.clone()), AT),
+            Ok(AnyRow::Enrolment(EnrolmentRow::new(&e, AT)))
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub const TABLES: &[&dyn Schema] = &[
     &events::DOSES,
     &events::MONITORING_FORMS,
     &events::AE_REPORT_VERSIONS,
+    &events::ENROLMENTS,
     &events::AE_CASES,
     &events::CASE_SUMMARIES,
     &signals::SIGNAL_RESULTS,

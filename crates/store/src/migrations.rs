@@ -18,7 +18,8 @@ use pv_runtime::ClickHouseConfig;
 
 use crate::column::Seconds;
 use crate::events::{
-    AE_CASES, AE_CASES_MV, AE_REPORT_VERSIONS, CASE_SUMMARIES, CASE_SUMMARIES_MV, DOSES, MONITORING_FORMS,
+    AE_CASES, AE_CASES_MV, AE_REPORT_VERSIONS, CASE_SUMMARIES, CASE_SUMMARIES_MV, DOSES, ENROLMENTS,
+    MONITORING_FORMS,
 };
 use crate::signals::{SIGNAL_CHANGES, SIGNAL_CONTRIBUTIONS, SIGNAL_EXPOSURE, SIGNAL_RESULTS};
 use crate::table::{CopyView, Schema, Table};
@@ -36,6 +37,9 @@ pub enum Step {
     CreateView(&'static CopyView),
     /// Write what a view would have written for the rows its source held before it existed.
     Backfill(&'static CopyView),
+    /// Add a column unless the table has it (ClickHouse 18.16 has no `ADD COLUMN IF NOT
+    /// EXISTS`): (table, column, type and default, the column it goes after).
+    AddColumn(&'static str, &'static str, &'static str, &'static str),
 }
 
 impl Step {
@@ -46,6 +50,9 @@ impl Step {
             Step::Create(table) => table.create_statement(),
             Step::CreateView(view) => view.create_statement(),
             Step::Backfill(view) => view.backfill_statement(),
+            Step::AddColumn(table, column, ty, after) => {
+                format!("ALTER TABLE {table} ADD COLUMN {column} {ty} AFTER {after}")
+            }
         }
     }
 }
@@ -112,6 +119,24 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "administrations per stratum, clinic and month of each signals run",
         steps: &[Step::Create(&SIGNAL_EXPOSURE)],
     },
+    Migration {
+        version: 7,
+        name: "patient enrolments and their baseline",
+        steps: &[Step::Create(&ENROLMENTS)],
+    },
+    Migration {
+        version: 8,
+        name: "signal results and changes: subgroup, p-value, FDR q-value; contributions: subgroups",
+        steps: &[
+            Step::AddColumn("signal_results", "subgroup", "String DEFAULT '*'", "event_level"),
+            Step::AddColumn("signal_results", "p_value", "Nullable(Float64)", "trend_z"),
+            Step::AddColumn("signal_results", "q_value", "Nullable(Float64)", "p_value"),
+            Step::AddColumn("signal_changes", "subgroup", "String DEFAULT '*'", "event_level"),
+            Step::AddColumn("signal_changes", "p_value", "Nullable(Float64)", "trend_z"),
+            Step::AddColumn("signal_changes", "q_value", "Nullable(Float64)", "p_value"),
+            Step::AddColumn("signal_contributions", "subgroups", "Array(String)", "markers"),
+        ],
+    },
 ];
 
 table_row! {
@@ -147,6 +172,17 @@ pub async fn migrate_with(cfg: &ClickHouseConfig, migrations: &[Migration]) -> R
     for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         let err = |source| StoreError::Migration { version: m.version, name: m.name, source };
         for step in m.steps {
+            if let Step::AddColumn(table, column, ..) = step {
+                let present: u64 = db
+                    .sql("SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = {t} AND name = {c}")
+                    .bind("t", *table)
+                    .bind("c", *column)
+                    .fetch_one()
+                    .await?;
+                if present > 0 {
+                    continue;
+                }
+            }
             db.client().query(&step.statement()).execute().await.map_err(err)?;
         }
         let record = MigrationRow { version: m.version, name: m.name.into(), applied_at: now() };

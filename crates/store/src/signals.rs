@@ -59,6 +59,9 @@ table_row! {
         pts: Vec<String>,
         /// Dependence markers the patient shows.
         markers: Vec<String>,
+        /// Subgroups the patient belongs to (`clinic=...`, `age_band=...`, `sex=...`), for
+        /// the person-time analyses' incident cases.
+        subgroups: Vec<String>,
         /// Onset (exposure as-of instant) of the case, ms since the epoch (0 for patients).
         onset_ms: i64,
         /// Days from the first dose to onset.
@@ -133,6 +136,8 @@ macro_rules! signal_row {
                 event: String,
                 /// `group`, `pt` or `marker`.
                 event_level: String,
+                /// The subgroup or comparison (`clinic=...`, `age_band=...`, `vs ...`), or `*`.
+                subgroup: String,
                 $($middle)*
                 /// The denominator behind the estimate (administrations, patient-years, patients, expected).
                 denominator: f64,
@@ -162,6 +167,10 @@ macro_rules! signal_row {
                 cv: Option<f64>,
                 /// Dose-response trend z.
                 trend_z: Option<f64>,
+                /// Two-sided p-value of the result's test, where it has one.
+                p_value: Option<f64>,
+                /// False-discovery-rate adjusted p-value (Benjamini-Hochberg) over the screen.
+                q_value: Option<f64>,
                 $($tail)*
             }
         }
@@ -188,9 +197,10 @@ signal_row! {
 }
 
 impl SignalResult {
-    /// The identity of the result across runs (what a signal's status is tracked by).
+    /// The identity of the result across runs (what a signal's status is tracked by). A
+    /// subgroup other than `*` is an eighth part; results without one keep the keys they had.
     pub fn key(&self) -> String {
-        [
+        let mut key = [
             &self.analysis,
             &self.time_window,
             &self.product,
@@ -200,7 +210,12 @@ impl SignalResult {
             &self.event,
         ]
         .map(|s| s.as_str())
-        .join("|")
+        .join("|");
+        if !self.subgroup.is_empty() && self.subgroup != "*" {
+            key.push('|');
+            key.push_str(&self.subgroup);
+        }
+        key
     }
 }
 
@@ -265,6 +280,7 @@ impl SignalEvent {
             dose_band: r.dose_band,
             event: r.event,
             event_level: r.event_level,
+            subgroup: r.subgroup,
             denominator: r.denominator,
             estimate: r.estimate,
             lower: r.lower,
@@ -279,6 +295,8 @@ impl SignalEvent {
             llr: r.llr,
             cv: r.cv,
             trend_z: r.trend_z,
+            p_value: r.p_value,
+            q_value: r.q_value,
             flags: r.flags,
         }
     }

@@ -1,0 +1,196 @@
+//! The cohort's data, read from the sink's tables as received by the as-of time: every
+//! patient's doses, their enrolment covariates, and the current version of every case with a
+//! reaction in a monitored group.
+//!
+//! "As received": a row counts when the gateway accepted it at or before the as-of instant
+//! (`received_at_ms`), and a case is the latest version received by then (not nullified by
+//! then). Re-running with the same as-of time after more data arrived gives the same inputs.
+
+use std::collections::BTreeMap;
+
+use clickhouse::Row;
+use pv_store::column::Day;
+use pv_store::{Db, StoreError};
+use serde::Deserialize;
+
+use crate::cohort::{CohortCase, CohortDose, CohortPatient};
+use crate::config::SignalsConfig;
+use crate::model::CaseRef;
+
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Row, Deserialize)]
+struct DoseHistory {
+    patient_key: String,
+    clinic_id: String,
+    /// (instant ms, product, route, mg, weight kg or 0), distinct: a re-delivered dose once.
+    doses: Vec<(i64, String, String, f64, f64)>,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct Enrolment {
+    patient_key: String,
+    age_band: String,
+    sex: String,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct CaseVersion {
+    clinic_id: String,
+    report_id: String,
+    patient_key: String,
+    version: i32,
+    reported_at_ms: i64,
+    exposure_as_of_ms: i64,
+    groups: Vec<Vec<String>>,
+    onsets: Vec<Option<Day>>,
+}
+
+/// Every treated patient as received by `as_of_ms`.
+pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<CohortPatient>, StoreError> {
+    // Doses given after the as-of instant (clock skew within the gateway's limit) wait for the
+    // next run, as they do in the other analyses' windows.
+    let groups: Vec<String> = cfg.harms.keys().cloned().collect();
+    let doses = db
+        .sql(
+            "SELECT patient_key, any(clinic_id),
+                    arrayDistinct(groupArray((administered_at_ms, toString(product), toString(route), dose_mg, ifNull(weight_kg, 0.))))
+             FROM {doses}
+             WHERE received_at_ms <= {to} AND administered_at_ms <= {to}
+             GROUP BY patient_key",
+        )
+        .bind("to", as_of_ms)
+        .fetch_all::<DoseHistory>();
+    let enrolments = db
+        .sql(
+            "SELECT patient_key, argMax(toString(age_band), received_at_ms), argMax(toString(sex), received_at_ms)
+             FROM {enrolments} WHERE received_at_ms <= {to} GROUP BY patient_key",
+        )
+        .bind("to", as_of_ms)
+        .fetch_all::<Enrolment>();
+    let cases = db
+        .sql(
+            "SELECT clinic_id, report_id, patient_key, v, reported, as_of, gs, onsets FROM (
+                SELECT clinic_id, report_id, any(patient_key) AS patient_key, max(version) AS v,
+                       argMax(nullification, version) AS nullified, argMax(reported_at_ms, version) AS reported,
+                       argMax(exposure_as_of_ms, version) AS as_of,
+                       argMax(reaction_groups, version) AS gs, argMax(reaction_onset_date, version) AS onsets
+                FROM {ae_report_versions}
+                WHERE received_at_ms <= {to}
+                GROUP BY clinic_id, report_id)
+             WHERE nullified = 0 AND arrayExists(g -> hasAny(g, {groups}), gs)",
+        )
+        .bind("to", as_of_ms)
+        .bind("groups", groups.clone())
+        .fetch_all::<CaseVersion>();
+    let (doses, enrolments, cases) = tokio::try_join!(doses, enrolments, cases)?;
+    Ok(assemble(&groups, doses, enrolments, cases))
+}
+
+/// The patients, ordered by key (ClickHouse returns groups in no fixed order; the analyses are
+/// reproducible to the last bit only on a fixed order).
+fn assemble(
+    groups: &[String],
+    mut doses: Vec<DoseHistory>,
+    enrolments: Vec<Enrolment>,
+    mut cases: Vec<CaseVersion>,
+) -> Vec<CohortPatient> {
+    doses.sort_by(|a, b| a.patient_key.cmp(&b.patient_key));
+    cases.sort_by(|a, b| (&a.clinic_id, &a.report_id).cmp(&(&b.clinic_id, &b.report_id)));
+    let enrolled: BTreeMap<String, Enrolment> = enrolments.into_iter().map(|e| (e.patient_key.clone(), e)).collect();
+    let mut case_map: BTreeMap<String, Vec<CohortCase>> = BTreeMap::new();
+    for c in cases {
+        for g in groups {
+            // The earliest onset among the reactions of the group; none when none has a date.
+            let in_group: Vec<Option<Day>> = c
+                .groups
+                .iter()
+                .zip(c.onsets.iter().chain(std::iter::repeat(&None)))
+                .filter(|(gs, _)| gs.contains(g))
+                .map(|(_, d)| *d)
+                .collect();
+            if in_group.is_empty() {
+                continue;
+            }
+            let onset_day = in_group.iter().flatten().map(|d| i32::from(d.0)).min();
+            case_map.entry(c.patient_key.clone()).or_default().push(CohortCase {
+                group: g.clone(),
+                onset_day,
+                reported_day: day(c.reported_at_ms),
+                who: CaseRef {
+                    clinic_id: c.clinic_id.clone(),
+                    report_id: c.report_id.clone(),
+                    version: c.version,
+                    patient_key: c.patient_key.clone(),
+                    onset_ms: c.exposure_as_of_ms,
+                },
+            });
+        }
+    }
+    doses
+        .into_iter()
+        .map(|mut h| {
+            h.doses.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)).then(a.3.total_cmp(&b.3)));
+            let e = enrolled.get(&h.patient_key);
+            CohortPatient {
+                age_band: e.map_or_else(|| "unknown".into(), |e| e.age_band.clone()),
+                sex: e.map_or_else(|| "unknown".into(), |e| e.sex.clone()),
+                cases: case_map.remove(&h.patient_key).unwrap_or_default(),
+                doses: h
+                    .doses
+                    .into_iter()
+                    .map(|(ms, product, route, mg, weight)| CohortDose {
+                        day: day(ms),
+                        product,
+                        route,
+                        mg,
+                        weight_kg: (weight > 0.0).then_some(weight),
+                    })
+                    .collect(),
+                key: h.patient_key,
+                clinic_id: h.clinic_id,
+            }
+        })
+        .collect()
+}
+
+fn day(ms: i64) -> i32 {
+    i32::try_from(ms.div_euclid(DAY_MS)).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cases_take_the_earliest_dated_reaction_of_each_group_and_patients_their_enrolment() {
+        let groups = ["dependence".to_string(), "urological".to_string()];
+        let doses = vec![DoseHistory {
+            patient_key: "pk".into(),
+            clinic_id: "c1".into(),
+            doses: vec![(3 * DAY_MS + 5, "ketamine".into(), "iv".into(), 35.0, 70.0), (4 * DAY_MS, "ketamine".into(), "iv".into(), 35.0, 0.0)],
+        }];
+        let enrolments = vec![Enrolment { patient_key: "pk".into(), age_band: "age_65_74".into(), sex: "male".into() }];
+        let cases = vec![CaseVersion {
+            clinic_id: "c1".into(),
+            report_id: "r1".into(),
+            patient_key: "pk".into(),
+            version: 2,
+            reported_at_ms: 20 * DAY_MS + 7,
+            exposure_as_of_ms: 0,
+            groups: vec![vec!["urological".into()], vec![], vec!["urological".into()], vec!["dependence".into()]],
+            onsets: vec![Some(Day(12)), Some(Day(1)), Some(Day(9)), None],
+        }];
+        let ps = assemble(&groups, doses, enrolments, cases);
+        assert_eq!(ps.len(), 1);
+        let p = &ps[0];
+        assert_eq!((p.age_band.as_str(), p.sex.as_str()), ("age_65_74", "male"));
+        assert_eq!(p.doses.iter().map(|d| (d.day, d.weight_kg)).collect::<Vec<_>>(), [(3, Some(70.0)), (4, None)]);
+        let by_group: Vec<(&str, Option<i32>, i32)> =
+            p.cases.iter().map(|c| (c.group.as_str(), c.onset_day, c.reported_day)).collect();
+        assert_eq!(by_group, [("dependence", None, 20), ("urological", Some(9), 20)]);
+        // A patient without an enrolment is `unknown`, not dropped.
+        let ps = assemble(&groups, vec![DoseHistory { patient_key: "x".into(), clinic_id: "c".into(), doses: vec![] }], vec![], vec![]);
+        assert_eq!(ps[0].age_band, "unknown");
+    }
+}
