@@ -56,7 +56,9 @@ async fn pipeline(env: &TestEnv, harms: Harms, seed: u64) -> (SignalsService, Ru
     let service = SignalsService::new(cfg, &env.clickhouse, &env.kafka).expect("signals service");
     // As received now: everything sent counts; the follow-up ends with the simulated data.
     let report = service.run_once(None).await.expect("signals run");
-    assert!(report.data_end_ms <= simulated_end_ms() && report.data_end_ms > simulated_end_ms() - 86_400_000 * 3);
+    assert!(
+        report.data_end_ms <= simulated_end_ms() && report.data_end_ms > simulated_end_ms() - 86_400_000 * 3
+    );
     for r in report.signals() {
         eprintln!(
             "signal: {} {} {}/{}/{} band {} {}: n {} estimate {:.3} ({:.3}-{:.3}) z {:?} flags {}",

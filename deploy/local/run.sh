@@ -51,8 +51,8 @@ echo "== detection of what the simulator planted (.state/ground-truth.json) =="
 "$PV" score
 echo
 echo "== signals run (results in ClickHouse signal_results; changes on the pv.signals topic and in signal_changes) =="
-# As of the end of the simulated period, so that the period window holds its last 30 days.
-"$PV" signals --once --as-of "${PV_END}T00:00:00Z"
+# As received now; follow-up and the period window end with the latest administration received.
+"$PV" signals --once
 
 # The workbench, with one demo user per role (local demo passwords; `pv users add` for real ones).
 for u in "officer safety_officer" "regulator regulator" "clinic01 clinic clinic-01"; do

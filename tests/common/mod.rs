@@ -341,7 +341,7 @@ pub struct RunningEnricher {
 impl RunningEnricher {
     /// Enriched events this instance produced (committed or not).
     pub fn enriched(&self) -> u64 {
-        ["dose", "monitoring", "adverse_event"]
+        ["dose", "monitoring", "adverse_event", "enrolment"]
             .iter()
             .map(|k| self.metrics.enriched.with_label_values(&[k]).get())
             .sum()

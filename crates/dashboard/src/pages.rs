@@ -209,7 +209,7 @@ async fn signout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
 
 fn events_chart(rows: &[crate::reads::DayCount], clinic: &str) -> String {
     let mut stacks: Vec<Stack> = Vec::new();
-    for kind in ["dose", "monitoring", "adverse_event"] {
+    for kind in ["dose", "monitoring", "adverse_event", "enrolment"] {
         let mut by_day: std::collections::BTreeMap<u16, f64> = std::collections::BTreeMap::new();
         for r in rows.iter().filter(|r| r.kind == kind) {
             *by_day.entry(r.day).or_default() += r.events as f64;

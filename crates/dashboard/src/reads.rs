@@ -55,12 +55,13 @@ pub async fn events_per_day(
             .bind("to", to_ms);
         query.fetch_all::<DayCount>()
     };
-    let (doses, forms, reports) = tokio::try_join!(
+    let (doses, forms, reports, enrolments) = tokio::try_join!(
         per_table(&pv_store::events::DOSES, "administered_at_ms", "dose"),
         per_table(&pv_store::events::MONITORING_FORMS, "monitored_at_ms", "monitoring"),
         per_table(&pv_store::events::AE_REPORT_VERSIONS, "reported_at_ms", "adverse_event"),
+        per_table(&pv_store::events::ENROLMENTS, "enrolled_at_ms", "enrolment"),
     )?;
-    let mut all: Vec<DayCount> = doses.into_iter().chain(forms).chain(reports).collect();
+    let mut all: Vec<DayCount> = doses.into_iter().chain(forms).chain(reports).chain(enrolments).collect();
     all.sort_by(|a, b| (a.day, &a.kind).cmp(&(b.day, &b.kind)));
     Ok(all)
 }

@@ -87,7 +87,9 @@ impl ProductBands {
         let num = |x: f64| format!("{x}");
         match i {
             0 => format!("< {} {u}", self.edges.first().map_or("inf".into(), |&x| num(x))),
-            i if i >= self.edges.len() => format!(">= {} {u}", self.edges.last().map_or("0".into(), |&x| num(x))),
+            i if i >= self.edges.len() => {
+                format!(">= {} {u}", self.edges.last().map_or("0".into(), |&x| num(x)))
+            }
             i => format!("{}-{} {u}", num(self.edges[i - 1]), num(self.edges[i])),
         }
     }
@@ -258,7 +260,12 @@ pub fn split(spec: &SplitSpec<'_>, patients: &[CohortPatient]) -> Cohort {
     let mut harms: Vec<HarmSplit> = spec
         .harms
         .keys()
-        .map(|g| HarmSplit { group: g.clone(), rows: vec![], incident: vec![], excluded: Excluded::default() })
+        .map(|g| HarmSplit {
+            group: g.clone(),
+            rows: vec![],
+            incident: vec![],
+            excluded: Excluded::default(),
+        })
         .collect();
     for p in patients {
         let Some(timeline) = Timeline::new(spec, p, &mut levels) else { continue };
@@ -374,7 +381,14 @@ impl Timeline {
     }
 
     /// The follow-up of one harm: rows, the incident case and exclusions, into `out`.
-    fn follow(&self, spec: &SplitSpec<'_>, harm: &HarmConfig, group: &str, p: &CohortPatient, out: &mut HarmSplit) {
+    fn follow(
+        &self,
+        spec: &SplitSpec<'_>,
+        harm: &HarmConfig,
+        group: &str,
+        p: &CohortPatient,
+        out: &mut HarmSplit,
+    ) {
         let mut cases: Vec<&CohortCase> = p.cases.iter().filter(|c| c.group == group).collect();
         cases.sort_by_key(|c| (c.onset_day.unwrap_or(c.reported_day), c.reported_day));
         let first_known = cases.iter().filter_map(|c| c.onset_day.map(|d| (d, *c))).min_by_key(|(d, _)| *d);
@@ -444,7 +458,12 @@ impl Timeline {
                 Some(i) => {
                     rows[i].events += 1;
                     rows[i].events_imputed += 1;
-                    out.incident.push(Incident { who: case.who.clone(), day, imputed: false, row: first_row + i });
+                    out.incident.push(Incident {
+                        who: case.who.clone(),
+                        day,
+                        imputed: false,
+                        row: first_row + i,
+                    });
                 }
                 None => out.excluded.outside_risk_window += 1,
             }
@@ -469,7 +488,8 @@ impl Timeline {
             age: self.age,
             sex: self.sex,
             quarter: quarter_index(day),
-            on_treatment: spec.on_treatment_days.iter().take_while(|&&e| since_entry >= e as i32).count() as u8,
+            on_treatment: spec.on_treatment_days.iter().take_while(|&&e| since_entry >= e as i32).count()
+                as u8,
             days: 0.0,
             events: 0,
             events_imputed: 0,
@@ -570,7 +590,11 @@ mod tests {
             clinic_id: "c1".into(),
             age_band: "age_35_44".into(),
             sex: "female".into(),
-            doses: vec![dose(20, "ketamine", 35.0, None), dose(0, "ketamine", 35.0, Some(70.0)), dose(10, "ketamine", 35.0, Some(70.0))],
+            doses: vec![
+                dose(20, "ketamine", 35.0, None),
+                dose(0, "ketamine", 35.0, Some(70.0)),
+                dose(10, "ketamine", 35.0, Some(70.0)),
+            ],
             cases,
         }
     }
@@ -583,7 +607,10 @@ mod tests {
     fn time_at_risk_is_split_by_lagged_band_and_time_on_treatment() {
         let (harms, bands) = config();
         let c = split(&spec(&harms, &bands, 100), &[patient(vec![])]);
-        assert_eq!(cells(&c.harms[0]), [(Some(0), 0, 15.0, 0, 0), (Some(1), 0, 15.0, 0, 0), (Some(1), 1, 21.0, 0, 0)]);
+        assert_eq!(
+            cells(&c.harms[0]),
+            [(Some(0), 0, 15.0, 0, 0), (Some(1), 0, 15.0, 0, 0), (Some(1), 1, 21.0, 0, 0)]
+        );
         // The as-of day cuts follow-up (day 40 counted: 41 days).
         let c = split(&spec(&harms, &bands, 40), &[patient(vec![])]);
         assert_eq!(c.harms[0].rows.iter().map(|r| r.days).sum::<f64>(), 41.0);
@@ -592,11 +619,17 @@ mod tests {
     #[test]
     fn the_first_onset_ends_follow_up_and_is_the_event() {
         let (harms, bands) = config();
-        let c = split(&spec(&harms, &bands, 100), &[patient(vec![case(Some(40), 45, "a"), case(Some(44), 50, "b")])]);
+        let c = split(
+            &spec(&harms, &bands, 100),
+            &[patient(vec![case(Some(40), 45, "a"), case(Some(44), 50, "b")])],
+        );
         let h = &c.harms[0];
         assert_eq!(cells(h), [(Some(0), 0, 15.0, 0, 0), (Some(1), 0, 15.0, 0, 0), (Some(1), 1, 11.0, 1, 1)]);
         assert_eq!(h.incident.len(), 1);
-        assert_eq!((h.incident[0].who.report_id.as_str(), h.incident[0].day, h.incident[0].row), ("a", 40, 2));
+        assert_eq!(
+            (h.incident[0].who.report_id.as_str(), h.incident[0].day, h.incident[0].row),
+            ("a", 40, 2)
+        );
         assert_eq!(h.excluded.repeat_cases, 1, "the second report is not incident");
     }
 
@@ -605,7 +638,10 @@ mod tests {
         let (harms, bands) = config();
         // Day 60: after the window closed on day 50; follow-up stops there, no event.
         let c = split(&spec(&harms, &bands, 100), &[patient(vec![case(Some(60), 61, "late")])]);
-        assert_eq!(c.harms[0].rows.iter().map(|r| (r.days, r.events)).fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1)), (51.0, 0));
+        assert_eq!(
+            c.harms[0].rows.iter().map(|r| (r.days, r.events)).fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
+            (51.0, 0)
+        );
         assert_eq!(c.harms[0].excluded.outside_risk_window, 1);
         // Before the first dose: prevalent, the patient leaves this harm's analysis.
         let c = split(&spec(&harms, &bands, 100), &[patient(vec![case(Some(-5), 1, "before")])]);
@@ -627,7 +663,10 @@ mod tests {
         let c = split(&spec(&harms, &bands, 120), &[p]);
         let h = &c.harms[0];
         let last = h.rows.last().expect("rows");
-        assert_eq!(c.levels.strata[usize::from(last.stratum)], ("esketamine".to_string(), "intranasal".to_string()));
+        assert_eq!(
+            c.levels.strata[usize::from(last.stratum)],
+            ("esketamine".to_string(), "intranasal".to_string())
+        );
         assert_eq!((last.band, last.days), (Some(0), 21.0), "56 mg of esketamine: its own band 0");
         assert_eq!(h.rows.iter().map(|r| r.days).sum::<f64>(), 51.0 + 21.0, "days 51..99 are not at risk");
         assert_ne!(last.quarter, h.rows[0].quarter, "day 100 is in 1970's second quarter");

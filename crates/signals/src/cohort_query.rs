@@ -97,7 +97,8 @@ fn assemble(
 ) -> Vec<CohortPatient> {
     doses.sort_by(|a, b| a.patient_key.cmp(&b.patient_key));
     cases.sort_by(|a, b| (&a.clinic_id, &a.report_id).cmp(&(&b.clinic_id, &b.report_id)));
-    let enrolled: BTreeMap<String, Enrolment> = enrolments.into_iter().map(|e| (e.patient_key.clone(), e)).collect();
+    let enrolled: BTreeMap<String, Enrolment> =
+        enrolments.into_iter().map(|e| (e.patient_key.clone(), e)).collect();
     let mut case_map: BTreeMap<String, Vec<CohortCase>> = BTreeMap::new();
     for c in cases {
         for g in groups {
@@ -168,9 +169,13 @@ mod tests {
         let doses = vec![DoseHistory {
             patient_key: "pk".into(),
             clinic_id: "c1".into(),
-            doses: vec![(3 * DAY_MS + 5, "ketamine".into(), "iv".into(), 35.0, 70.0), (4 * DAY_MS, "ketamine".into(), "iv".into(), 35.0, 0.0)],
+            doses: vec![
+                (3 * DAY_MS + 5, "ketamine".into(), "iv".into(), 35.0, 70.0),
+                (4 * DAY_MS, "ketamine".into(), "iv".into(), 35.0, 0.0),
+            ],
         }];
-        let enrolments = vec![Enrolment { patient_key: "pk".into(), age_band: "age_65_74".into(), sex: "male".into() }];
+        let enrolments =
+            vec![Enrolment { patient_key: "pk".into(), age_band: "age_65_74".into(), sex: "male".into() }];
         let cases = vec![CaseVersion {
             clinic_id: "c1".into(),
             report_id: "r1".into(),
@@ -178,19 +183,32 @@ mod tests {
             version: 2,
             reported_at_ms: 20 * DAY_MS + 7,
             exposure_as_of_ms: 0,
-            groups: vec![vec!["urological".into()], vec![], vec!["urological".into()], vec!["dependence".into()]],
+            groups: vec![
+                vec!["urological".into()],
+                vec![],
+                vec!["urological".into()],
+                vec!["dependence".into()],
+            ],
             onsets: vec![Some(Day(12)), Some(Day(1)), Some(Day(9)), None],
         }];
         let ps = assemble(&groups, doses, enrolments, cases);
         assert_eq!(ps.len(), 1);
         let p = &ps[0];
         assert_eq!((p.age_band.as_str(), p.sex.as_str()), ("age_65_74", "male"));
-        assert_eq!(p.doses.iter().map(|d| (d.day, d.weight_kg)).collect::<Vec<_>>(), [(3, Some(70.0)), (4, None)]);
+        assert_eq!(
+            p.doses.iter().map(|d| (d.day, d.weight_kg)).collect::<Vec<_>>(),
+            [(3, Some(70.0)), (4, None)]
+        );
         let by_group: Vec<(&str, Option<i32>, i32)> =
             p.cases.iter().map(|c| (c.group.as_str(), c.onset_day, c.reported_day)).collect();
         assert_eq!(by_group, [("dependence", None, 20), ("urological", Some(9), 20)]);
         // A patient without an enrolment is `unknown`, not dropped.
-        let ps = assemble(&groups, vec![DoseHistory { patient_key: "x".into(), clinic_id: "c".into(), doses: vec![] }], vec![], vec![]);
+        let ps = assemble(
+            &groups,
+            vec![DoseHistory { patient_key: "x".into(), clinic_id: "c".into(), doses: vec![] }],
+            vec![],
+            vec![],
+        );
         assert_eq!(ps[0].age_band, "unknown");
     }
 }

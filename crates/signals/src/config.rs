@@ -255,7 +255,11 @@ impl SignalsConfig {
         }
         for (product, b) in &self.product_bands {
             let e = &b.edges;
-            if e.is_empty() || e.len() > 20 || e.iter().any(|x| !x.is_finite() || *x <= 0.0) || e.windows(2).any(|w| w[0] >= w[1]) {
+            if e.is_empty()
+                || e.len() > 20
+                || e.iter().any(|x| !x.is_finite() || *x <= 0.0)
+                || e.windows(2).any(|w| w[0] >= w[1])
+            {
                 return bad(
                     &format!("product_bands.{product}.edges"),
                     "1-20 edges, positive, finite and strictly increasing",
@@ -267,10 +271,15 @@ impl SignalsConfig {
                 return bad(&format!("harms.{group}"), "risk_window_days and lag_days must be at most 3650");
             }
             if h.rationale.trim().is_empty() {
-                return bad(&format!("harms.{group}.rationale"), "say why these values (shown with the results)");
+                return bad(
+                    &format!("harms.{group}.rationale"),
+                    "say why these values (shown with the results)",
+                );
             }
         }
-        if self.on_treatment_days.windows(2).any(|w| w[0] >= w[1]) || self.on_treatment_days.first() == Some(&0) {
+        if self.on_treatment_days.windows(2).any(|w| w[0] >= w[1])
+            || self.on_treatment_days.first() == Some(&0)
+        {
             return bad("on_treatment_days", "edges must be positive and strictly increasing");
         }
         if let Some((group, v)) = self.background_per_1000.iter().find(|(_, v)| !(v.is_finite() && **v > 0.0))

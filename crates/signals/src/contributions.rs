@@ -252,7 +252,8 @@ mod tests {
         let cfg = SignalsConfig::default();
         let patients: Vec<CohortPatient> = (0..60)
             .map(|i: i32| {
-                let (product, route) = [("ketamine", "iv"), ("ketamine", "im"), ("esketamine", "intranasal")][i as usize % 3];
+                let (product, route) =
+                    [("ketamine", "iv"), ("ketamine", "im"), ("esketamine", "intranasal")][i as usize % 3];
                 let doses = (0..30 + i % 20)
                     .map(|k| CohortDose {
                         day: 20_000 + i + k * 7,

@@ -37,7 +37,14 @@ pub fn analyse(cfg: &SignalsConfig, cohort: &Cohort) -> Vec<SignalResult> {
     out
 }
 
-fn base(analysis: Analysis, product: &str, route: &str, band: &str, group: &str, subgroup: &str) -> SignalResult {
+fn base(
+    analysis: Analysis,
+    product: &str,
+    route: &str,
+    band: &str,
+    group: &str,
+    subgroup: &str,
+) -> SignalResult {
     SignalResult {
         analysis: analysis.name().into(),
         time_window: Window::Cumulative.name().into(),
@@ -63,9 +70,12 @@ pub fn band_label(cfg: &SignalsConfig, product: &str, band: Option<u8>) -> Strin
     }
 }
 
+/// (product, route, band, subgroup) of an incidence cell; its value: (events, events with
+/// imputed onsets, days).
+type CellKey = (String, String, String, String);
+
 fn incidence(cfg: &SignalsConfig, levels: &Levels, harm: &HarmSplit, out: &mut Vec<SignalResult>) {
-    // (product, route, band, subgroup) -> (events, events with imputed onsets, days).
-    let mut cells: BTreeMap<(String, String, String, String), (u64, u64, f64)> = BTreeMap::new();
+    let mut cells: BTreeMap<CellKey, (u64, u64, f64)> = BTreeMap::new();
     let mut routes: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for r in &harm.rows {
         let (product, route) = &levels.strata[usize::from(r.stratum)];
@@ -100,7 +110,10 @@ fn incidence(cfg: &SignalsConfig, levels: &Levels, harm: &HarmSplit, out: &mut V
             let mut s = r;
             s.subgroup = IMPUTED.into();
             fill_rate(&mut s, imputed, years, cfg.min_cases);
-            s.flags = join_flags(&[&s.flags, "sensitivity: cases without an onset date counted on their report day"]);
+            s.flags = join_flags(&[
+                &s.flags,
+                "sensitivity: cases without an onset date counted on their report day",
+            ]);
             out.push(s);
         }
     }
@@ -174,7 +187,10 @@ impl Model {
         let dropped: BTreeSet<&str> =
             self.dropped_levels.iter().map(|(t, _)| *t).filter(|t| *t != "band" && *t != "stratum").collect();
         if !dropped.is_empty() {
-            f.push(format!("levels_without_cases_dropped:{}", dropped.into_iter().collect::<Vec<_>>().join("+")));
+            f.push(format!(
+                "levels_without_cases_dropped:{}",
+                dropped.into_iter().collect::<Vec<_>>().join("+")
+            ));
         }
         let collinear: BTreeSet<&str> = self.collinear.iter().map(|(t, _)| *t).collect();
         if !collinear.is_empty() {
@@ -282,7 +298,13 @@ fn totals<'r>(rows: impl Iterator<Item = &'r PtRow>) -> (u64, f64) {
     rows.fold((0, 0.0), |(n, d), r| (n + u64::from(r.events), d + r.days / DAYS_PER_YEAR))
 }
 
-fn dose_models(cfg: &SignalsConfig, levels: &Levels, harm: &HarmSplit, product: &str, out: &mut Vec<SignalResult>) {
+fn dose_models(
+    cfg: &SignalsConfig,
+    levels: &Levels,
+    harm: &HarmSplit,
+    product: &str,
+    out: &mut Vec<SignalResult>,
+) {
     let rows: Vec<&PtRow> = harm
         .rows
         .iter()
@@ -361,8 +383,7 @@ fn strata_model(cfg: &SignalsConfig, levels: &Levels, harm: &HarmSplit, out: &mu
     if strata.len() < 2 {
         return;
     }
-    let mut terms =
-        vec![Term::Factor { name: "stratum", level: |r| i64::from(r.stratum), reference: None }];
+    let mut terms = vec![Term::Factor { name: "stratum", level: |r| i64::from(r.stratum), reference: None }];
     terms.extend(adjusters());
     let model = fit_terms(&rows, &terms);
     let reference = model.as_ref().and_then(|m| m.references.get("stratum").copied());
@@ -371,7 +392,14 @@ fn strata_model(cfg: &SignalsConfig, levels: &Levels, harm: &HarmSplit, out: &mu
     for &s in strata.iter().filter(|&&s| i64::from(s) != reference) {
         let (product, route) = &levels.strata[usize::from(s)];
         let (n, years) = totals(rows.iter().copied().filter(|r| r.stratum == s));
-        let mut r = base(Analysis::RateRatio, product, route, "*", &harm.group, &format!("vs {ref_product}/{ref_route}"));
+        let mut r = base(
+            Analysis::RateRatio,
+            product,
+            route,
+            "*",
+            &harm.group,
+            &format!("vs {ref_product}/{ref_route}"),
+        );
         r.n = n;
         r.denominator = years;
         match model.as_ref().and_then(|m| m.column("stratum", i64::from(s)).map(|c| (m, c))) {
@@ -429,7 +457,14 @@ mod tests {
         }
     }
 
-    fn find<'a>(rs: &'a [SignalResult], analysis: Analysis, product: &str, route: &str, band: &str, sub: &str) -> &'a SignalResult {
+    fn find<'a>(
+        rs: &'a [SignalResult],
+        analysis: Analysis,
+        product: &str,
+        route: &str,
+        band: &str,
+        sub: &str,
+    ) -> &'a SignalResult {
         rs.iter()
             .find(|r| {
                 r.analysis == analysis.name()
@@ -494,7 +529,11 @@ mod tests {
         let rs = analyse(&SignalsConfig::default(), &cohort(rows));
         let none = find(&rs, Analysis::RateRatio, "ketamine", "*", "10-20 mg/kg", "vs < 5 mg/kg");
         assert_eq!((none.n, none.flags.as_str()), (0, "no_cases_in_band"));
-        assert!((find(&rs, Analysis::RateRatio, "ketamine", "*", "5-10 mg/kg", "vs < 5 mg/kg").estimate - 6.0).abs() < 1e-9);
+        assert!(
+            (find(&rs, Analysis::RateRatio, "ketamine", "*", "5-10 mg/kg", "vs < 5 mg/kg").estimate - 6.0)
+                .abs()
+                < 1e-9
+        );
     }
 
     #[test]

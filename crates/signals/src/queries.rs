@@ -22,8 +22,7 @@ use serde::Deserialize;
 
 use crate::config::SignalsConfig;
 use crate::model::{
-    Case, CaseRef, DoseCell, Inputs, MarkerCounts, MarkerPatient, MonthExposure, Stratum,
-    Window,
+    Case, CaseRef, DoseCell, Inputs, MarkerCounts, MarkerPatient, MonthExposure, Stratum, Window,
 };
 
 /// Milliseconds in a day.
@@ -207,19 +206,27 @@ fn marker_patient(
     MarkerPatient { clinic_id, patient_key, markers }
 }
 
+/// Both windows' inputs, in a fixed order whatever order ClickHouse returned the groups in.
 fn assemble(
     cfg: &SignalsConfig,
     bounds: Bounds,
-    patients: Vec<PatientRow>,
-    case_rows: Vec<CaseRow>,
+    mut patients: Vec<PatientRow>,
+    mut case_rows: Vec<CaseRow>,
 ) -> [Inputs; 2] {
-    let mut period = Inputs {
-        window: Window::Period,
-        doses: vec![],
-        cases: vec![],
-        markers: vec![],
-        exposure: vec![],
-    };
+    patients.sort_by(|a, b| {
+        (&a.product, &a.route, &a.formulation, &a.clinic).cmp(&(
+            &b.product,
+            &b.route,
+            &b.formulation,
+            &b.clinic,
+        ))
+    });
+    case_rows.sort_by(|a, b| (&a.clinic_id, &a.report_id).cmp(&(&b.clinic_id, &b.report_id)));
+    for p in &mut patients {
+        p.positive.sort();
+    }
+    let mut period =
+        Inputs { window: Window::Period, doses: vec![], cases: vec![], markers: vec![], exposure: vec![] };
     let mut cumulative = Inputs { window: Window::Cumulative, ..period.clone() };
     // One row per stratum and clinic: every count adds up across clinics.
     let mut strata: BTreeMap<Stratum, PatientRow> = BTreeMap::new();
@@ -342,7 +349,8 @@ mod tests {
             months: (vec![20031], vec![3]),
             ..row_clone(&row)
         };
-        let [period, cumulative] = assemble(&cfg, Bounds::new(100 * DAY_MS, 100 * DAY_MS, 30), vec![row, other], vec![]);
+        let [period, cumulative] =
+            assemble(&cfg, Bounds::new(100 * DAY_MS, 100 * DAY_MS, 30), vec![row, other], vec![]);
         let cells = |i: &Inputs| i.doses.iter().map(|d| (d.band, d.administrations)).collect::<Vec<_>>();
         assert_eq!(cells(&cumulative), [(0, 103), (1, 40), (3, 5)], "empty bands are left out");
         assert_eq!(cells(&period), [(1, 12), (3, 5)]);

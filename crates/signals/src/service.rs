@@ -19,11 +19,11 @@ use rdkafka::error::KafkaError;
 use crate::cohort::{self, SplitSpec};
 use crate::compute::Analyser;
 use crate::config::SignalsConfig;
-use crate::{cohort_query, contributions, person_time};
 use crate::event::{PreviousState, SignalEvent};
 use crate::model::SignalResult;
 use crate::queries::{self, Bounds};
 use crate::status;
+use crate::{cohort_query, contributions, person_time};
 
 /// Why a run failed. Nothing is recorded as changed unless it was emitted first.
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +122,10 @@ impl SignalsService {
         let started = Instant::now();
         let data_end_ms = queries::latest_administration(&self.db, as_of_ms).await?;
         let bounds = Bounds::new(as_of_ms, data_end_ms, cfg.period_days);
-        let ([period, cumulative], patients) =
-            tokio::try_join!(queries::inputs(&self.db, cfg, bounds), cohort_query::cohort(&self.db, cfg, as_of_ms))?;
+        let ([period, cumulative], patients) = tokio::try_join!(
+            queries::inputs(&self.db, cfg, bounds),
+            cohort_query::cohort(&self.db, cfg, as_of_ms)
+        )?;
         let read = started.elapsed();
         let started = Instant::now();
         let mut results = self.analyser.run(&period);
@@ -176,7 +178,16 @@ impl SignalsService {
             write_ms = write.as_millis() as u64,
             "signals run done"
         );
-        Ok(RunReport { run_at_ms, as_of_ms, data_end_ms: bounds.data_end_ms, results, changes, read, compute, write })
+        Ok(RunReport {
+            run_at_ms,
+            as_of_ms,
+            data_end_ms: bounds.data_end_ms,
+            results,
+            changes,
+            read,
+            compute,
+            write,
+        })
     }
 
     /// Drops the days of counted cases and exposure older than `keep_counted_days` before

@@ -12,11 +12,14 @@
 //! - [`quantile`]: sample quantiles (R's type 7).
 //! - [`regression`]: Poisson regression on person-time (log link, offset, IRLS) with
 //!   cluster-robust errors: rate ratios, contrasts, joint Wald tests.
+//! - [`cmaxsprt`]: the conditional MaxSPRT (Li and Kulldorff 2010) for a null rate estimated
+//!   from historical data, with exact critical values over the estimate's uncertainty.
 //! - [`maxsprt`]: the Poisson maximized sequential probability ratio test (Kulldorff et al.
 //!   2011): log-likelihood ratio, exact critical value, power.
 //!
 //! Zero and tiny counts give defined numbers and flags, never NaN or a panic.
 
+pub mod cmaxsprt;
 pub mod disproportionality;
 pub mod maxsprt;
 pub mod mgps;

@@ -45,14 +45,28 @@ fn threshold(k: u64, cv: f64) -> f64 {
 /// `cv`, at least `min_events` events, when the true relative risk is `rr` (rr = 1: the
 /// type I error; rr > 1: the power).
 pub fn signal_probability(length: f64, cv: f64, min_events: u64, rr: f64) -> f64 {
+    crossing_probability(|k| threshold(k, cv), min_events, u64::MAX, length, rr)
+}
+
+/// For a Poisson process of rate `rate` on the boundary's time scale: the probability that for
+/// some k in `min_events..=max_events` the k-th event arrives by `boundary(k)` (increasing in
+/// k), with time ending at `length`. The recursion of Kulldorff et al. (2011) over the Poisson
+/// increments between consecutive boundaries; exact up to the truncation of negligible terms.
+pub fn crossing_probability(
+    boundary: impl Fn(u64) -> f64,
+    min_events: u64,
+    max_events: u64,
+    length: f64,
+    rate: f64,
+) -> f64 {
     let m = min_events.max(1);
     let mut p: Vec<f64> = vec![1.0]; // P(count = j, no signal yet)
     let mut t_prev = 0.0;
     let mut k = m;
     loop {
-        let mu = threshold(k, cv);
+        let mu = boundary(k);
         let t = mu.min(length);
-        let lam = rr * (t - t_prev).max(0.0);
+        let lam = rate * (t - t_prev).max(0.0);
         // Poisson(λ) pmf, truncated where it no longer matters.
         let mut pmf = vec![(-lam).exp()];
         while pmf.len() < k as usize {
@@ -79,7 +93,7 @@ pub fn signal_probability(length: f64, cv: f64, min_events: u64, rr: f64) -> f64
         }
         p = next;
         t_prev = t;
-        if mu >= length {
+        if mu >= length || k >= max_events {
             break;
         }
         k += 1;
