@@ -1,12 +1,14 @@
-//! Signal detection end to end: a simulated stream goes through the real broker, enricher and
-//! sink into real ClickHouse, the signals service runs over it, and its results, its change
+//! Signal detection end to end: simulated streams go through the real broker, enricher and
+//! sink into real ClickHouse, the signals service runs over them, and its results, its change
 //! events on the signals topic and its change log are checked.
 //!
-//! - The planted stream (dose-dependent urological hazard, a dependence subgroup that escalates
-//!   its dose) must raise a urological dose-response signal for ketamine and a dose-escalation
-//!   marker signal.
-//! - The null stream (background rates only; same clinics, patients and reporting noise) must
-//!   raise no signal at all.
+//! - The planted stream (dose-dependent urological hazard in both products, a ketamine
+//!   dependence subgroup) must raise the sequential tests of both harms in ketamine, never a
+//!   dependence signal in esketamine, and show the dose-response and protocol deviations.
+//! - A stream with the urological harm in esketamine only signals esketamine, not ketamine.
+//! - A stream with a reporting surge and no harm flags the surge as a reporting artefact and
+//!   raises no harm signal; the null stream raises no signal at all.
+//! - Re-delivered rows and a re-ordered stream change no result.
 //!
 //! `PV_TEST_SEED` replaces the simulator seed (default 11) to try the same checks on other
 //! streams.
@@ -93,41 +95,81 @@ fn topic_events(env: &TestEnv) -> Vec<SignalEvent> {
         .collect()
 }
 
+/// The harm signals of a run: (group, product) of every sequential test that signalled.
+fn harm_signals(report: &RunReport) -> Vec<(String, String)> {
+    report
+        .signals()
+        .filter(|r| r.analysis == "sequential_test")
+        .map(|r| (r.event.clone(), r.product.clone()))
+        .collect()
+}
+
+fn result<'a>(
+    report: &'a RunReport,
+    analysis: &str,
+    product: &str,
+    band: &str,
+    event: &str,
+    subgroup: &str,
+) -> &'a pv_signals::SignalResult {
+    report
+        .results
+        .iter()
+        .find(|r| {
+            (
+                r.analysis.as_str(),
+                r.product.as_str(),
+                r.dose_band.as_str(),
+                r.event.as_str(),
+                r.subgroup.as_str(),
+            ) == (analysis, product, band, event, subgroup)
+                && r.route == "*"
+        })
+        .unwrap_or_else(|| panic!("no {analysis} {product} {band} {event} {subgroup}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn planted_urological_dose_response_and_escalation_are_flagged_and_emitted() {
+async fn planted_harms_are_detected_in_the_right_product_and_emitted() {
     let env = TestEnv::new("signals_planted").await;
     let (service, report) = pipeline(&env, Harms::default(), seed()).await;
 
-    // Results cover both windows and every analysis family.
+    // Results cover every analysis family.
     for analysis in [
         "disproportionality",
         "incidence_per_1000_administrations",
         "incidence_per_100_patient_years",
-        "dose_response",
+        "rate_ratio",
         "time_to_onset",
-        "dependence_marker",
-        "maxsprt",
+        "sequential_test",
+        "reporting_rate",
     ] {
         assert!(report.results.iter().any(|r| r.analysis == analysis), "no {analysis} results");
     }
     assert!(report.results.iter().all(|r| r.estimate.is_finite() && r.lower.is_finite()));
 
-    // The planted urological hazard grows with cumulative dose: ketamine's trend is flagged.
-    let urological: Vec<_> = report
-        .signals()
-        .filter(|r| r.analysis == "dose_response" && r.event == "urological" && r.product == "ketamine")
-        .collect();
-    assert!(!urological.is_empty(), "no urological dose-response signal for ketamine");
-    for r in &urological {
-        assert!(r.trend_z.unwrap_or(0.0) >= service.config().trend_z);
-        assert!(r.estimate > 1.0, "top band should carry more risk than the lowest: {}", r.estimate);
+    // Both planted harms are detected in ketamine by their sequential tests; dependence (planted
+    // in ketamine only) is not signalled in esketamine.
+    let harms = harm_signals(&report);
+    for want in [("urological", "ketamine"), ("dependence", "ketamine")] {
+        assert!(harms.contains(&(want.0.to_string(), want.1.to_string())), "{want:?} not in {harms:?}");
     }
-    // The planted dependence subgroup escalates its ketamine dose.
-    let escalation = report.signals().find(|r| {
-        r.analysis == "dependence_marker" && r.event == "dose_escalation" && r.product == "ketamine"
-    });
-    let escalation = escalation.expect("no dose-escalation marker signal for ketamine");
-    assert!(escalation.lower > service.config().marker_background_share);
+    assert!(!harms.contains(&("dependence".to_string(), "esketamine".to_string())), "{harms:?}");
+    let test = result(&report, "sequential_test", "ketamine", "*", "urological", "*");
+    assert!(test.llr.expect("llr") >= test.cv.expect("cv") || test.flags.contains("rejected_on="));
+    assert!(test.flags.contains("rejected_on=") && test.flags.contains("method=cmaxsprt"), "{}", test.flags);
+    assert!(test.estimate > 1.0 && test.flags.contains("demo_background"));
+
+    // The planted hazard grows with cumulative dose: the adjusted trend across ketamine's mg/kg
+    // bands is above 1 (descriptive: it does not decide).
+    let trend = result(&report, "rate_ratio", "ketamine", "*", "urological", "trend per band");
+    assert!(trend.estimate > 1.0 && trend.trend_z.expect("z") > 2.0, "{trend:?}");
+    assert!(!trend.signal);
+    // The dependent subgroup deviates from its protocol: ketamine's rate of first deviations
+    // per 100 patient-years is well above esketamine's.
+    let ket = result(&report, "incidence_per_100_patient_years", "ketamine", "*", "protocol_deviation", "*");
+    let esk =
+        result(&report, "incidence_per_100_patient_years", "esketamine", "*", "protocol_deviation", "*");
+    assert!(ket.n >= 20 && ket.lower > esk.estimate, "ketamine {ket:?} esketamine {esk:?}");
 
     // Every signal was emitted as a `new` change, once, and logged in signal_changes.
     let signals: HashSet<String> = report.signals().map(|r| r.key()).collect();
@@ -211,5 +253,74 @@ async fn a_null_stream_raises_no_signal() {
     assert!(signals.is_empty(), "false alarms on a null stream: {signals:?}");
     assert!(report.changes.is_empty());
     assert!(read_topic(&env.kafka, &env.signals_topic).is_empty());
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reporting_surge_is_an_artefact_not_a_harm() {
+    let env = TestEnv::new("signals_surge").await;
+    let (_service, report) = pipeline(&env, Harms::surge_only(), seed()).await;
+    assert!(harm_signals(&report).is_empty(), "{:?}", harm_signals(&report));
+    let surges: Vec<&pv_signals::SignalResult> =
+        report.signals().filter(|r| r.analysis == "reporting_rate").collect();
+    assert!(!surges.is_empty(), "the surge was not recognised");
+    assert!(surges.iter().all(|r| r.subgroup == "clinic=clinic-02" && r.estimate >= 2.0), "{surges:?}");
+    // Only the artefact signals: nothing about a harm.
+    assert!(report.signals().all(|r| r.analysis == "reporting_rate" || r.analysis == "disproportionality"));
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_harm_in_esketamine_only_signals_esketamine_and_not_ketamine() {
+    let env = TestEnv::new("signals_esk").await;
+    let harms = Harms {
+        urological_products: vec![pv_events::Product::Esketamine],
+        dependence_share: 0.0,
+        urological_per_gram: 0.008,
+        ..Harms::default()
+    };
+    let (_service, report) = pipeline(&env, harms, seed()).await;
+    let harms = harm_signals(&report);
+    assert_eq!(harms, [("urological".to_string(), "esketamine".to_string())], "{harms:?}");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reordered_stream_gives_the_same_results() {
+    let env = TestEnv::new("signals_order").await;
+    let sim = generate(&SimConfig {
+        seed: seed(),
+        clinics: 4,
+        patients_per_clinic: 60,
+        start: start(),
+        days: DAYS,
+        harms: Harms::default(),
+        ..SimConfig::default()
+    });
+    let cfg = SignalsConfig { topic: env.signals_topic.clone(), ..SignalsConfig::default() };
+    let service = SignalsService::new(cfg, &env.clickhouse, &env.kafka).expect("signals service");
+    let mut events = sim.events.clone();
+    through_pipeline(&env, &mut events).await;
+
+    // The same events again, in another order: each patient's own events keep their order (the
+    // gateway accepts a patient's events in order), the patients interleave differently.
+    let other = TestEnv::new("signals_order2").await;
+    let mut reordered = sim.events;
+    reordered.sort_by_key(|e| {
+        (pv_simulate::event_time(e).millis() / 86_400_000, std::cmp::Reverse(e.patient_ref().to_string()))
+    });
+    assert_ne!(reordered, events, "the order differs");
+    through_pipeline(&other, &mut reordered).await;
+    let service2 =
+        SignalsService::new(SignalsConfig::default(), &other.clickhouse, &other.kafka).expect("signals");
+    let as_of = chrono::Utc::now().timestamp_millis();
+    let first = service.evaluate(as_of).await.expect("evaluate").results;
+    let second = service2.evaluate(as_of).await.expect("evaluate").results;
+    assert!(first.iter().any(|r| r.analysis == "sequential_test" && r.n > 0));
+    assert_eq!(first.len(), second.len());
+    let differ: Vec<String> =
+        first.iter().zip(&second).filter(|(a, b)| a != b).map(|(a, _)| a.key()).collect();
+    assert!(differ.is_empty(), "results changed with the order: {differ:?}");
+    other.cleanup().await;
     env.cleanup().await;
 }

@@ -2,6 +2,7 @@
 //! topics and database) and measures what the product promises. `pv-bench --help` lists the
 //! scenarios; results print as lines ready for BENCHMARKS.md.
 
+pub mod detection;
 pub mod env;
 pub mod servers;
 pub mod signals;

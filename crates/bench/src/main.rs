@@ -21,7 +21,9 @@ enum Scenario {
     Pipeline,
     /// End-to-end latency at a steady rate, and peak memory per service.
     Latency,
-    /// Detection of the planted harms (and none in a null stream).
+    /// Detection performance of the signals service over many simulated worlds: sensitivity,
+    /// false harm signals and days to detection by scenario, cohort size and effect size (not
+    /// part of `all`: it runs for most of an hour).
     Detection,
     /// The scheduled signals run over `--signals-events` events (a base stream through the
     /// pipeline, multiplied inside ClickHouse).
@@ -85,6 +87,15 @@ struct BenchArgs {
     /// Offered rate of the soak run, events/s.
     #[arg(long, default_value_t = 50_000.0)]
     soak_rate: f64,
+    /// Worlds (seeds) per cell of the detection grid.
+    #[arg(long, default_value_t = 20)]
+    detection_seeds: u64,
+    /// Cohort sizes (patients) of the detection grid.
+    #[arg(long, value_delimiter = ',', default_value = "100,500,2000,5000")]
+    detection_sizes: Vec<u32>,
+    /// Where the detection power curve (SVG) is written.
+    #[arg(long, default_value = "docs/detection-power.svg")]
+    detection_svg: PathBuf,
     /// Port of the bench gateway (kept apart from the main job's 8080).
     #[arg(long, default_value_t = 18080)]
     gateway_port: u16,
@@ -221,22 +232,31 @@ impl BenchArgs {
                 median(&p99s)
             );
         }
-        if all || self.scenario == Scenario::Detection {
-            for (label, harms) in [("planted", Harms::default()), ("null", Harms::none())] {
-                let env = servers.env().await?;
-                let (events, truth) = pv_bench::stream(300, 10, 100, harms);
-                pv_bench::preload(&env, events).await?;
-                let enrich = env.start("enrich").await?;
-                let sink = env.start("sink").await?;
-                env.wait_drained(std::time::Duration::from_secs(1800)).await?;
-                let score = pv_bench::score_env(&env, &truth).await?;
-                sink.stop().await?;
-                enrich.stop().await?;
-                for line in score.lines(&format!("{label} stream")) {
-                    println!("{line}");
-                }
-                env.cleanup().await;
-            }
+        if self.scenario == Scenario::Detection {
+            let env = servers.env().await?;
+            let grid = pv_bench::detection::grid(&self.detection_sizes);
+            let started = std::time::Instant::now();
+            let summaries = pv_bench::detection::run_grid(&env, &grid, self.detection_seeds, |o| {
+                println!(
+                    "detection world: {} x{} {} patients seed {} ({} events): detected {:?}, false harm signal {}, signals {:?}, tests {:?}",
+                    o.world.scenario.name(),
+                    o.world.effect,
+                    o.world.patients,
+                    o.world.seed,
+                    o.events,
+                    o.detected,
+                    o.false_signal,
+                    o.signals.iter().map(|s| format!("{}/{}", s.group, s.product)).collect::<Vec<_>>(),
+                    o.tests.iter().map(|t| format!("{}/{} {} vs {:.1}", t.0, t.1, t.2, t.3)).collect::<Vec<_>>()
+                );
+            })
+            .await?;
+            println!("detection: {} cells in {:.0} s", summaries.len(), started.elapsed().as_secs_f64());
+            println!("{}", pv_bench::detection::markdown(&summaries));
+            std::fs::write(&self.detection_svg, pv_bench::detection::power_svg(&summaries))
+                .with_context(|| format!("writing {}", self.detection_svg.display()))?;
+            println!("power curve: {}", self.detection_svg.display());
+            env.cleanup().await;
         }
         if all || self.scenario == Scenario::Signals {
             let env = servers.env().await?;

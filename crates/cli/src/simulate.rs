@@ -12,7 +12,8 @@ use pv_events::{ClinicEvent, EventKind, Timestamp};
 use pv_gateway::produce::{SendError, send_events};
 use pv_runtime::kafka::{DurableProducer, ProduceError};
 use pv_simulate::{
-    BatchFuture, Harms, Pacing, SendReport, SimConfig, Simulation, generate, load_tokens, send_by_clinic,
+    BatchFuture, Harms, Pacing, Scenario, SendReport, SimConfig, Simulation, generate, load_tokens,
+    send_by_clinic,
 };
 
 use crate::PvConfig;
@@ -52,6 +53,14 @@ pub(crate) struct SimulateArgs {
     /// Share of ketamine patients who develop dependence.
     #[arg(long, default_value_t = 0.08)]
     dependence_share: f64,
+    /// A named preset of what is planted: null, surge-only, default, esketamine-only,
+    /// late-onset, switching, older-28mg (instead of --no-harms, --urological-per-gram and
+    /// --dependence-share).
+    #[arg(long, conflicts_with_all = ["no_harms", "urological_per_gram", "dependence_share"])]
+    scenario: Option<Scenario>,
+    /// Scales the scenario's planted effect sizes: 1 = the defaults, 0 = nothing planted.
+    #[arg(long, default_value_t = 1.0, requires = "scenario")]
+    effect: f64,
     /// Share of events submitted twice (client retries).
     #[arg(long, default_value_t = 0.01)]
     duplicate_rate: f64,
@@ -93,7 +102,7 @@ impl SimulateArgs {
         if self.no_harms {
             harms = Harms::none();
         }
-        SimConfig {
+        let mut sim = SimConfig {
             seed: self.seed,
             clinics: self.clinics,
             patients_per_clinic: self.patients,
@@ -102,7 +111,12 @@ impl SimulateArgs {
             harms,
             duplicate_rate: self.duplicate_rate,
             late_rate: self.late_rate,
+            ..SimConfig::default()
+        };
+        if let Some(scenario) = self.scenario {
+            scenario.apply(&mut sim, self.effect);
         }
+        sim
     }
 
     pub(crate) async fn run(self, cfg: &PvConfig) -> anyhow::Result<()> {
@@ -122,6 +136,9 @@ impl SimulateArgs {
             truth.submissions.duplicates,
             truth.submissions.late,
         );
+        if let Some(scenario) = self.scenario {
+            println!("  scenario {scenario}, effect x{}", self.effect);
+        }
         for e in &truth.effects {
             println!(
                 "  planted {:<26} {:?}: {} patients, {} reports caused",

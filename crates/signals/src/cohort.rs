@@ -108,6 +108,8 @@ pub struct CohortDose {
     pub mg: f64,
     /// Weight at the dose, kg, if recorded.
     pub weight_kg: Option<f64>,
+    /// The session number the clinic gave it.
+    pub session: i32,
 }
 
 /// One current case of a patient with a reaction in a monitored group.
@@ -134,6 +136,8 @@ pub struct CohortPatient {
     pub age_band: String,
     /// Sex at enrolment (`unknown` without an enrolment).
     pub sex: String,
+    /// The protocol the patient was enrolled on (empty without an enrolment).
+    pub protocol: String,
     /// Doses.
     pub doses: Vec<CohortDose>,
     /// Cases of monitored groups.
@@ -191,6 +195,9 @@ pub struct PtRow {
     pub events: u32,
     /// Incident events when cases without an onset date count on their report day.
     pub events_imputed: u32,
+    /// The time lies in a reporting surge of the patient's clinic ([`crate::artefacts`]): left
+    /// out of the harm decisions.
+    pub artefact: bool,
 }
 
 /// An incident case as counted, with the cell it fell in.
@@ -202,6 +209,8 @@ pub struct Incident {
     pub day: i32,
     /// Whether the onset was imputed (sensitivity analysis only).
     pub imputed: bool,
+    /// Days from the patient's first dose to the onset.
+    pub days_from_entry: i32,
     /// The row of the person-time it fell in (index into [`HarmSplit::rows`]).
     pub row: usize,
 }
@@ -226,6 +235,10 @@ pub struct HarmSplit {
     pub group: String,
     /// Person-time rows (per patient and cell).
     pub rows: Vec<PtRow>,
+    /// Per stratum, outside reporting surges: the administrations given to patients still at
+    /// risk (before their first event), by day: the exposure the sequential tests' expected
+    /// counts follow ([`accrued`]).
+    pub accrual: BTreeMap<u16, BTreeMap<i32, i64>>,
     /// Incident cases counted (primary and imputed).
     pub incident: Vec<Incident>,
     /// What was left out.
@@ -252,6 +265,8 @@ pub struct SplitSpec<'a> {
     pub on_treatment_days: &'a [u32],
     /// The last day of follow-up (the run's as-of day).
     pub as_of_day: i32,
+    /// Reporting surges: (clinic, first day, day after).
+    pub artefacts: &'a [(String, i32, i32)],
 }
 
 /// Splits every patient's follow-up for every harm.
@@ -263,6 +278,7 @@ pub fn split(spec: &SplitSpec<'_>, patients: &[CohortPatient]) -> Cohort {
         .map(|g| HarmSplit {
             group: g.clone(),
             rows: vec![],
+            accrual: BTreeMap::new(),
             incident: vec![],
             excluded: Excluded::default(),
         })
@@ -426,6 +442,9 @@ impl Timeline {
             breaks.extend(steps.iter().map(|s| s.0 + harm.lag_days as i32));
         }
         breaks.extend(spec.on_treatment_days.iter().map(|&e| self.entry + e as i32));
+        for (_, from, to) in spec.artefacts.iter().filter(|a| a.0 == p.clinic_id) {
+            breaks.extend([*from, *to]);
+        }
         if let (Some(first), Some(last)) = (intervals.first(), intervals.last()) {
             let mut q = quarter_start(first.0);
             while q < last.1 {
@@ -440,7 +459,12 @@ impl Timeline {
             let inside: Vec<i32> = breaks.iter().copied().filter(|&x| x > a && x < b).collect();
             let mut from = a;
             for to in inside.into_iter().chain([b]) {
-                let cell = self.cell(spec, harm, from);
+                let cell = self.cell(spec, harm, p, from);
+                if !cell.artefact {
+                    for &d in self.dose_days.iter().filter(|&&d| d >= from && d < to) {
+                        *out.accrual.entry(cell.stratum).or_default().entry(d).or_default() += 1;
+                    }
+                }
                 add(&mut rows, cell, f64::from(to - from));
                 from = to;
             }
@@ -449,7 +473,7 @@ impl Timeline {
         let event_row = |rows: &[PtRow], day: i32| -> Option<usize> {
             let at_risk = intervals.iter().any(|&(a, b)| day >= a && day < b);
             at_risk.then(|| {
-                let cell = self.cell(spec, harm, day);
+                let cell = self.cell(spec, harm, p, day);
                 rows.iter().position(|r| same_cell(r, &cell))
             })?
         };
@@ -462,6 +486,7 @@ impl Timeline {
                         who: case.who.clone(),
                         day,
                         imputed: false,
+                        days_from_entry: day - self.entry,
                         row: first_row + i,
                     });
                 }
@@ -471,13 +496,19 @@ impl Timeline {
         if let (Some(day), Some(case)) = (censor_day, missing) {
             if let Some(i) = event_row(&rows, day) {
                 rows[i].events_imputed += 1;
-                out.incident.push(Incident { who: case.who.clone(), day, imputed: true, row: first_row + i });
+                out.incident.push(Incident {
+                    who: case.who.clone(),
+                    day,
+                    imputed: true,
+                    days_from_entry: day - self.entry,
+                    row: first_row + i,
+                });
             }
         }
         out.rows.extend(rows);
     }
 
-    fn cell(&self, spec: &SplitSpec<'_>, harm: &HarmConfig, day: i32) -> PtRow {
+    fn cell(&self, spec: &SplitSpec<'_>, harm: &HarmConfig, p: &CohortPatient, day: i32) -> PtRow {
         let stratum = self.stratum_at(day);
         let since_entry = day - self.entry;
         PtRow {
@@ -493,13 +524,22 @@ impl Timeline {
             days: 0.0,
             events: 0,
             events_imputed: 0,
+            artefact: spec
+                .artefacts
+                .iter()
+                .any(|(c, from, to)| *c == p.clinic_id && day >= *from && day < *to),
         }
     }
 }
 
 fn same_cell(a: &PtRow, b: &PtRow) -> bool {
-    (a.patient, a.stratum, a.band, a.clinic, a.age, a.sex, a.quarter, a.on_treatment)
-        == (b.patient, b.stratum, b.band, b.clinic, b.age, b.sex, b.quarter, b.on_treatment)
+    (a.patient, a.stratum, a.band, a.clinic, a.age, a.sex, a.quarter, a.on_treatment, a.artefact)
+        == (b.patient, b.stratum, b.band, b.clinic, b.age, b.sex, b.quarter, b.on_treatment, b.artefact)
+}
+
+/// Administrations accrued before `day` from an accrual map (administrations by day).
+pub fn accrued(accrual: &BTreeMap<i32, i64>, day: i32) -> f64 {
+    accrual.range(..day).map(|(_, &n)| n).sum::<i64>() as f64
 }
 
 fn add(rows: &mut Vec<PtRow>, cell: PtRow, days: f64) {
@@ -516,6 +556,11 @@ fn date(day: i32) -> chrono::NaiveDate {
 fn day_of(d: chrono::NaiveDate) -> i32 {
     use chrono::Datelike;
     d.num_days_from_ce() - 719_163
+}
+
+/// A day as `YYYY-MM-DD`.
+pub fn date_label(day: i32) -> String {
+    date(day).format("%Y-%m-%d").to_string()
 }
 
 /// year × 4 + quarter (0-3) of a day.
@@ -553,7 +598,7 @@ mod tests {
         bands: &'a BTreeMap<String, ProductBands>,
         as_of_day: i32,
     ) -> SplitSpec<'a> {
-        SplitSpec { harms, bands, on_treatment_days: &[30], as_of_day }
+        SplitSpec { harms, bands, on_treatment_days: &[30], as_of_day, artefacts: &[] }
     }
 
     fn config() -> (BTreeMap<String, HarmConfig>, BTreeMap<String, ProductBands>) {
@@ -569,7 +614,7 @@ mod tests {
 
     fn dose(day: i32, product: &str, mg: f64, weight: Option<f64>) -> CohortDose {
         let route = if product == "ketamine" { "iv" } else { "intranasal" };
-        CohortDose { day, product: product.into(), route: route.into(), mg, weight_kg: weight }
+        CohortDose { day, product: product.into(), route: route.into(), mg, weight_kg: weight, session: 0 }
     }
 
     fn case(onset: Option<i32>, reported: i32, id: &str) -> CohortCase {
@@ -596,6 +641,7 @@ mod tests {
                 dose(10, "ketamine", 35.0, Some(70.0)),
             ],
             cases,
+            ..CohortPatient::default()
         }
     }
 
@@ -681,6 +727,31 @@ mod tests {
         assert!(c.harms[0].rows.iter().all(|r| r.band.is_none()));
         assert_eq!(bands["ketamine"].label(1), ">= 1 mg/kg");
         assert_eq!(bands["esketamine"].label(0), "< 100 mg");
+    }
+
+    #[test]
+    fn surge_time_is_marked_and_kept_out_of_the_accrual() {
+        let (harms, bands) = config();
+        let artefacts = [("c1".to_string(), 10, 20)];
+        let spec = SplitSpec { artefacts: &artefacts, ..spec(&harms, &bands, 100) };
+        let c = split(&spec, &[patient(vec![case(Some(12), 13, "in surge")])]);
+        let h = &c.harms[0];
+        // Days 0..10 outside, 10..13 inside (the event on day 12 ends follow-up).
+        let marked: Vec<(bool, f64, u32)> = h.rows.iter().map(|r| (r.artefact, r.days, r.events)).collect();
+        assert_eq!(marked, [(false, 10.0, 0), (true, 3.0, 1)]);
+        // Doses on days 0 and 10 (in the surge, not accrued) and 20 (after the event).
+        let accrual = &h.accrual[&0];
+        assert_eq!((accrued(accrual, 0), accrued(accrual, 1), accrued(accrual, 50)), (0.0, 1.0, 1.0));
+        // Without a surge, every administration before the event accrues.
+        let c = split(&spec_plain(&harms, &bands), &[patient(vec![])]);
+        assert_eq!(accrued(&c.harms[0].accrual[&0], 1000), 3.0);
+    }
+
+    fn spec_plain<'a>(
+        h: &'a BTreeMap<String, HarmConfig>,
+        b: &'a BTreeMap<String, ProductBands>,
+    ) -> SplitSpec<'a> {
+        spec(h, b, 100)
     }
 
     #[test]

@@ -13,6 +13,7 @@ use pv_store::column::Day;
 use pv_store::{Db, StoreError};
 use serde::Deserialize;
 
+use crate::artefacts::ClinicBlock;
 use crate::cohort::{CohortCase, CohortDose, CohortPatient};
 use crate::config::SignalsConfig;
 use crate::model::CaseRef;
@@ -23,8 +24,9 @@ const DAY_MS: i64 = 86_400_000;
 struct DoseHistory {
     patient_key: String,
     clinic_id: String,
-    /// (instant ms, product, route, mg, weight kg or 0), distinct: a re-delivered dose once.
-    doses: Vec<(i64, String, String, f64, f64)>,
+    /// (instant ms, product, route, mg, weight kg or 0, session), distinct: a re-delivered
+    /// dose once.
+    doses: Vec<(i64, String, String, f64, f64, i32)>,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -32,6 +34,7 @@ struct Enrolment {
     patient_key: String,
     age_band: String,
     sex: String,
+    protocol: String,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -54,7 +57,7 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
     let doses = db
         .sql(
             "SELECT patient_key, any(clinic_id),
-                    arrayDistinct(groupArray((administered_at_ms, toString(product), toString(route), dose_mg, ifNull(weight_kg, 0.))))
+                    arrayDistinct(groupArray((administered_at_ms, toString(product), toString(route), dose_mg, ifNull(weight_kg, 0.), session_number)))
              FROM {doses}
              WHERE received_at_ms <= {to} AND administered_at_ms <= {to}
              GROUP BY patient_key",
@@ -63,7 +66,8 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
         .fetch_all::<DoseHistory>();
     let enrolments = db
         .sql(
-            "SELECT patient_key, argMax(toString(age_band), received_at_ms), argMax(toString(sex), received_at_ms)
+            "SELECT patient_key, argMax(toString(age_band), received_at_ms), argMax(toString(sex), received_at_ms),
+                    argMax(protocol, received_at_ms)
              FROM {enrolments} WHERE received_at_ms <= {to} GROUP BY patient_key",
         )
         .bind("to", as_of_ms)
@@ -136,16 +140,18 @@ fn assemble(
             CohortPatient {
                 age_band: e.map_or_else(|| "unknown".into(), |e| e.age_band.clone()),
                 sex: e.map_or_else(|| "unknown".into(), |e| e.sex.clone()),
+                protocol: e.map_or_else(String::new, |e| e.protocol.clone()),
                 cases: case_map.remove(&h.patient_key).unwrap_or_default(),
                 doses: h
                     .doses
                     .into_iter()
-                    .map(|(ms, product, route, mg, weight)| CohortDose {
+                    .map(|(ms, product, route, mg, weight, session)| CohortDose {
                         day: day(ms),
                         product,
                         route,
                         mg,
                         weight_kg: (weight > 0.0).then_some(weight),
+                        session,
                     })
                     .collect(),
                 key: h.patient_key,
@@ -153,6 +159,58 @@ fn assemble(
             }
         })
         .collect()
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct BlockCount {
+    clinic_id: String,
+    block: i32,
+    n: u64,
+}
+
+/// Initial reports (by report day) and administrations per clinic and block of
+/// `artefacts.block_days`, as received by `as_of_ms`.
+pub async fn reporting_blocks(
+    db: &Db,
+    cfg: &SignalsConfig,
+    as_of_ms: i64,
+) -> Result<Vec<ClinicBlock>, StoreError> {
+    let block_ms = i64::from(cfg.artefacts.block_days) * DAY_MS;
+    let reports = db
+        .sql(
+            "SELECT clinic_id, toInt32(intDiv(reported_at_ms, {block_ms})) AS b, uniqExact(report_id)
+             FROM {ae_report_versions} WHERE received_at_ms <= {to} AND version = 1
+             GROUP BY clinic_id, b",
+        )
+        .bind("block_ms", block_ms)
+        .bind("to", as_of_ms)
+        .fetch_all::<BlockCount>();
+    let doses = db
+        .sql(
+            "SELECT clinic_id, toInt32(intDiv(administered_at_ms, {block_ms})) AS b, uniqExact(event_id)
+             FROM {doses} WHERE received_at_ms <= {to} GROUP BY clinic_id, b",
+        )
+        .bind("block_ms", block_ms)
+        .bind("to", as_of_ms)
+        .fetch_all::<BlockCount>();
+    let (reports, doses) = tokio::try_join!(reports, doses)?;
+    let mut blocks: BTreeMap<(String, i32), ClinicBlock> = BTreeMap::new();
+    for (counts, is_report) in [(reports, true), (doses, false)] {
+        for c in counts {
+            let b = blocks.entry((c.clinic_id.clone(), c.block)).or_insert_with(|| ClinicBlock {
+                clinic_id: c.clinic_id.clone(),
+                block: c.block,
+                reports: 0,
+                administrations: 0,
+            });
+            if is_report {
+                b.reports = c.n;
+            } else {
+                b.administrations = c.n;
+            }
+        }
+    }
+    Ok(blocks.into_values().collect())
 }
 
 fn day(ms: i64) -> i32 {
@@ -170,12 +228,16 @@ mod tests {
             patient_key: "pk".into(),
             clinic_id: "c1".into(),
             doses: vec![
-                (3 * DAY_MS + 5, "ketamine".into(), "iv".into(), 35.0, 70.0),
-                (4 * DAY_MS, "ketamine".into(), "iv".into(), 35.0, 0.0),
+                (3 * DAY_MS + 5, "ketamine".into(), "iv".into(), 35.0, 70.0, 1),
+                (4 * DAY_MS, "ketamine".into(), "iv".into(), 35.0, 0.0, 2),
             ],
         }];
-        let enrolments =
-            vec![Enrolment { patient_key: "pk".into(), age_band: "age_65_74".into(), sex: "male".into() }];
+        let enrolments = vec![Enrolment {
+            patient_key: "pk".into(),
+            age_band: "age_65_74".into(),
+            sex: "male".into(),
+            protocol: "p".into(),
+        }];
         let cases = vec![CaseVersion {
             clinic_id: "c1".into(),
             report_id: "r1".into(),

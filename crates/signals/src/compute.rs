@@ -17,20 +17,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pv_stats::{TwoByTwo, maxsprt, mgps, poisson, proportion, quantile, trend};
+use pv_stats::special::regularized_lower_gamma;
+use pv_stats::{TwoByTwo, mgps, poisson};
 
 use crate::config::SignalsConfig;
 use crate::model::{Analysis, Inputs, SignalResult, Stratum, Window};
-
-/// The 95% normal quantile used by every interval.
-const Z95: f64 = 1.959_963_984_540_054;
 
 /// Runs every analysis of one window.
 #[derive(Debug, Clone)]
 pub struct Analyser {
     cfg: SignalsConfig,
-    /// MaxSPRT critical value for the configured alpha, length and minimum events.
-    cv: f64,
 }
 
 /// A stratum, optionally narrowed to one cumulative-dose band.
@@ -56,20 +52,22 @@ struct Tally<'a> {
     item_cases: BTreeMap<(&'a str, &'a str), u64>,
     /// Cases per cell and item.
     cases: BTreeMap<ItemKey<'a>, u64>,
+    /// Preferred terms coded to a monitored harm's group.
+    harm_pts: &'a BTreeSet<String>,
 }
 
 impl<'a> Tally<'a> {
     fn new(cfg: &'a SignalsConfig, inputs: &'a Inputs) -> Self {
         let mut t = Tally {
-            groups: cfg.background_per_1000.keys().map(String::as_str).collect(),
+            groups: cfg.harms.keys().map(String::as_str).collect(),
             pts: BTreeSet::new(),
             admins: BTreeMap::new(),
             cell_cases: BTreeMap::new(),
             item_cases: BTreeMap::new(),
             cases: BTreeMap::new(),
+            harm_pts: &inputs.harm_pts,
         };
         for d in &inputs.doses {
-            *t.admins.entry((d.stratum.clone(), Some(d.band))).or_default() += d.administrations;
             *t.admins.entry((d.stratum.clone(), None)).or_default() += d.administrations;
         }
         for c in &inputs.cases {
@@ -78,9 +76,7 @@ impl<'a> Tally<'a> {
                 .iter()
                 .map(|g| ("group", g.as_str()))
                 .chain(c.pts.iter().map(|p| ("pt", p.as_str())));
-            for band in [Some(c.band), None] {
-                *t.cell_cases.entry((&c.stratum, band)).or_default() += 1;
-            }
+            *t.cell_cases.entry((&c.stratum, None)).or_default() += 1;
             for (level, item) in items {
                 if level == "group" {
                     t.groups.insert(item);
@@ -88,9 +84,7 @@ impl<'a> Tally<'a> {
                     t.pts.insert(item);
                 }
                 *t.item_cases.entry((level, item)).or_default() += 1;
-                for band in [Some(c.band), None] {
-                    *t.cases.entry((&c.stratum, band, level, item)).or_default() += 1;
-                }
+                *t.cases.entry((&c.stratum, None, level, item)).or_default() += 1;
             }
         }
         t
@@ -103,21 +97,15 @@ impl<'a> Tally<'a> {
 }
 
 impl Analyser {
-    /// An analyser for `cfg` (validated); computes the MaxSPRT critical value once.
+    /// An analyser for `cfg` (validated).
     pub fn new(cfg: SignalsConfig) -> Result<Self, String> {
         cfg.validate()?;
-        let cv = maxsprt::critical_value(cfg.maxsprt_length, cfg.maxsprt_alpha, cfg.maxsprt_min_events);
-        Ok(Self { cfg, cv })
+        Ok(Self { cfg })
     }
 
     /// The configuration in force.
     pub fn config(&self) -> &SignalsConfig {
         &self.cfg
-    }
-
-    /// The MaxSPRT critical value in force.
-    pub fn critical_value(&self) -> f64 {
-        self.cv
     }
 
     /// Every result of one window, in a stable order.
@@ -126,12 +114,6 @@ impl Analyser {
         let tally = Tally::new(&self.cfg, inputs);
         self.disproportionality(inputs.window, &tally, &mut out);
         self.incidence(inputs, &tally, &mut out);
-        self.dose_response(inputs.window, &tally, &mut out);
-        self.time_to_onset(inputs, &mut out);
-        if inputs.window == Window::Cumulative {
-            self.markers(inputs, &mut out);
-            self.maxsprt(inputs.window, &tally, &mut out);
-        }
         out
     }
 
@@ -163,7 +145,9 @@ impl Analyser {
 
     fn disproportionality(&self, window: Window, tally: &Tally<'_>, out: &mut Vec<SignalResult>) {
         let total = tally.cell_cases.iter().filter(|(k, _)| k.1.is_none()).map(|(_, n)| n).sum();
-        for by_band in [true, false] {
+        // Per stratum only: dose bands are analysed on person-time, per product in its own unit
+        // (crate::person_time), from the raw dose history rather than the enricher's snapshots.
+        for by_band in [false] {
             let pair_cases: Vec<(&ItemKey<'_>, u64)> =
                 tally.cases.iter().filter(|(k, _)| k.1.is_some() == by_band).map(|(k, &n)| (k, n)).collect();
             let table = |&(stratum, band, level, item): &ItemKey<'_>, a: u64| {
@@ -174,16 +158,22 @@ impl Analyser {
                     total,
                 )
             };
-            // The MGPS prior: fitted over every stratum x PT pair of this window and level.
-            let pt_pairs: Vec<(u64, f64)> = pair_cases
-                .iter()
-                .filter(|(k, _)| k.2 == "pt")
-                .map(|&(k, a)| (a, table(k, a).expected()))
-                .collect();
-            let prior = mgps::fit(&pt_pairs).ok().map(|f| f.hyper);
+            // The MGPS prior of each level: fitted over that level's stratum x item pairs of this
+            // window, and applied to them alone.
+            let prior_of = |level: &str| {
+                let pairs: Vec<(u64, f64)> = pair_cases
+                    .iter()
+                    .filter(|(k, _)| k.2 == level)
+                    .map(|&(k, a)| (a, table(k, a).expected()))
+                    .collect();
+                mgps::fit(&pairs).ok().map(|f| f.hyper)
+            };
+            let priors = [("group", prior_of("group")), ("pt", prior_of("pt"))];
+            let first = out.len();
             for &(key, a) in &pair_cases {
                 let t = table(key, a);
                 let d = pv_stats::disproportionality(&t);
+                let prior = priors.iter().find(|p| p.0 == key.2).and_then(|p| p.1);
                 let post = prior.map(|h| mgps::posterior(&h, a, d.expected));
                 let cell: Cell = (key.0.clone(), key.1);
                 let mut r = self.base(Analysis::Disproportionality, window, &cell, key.3, key.2);
@@ -198,6 +188,8 @@ impl Analyser {
                 r.ic025 = Some(d.ic025);
                 r.ebgm = post.map(|p| p.ebgm);
                 r.eb05 = post.map(|p| p.eb05);
+                // One-sided: more reports of the item in the stratum than expected from the others.
+                r.p_value = Some(if a == 0 { 1.0 } else { regularized_lower_gamma(a as f64, d.expected) });
                 let mut flags = Vec::new();
                 if a < self.cfg.min_cases {
                     flags.push("small_count");
@@ -211,14 +203,45 @@ impl Analyser {
                 if post.is_none() {
                     flags.push("mgps_unavailable");
                 }
+                let monitored = if key.2 == "group" {
+                    self.cfg.harms.contains_key(key.3)
+                } else {
+                    tally.harm_pts.contains(key.3)
+                };
+                if monitored {
+                    flags.push("monitored_harm_screen_only");
+                }
                 r.flags = flags.join(",");
-                r.signal = a >= self.cfg.min_cases
-                    && d.prr >= self.cfg.prr_min
-                    && d.chi2_yates >= self.cfg.chi2_min
-                    && d.ic025 > 0.0
-                    && post.is_none_or(|p| p.eb05 >= self.cfg.eb05_min);
                 out.push(r);
             }
+            self.screen_decisions(&mut out[first..], tally);
+        }
+    }
+
+    /// The screen's decisions over one set of pairs: Benjamini-Hochberg q-values over its
+    /// preferred-term pairs; a signal needs q <= `screen_fdr`, the Evans criteria, IC025 > 0 and
+    /// (when the prior could be fitted) EB05 >= `eb05_min`. The monitored harms (their groups and
+    /// the preferred terms coded to them) are decided by the person-time analyses, never here.
+    fn screen_decisions(&self, results: &mut [SignalResult], tally: &Tally<'_>) {
+        let pts: Vec<usize> = (0..results.len()).filter(|&i| results[i].event_level == "pt").collect();
+        let p: Vec<f64> = pts.iter().map(|&i| results[i].p_value.unwrap_or(1.0)).collect();
+        for (&i, q) in pts.iter().zip(pv_stats::multiplicity::benjamini_hochberg(&p)) {
+            results[i].q_value = Some(q);
+        }
+        for r in results.iter_mut() {
+            let monitored = if r.event_level == "group" {
+                self.cfg.harms.contains_key(&r.event)
+            } else {
+                tally.harm_pts.contains(r.event.as_str())
+            };
+            r.signal = !monitored
+                && r.event_level == "pt"
+                && r.n >= self.cfg.min_cases
+                && r.q_value.is_some_and(|q| q <= self.cfg.screen_fdr)
+                && r.prr.is_some_and(|v| v >= self.cfg.prr_min)
+                && r.chi2.is_some_and(|v| v >= self.cfg.chi2_min)
+                && r.ic025.is_some_and(|v| v > 0.0)
+                && r.eb05.is_none_or(|v| v >= self.cfg.eb05_min);
         }
     }
 
@@ -237,162 +260,21 @@ impl Analyser {
                 r.n = n;
                 r.denominator = n_admin as f64;
                 (r.estimate, r.lower, r.upper) = (rate.estimate, rate.lower, rate.upper);
-                let background = if level == "group" { self.cfg.background_per_1000.get(item) } else { None };
-                r.signal = n >= self.cfg.min_cases && background.is_some_and(|&b| rate.lower > b);
-                r.flags = self.count_flags(n, background.is_none());
+                r.flags = self.count_flags(n);
                 out.push(r);
             }
         }
     }
 
-    fn count_flags(&self, n: u64, no_background: bool) -> String {
-        let mut f = Vec::new();
-        if n < self.cfg.min_cases {
-            f.push("small_count");
-        }
-        if no_background {
-            f.push("no_background_rate");
-        }
-        f.join(",")
-    }
-
-    fn dose_response(&self, window: Window, tally: &Tally<'_>, out: &mut Vec<SignalResult>) {
-        let bands = self.cfg.dose_bands_mg.len() + 1;
-        // The strata with doses: the whole-stratum cells of the administrations.
-        for stratum in tally.admins.keys().filter(|c| c.1.is_none()).map(|c| &c.0) {
-            for &g in &tally.groups {
-                let levels: Vec<trend::Level> = (0..bands)
-                    .map(|b| {
-                        let cell = (stratum.clone(), Some(b));
-                        trend::Level {
-                            score: b as f64,
-                            events: tally.count(stratum, Some(b), "group", g),
-                            exposure: tally.admins.get(&cell).copied().unwrap_or(0) as f64,
-                        }
-                    })
-                    .collect();
-                let z = trend::poisson_trend_z(&levels);
-                let with_exposure: Vec<&trend::Level> = levels.iter().filter(|l| l.exposure > 0.0).collect();
-                let n: u64 = levels.iter().map(|l| l.events).sum();
-                let mut r = self.base(Analysis::DoseResponse, window, &(stratum.clone(), None), g, "group");
-                r.n = n;
-                r.denominator = levels.iter().map(|l| l.exposure).sum();
-                r.trend_z = Some(z);
-                // The estimate: rate ratio of the highest band with exposure to the lowest, with
-                // its log-normal interval (0.5 added to both counts when one is zero).
-                if let (Some(lo), Some(hi)) = (with_exposure.first(), with_exposure.last()) {
-                    let k = if lo.events == 0 || hi.events == 0 { 0.5 } else { 0.0 };
-                    let (c_lo, c_hi) = (lo.events as f64 + k, hi.events as f64 + k);
-                    let rr = (c_hi / hi.exposure) / (c_lo / lo.exposure);
-                    let s = (1.0 / c_lo + 1.0 / c_hi).sqrt();
-                    r.estimate = rr;
-                    r.lower = (rr.ln() - Z95 * s).exp();
-                    r.upper = (rr.ln() + Z95 * s).exp();
-                }
-                let mut flags = Vec::new();
-                if n < self.cfg.min_cases {
-                    flags.push("small_count");
-                }
-                if with_exposure.len() < 2 {
-                    flags.push("single_band");
-                }
-                r.flags = flags.join(",");
-                r.signal = n >= self.cfg.min_cases && with_exposure.len() >= 2 && z >= self.cfg.trend_z;
-                out.push(r);
-            }
-        }
-    }
-
-    fn time_to_onset(&self, inputs: &Inputs, out: &mut Vec<SignalResult>) {
-        let mut days: BTreeMap<(&Stratum, &str), Vec<f64>> = BTreeMap::new();
-        for c in &inputs.cases {
-            if let Some(d) = c.days_from_first_dose.filter(|d| d.is_finite()) {
-                for g in &c.groups {
-                    days.entry((&c.stratum, g.as_str())).or_default().push(d);
-                }
-            }
-        }
-        for ((stratum, g), v) in days {
-            let mut r = self.base(Analysis::TimeToOnset, inputs.window, &(stratum.clone(), None), g, "group");
-            r.n = v.len() as u64;
-            r.denominator = v.len() as f64;
-            r.estimate = quantile::quantile(&v, 0.5).unwrap_or(0.0);
-            r.lower = quantile::quantile(&v, 0.25).unwrap_or(0.0);
-            r.upper = quantile::quantile(&v, 0.75).unwrap_or(0.0);
-            r.flags = "descriptive".into();
-            out.push(r);
-        }
-    }
-
-    fn markers(&self, inputs: &Inputs, out: &mut Vec<SignalResult>) {
-        for m in &inputs.markers {
-            for (marker, k) in [
-                ("dose_escalation", m.escalated),
-                ("shrinking_intervals", m.shrinking_intervals),
-                ("extra_sessions", m.extra_sessions),
-            ] {
-                let p = proportion::wilson(k, m.patients, Z95);
-                let mut r = self.base(
-                    Analysis::DependenceMarker,
-                    inputs.window,
-                    &(m.stratum.clone(), None),
-                    marker,
-                    "marker",
-                );
-                r.n = k;
-                r.denominator = m.patients as f64;
-                (r.estimate, r.lower, r.upper) = (p.estimate, p.lower, p.upper);
-                r.flags = self.count_flags(k, false);
-                r.signal = k >= self.cfg.min_cases && p.lower > self.cfg.marker_background_share;
-                out.push(r);
-            }
-        }
-    }
-
-    fn maxsprt(&self, window: Window, tally: &Tally<'_>, out: &mut Vec<SignalResult>) {
-        // Per product: the whole-stratum cells summed over routes and formulations.
-        let mut admins: BTreeMap<&str, u64> = BTreeMap::new();
-        for ((stratum, _), n) in tally.admins.iter().filter(|(c, _)| c.1.is_none()) {
-            *admins.entry(stratum.product.as_str()).or_default() += n;
-        }
-        let mut observed: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        for (&(stratum, _, _, g), n) in tally.cases.iter().filter(|(k, _)| k.1.is_none() && k.2 == "group") {
-            *observed.entry((stratum.product.as_str(), g)).or_default() += n;
-        }
-        for (&product, &n_admin) in &admins {
-            let product = Stratum::new(product, "*", "*");
-            for (g, &background) in &self.cfg.background_per_1000 {
-                let n = observed.get(&(product.product.as_str(), g.as_str())).copied().unwrap_or(0);
-                let expected = background / 1000.0 * n_admin as f64;
-                let s = maxsprt::status(n, expected, self.cv, self.cfg.maxsprt_min_events);
-                let mut r = self.base(Analysis::MaxSprt, window, &(product.clone(), None), g, "group");
-                r.n = n;
-                r.denominator = expected;
-                let (lo, hi) = poisson::exact_interval(n, 0.95);
-                if expected > 0.0 {
-                    (r.estimate, r.lower, r.upper) = (n as f64 / expected, lo / expected, hi / expected);
-                }
-                r.llr = Some(s.llr);
-                r.cv = Some(s.cv);
-                let mut flags = Vec::new();
-                if n < self.cfg.maxsprt_min_events {
-                    flags.push("below_min_events");
-                }
-                if expected > self.cfg.maxsprt_length {
-                    flags.push("surveillance_length_reached");
-                }
-                r.flags = flags.join(",");
-                r.signal = s.signal;
-                out.push(r);
-            }
-        }
+    fn count_flags(&self, n: u64) -> String {
+        if n < self.cfg.min_cases { "descriptive,small_count".into() } else { "descriptive".into() }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Case, DoseCell, MarkerCounts};
+    use crate::model::{Case, DoseCell};
 
     fn ket() -> Stratum {
         Stratum::new("ketamine", "iv", "solution")
@@ -456,74 +338,28 @@ mod tests {
             cases.push(case(esk(), 0, &[], &["Nausea"], 1.0));
             cases.push(case(ket(), 0, &[], &["Nausea"], 1.0));
         }
-        Inputs {
-            window,
-            doses,
-            cases,
-            markers: vec![MarkerCounts {
-                stratum: ket(),
-                patients: 200,
-                escalated: 20,
-                shrinking_intervals: 3,
-                extra_sessions: 0,
-                positive: vec![],
-            }],
-            exposure: vec![],
-        }
+        Inputs { window, doses, cases, harm_pts: BTreeSet::from(["Dysuria".to_string()]), exposure: vec![] }
     }
 
     #[test]
-    fn incidence_has_exact_intervals_and_flags_against_the_background() {
+    fn incidence_per_administration_is_descriptive_with_exact_intervals() {
         let a = Analyser::new(SignalsConfig::default()).expect("valid");
         let rs = a.run(&inputs(Window::Cumulative));
-        // Band 3: 8 cases / 1,000 administrations = 8 per 1,000; exact 95% 3.4538..15.7628.
-        let r = find(&rs, Analysis::IncidenceAdministrations, &ket(), ">= 2 g", "urological");
-        assert_eq!((r.n, r.denominator, r.estimate), (8, 1000.0, 8.0));
-        assert!((r.lower - 3.4538).abs() < 1e-3 && (r.upper - 15.7628).abs() < 1e-3, "{r:?}");
-        assert!(r.signal, "lower bound 3.45 > background 1");
-        // Band 0: 1 case: 1 per 1,000, lower bound 0.025: no signal.
-        let r = find(&rs, Analysis::IncidenceAdministrations, &ket(), "< 500 mg", "urological");
-        assert!(!r.signal && r.flags.contains("small_count"));
-        // Whole stratum: 15 / 4,000.
+        // Ketamine: 15 urological cases / 4,000 administrations = 3.75 per 1,000; exact 95%
+        // interval from Garwood.
         let r = find(&rs, Analysis::IncidenceAdministrations, &ket(), "*", "urological");
-        assert_eq!((r.n, r.estimate), (15, 3.75));
-        // The dependence group has a background but no cases: reported as zero, no signal.
+        assert_eq!((r.n, r.denominator, r.estimate), (15, 4000.0, 3.75));
+        let exact = pv_stats::poisson::rate(15, 4000.0, 1000.0, 0.95);
+        assert_eq!((r.lower, r.upper), (exact.lower, exact.upper));
+        assert!(!r.signal && r.flags == "descriptive", "administrations: descriptive only");
+        // Esketamine: 2 cases: flagged small.
+        let r = find(&rs, Analysis::IncidenceAdministrations, &esk(), "*", "urological");
+        assert!(!r.signal && r.flags.contains("small_count"));
+        // A monitored group without cases is reported as zero.
         let r = find(&rs, Analysis::IncidenceAdministrations, &ket(), "*", "dependence");
         assert_eq!((r.n, r.estimate, r.lower, r.signal), (0, 0.0, 0.0, false));
-        // Preferred terms too; without a configured background they never signal.
-        let pt = rs
-            .iter()
-            .find(|r| {
-                r.analysis == "incidence_per_1000_administrations"
-                    && r.event_level == "pt"
-                    && r.dose_band == ">= 2 g"
-                    && r.product == "ketamine"
-            })
-            .expect("PT-level incidence");
-        assert!(pt.n > 0 && !pt.signal && pt.flags.contains("no_background_rate"), "{pt:?}");
-        let expected = pv_stats::poisson::rate(pt.n, 1000.0, 1000.0, 0.95);
-        assert_eq!((pt.estimate, pt.lower), (expected.estimate, expected.lower));
-    }
-
-    #[test]
-    fn dose_response_trend_is_the_score_test_over_the_bands() {
-        let a = Analyser::new(SignalsConfig::default()).expect("valid");
-        let rs = a.run(&inputs(Window::Period));
-        let r = find(&rs, Analysis::DoseResponse, &ket(), "*", "urological");
-        // c = 1, 2, 4, 8 over 1,000 each, x = 0..3: C = 15, E = 3.75, U = 0*(-2.75) + 1*(-1.75)
-        // + 2*(0.25) + 3*(4.25) = 11.5, V = 14 * 3.75 - (6 * 3.75)^2 / 15 = 18.75, z = 2.6558.
-        let want = 11.5 / 18.75f64.sqrt();
-        assert!((r.trend_z.expect("z") - want).abs() < 1e-12, "{r:?}");
-        assert!((r.estimate - 8.0).abs() < 1e-12, "rate ratio top vs bottom band");
-        assert!(!r.signal, "2.66 < the default 3.09");
-        let lenient =
-            Analyser::new(SignalsConfig { trend_z: 1.645, ..SignalsConfig::default() }).expect("valid");
-        let lenient = lenient.run(&inputs(Window::Period));
-        assert!(find(&lenient, Analysis::DoseResponse, &ket(), "*", "urological").signal);
-        // Esketamine has one band: no trend, flagged.
-        let r = find(&rs, Analysis::DoseResponse, &esk(), "*", "urological");
-        assert_eq!((r.trend_z, r.signal), (Some(0.0), false));
-        assert!(r.flags.contains("single_band"));
+        // Per stratum only: dose bands live in the person-time analyses.
+        assert!(rs.iter().all(|r| r.dose_band == "*"));
     }
 
     #[test]
@@ -537,49 +373,41 @@ mod tests {
         assert!((r.prr.expect("prr") - (15.0 / 55.0) / (2.0 / 42.0)).abs() < 1e-12);
         assert!((r.denominator - 55.0 * 17.0 / 97.0).abs() < 1e-12, "E = n_stratum n_event / N");
         assert_eq!(r.event_level, "group");
+        // One-sided Poisson p of 15 against E = 8.505: P(X >= 15).
+        let p = r.p_value.expect("p");
+        assert!((p - pv_stats::special::regularized_lower_gamma(15.0, 55.0 * 17.0 / 97.0)).abs() < 1e-15);
         let pt = find(&rs, Analysis::Disproportionality, &ket(), "*", "Dysuria");
         assert_eq!((pt.event_level.as_str(), pt.n), ("pt", 15));
-        // Per band: band 3 of ketamine has 8 cases, all urological.
-        let r = find(&rs, Analysis::Disproportionality, &ket(), ">= 2 g", "urological");
-        assert_eq!(r.n, 8);
-        assert!(r.prr.expect("prr").is_finite() && r.ror.expect("ror").is_finite());
-        assert!(r.flags.contains("zero_cell_corrected"), "b = 0: ROR corrected");
         assert!(rs.iter().all(|r| r.estimate.is_finite() && !r.lower.is_nan() && !r.upper.is_nan()));
     }
 
     #[test]
-    fn markers_and_maxsprt() {
+    fn the_screen_controls_the_fdr_and_leaves_the_monitored_harms_alone() {
         let a = Analyser::new(SignalsConfig::default()).expect("valid");
-        let rs = a.run(&inputs(Window::Cumulative));
-        // 20 of 200 escalated: Wilson 95% 0.06567..0.14941 > 0.02.
-        let r = find(&rs, Analysis::DependenceMarker, &ket(), "*", "dose_escalation");
-        assert_eq!((r.n, r.estimate), (20, 0.1));
-        assert!((r.lower - 0.065670).abs() < 1e-5 && r.signal, "{r:?}");
-        // 3 of 200: lower bound 0.0051 < 0.02.
-        assert!(!find(&rs, Analysis::DependenceMarker, &ket(), "*", "shrinking_intervals").signal);
-        // MaxSPRT per product: ketamine 15 urological cases, 4,000 administrations at 1/1,000:
-        // expected 4, LLR = 4 - 15 + 15 ln(15/4) = 8.826 > CV.
-        let r = find(&rs, Analysis::MaxSprt, &ket().product_only(), "*", "urological");
-        assert!((r.denominator - 4.0).abs() < 1e-12);
-        let llr = 4.0 - 15.0 + 15.0 * (15.0f64 / 4.0).ln();
-        assert!((r.llr.expect("llr") - llr).abs() < 1e-9);
-        assert!(r.cv.expect("cv") > 3.0 && r.cv.expect("cv") < llr && r.signal);
-        // Esketamine: 2 cases of 2 expected: no signal.
-        assert!(!find(&rs, Analysis::MaxSprt, &esk().product_only(), "*", "urological").signal);
-        // The period window carries neither.
-        let period = a.run(&inputs(Window::Period));
-        assert!(period.iter().all(|r| r.analysis != "maxsprt" && r.analysis != "dependence_marker"));
-    }
-
-    #[test]
-    fn time_to_onset_quartiles() {
-        let a = Analyser::new(SignalsConfig::default()).expect("valid");
-        let rs = a.run(&inputs(Window::Cumulative));
-        let r = find(&rs, Analysis::TimeToOnset, &esk(), "*", "urological");
-        assert_eq!((r.n, r.estimate, r.lower, r.upper), (2, 5.0, 5.0, 5.0));
-        let r = find(&rs, Analysis::TimeToOnset, &ket(), "*", "urological");
-        assert_eq!(r.n, 15);
-        assert!(!r.signal);
+        let mut inputs = inputs(Window::Cumulative);
+        // Sixty ketamine IV cases of an unexpected term, none elsewhere; a third stratum with
+        // many cases of common terms makes the comparator informative.
+        let im = Stratum::new("ketamine", "im", "solution");
+        for i in 0..300 {
+            inputs.cases.push(case(im.clone(), 0, &[], &[["Nausea", "Headache", "Dizziness"][i % 3]], 1.0));
+            inputs.cases.push(case(esk(), 0, &[], &[["Nausea", "Headache", "Dizziness"][i % 3]], 1.0));
+        }
+        for _ in 0..60 {
+            inputs.cases.push(case(ket(), 0, &[], &["Hepatotoxicity"], 1.0));
+        }
+        let rs = a.run(&inputs);
+        let pts: Vec<&SignalResult> =
+            rs.iter().filter(|r| r.event_level == "pt" && r.analysis == "disproportionality").collect();
+        for r in &pts {
+            assert!(r.q_value.expect("q") >= r.p_value.expect("p"), "{r:?}");
+        }
+        let hep = find(&rs, Analysis::Disproportionality, &ket(), "*", "Hepatotoxicity");
+        assert!(hep.signal && hep.q_value.expect("q") <= 0.05, "{hep:?}");
+        // Dysuria (15 vs 2) is as disproportionate, but coded to a monitored harm: screen only.
+        let dys = find(&rs, Analysis::Disproportionality, &ket(), "*", "Dysuria");
+        assert!(!dys.signal && dys.flags.contains("monitored_harm_screen_only"), "{dys:?}");
+        let group = find(&rs, Analysis::Disproportionality, &ket(), "*", "urological");
+        assert!(!group.signal);
     }
 
     #[test]
@@ -589,7 +417,7 @@ mod tests {
             window: Window::Cumulative,
             doses: vec![],
             cases: vec![],
-            markers: vec![],
+            harm_pts: BTreeSet::new(),
             exposure: vec![],
         };
         assert!(a.run(&empty).is_empty());

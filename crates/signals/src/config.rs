@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::artefacts::ArtefactConfig;
 use crate::cohort::{DoseUnit, HarmConfig, ProductBands};
+use crate::markers::MarkerConfig;
+use crate::sequential::Background;
 
 /// Settings of the signals service; every field has a named default.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -34,39 +37,36 @@ pub struct SignalsConfig {
     /// MGPS: EB05 at least this.
     #[serde(default = "default_eb05_min")]
     pub eb05_min: f64,
-    /// Background (H0) rate of each event group per 1,000 administrations: the reference for
-    /// incidence flags and the expected counts of MaxSPRT.
-    #[serde(default = "default_background_per_1000")]
-    pub background_per_1000: BTreeMap<String, f64>,
-    /// MaxSPRT type I error over the whole surveillance.
+    /// The background of each monitored harm: the expected counts of its sequential test.
+    #[serde(default = "default_backgrounds")]
+    pub backgrounds: BTreeMap<String, Background>,
+    /// Type I error of the sequential tests over the whole surveillance, shared by the family
+    /// of products × harms (each test gets alpha / family size).
     #[serde(default = "default_maxsprt_alpha")]
     pub maxsprt_alpha: f64,
-    /// MaxSPRT surveillance length, in expected events under H0.
-    #[serde(default = "default_maxsprt_length")]
-    pub maxsprt_length: f64,
+    /// The planned surveillance length per product, in administrations to patients at risk:
+    /// part of the design (the critical values are computed for it); cases after it are not
+    /// tested.
+    #[serde(default = "default_surveillance_administrations")]
+    pub surveillance_administrations: f64,
+    /// Status hysteresis: an open signal closes only after this many consecutive runs without
+    /// it (a statistic dipping under its threshold once is not a closure). Sequential tests
+    /// never close: a rejected null stays rejected.
+    #[serde(default = "default_close_after_runs")]
+    pub close_after_runs: u32,
+    /// False-discovery rate of the disproportionality screen (Benjamini-Hochberg over every
+    /// stratum × preferred term of a window).
+    #[serde(default = "default_screen_fdr")]
+    pub screen_fdr: f64,
+    /// How clinics' reporting surges are recognised.
+    #[serde(default)]
+    pub artefacts: ArtefactConfig,
+    /// The protocols dependence markers are judged against.
+    #[serde(default)]
+    pub markers: MarkerConfig,
     /// MaxSPRT minimum number of events before a signal (Kulldorff and Silva 2015 suggest 4).
     #[serde(default = "default_maxsprt_min_events")]
     pub maxsprt_min_events: u64,
-    /// One-sided z at or above which the dose-response trend is a signal. The default, 3.09
-    /// (one-sided 0.1%), allows for the many strata x groups x windows tested each run.
-    #[serde(default = "default_trend_z")]
-    pub trend_z: f64,
-    /// Dependence marker: some dose above this multiple of the mean of the patient's first three
-    /// doses. Strictly above, so the labelled esketamine titration 56 -> 84 mg (x1.5) is not one.
-    #[serde(default = "default_escalation_ratio")]
-    pub escalation_ratio: f64,
-    /// Dependence marker: the mean of the patient's last three inter-session intervals at most
-    /// this multiple of the mean of the earlier ones (with at least six intervals).
-    #[serde(default = "default_shrink_ratio")]
-    pub shrink_ratio: f64,
-    /// Dependence marker: a session at most this many calendar days after the previous one is
-    /// an unscheduled extra session.
-    #[serde(default = "default_extra_session_max_days")]
-    pub extra_session_max_days: u32,
-    /// Dependence marker: background share of patients showing a marker; a product signals when
-    /// the lower 95% bound of its share exceeds it.
-    #[serde(default = "default_marker_background_share")]
-    pub marker_background_share: f64,
     /// Days of runs whose counted cases and exposure breakdowns (`signal_contributions`,
     /// `signal_exposure`, one partition per day) are kept; older days are dropped after a run.
     /// The workbench reads the latest run's, and every workflow decision keeps the cases its
@@ -111,32 +111,48 @@ fn default_chi2_min() -> f64 {
 fn default_eb05_min() -> f64 {
     2.0
 }
-fn default_background_per_1000() -> BTreeMap<String, f64> {
-    BTreeMap::from([("urological".into(), 1.0), ("dependence".into(), 1.0)])
+fn default_backgrounds() -> BTreeMap<String, Background> {
+    BTreeMap::from([
+        (
+            "urological".into(),
+            Background {
+                source: "DEMO: an invented historical cohort (80 first urological reactions in 100,000 administrations), set to the simulator's background".into(),
+                demo: true,
+                rate_per_1000_administrations: None,
+                rate_lower: None,
+                rate_upper: None,
+                historical_events: Some(80),
+                historical_administrations: Some(100_000.0),
+            },
+        ),
+        (
+            "dependence".into(),
+            Background {
+                source: "DEMO: an invented literature rate (0.8 per 1,000 administrations, 95% 0.6-1.05), set to the simulator's background".into(),
+                demo: true,
+                rate_per_1000_administrations: Some(0.8),
+                rate_lower: Some(0.6),
+                rate_upper: Some(1.05),
+                historical_events: None,
+                historical_administrations: None,
+            },
+        ),
+    ])
+}
+fn default_surveillance_administrations() -> f64 {
+    200_000.0
+}
+fn default_close_after_runs() -> u32 {
+    3
+}
+fn default_screen_fdr() -> f64 {
+    0.05
 }
 fn default_maxsprt_alpha() -> f64 {
     0.05
 }
-fn default_maxsprt_length() -> f64 {
-    100.0
-}
 fn default_maxsprt_min_events() -> u64 {
     4
-}
-fn default_trend_z() -> f64 {
-    3.09
-}
-fn default_escalation_ratio() -> f64 {
-    1.5
-}
-fn default_shrink_ratio() -> f64 {
-    0.6
-}
-fn default_extra_session_max_days() -> u32 {
-    1
-}
-fn default_marker_background_share() -> f64 {
-    0.02
 }
 fn default_keep_counted_days() -> u32 {
     7
@@ -191,15 +207,14 @@ impl Default for SignalsConfig {
             prr_min: default_prr_min(),
             chi2_min: default_chi2_min(),
             eb05_min: default_eb05_min(),
-            background_per_1000: default_background_per_1000(),
+            backgrounds: default_backgrounds(),
             maxsprt_alpha: default_maxsprt_alpha(),
-            maxsprt_length: default_maxsprt_length(),
+            surveillance_administrations: default_surveillance_administrations(),
+            close_after_runs: default_close_after_runs(),
+            screen_fdr: default_screen_fdr(),
+            artefacts: ArtefactConfig::default(),
+            markers: MarkerConfig::default(),
             maxsprt_min_events: default_maxsprt_min_events(),
-            trend_z: default_trend_z(),
-            escalation_ratio: default_escalation_ratio(),
-            shrink_ratio: default_shrink_ratio(),
-            extra_session_max_days: default_extra_session_max_days(),
-            marker_background_share: default_marker_background_share(),
             keep_counted_days: default_keep_counted_days(),
             harms: default_harms(),
             product_bands: default_product_bands(),
@@ -231,15 +246,13 @@ impl SignalsConfig {
         for (field, v) in [
             ("prr_min", self.prr_min),
             ("eb05_min", self.eb05_min),
-            ("maxsprt_length", self.maxsprt_length),
-            ("escalation_ratio", self.escalation_ratio),
-            ("shrink_ratio", self.shrink_ratio),
+            ("surveillance_administrations", self.surveillance_administrations),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return bad(field, "must be a positive number");
             }
         }
-        for (field, v) in [("chi2_min", self.chi2_min), ("trend_z", self.trend_z)] {
+        for (field, v) in [("chi2_min", self.chi2_min)] {
             if !v.is_finite() {
                 return bad(field, "must be a finite number");
             }
@@ -249,9 +262,6 @@ impl SignalsConfig {
         }
         if self.keep_counted_days == 0 {
             return bad("keep_counted_days", "must be at least 1 (the latest run's cases are read)");
-        }
-        if !(self.marker_background_share >= 0.0 && self.marker_background_share < 1.0) {
-            return bad("marker_background_share", "must be in [0, 1)");
         }
         for (product, b) in &self.product_bands {
             let e = &b.edges;
@@ -282,11 +292,24 @@ impl SignalsConfig {
         {
             return bad("on_treatment_days", "edges must be positive and strictly increasing");
         }
-        if let Some((group, v)) = self.background_per_1000.iter().find(|(_, v)| !(v.is_finite() && **v > 0.0))
-        {
-            return bad(&format!("background_per_1000.{group}"), &format!("{v} is not a positive rate"));
+        self.markers.validate()?;
+        for (group, b) in &self.backgrounds {
+            b.validate(group)?;
+        }
+        if !(self.screen_fdr > 0.0 && self.screen_fdr < 1.0) {
+            return bad("screen_fdr", "must be in (0, 1)");
+        }
+        if self.close_after_runs == 0 {
+            return bad("close_after_runs", "must be at least 1");
         }
         Ok(())
+    }
+
+    /// Every group followed on person-time: the monitored harms and the markers' groups.
+    pub fn cohort_harms(&self) -> BTreeMap<String, HarmConfig> {
+        let mut all = self.markers.harms();
+        all.extend(self.harms.clone());
+        all
     }
 
     /// The label of band `i` (0-based) of the cumulative-dose bands.
@@ -322,9 +345,11 @@ mod tests {
         assert!(with(|c| c.maxsprt_alpha = 5.0).starts_with("signals.maxsprt_alpha:"));
         assert!(with(|c| c.period_days = 0).starts_with("signals.period_days:"));
         let e = with(|c| {
-            c.background_per_1000.insert("urological".into(), -1.0);
+            if let Some(b) = c.backgrounds.get_mut("urological") {
+                b.historical_administrations = Some(-1.0);
+            }
         });
-        assert!(e.starts_with("signals.background_per_1000.urological:"), "{e}");
+        assert!(e.starts_with("signals.backgrounds.urological.historical_administrations:"), "{e}");
     }
 
     #[test]

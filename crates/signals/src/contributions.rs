@@ -15,7 +15,7 @@ use crate::person_time;
 
 /// `kind` of a case row.
 pub const CASE: &str = "case";
-/// `kind` of a marker-positive patient row.
+/// `kind` of a marker-positive patient row (earlier releases).
 pub const PATIENT: &str = "patient";
 /// `kind` of an incident case of the person-time analyses.
 pub const INCIDENT: &str = "incident";
@@ -49,22 +49,7 @@ pub fn of_run(
         days_from_first_dose: c.days_from_first_dose,
         in_period: c.who.onset_ms >= period_from_ms,
     });
-    let patients = cumulative.markers.iter().flat_map(|m| {
-        m.positive.iter().map(move |p| SignalContribution {
-            run_at_ms,
-            kind: PATIENT.into(),
-            clinic_id: p.clinic_id.clone(),
-            patient_key: p.patient_key.clone(),
-            product: m.stratum.product.clone(),
-            route: m.stratum.route.clone(),
-            formulation: m.stratum.formulation.clone(),
-            dose_band: "*".into(),
-            markers: p.markers.clone(),
-            in_period: true,
-            ..SignalContribution::default()
-        })
-    });
-    cases.chain(patients).collect()
+    cases.collect()
 }
 
 /// The incident cases of the person-time analyses of one run, with the cell each fell in.
@@ -124,6 +109,9 @@ pub fn counts(r: &SignalResult, c: &SignalContribution) -> bool {
         && any_or(&r.route, &c.route)
         && any_or(&r.formulation, &c.formulation)
         && any_or(&r.dose_band, &c.dose_band);
+    if r.analysis == Analysis::TimeToOnset.name() {
+        return in_stratum && c.kind == INCIDENT && c.groups.contains(&r.event);
+    }
     if r.analysis == Analysis::IncidencePatientYears.name() || r.analysis == Analysis::RateRatio.name() {
         return in_stratum && counts_incident(r, c);
     }
@@ -136,8 +124,7 @@ pub fn counts(r: &SignalResult, c: &SignalContribution) -> bool {
             "pt" => has(&c.pts),
             _ => false,
         };
-        let onset_known = c.days_from_first_dose.is_some_and(f64::is_finite);
-        c.kind == CASE && event && (r.analysis != Analysis::TimeToOnset.name() || onset_known)
+        c.kind == CASE && event
     };
     in_window && in_stratum && item
 }
@@ -160,7 +147,7 @@ mod tests {
 
     use super::*;
     use crate::Analyser;
-    use crate::model::{Case, CaseRef, DoseCell, MarkerCounts, MarkerPatient, Stratum};
+    use crate::model::{Case, CaseRef, DoseCell, Stratum};
 
     const DAY: i64 = 86_400_000;
 
@@ -200,26 +187,11 @@ mod tests {
             .iter()
             .flat_map(|s| (0..4).map(|band| DoseCell { stratum: (*s).clone(), band, administrations: 500 }))
             .collect();
-        let positive = (0..7)
-            .map(|i| MarkerPatient {
-                clinic_id: "clinic-1".into(),
-                patient_key: format!("m{i}"),
-                markers: if i < 5 { vec!["dose_escalation".into()] } else { vec!["extra_sessions".into()] },
-            })
-            .collect();
-        let markers = vec![MarkerCounts {
-            stratum: ket,
-            patients: 40,
-            escalated: 5,
-            shrinking_intervals: 0,
-            extra_sessions: 2,
-            positive,
-        }];
-        Inputs { window: Window::Cumulative, doses, cases, markers, exposure: vec![] }
+        Inputs { window: Window::Cumulative, doses, cases, harm_pts: BTreeSet::new(), exposure: vec![] }
     }
 
     #[test]
-    fn every_result_counts_exactly_its_recorded_cases_and_patients() {
+    fn every_result_counts_exactly_its_recorded_cases() {
         let cfg = SignalsConfig::default();
         let analyser = Analyser::new(cfg.clone()).expect("valid");
         let cumulative = cumulative();
@@ -227,16 +199,15 @@ mod tests {
         let period = Inputs {
             window: Window::Period,
             cases: cumulative.cases.iter().filter(|c| c.who.onset_ms >= period_from).cloned().collect(),
-            markers: vec![],
             ..cumulative.clone()
         };
         let rows = of_run(&cfg, 1, period_from, &cumulative);
-        assert_eq!(rows.len(), 60 + 7);
+        assert_eq!(rows.len(), 60);
         assert_eq!(rows.iter().filter(|r| r.in_period && r.kind == CASE).count(), period.cases.len());
         let mut results = analyser.run(&period);
         results.extend(analyser.run(&cumulative));
         let analyses: BTreeSet<&str> = results.iter().map(|r| r.analysis.as_str()).collect();
-        assert_eq!(analyses.len(), 6, "every analysis is checked: {analyses:?}");
+        assert_eq!(analyses.len(), 2, "every analysis is checked: {analyses:?}");
         for r in &results {
             let counted = rows.iter().filter(|c| counts(r, c)).count() as u64;
             assert_eq!(counted, r.n, "{}", r.key());
@@ -261,6 +232,7 @@ mod tests {
                         route: route.into(),
                         mg: if product == "esketamine" { 84.0 } else { 40.0 },
                         weight_kg: (i % 7 != 0).then_some(80.0),
+                        session: k + 1,
                     })
                     .collect();
                 let group = if i % 2 == 0 { "urological" } else { "dependence" };
@@ -286,6 +258,7 @@ mod tests {
                     sex: ["female", "male"][i as usize % 2].into(),
                     doses,
                     cases,
+                    protocol: String::new(),
                 }
             })
             .collect();
@@ -294,6 +267,7 @@ mod tests {
             bands: &cfg.product_bands,
             on_treatment_days: &cfg.on_treatment_days,
             as_of_day: 20_500,
+            artefacts: &[],
         };
         let cohort = split(&spec, &patients);
         let results = person_time::analyse(&cfg, &cohort);
@@ -301,7 +275,7 @@ mod tests {
         assert!(rows.iter().any(|r| r.kind == INCIDENT_IMPUTED) && rows.iter().any(|r| r.kind == INCIDENT));
         assert!(rows.iter().any(|r| r.dose_band == person_time::UNKNOWN_WEIGHT));
         let analyses: BTreeSet<&str> = results.iter().map(|r| r.analysis.as_str()).collect();
-        assert_eq!(analyses.len(), 2, "{analyses:?}");
+        assert_eq!(analyses.len(), 3, "{analyses:?}");
         for r in &results {
             let counted = rows.iter().filter(|c| counts(r, c)).count() as u64;
             assert_eq!(counted, r.n, "{}", r.key());

@@ -6,6 +6,9 @@
 //! - [`config`]: schedule and thresholds.
 //! - [`model`]: what is read (aggregates) and written (results).
 //! - [`compute`]: the analyses, pure.
+//! - [`artefacts`]: clinics' reporting surges, recognised and kept out of harm decisions (pure).
+//! - [`sequential`]: MaxSPRT / CMaxSPRT of each monitored harm per product on person-time (pure).
+//! - [`markers`]: dependence markers as dated deviations from the patient's protocol (pure).
 //! - [`cohort`]: the treated cohort split into person-time at risk, per harm (pure).
 //! - [`cohort_query`]: the cohort's doses, enrolments and cases as received by the as-of time.
 //! - [`person_time`]: incidence and Poisson rate ratios on that person-time (pure).
@@ -14,15 +17,18 @@
 //! - [`status`]: which results changed state since the last run (pure).
 //! - [`service`]: one run and the scheduled loop.
 
+pub mod artefacts;
 pub mod cohort;
 pub mod cohort_query;
 pub mod compute;
 pub mod config;
 pub mod contributions;
 pub mod event;
+pub mod markers;
 pub mod model;
 pub mod person_time;
 pub mod queries;
+pub mod sequential;
 pub mod service;
 pub mod status;
 
@@ -30,4 +36,9 @@ pub use compute::Analyser;
 pub use config::SignalsConfig;
 pub use event::{Change, SignalEvent};
 pub use model::{Analysis, SignalResult, Stratum, Window};
-pub use service::{RunReport, SignalsError, SignalsService};
+pub use service::{Evaluation, RunReport, SignalsError, SignalsService};
+
+/// The value behind a mutex, even if a holder panicked (the data are plain caches).
+pub(crate) fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

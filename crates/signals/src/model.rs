@@ -36,15 +36,22 @@ named_enum! {
         DoseResponse = 3 => "dose_response",
         /// Days from first dose to onset (median and quartiles).
         TimeToOnset = 4 => "time_to_onset",
-        /// Dependence markers from the dosing stream: share of patients showing each.
+        /// Dependence markers as shares of patients (earlier releases; kept for their stored
+        /// results: markers are now person-time analyses of protocol deviations).
         DependenceMarker = 5 => "dependence_marker",
-        /// Poisson MaxSPRT against the background rate.
+        /// Poisson MaxSPRT per 1,000 administrations (earlier releases; kept for their stored
+        /// results, no longer computed: see `SequentialTest`).
         MaxSprt = 6 => "maxsprt",
         /// Incident cases per 100 patient-years at risk (person-time analyses).
         IncidencePatientYears = 7 => "incidence_per_100_patient_years",
         /// Adjusted rate ratios from Poisson regression on person-time: dose bands, trend,
         /// products and routes.
         RateRatio = 8 => "rate_ratio",
+        /// Sequential test (MaxSPRT or CMaxSPRT) of a monitored harm per product, on
+        /// person-time against its background.
+        SequentialTest = 9 => "sequential_test",
+        /// A clinic's reporting rate against its history and the other clinics (artefacts).
+        ReportingRate = 10 => "reporting_rate",
     }
 }
 
@@ -124,34 +131,6 @@ pub struct Case {
     pub days_from_first_dose: Option<f64>,
 }
 
-/// Patients of a stratum showing each dependence marker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MarkerCounts {
-    #[allow(missing_docs)]
-    pub stratum: Stratum,
-    /// Patients treated.
-    pub patients: u64,
-    /// Some dose above `escalation_ratio` x the mean of the patient's first three doses.
-    pub escalated: u64,
-    /// The mean of the last three intervals at most `shrink_ratio` x the mean of the earlier ones.
-    pub shrinking_intervals: u64,
-    /// Some session at most `extra_session_max_days` calendar days after the previous one.
-    pub extra_sessions: u64,
-    /// The patients showing at least one marker: (clinic, patient key, markers shown).
-    pub positive: Vec<MarkerPatient>,
-}
-
-/// A patient showing at least one dependence marker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MarkerPatient {
-    /// The clinic.
-    pub clinic_id: String,
-    /// The patient's pseudonymous key.
-    pub patient_key: String,
-    /// The markers shown (names as in results: `dose_escalation`, ...).
-    pub markers: Vec<String>,
-}
-
 /// Everything one window's analyses need.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inputs {
@@ -161,8 +140,8 @@ pub struct Inputs {
     pub doses: Vec<DoseCell>,
     /// Cases.
     pub cases: Vec<Case>,
-    /// Dependence markers (cumulative window only; empty otherwise).
-    pub markers: Vec<MarkerCounts>,
+    /// Preferred terms coded to a monitored harm's event group (in any case of the window).
+    pub harm_pts: BTreeSet<String>,
     /// Administrations per stratum, clinic and month (cumulative window only; empty otherwise):
     /// the breakdown the workbench draws, counted as the analyses count.
     pub exposure: Vec<MonthExposure>,

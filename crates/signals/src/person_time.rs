@@ -20,8 +20,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pv_stats::poisson;
 use pv_stats::regression::{self, FitError, Row};
+use pv_stats::{poisson, quantile};
 
 use crate::cohort::{Cohort, DAYS_PER_YEAR, HarmSplit, Levels, PtRow};
 use crate::config::SignalsConfig;
@@ -33,8 +33,31 @@ pub fn analyse(cfg: &SignalsConfig, cohort: &Cohort) -> Vec<SignalResult> {
     for harm in &cohort.harms {
         incidence(cfg, &cohort.levels, harm, &mut out);
         rate_ratios(cfg, &cohort.levels, harm, &mut out);
+        time_to_onset(&cohort.levels, harm, &mut out);
     }
     out
+}
+
+/// Days from the first dose to each incident case's onset, per product: median and quartiles
+/// (descriptive; cases without an onset date have no time to onset).
+fn time_to_onset(levels: &Levels, harm: &HarmSplit, out: &mut Vec<SignalResult>) {
+    let mut days: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for i in harm.incident.iter().filter(|i| !i.imputed) {
+        let row = &harm.rows[i.row];
+        days.entry(levels.strata[usize::from(row.stratum)].0.as_str())
+            .or_default()
+            .push(f64::from(i.days_from_entry));
+    }
+    for (product, v) in days {
+        let mut r = base(Analysis::TimeToOnset, product, "*", "*", &harm.group, "*");
+        r.n = v.len() as u64;
+        r.denominator = v.len() as f64;
+        r.estimate = quantile::quantile(&v, 0.5).unwrap_or(0.0);
+        r.lower = quantile::quantile(&v, 0.25).unwrap_or(0.0);
+        r.upper = quantile::quantile(&v, 0.75).unwrap_or(0.0);
+        r.flags = "descriptive,days from the first dose: median (quartiles)".into();
+        out.push(r);
+    }
 }
 
 fn base(
@@ -360,9 +383,9 @@ fn dose_models(
         Some(m) => {
             let c = m.column("band_score", 0).unwrap_or(1);
             fill_ratio(&mut r, &m, c, cfg.min_cases);
-            let z = m.fit.rate_ratio(c).z;
-            r.trend_z = Some(z);
-            r.signal = n >= cfg.min_cases && z >= cfg.trend_z;
+            // Descriptive: a fixed-sample test re-run every few minutes on growing data would fire
+            // by chance in the end; the sequential tests decide the monitored harms.
+            r.trend_z = Some(m.fit.rate_ratio(c).z);
         }
         None => r.flags = "not_estimable".into(),
     }
@@ -432,6 +455,7 @@ mod tests {
             days,
             events,
             events_imputed: events,
+            artefact: false,
         }
     }
 
@@ -451,6 +475,7 @@ mod tests {
             harms: vec![HarmSplit {
                 group: "urological".into(),
                 rows,
+                accrual: BTreeMap::new(),
                 incident: vec![],
                 excluded: Excluded::default(),
             }],
@@ -560,5 +585,34 @@ mod tests {
         let f = regression::fit(&["i", "esketamine", "c2"], &design).expect("fits");
         assert!((r.estimate - f.rate_ratio(1).ratio).abs() < 1e-9);
         assert!((r.upper - f.rate_ratio(1).upper).abs() < 1e-9);
+    }
+
+    #[test]
+    fn time_to_onset_counts_days_from_the_first_dose_of_incident_cases() {
+        use crate::cohort::Incident;
+        let mut c = cohort(vec![
+            row(0, 0, Some(0), 0, YEAR, 1),
+            row(1, 2, Some(0), 0, YEAR, 1),
+            row(2, 0, Some(0), 0, YEAR, 1),
+        ]);
+        let incident = |row: usize, days: i32, imputed: bool| Incident {
+            who: crate::model::CaseRef::default(),
+            day: 20_000 + days,
+            imputed,
+            days_from_entry: days,
+            row,
+        };
+        c.harms[0].incident = vec![
+            incident(0, 10, false),
+            incident(2, 30, false),
+            incident(1, 7, false),
+            incident(0, 99, true),
+        ];
+        let rs = analyse(&SignalsConfig::default(), &c);
+        let t = find(&rs, Analysis::TimeToOnset, "ketamine", "*", "*", "*");
+        // Ketamine: 10 and 30 days (the imputed onset has no time to onset): median 20,
+        // quartiles 15 and 25 (type 7).
+        assert_eq!((t.n, t.estimate, t.lower, t.upper), (2, 20.0, 15.0, 25.0));
+        assert_eq!(find(&rs, Analysis::TimeToOnset, "esketamine", "*", "*", "*").estimate, 7.0);
     }
 }

@@ -3,7 +3,7 @@
 //! Two queries per run, side by side, both windows at once (conditions on the period bound):
 //!
 //! - the dosing stream, per patient: the ordered dose history, from which the time at risk,
-//!   the administrations per cumulative-dose band and the dependence markers, summed per
+//!   the administrations per cumulative-dose band and per month, summed per
 //!   stratum. Doses are made distinct per patient by (instant, dose, band), the enricher's own
 //!   identity of a dose (a re-sent dose is the same dose), so re-delivered rows count once
 //!   without `FINAL`, whose merge-on-read would cost more than the rest of the query;
@@ -21,9 +21,7 @@ use pv_store::{Db, StoreError};
 use serde::Deserialize;
 
 use crate::config::SignalsConfig;
-use crate::model::{
-    Case, CaseRef, DoseCell, Inputs, MarkerCounts, MarkerPatient, MonthExposure, Stratum, Window,
-};
+use crate::model::{Case, CaseRef, DoseCell, Inputs, MonthExposure, Stratum, Window};
 
 /// Milliseconds in a day.
 const DAY_MS: i64 = 86_400_000;
@@ -68,19 +66,13 @@ fn band_sql(edges: usize) -> String {
     format!("toUInt32(0{reached})")
 }
 
-/// Per stratum: patients and patient-time at risk, and how many show each dependence marker.
+/// Per stratum and clinic: patients, administrations per cumulative-dose band and per month.
 #[derive(Debug, Row, Deserialize)]
 struct PatientRow {
     product: String,
     route: String,
     formulation: String,
     clinic: String,
-    patients_all: u64,
-    escalated: u64,
-    shrinking: u64,
-    extra: u64,
-    /// Patients showing a marker: (clinic, patient key, escalated, shrinking, extra).
-    positive: Vec<(String, String, u8, u8, u8)>,
     /// Administrations per cumulative-dose band, all and in the period.
     band_all: Vec<u64>,
     band_period: Vec<u64>,
@@ -104,6 +96,8 @@ struct CaseRow {
     days_from_first_dose: Option<f64>,
     groups: Vec<String>,
     pts: Vec<String>,
+    /// Preferred terms of the reactions coded to a monitored harm's group.
+    harm_pts: Vec<String>,
 }
 
 /// Reads both windows' inputs (period first, then cumulative).
@@ -112,9 +106,7 @@ pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inp
     let band = band_sql(cfg.dose_bands_mg.len());
     let patients = db
         .sql(&format!(
-            "SELECT p, r, f, clinic, count(),
-                    sum(esc), sum(shrink), sum(extra),
-                    groupArrayIf((clinic, patient_key, toUInt8(esc), toUInt8(shrink), toUInt8(extra)), esc + shrink + extra > 0),
+            "SELECT p, r, f, clinic,
                     sumForEach(all_b), sumForEach(period_b),
                     sumMap(ms, arrayMap(m -> toUInt64(1), ms))
              FROM (
@@ -123,31 +115,21 @@ pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inp
                        arraySort(arrayDistinct(groupArray((administered_at_ms, dose_mg, {band})))) AS hist,
                        arrayMap(b -> arrayCount(x -> x.3 = b, hist), range({{bands}})) AS all_b,
                        arrayMap(b -> arrayCount(x -> x.3 = b AND x.1 >= {{from}}, hist), range({{bands}})) AS period_b,
-                       arrayMap(x -> toUInt16(toStartOfMonth(toDateTime(intDiv(x.1, 1000)))), hist) AS ms,
-                       arrayMap(x -> x.2, hist) AS ds,
-                       arraySlice(arrayDifference(arrayMap(x -> intDiv(x.1, {{day_ms}}), hist)), 2) AS gaps,
-                       toUInt64(arrayReduce('max', ds) > {{escalation}} * arrayReduce('avg', arraySlice(ds, 1, 3))) AS esc,
-                       toUInt64(length(gaps) >= 6 AND arrayReduce('avg', arraySlice(gaps, -3))
-                           <= {{shrink}} * arrayReduce('avg', arraySlice(gaps, 1, length(gaps) - 3))) AS shrink,
-                       toUInt64(arrayExists(g -> g <= {{extra_days}}, gaps)) AS extra
+                       arrayMap(x -> toUInt16(toStartOfMonth(toDateTime(intDiv(x.1, 1000)))), hist) AS ms
                 FROM {{doses}} WHERE received_at_ms <= {{to}}
                 GROUP BY patient_key, p, r, f)
              GROUP BY p, r, f, clinic"
         ))
         .bind("from", from)
         .bind("to", to)
-        .bind("day_ms", DAY_MS)
         .bind("band_edges", cfg.dose_bands_mg.clone())
         .bind("bands", cfg.dose_bands_mg.len() + 1)
-        .bind("escalation", cfg.escalation_ratio)
-        .bind("shrink", cfg.shrink_ratio)
-        .bind("extra_days", cfg.extra_session_max_days)
         .fetch_all::<PatientRow>();
 
     let cases = db
         .sql(
             "SELECT clinic_id, report_id, v, patient_key,
-                    sp, sr, ifNull(dp, ''), ifNull(dr, ''), ifNull(df, ''), onset_ms, cum_mg, ttf, gs, pts FROM (
+                    sp, sr, ifNull(dp, ''), ifNull(dr, ''), ifNull(df, ''), onset_ms, cum_mg, ttf, gs, pts, hpts FROM (
                 SELECT clinic_id, report_id, max(version) AS v, any(patient_key) AS patient_key,
                        argMax(nullification, version) AS nullified,
                        argMax(ifNull(toString(drug_product[indexOf(drug_role, 1)]), ''), version) AS sp,
@@ -155,18 +137,21 @@ pub async fn inputs(db: &Db, cfg: &SignalsConfig, bounds: Bounds) -> Result<[Inp
                        argMax(exposure_as_of_ms, version) AS onset_ms, argMax(exp_cumulative_mg, version) AS cum_mg,
                        argMax(days_since_first_dose, version) AS ttf,
                        argMax(arrayReduce('groupUniqArrayArray', reaction_groups), version) AS gs,
-                       argMax(arrayReduce('groupUniqArray', arrayMap(x -> assumeNotNull(x), arrayFilter(x -> isNotNull(x), reaction_pt))), version) AS pts
+                       argMax(arrayReduce('groupUniqArray', arrayMap(x -> assumeNotNull(x), arrayFilter(x -> isNotNull(x), reaction_pt))), version) AS pts,
+                       argMax(arrayMap(x -> assumeNotNull(x), arrayFilter((x, g) -> isNotNull(x) AND hasAny(g, {groups}), reaction_pt, reaction_groups)), version) AS hpts
                 FROM {ae_report_versions}
                 WHERE received_at_ms <= {to}
                 GROUP BY clinic_id, report_id
                 HAVING nullified = 0)
              ANY LEFT JOIN (
-                SELECT patient_key, any(toString(product)) AS dp, any(toString(route)) AS dr, any(formulation) AS df
+                SELECT patient_key, argMin(toString(product), administered_at_ms) AS dp,
+                       argMin(toString(route), administered_at_ms) AS dr, argMin(formulation, administered_at_ms) AS df
                 FROM {doses}
                 WHERE received_at_ms <= {to} AND patient_key IN (SELECT patient_key FROM {ae_report_versions})
                 GROUP BY patient_key) USING patient_key",
         )
         .bind("to", to)
+        .bind("groups", cfg.harms.keys().cloned().collect::<Vec<String>>())
         .fetch_all::<CaseRow>();
 
     // Both at once: the cores stay busy.
@@ -182,11 +167,6 @@ fn stratum(product: &str, route: &str, formulation: &str) -> Stratum {
 impl PatientRow {
     /// Adds another clinic's row of the same stratum.
     fn add(&mut self, o: PatientRow) {
-        self.patients_all += o.patients_all;
-        self.escalated += o.escalated;
-        self.shrinking += o.shrinking;
-        self.extra += o.extra;
-        self.positive.extend(o.positive);
         for (a, b) in [(&mut self.band_all, o.band_all), (&mut self.band_period, o.band_period)] {
             if a.len() < b.len() {
                 a.resize(b.len(), 0);
@@ -196,14 +176,6 @@ impl PatientRow {
             }
         }
     }
-}
-
-fn marker_patient(
-    (clinic_id, patient_key, esc, shrink, extra): (String, String, u8, u8, u8),
-) -> MarkerPatient {
-    let shown = [("dose_escalation", esc), ("shrinking_intervals", shrink), ("extra_sessions", extra)];
-    let markers = shown.iter().filter(|(_, on)| *on > 0).map(|(m, _)| (*m).to_string()).collect();
-    MarkerPatient { clinic_id, patient_key, markers }
 }
 
 /// Both windows' inputs, in a fixed order whatever order ClickHouse returned the groups in.
@@ -222,11 +194,13 @@ fn assemble(
         ))
     });
     case_rows.sort_by(|a, b| (&a.clinic_id, &a.report_id).cmp(&(&b.clinic_id, &b.report_id)));
-    for p in &mut patients {
-        p.positive.sort();
-    }
-    let mut period =
-        Inputs { window: Window::Period, doses: vec![], cases: vec![], markers: vec![], exposure: vec![] };
+    let mut period = Inputs {
+        window: Window::Period,
+        doses: vec![],
+        cases: vec![],
+        harm_pts: BTreeSet::new(),
+        exposure: vec![],
+    };
     let mut cumulative = Inputs { window: Window::Cumulative, ..period.clone() };
     // One row per stratum and clinic: every count adds up across clinics.
     let mut strata: BTreeMap<Stratum, PatientRow> = BTreeMap::new();
@@ -256,14 +230,6 @@ fn assemble(
                 cumulative.doses.push(DoseCell { stratum: s.clone(), band, administrations: all });
             }
         }
-        cumulative.markers.push(MarkerCounts {
-            stratum: s.clone(),
-            patients: t.patients_all,
-            escalated: t.escalated,
-            shrinking_intervals: t.shrinking,
-            extra_sessions: t.extra,
-            positive: t.positive.into_iter().map(marker_patient).collect(),
-        });
     }
     for r in case_rows {
         // The suspect drug's product and route; the patient's dosing where the report lacks them.
@@ -284,8 +250,10 @@ fn assemble(
             days_from_first_dose: r.days_from_first_dose,
         };
         if r.onset_ms >= bounds.period_from_ms {
+            period.harm_pts.extend(r.harm_pts.iter().cloned());
             period.cases.push(case.clone());
         }
+        cumulative.harm_pts.extend(r.harm_pts);
         cumulative.cases.push(case);
     }
     [period, cumulative]
@@ -310,11 +278,6 @@ mod tests {
             route: r.route.clone(),
             formulation: r.formulation.clone(),
             clinic: r.clinic.clone(),
-            patients_all: r.patients_all,
-            escalated: r.escalated,
-            shrinking: r.shrinking,
-            extra: r.extra,
-            positive: r.positive.clone(),
             band_all: r.band_all.clone(),
             band_period: r.band_period.clone(),
             months: r.months.clone(),
@@ -322,18 +285,13 @@ mod tests {
     }
 
     #[test]
-    fn patient_rows_give_dose_cells_per_band_and_markers() {
+    fn patient_rows_give_dose_cells_per_band_and_month() {
         let cfg = SignalsConfig::default();
         let row = PatientRow {
             product: "ketamine".into(),
             route: "iv".into(),
             formulation: "solution".into(),
             clinic: "c1".into(),
-            patients_all: 10,
-            escalated: 2,
-            shrinking: 1,
-            extra: 0,
-            positive: vec![("c1".into(), "pk".into(), 1, 0, 1)],
             band_all: vec![100, 40, 0, 5],
             band_period: vec![0, 12, 0, 5],
             months: (vec![20000, 20031], vec![100, 45]),
@@ -341,9 +299,6 @@ mod tests {
         // The same stratum at a second clinic adds up.
         let other = PatientRow {
             clinic: "c2".into(),
-            patients_all: 1,
-            escalated: 0,
-            positive: vec![],
             band_all: vec![3],
             band_period: vec![0],
             months: (vec![20031], vec![3]),
@@ -354,14 +309,10 @@ mod tests {
         let cells = |i: &Inputs| i.doses.iter().map(|d| (d.band, d.administrations)).collect::<Vec<_>>();
         assert_eq!(cells(&cumulative), [(0, 103), (1, 40), (3, 5)], "empty bands are left out");
         assert_eq!(cells(&period), [(1, 12), (3, 5)]);
-        assert_eq!(cumulative.markers[0].patients, 11);
         let months: Vec<(&str, u16, u64)> =
             cumulative.exposure.iter().map(|e| (e.clinic_id.as_str(), e.month, e.administrations)).collect();
         assert_eq!(months, [("c1", 20000, 100), ("c1", 20031, 45), ("c2", 20031, 3)]);
         assert!(period.exposure.is_empty());
-        assert_eq!(cumulative.markers[0].escalated, 2);
-        assert_eq!(cumulative.markers[0].positive[0].markers, ["dose_escalation", "extra_sessions"]);
-        assert!(period.markers.is_empty(), "markers are cumulative only");
     }
 
     #[test]
@@ -382,6 +333,7 @@ mod tests {
             days_from_first_dose: Some(30.0),
             groups: vec!["urological".into()],
             pts: vec!["Dysuria".into(), "Dysuria".into()],
+            harm_pts: vec!["Dysuria".into()],
         };
         let bounds = Bounds::new(100 * DAY_MS, 100 * DAY_MS, 30);
         let [period, cumulative] = assemble(

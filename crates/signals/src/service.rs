@@ -23,7 +23,8 @@ use crate::event::{PreviousState, SignalEvent};
 use crate::model::SignalResult;
 use crate::queries::{self, Bounds};
 use crate::status;
-use crate::{cohort_query, contributions, person_time};
+use crate::status::Recent;
+use crate::{artefacts, cohort_query, contributions, markers, person_time, sequential};
 
 /// Why a run failed. Nothing is recorded as changed unless it was emitted first.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,23 @@ pub struct RunReport {
     pub write: Duration,
 }
 
+/// What one evaluation read and computed.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The run's time bounds.
+    pub bounds: Bounds,
+    /// The cumulative window's aggregates.
+    pub cumulative: crate::model::Inputs,
+    /// The cohort on person-time.
+    pub cohort: cohort::Cohort,
+    /// Every result.
+    pub results: Vec<SignalResult>,
+    /// Time reading.
+    pub read: Duration,
+    /// Time computing.
+    pub compute: Duration,
+}
+
 impl RunReport {
     /// The results that are signals.
     pub fn signals(&self) -> impl Iterator<Item = &SignalResult> {
@@ -95,6 +113,7 @@ impl SignalsService {
         kafka: &KafkaConfig,
     ) -> Result<Self, SignalsError> {
         let analyser = Analyser::new(cfg).map_err(SignalsError::Config)?;
+        sequential::prepare(analyser.config());
         let producer = DurableProducer::new(kafka, &analyser.config().topic, Duration::from_secs(30))?;
         Ok(Self { analyser, db: Db::new(clickhouse), producer, codec: EventCodec::global() })
     }
@@ -114,38 +133,60 @@ impl SignalsService {
         Ok(pv_runtime::kafka::ensure_topics(kafka, &[spec]).await?)
     }
 
-    /// One run over the data up to `as_of_ms` (now when `None`).
-    pub async fn run_once(&self, as_of_ms: Option<i64>) -> Result<RunReport, SignalsError> {
-        let run_at_ms = chrono::Utc::now().timestamp_millis();
-        let as_of_ms = as_of_ms.unwrap_or(run_at_ms);
+    /// Every result over the data received by `as_of_ms`, with what each counted: the
+    /// service's reads and analyses, without storing or emitting anything (what the detection
+    /// benchmark measures).
+    pub async fn evaluate(&self, as_of_ms: i64) -> Result<Evaluation, SignalsError> {
         let cfg = self.config();
         let started = Instant::now();
         let data_end_ms = queries::latest_administration(&self.db, as_of_ms).await?;
         let bounds = Bounds::new(as_of_ms, data_end_ms, cfg.period_days);
-        let ([period, cumulative], patients) = tokio::try_join!(
+        let ([period, cumulative], mut patients, blocks) = tokio::try_join!(
             queries::inputs(&self.db, cfg, bounds),
-            cohort_query::cohort(&self.db, cfg, as_of_ms)
+            cohort_query::cohort(&self.db, cfg, as_of_ms),
+            cohort_query::reporting_blocks(&self.db, cfg, as_of_ms),
         )?;
         let read = started.elapsed();
         let started = Instant::now();
         let mut results = self.analyser.run(&period);
         results.extend(self.analyser.run(&cumulative));
+        let judged = artefacts::judge(&cfg.artefacts, &blocks);
+        let surges: Vec<(String, i32, i32)> =
+            judged.iter().filter(|r| r.surge).map(|r| (r.clinic_id.clone(), r.from_day, r.to_day)).collect();
+        markers::add_to_cohort(&cfg.markers, &mut patients);
+        let harms = cfg.cohort_harms();
         let spec = SplitSpec {
-            harms: &cfg.harms,
+            harms: &harms,
             bands: &cfg.product_bands,
             on_treatment_days: &cfg.on_treatment_days,
             as_of_day: i32::try_from(bounds.data_end_ms.div_euclid(86_400_000)).unwrap_or(i32::MAX),
+            artefacts: &surges,
         };
         let cohort = cohort::split(&spec, &patients);
         results.extend(person_time::analyse(cfg, &cohort));
+        results.extend(sequential::analyse(cfg, &cohort));
+        results.extend(artefacts::results(&judged));
+        for r in &mut results {
+            r.as_of_ms = as_of_ms;
+        }
+        Ok(Evaluation { bounds, cumulative, cohort, results, read, compute: started.elapsed() })
+    }
+
+    /// One run over the data received by `as_of_ms` (now when `None`): evaluates, stores the
+    /// results with what they counted, and emits and records the signal changes.
+    pub async fn run_once(&self, as_of_ms: Option<i64>) -> Result<RunReport, SignalsError> {
+        let run_at_ms = chrono::Utc::now().timestamp_millis();
+        let as_of_ms = as_of_ms.unwrap_or(run_at_ms);
+        let cfg = self.config();
+        let recent = self.recent().await?;
+        let Evaluation { bounds, cumulative, cohort, mut results, read, compute } =
+            self.evaluate(as_of_ms).await?;
         for r in &mut results {
             r.run_at_ms = run_at_ms;
-            r.as_of_ms = as_of_ms;
         }
         let mut counted = contributions::of_run(cfg, run_at_ms, bounds.period_from_ms, &cumulative);
         counted.extend(contributions::of_cohort(cfg, run_at_ms, &cohort));
         let exposure = contributions::exposure_of_run(run_at_ms, &cumulative);
-        let compute = started.elapsed();
 
         let started = Instant::now();
         // What the results counted first: a result on screen can always show its cases.
@@ -161,7 +202,7 @@ impl SignalsService {
             )
             .fetch_all()
             .await?;
-        let changes = status::changes(&previous, &results, run_at_ms, as_of_ms);
+        let changes = status::changes(&previous, &results, &recent, run_at_ms, as_of_ms);
         self.emit(&changes).await?;
         if !changes.is_empty() {
             self.db.insert(&SIGNAL_CHANGES, &changes).await.map_err(StoreError::from)?;
@@ -187,6 +228,36 @@ impl SignalsService {
             read,
             compute,
             write,
+        })
+    }
+
+    /// Which results were signals in the latest `close_after_runs - 1` runs (read before this
+    /// run's results are stored).
+    async fn recent(&self) -> Result<Recent, StoreError> {
+        let close_after_runs = self.config().close_after_runs;
+        let wanted = close_after_runs.saturating_sub(1);
+        if wanted == 0 {
+            return Ok(Recent { close_after_runs, ..Recent::none() });
+        }
+        let runs: Vec<i64> = self
+            .db
+            .sql("SELECT DISTINCT run_at_ms FROM {signal_results} ORDER BY run_at_ms DESC LIMIT {n}")
+            .bind("n", wanted)
+            .fetch_all()
+            .await?;
+        let Some(&oldest) = runs.last() else {
+            return Ok(Recent { close_after_runs, ..Recent::none() });
+        };
+        let signalled: Vec<SignalResult> = self
+            .db
+            .sql("SELECT ?fields FROM {signal_results} WHERE run_at_ms >= {oldest} AND signal = 1")
+            .bind("oldest", oldest)
+            .fetch_all()
+            .await?;
+        Ok(Recent {
+            close_after_runs,
+            runs: runs.len(),
+            signalled: signalled.iter().map(SignalResult::key).collect(),
         })
     }
 

@@ -9,11 +9,20 @@
 //! events are the same as without enrolments. Adverse events occur at background rates across
 //! common terms; some reports get follow-ups, a few are nullified.
 //!
+//! Esketamine patients aged 65 or more start on 28 mg, as the label says for older patients
+//! ([`SimConfig::older_start_28mg`]); a share of patients may switch product once
+//! ([`SimConfig::switch_share`]).
+//!
 //! Planted on top ([`Harms`], all configurable, all recorded in the [`GroundTruth`]):
-//! - urological reactions whose per-session hazard rises with cumulative dose;
+//! - urological reactions whose per-session hazard rises with cumulative dose, in one product
+//!   or both (each product's own cumulative dose), with an onset at the session or delayed;
 //! - a subgroup of ketamine patients who develop dependence: escalating doses, shrinking
 //!   intervals, unscheduled extra sessions, and dependence-related reports;
 //! - a clinic with a reporting surge (every term, for a while): noise, not a signal.
+//!
+//! Draws that only some configurations need (switching, the age mix of a scenario, delayed
+//! onsets) come from a generator of each patient's own, so the default stream stays the same.
+//! Named presets are in [`crate::scenario`].
 //!
 //! The stream is returned in submission order: a few events arrive late (out of time order)
 //! and a few twice (a client retry), as real clinic traffic does.
@@ -44,9 +53,21 @@ pub struct SimConfig {
     pub duplicate_rate: f64,
     /// Share of events submitted 1-14 days late, out of time order.
     pub late_rate: f64,
+    /// Share of patients who switch product once, at a session drawn in 9..=16: ketamine (IV/IM)
+    /// patients to esketamine intranasal (the label's start, then 56 or 84 mg), esketamine patients
+    /// to ketamine IV 0.5 mg/kg. Patients who develop dependence never switch. 0 = nobody.
+    pub switch_share: f64,
+    /// Esketamine patients aged 65 or more follow the label for older patients: 28 mg at the first
+    /// esketamine session, 56 mg at the second, then their dose (56 or 84 mg); they are enrolled on
+    /// `esketamine_label_65_plus`. When false they start on 56 mg like everyone else.
+    pub older_start_28mg: bool,
+    /// Share of esketamine patients aged 65 or more; `None` keeps the population's age mix (about
+    /// 12% are 65 or more). Ketamine patients always follow the population's mix.
+    pub esketamine_65_plus_share: Option<f64>,
 }
 
-/// The planted effects; [`Harms::none`] gives a null stream (background only).
+/// The planted effects; [`Harms::none`] gives a null stream (background only), [`Harms::surge_only`]
+/// a stream with noise but no harm.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Harms {
     /// Added per-session probability of a urological reaction per gram of cumulative dose.
@@ -55,6 +76,14 @@ pub struct Harms {
     pub dependence_share: f64,
     /// A clinic whose reporting of every term multiplies for a while (noise).
     pub surge: Option<Surge>,
+    /// Products whose patients get the planted urological part, dosed by that product's own
+    /// cumulative mg (default: both). Empty = no planted urological harm.
+    pub urological_products: Vec<Product>,
+    /// Days from the session at which the planted urological part fires to the reaction's onset,
+    /// drawn uniformly in this inclusive range; the report follows 2-72 hours after the onset, and
+    /// nothing is reported when that falls after the period. (0, 0), the default, gives the
+    /// onset on the session day, reported with whatever else the session caused.
+    pub urological_onset_delay_days: (u32, u32),
 }
 
 /// A reporting surge at one clinic.
@@ -70,10 +99,20 @@ pub struct Surge {
     pub factor: f64,
 }
 
+impl Surge {
+    /// The default surge: clinic 2 reports every term x4 for 30 days from day 60.
+    pub const DEFAULT: Surge = Surge { clinic: 2, start_day: 60, days: 30, factor: 4.0 };
+}
+
 impl Harms {
     /// No planted effect: background rates only, urological risk independent of dose.
     pub fn none() -> Self {
-        Self { urological_per_gram: 0.0, dependence_share: 0.0, surge: None }
+        Self { urological_per_gram: 0.0, dependence_share: 0.0, surge: None, ..Self::default() }
+    }
+
+    /// No planted harm, but the default reporting surge: noise a detector should not flag.
+    pub fn surge_only() -> Self {
+        Self { surge: Some(Surge::DEFAULT), ..Self::none() }
     }
 }
 
@@ -82,8 +121,26 @@ impl Default for Harms {
         Self {
             urological_per_gram: 0.004,
             dependence_share: 0.08,
-            surge: Some(Surge { clinic: 2, start_day: 60, days: 30, factor: 4.0 }),
+            surge: Some(Surge::DEFAULT),
+            urological_products: vec![Product::Ketamine, Product::Esketamine],
+            urological_onset_delay_days: (0, 0),
         }
+    }
+}
+
+impl SimConfig {
+    /// The default configuration for about `total` patients: 5 clinics up to 1,000 patients, 10 up
+    /// to 5,000, 20 up to 20,000 and 50 beyond (never more clinics than patients), each starting
+    /// `ceil(total / clinics)` patients, so at least `total` in all.
+    pub fn with_patients(total: u32) -> Self {
+        let tier: u32 = match total {
+            0..=1_000 => 5,
+            1_001..=5_000 => 10,
+            5_001..=20_000 => 20,
+            _ => 50,
+        };
+        let clinics = tier.min(total.max(1));
+        Self { clinics, patients_per_clinic: total.div_ceil(clinics), ..Self::default() }
     }
 }
 
@@ -98,6 +155,9 @@ impl Default for SimConfig {
             harms: Harms::default(),
             duplicate_rate: 0.01,
             late_rate: 0.02,
+            switch_share: 0.0,
+            older_start_28mg: true,
+            esketamine_65_plus_share: None,
         }
     }
 }
@@ -167,6 +227,10 @@ const SUD_PRIOR: f64 = 0.12;
 /// submissions ("enrolmnt").
 const ENROLMENT_SUBMISSIONS: u64 = 0x656e_726f_6c6d_6e74;
 
+/// Mixed into the seed of each patient's generator for the draws only some configurations need:
+/// switching, a scenario's age mix, delayed onsets ("scenario").
+const SCENARIO_DRAWS: u64 = 0x7363_656e_6172_696f;
+
 /// The events of a simulation, in submission order, and what was planted in them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Simulation {
@@ -176,6 +240,7 @@ pub struct Simulation {
     pub truth: GroundTruth,
 }
 
+#[derive(Clone)]
 struct Patient {
     clinic: u32,
     clinic_id: String,
@@ -190,6 +255,33 @@ struct Patient {
     dependence_from: Option<i32>,
     /// Age band at enrolment.
     age_band: AgeBand,
+    /// Whether an esketamine course starts on 28 mg (the label for patients 65 or older).
+    start_28mg: bool,
+    /// Session of the first esketamine dose (1 for esketamine patients, the switch for switchers).
+    esketamine_from: i32,
+    /// Session at which the patient switches product, if they do.
+    switch_at: Option<i32>,
+}
+
+impl Patient {
+    /// The patient from session `at` on, having switched product: ketamine to esketamine
+    /// intranasal at the patient's dose, esketamine to ketamine IV 0.5 mg/kg.
+    fn switched(&self, at: i32) -> Patient {
+        let mut next = self.clone();
+        match self.product {
+            Product::Ketamine => {
+                next.product = Product::Esketamine;
+                next.route = Route::Intranasal;
+                next.esketamine_from = at;
+            }
+            Product::Esketamine => {
+                next.product = Product::Ketamine;
+                next.route = Route::Iv;
+                next.mg_per_kg = 0.5;
+            }
+        }
+        next
+    }
 }
 
 /// Accumulates what the effects caused.
@@ -219,6 +311,8 @@ impl Caused {
 struct Simulator<'a> {
     cfg: &'a SimConfig,
     rng: ChaCha8Rng,
+    /// The current patient's generator for the draws only some configurations need.
+    own: ChaCha8Rng,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     report_seq: u32,
@@ -234,6 +328,7 @@ pub fn generate(cfg: &SimConfig) -> Simulation {
     let mut sim = Simulator {
         cfg,
         rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+        own: ChaCha8Rng::seed_from_u64(cfg.seed ^ SCENARIO_DRAWS),
         start,
         end: start + Duration::days(i64::from(cfg.days)),
         report_seq: 0,
@@ -260,7 +355,8 @@ impl Simulator<'_> {
             // The baseline comes from a generator of the patient's own: the main generator draws
             // exactly what it would without enrolments, so the other events stay the same.
             let mut baseline = ChaCha8Rng::seed_from_u64(baseline_seed(self.cfg.seed, c, p));
-            let age_band = pick(&mut baseline, &AGE_BANDS);
+            let population_band = pick(&mut baseline, &AGE_BANDS);
+            self.own = ChaCha8Rng::seed_from_u64(baseline_seed(self.cfg.seed ^ SCENARIO_DRAWS, c, p));
             let rng = &mut self.rng;
             let product_roll: f64 = rng.random();
             let (product, route) = if product_roll < esketamine_share {
@@ -270,7 +366,17 @@ impl Simulator<'_> {
             } else {
                 (Product::Ketamine, Route::Iv)
             };
-            let dependent = product == Product::Ketamine && rng.random_bool(self.cfg.harms.dependence_share);
+            let dependent =
+                product == Product::Ketamine && rng.random_bool(prob(self.cfg.harms.dependence_share));
+            let age_band = match self.cfg.esketamine_65_plus_share {
+                Some(share) if product == Product::Esketamine => esketamine_age(&mut self.own, share),
+                _ => population_band,
+            };
+            let switch_at = if !dependent && self.own.random_bool(prob(self.cfg.switch_share)) {
+                Some(self.own.random_range(9..=16))
+            } else {
+                None
+            };
             let patient = Patient {
                 clinic: c,
                 clinic_id: clinic_id.clone(),
@@ -285,6 +391,9 @@ impl Simulator<'_> {
                 weight_known: rng.random_bool(0.9),
                 dependence_from: dependent.then(|| rng.random_range(5..=10)),
                 age_band,
+                start_28mg: self.cfg.older_start_28mg && age_band >= AgeBand::Age65To74,
+                esketamine_from: 1,
+                switch_at,
             };
             // Start within the first two thirds of the period.
             let minutes = i64::from(self.cfg.days.max(3)) * 2 / 3 * 24 * 60;
@@ -318,12 +427,19 @@ impl Simulator<'_> {
         self.events.push(enrolment.into());
     }
 
-    fn course(&mut self, pt: &Patient, first: DateTime<Utc>) {
+    fn course(&mut self, patient: &Patient, first: DateTime<Utc>) {
+        let switched = patient.switch_at.map(|k| patient.switched(k));
         let mut day = first.date_naive();
-        let mut cumulative_mg = 0.0;
+        // Cumulative dose of each product (in a switcher the products' doses are not the same).
+        let (mut ketamine_mg, mut esketamine_mg) = (0.0, 0.0);
         let mut escalation = 1.0f64;
         let mut shrink = 1.0f64;
         for session in 1..=400 {
+            // The patient as treated at this session: after a switch, on the new product.
+            let pt = match &switched {
+                Some(next) if patient.switch_at.is_some_and(|k| session >= k) => next,
+                _ => patient,
+            };
             let rng = &mut self.rng;
             // A session at 09:00-16:00 on the scheduled day.
             let at = day
@@ -342,17 +458,19 @@ impl Simulator<'_> {
                 shrink = (shrink * 0.85).max(0.3);
             }
             let dose_mg = match pt.route {
-                // Esketamine: 56 mg at the first session, then the patient's dose.
-                Route::Intranasal => {
-                    if session == 1 {
-                        56.0
-                    } else {
-                        pt.intranasal_mg
-                    }
-                }
+                Route::Intranasal => esketamine_dose(pt, session),
                 _ => (pt.mg_per_kg * pt.weight_kg * escalation * 10.0).round() / 10.0,
             };
-            cumulative_mg += dose_mg;
+            let product_mg = match pt.product {
+                Product::Ketamine => {
+                    ketamine_mg += dose_mg;
+                    ketamine_mg
+                }
+                Product::Esketamine => {
+                    esketamine_mg += dose_mg;
+                    esketamine_mg
+                }
+            };
             let dose = DoseAdministered {
                 event_id: event_id(rng),
                 clinic_id: pt.clinic_id.clone(),
@@ -375,7 +493,7 @@ impl Simulator<'_> {
             self.events.push(dose.into());
             let form = monitoring(&mut self.rng, pt, session, at);
             self.events.push(form.into());
-            self.adverse_events(pt, session, at, cumulative_mg, dependent);
+            self.adverse_events(pt, session, at, product_mg, dependent);
             // Dependent patients keep coming; others drop out along the way.
             let dropout = if session <= 8 { 0.03 } else { 0.06 } * if dependent { 0.3 } else { 1.0 };
             if self.rng.random_bool(dropout) {
@@ -412,15 +530,19 @@ impl Simulator<'_> {
         }
     }
 
+    /// The reactions of one session, reported together; `product_mg` is the cumulative dose of
+    /// the product given at this session.
     fn adverse_events(
         &mut self,
         pt: &Patient,
         session: i32,
         at: DateTime<Utc>,
-        cumulative_mg: f64,
+        product_mg: f64,
         dependent: bool,
     ) {
         let surge = self.surge_factor(pt, at);
+        let cfg = self.cfg;
+        let harms = &cfg.harms;
         let rng = &mut self.rng;
         let mut reactions: Vec<(String, bool)> = Vec::new();
         for &(term, p, p_serious) in BACKGROUND {
@@ -428,14 +550,27 @@ impl Simulator<'_> {
                 reactions.push((term.into(), rng.random_bool(p_serious)));
             }
         }
-        // Urological: a background risk whatever the dose, plus the planted dose-dependent part.
+        // Urological: a background risk whatever the dose, plus the planted dose-dependent part in
+        // the listed products, on the product's own cumulative dose.
         let mut planted_uro = false;
-        let planted_p = (self.cfg.harms.urological_per_gram * cumulative_mg / 1000.0).min(0.2);
+        let mut delayed_uro = None;
+        let per_gram = if harms.urological_per_gram > 0.0 && harms.urological_products.contains(&pt.product) {
+            harms.urological_per_gram
+        } else {
+            0.0
+        };
+        let planted_p = (per_gram * product_mg / 1000.0).min(0.2);
         if rng.random_bool((UROLOGICAL_BASELINE * surge).min(1.0)) {
             reactions.push((UROLOGICAL[rng.random_range(0..UROLOGICAL.len())].into(), rng.random_bool(0.15)));
         } else if planted_p > 0.0 && rng.random_bool(planted_p) {
-            reactions.push((UROLOGICAL[rng.random_range(0..UROLOGICAL.len())].into(), rng.random_bool(0.15)));
-            planted_uro = true;
+            let reaction: (String, bool) =
+                (UROLOGICAL[rng.random_range(0..UROLOGICAL.len())].into(), rng.random_bool(0.15));
+            if harms.urological_onset_delay_days == (0, 0) {
+                reactions.push(reaction);
+                planted_uro = true;
+            } else {
+                delayed_uro = Some(reaction);
+            }
         }
         let mut planted_dep = false;
         if rng.random_bool((DEPENDENCE_BASELINE * surge).min(1.0)) {
@@ -444,10 +579,13 @@ impl Simulator<'_> {
             reactions.push((DEPENDENCE[rng.random_range(0..DEPENDENCE.len())].into(), false));
             planted_dep = true;
         }
+        if let Some(reaction) = delayed_uro {
+            self.delayed_urological(pt, session, at, reaction);
+        }
         if reactions.is_empty() {
             return;
         }
-        let reported = at + Duration::hours(rng.random_range(2..72));
+        let reported = at + Duration::hours(self.rng.random_range(2..72));
         if reported >= self.end {
             return;
         }
@@ -460,14 +598,54 @@ impl Simulator<'_> {
         if surge > 1.0 {
             self.surge_reports += 1;
         }
+        let narrative = format!("Reported after session {session}.");
+        self.file(false, pt, at, reported, &reactions, narrative);
+    }
+
+    /// A planted urological reaction with a delayed onset: it begins some days after the session
+    /// (drawn from the patient's own generator) and is reported on its own 2-72 hours after the
+    /// onset, unless that is after the end of the period.
+    fn delayed_urological(
+        &mut self,
+        pt: &Patient,
+        session: i32,
+        at: DateTime<Utc>,
+        reaction: (String, bool),
+    ) {
+        let (a, b) = self.cfg.harms.urological_onset_delay_days;
+        let days = self.own.random_range(a.min(b)..=a.max(b));
+        let onset = at + Duration::days(i64::from(days));
+        let reported = onset + Duration::hours(self.own.random_range(2..72));
+        // The report comes after the onset: a report within the period has its onset within it.
+        if reported >= self.end {
+            return;
+        }
+        self.urological.record(pt, onset, true);
+        let narrative = format!("Onset {days} days after session {session}.");
+        self.file(true, pt, onset, reported, &[reaction], narrative);
+    }
+
+    /// Files a report of `reactions` (onset `onset`, reported at `reported`) and its follow-up or
+    /// nullification, if any; the draws come from the patient's own generator when `own`, else
+    /// from the main one.
+    fn file(
+        &mut self,
+        own: bool,
+        pt: &Patient,
+        onset: DateTime<Utc>,
+        reported: DateTime<Utc>,
+        reactions: &[(String, bool)],
+        narrative: String,
+    ) {
         self.report_seq += 1;
-        let report = report(&mut self.rng, pt, session, at, reported, &reactions, self.report_seq);
-        let follow_up_at = reported + Duration::days(self.rng.random_range(3..21));
-        let roll: f64 = self.rng.random();
+        let rng = if own { &mut self.own } else { &mut self.rng };
+        let report = report(rng, pt, onset, reported, reactions, narrative, self.report_seq);
+        let follow_up_at = reported + Duration::days(rng.random_range(3..21));
+        let roll: f64 = rng.random();
         let mut versions = vec![report.clone()];
         if roll < 0.01 && follow_up_at < self.end {
             versions.push(AdverseEventReport {
-                event_id: event_id(&mut self.rng),
+                event_id: event_id(rng),
                 version: 2,
                 nullification: true,
                 nullification_reason: Some("entered for the wrong patient".into()),
@@ -476,7 +654,7 @@ impl Simulator<'_> {
             });
         } else if roll < 0.25 && follow_up_at < self.end {
             let mut follow = AdverseEventReport {
-                event_id: event_id(&mut self.rng),
+                event_id: event_id(rng),
                 version: 2,
                 reported_at: follow_up_at.into(),
                 ..report
@@ -520,21 +698,45 @@ impl Simulator<'_> {
         stamped.sort_by_key(|(t, i, _)| (*t, *i));
         let h = &self.cfg.harms;
         let ketamine_routes = vec!["iv".to_string(), "im".to_string()];
-        let all_routes = vec!["iv".to_string(), "im".to_string(), "intranasal".to_string()];
         let products = vec!["ketamine".to_string(), "esketamine".to_string()];
         let mut effects = Vec::new();
-        if h.urological_per_gram > 0.0 {
+        // The products with the planted urological part, in a fixed order, and their routes.
+        let urological: Vec<Product> = [Product::Ketamine, Product::Esketamine]
+            .into_iter()
+            .filter(|p| h.urological_products.contains(p))
+            .collect();
+        if h.urological_per_gram > 0.0 && !urological.is_empty() {
             let c = std::mem::take(&mut self.urological);
+            let mut description = format!(
+                "per-session probability of a urological reaction = {UROLOGICAL_BASELINE} (background) + {} per gram of cumulative dose",
+                h.urological_per_gram
+            );
+            if let [only] = urological.as_slice() {
+                let only = product_name(*only);
+                description.push_str(&format!(" of {only} (its own), in {only} only"));
+            }
+            let (a, b) = h.urological_onset_delay_days;
+            if (a, b) != (0, 0) {
+                description.push_str(&format!(
+                    "; onset {}-{} days after the session, reported 2-72 hours after the onset",
+                    a.min(b),
+                    a.max(b)
+                ));
+            }
+            let mut routes = Vec::new();
+            for p in &urological {
+                match p {
+                    Product::Ketamine => routes.extend(ketamine_routes.iter().cloned()),
+                    Product::Esketamine => routes.push("intranasal".to_string()),
+                }
+            }
             effects.push(PlantedEffect {
                 name: "urological-dose-response".into(),
                 kind: EffectKind::Signal,
-                description: format!(
-                    "per-session probability of a urological reaction = {UROLOGICAL_BASELINE} (background) + {} per gram of cumulative dose",
-                    h.urological_per_gram
-                ),
+                description,
                 group: Some("urological".into()),
-                products: products.clone(),
-                routes: all_routes,
+                products: urological.iter().map(|p| product_name(*p).to_string()).collect(),
+                routes,
                 clinic_id: None,
                 onset_at: c.first.map(rfc3339),
                 window: None,
@@ -598,16 +800,17 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The first version of a report of `reactions`, all with their onset on the day of `onset`.
 fn report(
     rng: &mut ChaCha8Rng,
     pt: &Patient,
-    session: i32,
-    at: DateTime<Utc>,
+    onset: DateTime<Utc>,
     reported: DateTime<Utc>,
     reactions: &[(String, bool)],
+    narrative: String,
     seq: u32,
 ) -> AdverseEventReport {
-    let onset = Date::from_naive(at.date_naive());
+    let onset = Date::from_naive(onset.date_naive());
     AdverseEventReport {
         event_id: event_id(rng),
         clinic_id: pt.clinic_id.clone(),
@@ -646,13 +849,17 @@ fn report(
             dechallenge: None,
             rechallenge: None,
         }],
-        narrative: Some(format!("Reported after session {session}.")),
+        narrative: Some(narrative),
         received_at: Timestamp::default(),
     }
 }
 
+/// The protocol a dose is given under, in words (the product the patient is on now).
 fn protocol(pt: &Patient) -> &'static str {
     match pt.route {
+        Route::Intranasal if pt.start_28mg => {
+            "esketamine label, 65 or older: 28 mg start, 56 mg at session 2, then 56 or 84 mg; 2x weekly wk1-4, weekly wk5-8, then weekly/fortnightly"
+        }
         Route::Intranasal => "esketamine label: 2x weekly wk1-4, weekly wk5-8, then weekly/fortnightly",
         Route::Im => "IM ketamine 0.5-1 mg/kg, 2x weekly x4 then maintenance",
         _ => "IV ketamine 0.5 mg/kg over 40 min, 2x weekly x4 then maintenance",
@@ -662,9 +869,40 @@ fn protocol(pt: &Patient) -> &'static str {
 /// The identifier of the label schedule or protocol the patient is enrolled on.
 fn protocol_id(pt: &Patient) -> &'static str {
     match pt.route {
+        Route::Intranasal if pt.start_28mg => "esketamine_label_65_plus",
         Route::Intranasal => "esketamine_label",
         Route::Im => "ketamine_im",
         _ => "ketamine_iv_0_5_mg_kg",
+    }
+}
+
+/// The esketamine dose at `session`: the label's start (56 mg; 28 mg then 56 mg for patients 65 or
+/// older), counted from the patient's first esketamine session, then the patient's dose.
+fn esketamine_dose(pt: &Patient, session: i32) -> f64 {
+    match session - pt.esketamine_from {
+        0 if pt.start_28mg => 28.0,
+        0 => 56.0,
+        1 if pt.start_28mg => 56.0,
+        _ => pt.intranasal_mg,
+    }
+}
+
+/// `p` as a probability: clamped to 0..=1, and 0 when it is not a number.
+fn prob(p: f64) -> f64 {
+    if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) }
+}
+
+/// The age band of an esketamine patient when `share` of them are 65 or older: 65-74 or 75+ (as
+/// 9 to 3) with probability `share`, else a younger band in the population's proportions.
+fn esketamine_age(rng: &mut ChaCha8Rng, share: f64) -> AgeBand {
+    if rng.random_bool(prob(share)) { pick(rng, &AGE_BANDS[5..]) } else { pick(rng, &AGE_BANDS[..5]) }
+}
+
+/// The JSON name of a product.
+fn product_name(p: Product) -> &'static str {
+    match p {
+        Product::Ketamine => "ketamine",
+        Product::Esketamine => "esketamine",
     }
 }
 
@@ -842,7 +1080,8 @@ mod tests {
         assert!(unique_doses.len() > 100, "a realistic volume: {}", unique_doses.len());
         for d in ds {
             match d.route {
-                Route::Intranasal => assert!([56.0, 84.0].contains(&d.dose_mg), "{}", d.dose_mg),
+                // 28 mg: the first dose of patients 65 or older.
+                Route::Intranasal => assert!([28.0, 56.0, 84.0].contains(&d.dose_mg), "{}", d.dose_mg),
                 _ => {
                     if let Some(w) = d.weight_kg {
                         let per_kg = d.dose_mg / w;
@@ -883,6 +1122,7 @@ mod tests {
             assert_eq!(e.enrolled_at, Timestamp::from(eight), "08:00 on the day of the first session");
             assert!(e.enrolled_at < d.administered_at, "before the first dose");
             let protocol = match d.route {
+                Route::Intranasal if e.age_band >= AgeBand::Age65To74 => "esketamine_label_65_plus",
                 Route::Intranasal => "esketamine_label",
                 Route::Im => "ketamine_im",
                 _ => "ketamine_iv_0_5_mg_kg",

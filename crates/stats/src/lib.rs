@@ -6,6 +6,7 @@
 //!   (Norén et al. 2006; 2013).
 //! - [`mgps`]: DuMouchel's multi-item gamma Poisson shrinker: maximum-likelihood fit of the
 //!   two-gamma-mixture prior over all pairs, EBGM, EB05 and EB95 (DuMouchel 1999; as openEBGM).
+//! - [`multiplicity`]: Benjamini-Hochberg false-discovery-rate adjusted p-values.
 //! - [`poisson`]: exact (Garwood) Poisson confidence intervals for counts and rates.
 //! - [`proportion`]: the Wilson score interval for a proportion.
 //! - [`trend`]: the score test for a trend in Poisson rates across ordered levels.
@@ -23,6 +24,7 @@ pub mod cmaxsprt;
 pub mod disproportionality;
 pub mod maxsprt;
 pub mod mgps;
+pub mod multiplicity;
 pub mod poisson;
 pub mod proportion;
 pub mod quantile;
