@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use pv_events::{ClinicEvent, Timestamp};
+use pv_score::HarmSignal;
 use pv_signals::{SignalsConfig, SignalsService};
 use pv_simulate::{GroundTruth, Scenario, SimConfig, generate};
 use pv_store::events::{AE_REPORT_VERSIONS, AnyRow, DOSES, ENROLMENTS, MONITORING_FORMS, Provenance};
@@ -37,17 +38,6 @@ pub struct World {
     pub patients: u32,
     /// Seed.
     pub seed: u64,
-}
-
-/// A harm signal the service raised: group, product, day the null was rejected.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HarmSignal {
-    /// Event group.
-    pub group: String,
-    /// Product.
-    pub product: String,
-    /// Day of rejection (days since 1970-01-01), if the flags carry it.
-    pub day: Option<i32>,
 }
 
 /// One world scored.
@@ -140,17 +130,15 @@ pub async fn run_world(env: &BenchEnv, service: &SignalsService, world: World) -
     let end = start() + chrono::Days::new(u64::from(DAYS) + 2);
     let as_of = end.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis();
     let evaluation = service.evaluate(as_of).await?;
-    let signals: Vec<HarmSignal> = evaluation
-        .results
-        .iter()
-        .filter(|r| r.signal && r.analysis == "sequential_test")
-        .map(|r| HarmSignal {
-            group: r.event.clone(),
-            product: r.product.clone(),
-            day: rejected_day(&r.flags),
-        })
-        .collect();
-    let mut outcome = score(world, &truth, signals, events.len());
+    let d = pv_score::score(&truth, pv_score::harm_signals(&evaluation.results));
+    let mut outcome = Outcome {
+        world,
+        detected: d.detected,
+        false_signal: d.false_signal,
+        signals: d.signals,
+        events: events.len(),
+        tests: vec![],
+    };
     outcome.tests = evaluation
         .results
         .iter()
@@ -158,43 +146,6 @@ pub async fn run_world(env: &BenchEnv, service: &SignalsService, world: World) -
         .map(|r| (r.event.clone(), r.product.clone(), r.n, r.denominator))
         .collect();
     Ok(outcome)
-}
-
-/// The day in a `rejected_on=YYYY-MM-DD at k cases` flag.
-fn rejected_day(flags: &str) -> Option<i32> {
-    let date = flags.split(',').find_map(|f| f.strip_prefix("rejected_on="))?.split(' ').next()?;
-    let d = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-    Some((d - NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
-}
-
-/// Scores the harm signals of a world against its truth.
-pub fn score(world: World, truth: &GroundTruth, signals: Vec<HarmSignal>, events: usize) -> Outcome {
-    let planted: Vec<_> = truth
-        .effects
-        .iter()
-        .filter(|e| e.kind == pv_simulate::EffectKind::Signal && e.group.is_some() && e.reports_caused > 0)
-        .collect();
-    let mut detected = BTreeMap::new();
-    for e in &planted {
-        let group = e.group.clone().unwrap_or_default();
-        let onset = e
-            .onset_at
-            .as_deref()
-            .and_then(|t| Timestamp::parse_rfc3339(t).ok())
-            .map(|t| t.millis() / 86_400_000);
-        let hit = signals
-            .iter()
-            .filter(|s| s.group == group && e.products.contains(&s.product))
-            .filter_map(|s| s.day)
-            .min();
-        detected.insert(group, hit.map(|d| onset.map_or(f64::NAN, |o| (i64::from(d) - o) as f64)));
-    }
-    let false_signal = signals.iter().any(|s| {
-        !planted
-            .iter()
-            .any(|e| e.group.as_deref() == Some(s.group.as_str()) && e.products.contains(&s.product))
-    });
-    Outcome { world, detected, false_signal, signals, events, tests: vec![] }
 }
 
 /// The signals configuration the benchmark evaluates: the shipped defaults.
@@ -246,53 +197,6 @@ pub fn summarise(outcomes: &[Outcome]) -> Option<Summary> {
             .count(),
         false_signals: outcomes.iter().filter(|o| o.false_signal).count(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use pv_simulate::{AffectedPatient, EffectKind, PlantedEffect};
-
-    fn effect(group: &str, products: &[&str], onset: &str) -> PlantedEffect {
-        PlantedEffect {
-            name: group.into(),
-            kind: EffectKind::Signal,
-            description: String::new(),
-            group: Some(group.into()),
-            products: products.iter().map(|s| s.to_string()).collect(),
-            routes: vec![],
-            clinic_id: None,
-            onset_at: Some(onset.into()),
-            window: None,
-            reports_caused: 5,
-            patients: Vec::<AffectedPatient>::new(),
-        }
-    }
-
-    #[test]
-    fn signals_are_scored_against_the_planted_products() {
-        let truth = GroundTruth {
-            seed: 1,
-            clinics: 1,
-            patients_per_clinic: 1,
-            start: "2025-01-01".into(),
-            days: 365,
-            effects: vec![effect("urological", &["esketamine"], "2025-01-11T10:00:00Z")],
-            submissions: Default::default(),
-        };
-        let world = World { scenario: Scenario::EsketamineOnly, effect: 1.0, patients: 100, seed: 1 };
-        let day = |s: &str| rejected_day(&format!("method=maxsprt,rejected_on={s} at 4 cases"));
-        assert_eq!(day("1970-01-11"), Some(10));
-        let right =
-            HarmSignal { group: "urological".into(), product: "esketamine".into(), day: day("2025-03-12") };
-        let o = score(world, &truth, vec![right.clone()], 10);
-        assert_eq!(o.detected["urological"], Some(60.0));
-        assert!(!o.false_signal);
-        let wrong = HarmSignal { product: "ketamine".into(), ..right };
-        let o = score(world, &truth, vec![wrong], 10);
-        assert_eq!(o.detected["urological"], None);
-        assert!(o.false_signal, "a signal in the product without the harm is a false alarm");
-    }
 }
 
 /// The grid of the detection benchmark: (scenario, effect, patients).

@@ -50,15 +50,6 @@ pub fn percentile(v: &[f64], q: f64) -> f64 {
     pv_stats::quantile::nearest_rank(v, q)
 }
 
-/// Runs the detection screens on `env`'s tables and scores them against `truth`.
-pub async fn score_env(
-    env: &BenchEnv,
-    truth: &pv_simulate::GroundTruth,
-) -> anyhow::Result<pv_score::DetectionScore> {
-    let secret = std::fs::read(env.dir.join("secret")).context("bench secret")?;
-    Ok(pv_score::score(&env.db(), &pv_enrich::Pseudonymiser::new(&secret)?, truth).await?)
-}
-
 /// A simulated stream of about `clinics * patients * 28` events, stamped as not yet received.
 pub fn stream(
     seed: u64,

@@ -66,7 +66,7 @@ enum Command {
     /// Run the signals service: every analysis on a schedule, results to ClickHouse, changes
     /// to the signals topic (`--once`: one run, printed).
     Signals(signals::SignalsArgs),
-    /// Score detection of the harms planted by the last `pv simulate` against what is stored.
+    /// Score the latest signals run's harm signals against what the last `pv simulate` planted.
     Score {
         /// The ground-truth file `pv simulate` wrote.
         #[arg(long, default_value = ".state/ground-truth.json")]
@@ -128,12 +128,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&truth_file)
                 .with_context(|| format!("reading {} (run `pv simulate` first)", truth_file.display()))?;
             let truth: pv_simulate::GroundTruth = serde_json::from_str(&text)?;
-            let keyer = pv_enrich::Pseudonymiser::from_file_or_env(
-                cfg.enrich.secret_file.as_deref(),
-                &cfg.enrich.secret_env,
-            )?;
-            let score = pv_score::score(&pv_store::Db::new(&cfg.clickhouse), &keyer, &truth).await?;
-            for line in score.lines(&format!("seed {}", truth.seed)) {
+            let signals = pv_score::latest_harm_signals(&pv_store::Db::new(&cfg.clickhouse)).await?;
+            for line in pv_score::score(&truth, signals).lines(&truth) {
                 println!("{line}");
             }
             Ok(())

@@ -14,7 +14,7 @@ pub(crate) struct SignalsArgs {
     /// `signals.interval_secs` until stopped).
     #[arg(long)]
     once: bool,
-    /// Analyse the data up to this time (RFC 3339) instead of now: for replaying history.
+    /// Analyse the data received by this time (RFC 3339) instead of now: reproduces a past run.
     #[arg(long)]
     as_of: Option<String>,
 }
@@ -46,71 +46,191 @@ impl SignalsArgs {
     }
 }
 
-fn stratum(r: &SignalResult) -> String {
-    let mut s = r.product.clone();
-    for part in [&r.route, &r.formulation] {
-        if part != "*" {
-            s.push(' ');
-            s.push_str(part);
-        }
-    }
-    if r.dose_band != "*" {
-        s.push_str(&format!(" [{}]", r.dose_band));
-    }
-    s
+/// The first result matching `f`.
+fn find(report: &RunReport, f: impl Fn(&SignalResult) -> bool) -> Option<&SignalResult> {
+    report.results.iter().find(|r| f(r))
 }
 
-fn measure(r: &SignalResult) -> String {
-    let ci = format!("({:.3}-{:.3})", r.lower, r.upper);
-    match r.analysis.as_str() {
-        "disproportionality" => format!(
-            "PRR {:.2} {ci}, chi2 {:.1}, IC025 {:.2}, EB05 {}",
+fn ci(r: &SignalResult) -> String {
+    format!("95% CI {:.2}-{:.2}", r.lower, r.upper)
+}
+
+/// The value of `name=` in a result's flags.
+fn flag<'a>(r: &'a SignalResult, name: &str) -> Option<&'a str> {
+    r.flags.split(',').find_map(|f| f.strip_prefix(name))
+}
+
+fn harm_name(group: &str) -> String {
+    match group {
+        "urological" => "urological harm".into(),
+        "dependence" => "dependence/misuse".into(),
+        g => g.replace('_', " "),
+    }
+}
+
+/// One monitored harm in one product, as a safety scientist would write it: which harm, in
+/// whom, how much more than expected, how sure, since when.
+fn print_harm(report: &RunReport, test: &SignalResult) {
+    let (group, product) = (test.event.as_str(), test.product.as_str());
+    let verdict = match flag(test, "rejected_on=") {
+        Some(when) => format!("SIGNAL since {when}"),
+        None => "no signal".into(),
+    };
+    println!("\n  {} in {product}: {verdict}", harm_name(group).to_uppercase());
+    let method = flag(test, "method=").unwrap_or("maxsprt").to_uppercase();
+    println!(
+        "    {} incident cases where {:.1} were expected under the background: {:.1}x ({}); {method} LLR {:.2} against a critical value of {:.2}{}",
+        test.n,
+        test.denominator,
+        test.estimate,
+        ci(test),
+        test.llr.unwrap_or(0.0),
+        test.cv.unwrap_or(0.0),
+        if test.flags.contains("demo_background") { " (DEMO background)" } else { "" }
+    );
+    let is = |r: &SignalResult, analysis: &str, band: &str, subgroup: &str| {
+        r.analysis == analysis
+            && r.event == group
+            && r.product == product
+            && r.route == "*"
+            && r.dose_band == band
+            && r.subgroup == subgroup
+    };
+    if let Some(r) = find(report, |r| is(r, "incidence_per_100_patient_years", "*", "*")) {
+        println!(
+            "    incidence {:.2} per 100 patient-years ({}; {} cases in {:.1} patient-years at risk)",
             r.estimate,
-            r.chi2.unwrap_or(0.0),
-            r.ic025.unwrap_or(0.0),
-            r.eb05.map_or("-".into(), |v| format!("{v:.2}"))
-        ),
-        "incidence_per_1000_administrations" => {
-            format!("{:.2} per 1,000 administrations {ci} of {}", r.estimate, r.denominator)
-        }
-        "dose_response" => format!(
-            "trend z {:.2}, top/bottom band rate ratio {:.2} {ci}",
-            r.trend_z.unwrap_or(0.0),
-            r.estimate
-        ),
-        "dependence_marker" => format!("{:.1}% of {} patients {ci}", 100.0 * r.estimate, r.denominator),
-        "maxsprt" => format!(
-            "LLR {:.2} >= CV {:.2}; observed/expected {:.2} ({} of {:.1})",
-            r.llr.unwrap_or(0.0),
-            r.cv.unwrap_or(0.0),
-            r.estimate,
+            ci(r),
             r.n,
             r.denominator
-        ),
-        _ => format!("{:.3} {ci}", r.estimate),
+        );
+    }
+    let bands: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| {
+            r.analysis == "incidence_per_100_patient_years"
+                && r.event == group
+                && r.product == product
+                && r.dose_band != "*"
+        })
+        .map(|r| format!("{}: {:.1} (n={})", r.dose_band, r.estimate, r.n))
+        .collect();
+    if !bands.is_empty() {
+        println!("    by lagged cumulative dose (per 100 patient-years): {}", bands.join("; "));
+    }
+    if let Some(r) = find(report, |r| is(r, "rate_ratio", "*", "trend per band")) {
+        println!(
+            "    adjusted rate ratio per dose band {:.2} ({}), z {:.1}",
+            r.estimate,
+            ci(r),
+            r.trend_z.unwrap_or(0.0)
+        );
+    }
+    let highest = report
+        .results
+        .iter()
+        .filter(|r| {
+            r.analysis == "incidence_per_100_patient_years" && r.event == group && r.product == product
+        })
+        .filter(|r| {
+            r.subgroup.starts_with("age_band=")
+                || r.subgroup.starts_with("sex=")
+                || r.subgroup.starts_with("clinic=")
+        })
+        .filter(|r| r.n >= 3)
+        .max_by(|a, b| a.estimate.total_cmp(&b.estimate));
+    if let Some(r) = highest {
+        println!(
+            "    highest subgroup: {} at {:.1} per 100 patient-years (n={}, {})",
+            r.subgroup,
+            r.estimate,
+            r.n,
+            ci(r)
+        );
+    }
+    if let Some(r) =
+        find(report, |r| r.analysis == "time_to_onset" && r.event == group && r.product == product)
+    {
+        println!(
+            "    time to onset from the first dose: median {:.0} days (quartiles {:.0}-{:.0}, n={})",
+            r.estimate, r.lower, r.upper, r.n
+        );
+    }
+    if let Some(left_out) = flag(test, "cases_in_reporting_surges_left_out=") {
+        println!("    {left_out} cases in flagged reporting surges left out of the test");
     }
 }
 
-/// Prints the signals of a run and its changes.
+/// Prints the run as a signals report.
 pub(crate) fn print_report(report: &RunReport, topic: &str) {
-    let signals: Vec<&SignalResult> = report.signals().collect();
     println!(
-        "signals run as of {}: {} results, {} signals (read {:.2} s, compute {:.2} s, store {:.2} s)",
+        "signals report: data received by {}, follow-up to {} (the latest administration received); {} results (read {:.2} s, compute {:.2} s, store {:.2} s)",
         pv_events::Timestamp::from_millis(report.as_of_ms),
+        pv_events::Timestamp::from_millis(report.data_end_ms),
         report.results.len(),
-        signals.len(),
         report.read.as_secs_f64(),
         report.compute.as_secs_f64(),
         report.write.as_secs_f64()
     );
-    let mut last = String::new();
-    for r in &signals {
-        let head = format!("{} ({})", r.analysis, r.time_window);
-        if head != last {
-            println!("\n  {head}");
-            last = head;
-        }
-        println!("    {:<54} {:<22} n={:<5} {}", stratum(r), r.event, r.n, measure(r));
+    if let Some(all) = find(report, |r| {
+        r.analysis == "incidence_per_100_patient_years" && r.product == "*" && r.event == "urological"
+    }) {
+        println!("cohort: {:.1} patient-years at risk of urological harm", all.denominator);
+    }
+    println!("\nMONITORED HARMS (sequential tests per product; alpha shared by every product x harm):");
+    let mut tests: Vec<&SignalResult> =
+        report.results.iter().filter(|r| r.analysis == "sequential_test").collect();
+    tests.sort_by_key(|r| (!r.signal, r.event.clone(), r.product.clone()));
+    for t in tests {
+        print_harm(report, t);
+    }
+    println!("\nDEPENDENCE MARKERS (first deviation from the label protocol, per 100 patient-years):");
+    for r in report.results.iter().filter(|r| {
+        r.analysis == "incidence_per_100_patient_years"
+            && r.event == "protocol_deviation"
+            && r.product != "*"
+            && r.route == "*"
+            && r.dose_band == "*"
+            && r.subgroup == "*"
+    }) {
+        println!("    {}: {:.1} ({}; {} patients)", r.product, r.estimate, ci(r), r.n);
+    }
+    println!("\nREPORTING ARTEFACTS (a clinic's reports per administration against its history and peers):");
+    let surges: Vec<&SignalResult> = report.signals().filter(|r| r.analysis == "reporting_rate").collect();
+    if surges.is_empty() {
+        println!("    none");
+    }
+    for r in surges {
+        println!(
+            "    {} reported {:.1}x its peers' rate in {} ({} reports; {}): its cases in that window are left out of the harm tests",
+            r.subgroup.trim_start_matches("clinic="),
+            r.estimate,
+            r.dose_band,
+            r.n,
+            ci(r)
+        );
+    }
+    println!(
+        "\nSCREEN FOR UNEXPECTED TERMS (disproportionality, FDR-controlled; never decides a monitored harm):"
+    );
+    let screen: Vec<&SignalResult> =
+        report.signals().filter(|r| r.analysis == "disproportionality").collect();
+    if screen.is_empty() {
+        println!("    no term stands out");
+    }
+    for r in screen {
+        println!(
+            "    {} {} in {}: {} reports, PRR {:.2} ({}), EB05 {}, q {:.3}",
+            r.time_window,
+            r.event,
+            [r.product.as_str(), r.route.as_str()].join(" "),
+            r.n,
+            r.estimate,
+            ci(r),
+            r.eb05.map_or("-".into(), |v| format!("{v:.2}")),
+            r.q_value.unwrap_or(1.0)
+        );
     }
     let count = |c: &str| report.changes.iter().filter(|e| e.change == c).count();
     println!(

@@ -370,7 +370,7 @@ async fn signals(
             tbody { @for row in &p.rows { @let r = &row.result; tr class={ @if r.signal { "signal" } } {
                 td { (r.analysis.replace('_', " ")) } td { (r.time_window) }
                 td { a.detail href={"/signals/detail?" (key_query(&row.key))} { (r.product) " " (r.route) " " (r.formulation) } }
-                td { (r.dose_band) } td { (r.event) @if r.signal { " " span.chip.alert { "signal" } } }
+                td { (r.dose_band) } td { (r.event) @if !r.subgroup.is_empty() && r.subgroup != "*" { " · " (r.subgroup) } @if r.signal { " " span.chip.alert { "signal" } } }
                 td.num { (r.n) } td.num title=(row.denominator_label) { (num(r.denominator)) }
                 td.num title=(row.estimate_label) { (num(r.estimate)) } td.num { (num(r.lower)) "–" (num(r.upper)) }
                 td.measures { @for m in &row.measures { span { (m.name) " " (num(m.value)) } " " } @if !r.flags.is_empty() { br; small { (r.flags) } } }
@@ -438,7 +438,7 @@ fn detail_charts(d: &DetailView) -> Markup {
             figure { (PreEscaped(pv_charts::time_series(&Frame::new(&format!("{} across runs (95% interval)", d.row.estimate_label), "run date", d.row.estimate_label), &[Series { name: String::new(), points: history }], None))) }
             @if r.analysis != "dependence_marker" {
                 figure { (PreEscaped(pv_charts::time_series(&Frame::new("Cases per 1,000 administrations by month of onset (exact 95% CI)", "month", per1000), &[Series { name: String::new(), points: months }], None))) }
-                figure { (PreEscaped(pv_charts::bars(&Frame::new("Incidence by cumulative-dose band at onset (exact 95% CI)", "cumulative dose band", per1000), &bands, None))) }
+                figure { (PreEscaped(pv_charts::bars(&Frame::new(&format!("Incident cases of {} in {} per 100 patient-years by lagged cumulative-dose band (exact 95% CI)", r.event, r.product), "cumulative dose band (the product's own doses, lagged)", "per 100 patient-years"), &bands, None))) }
                 figure { (PreEscaped(pv_charts::histogram(&Frame::new("Time to onset", "days from first dose", "cases"), &d.onset_days, 12))) }
                 figure { (PreEscaped(pv_charts::bars(&Frame::new(&format!("By clinic (cases / administrations, exact 95% CI){}", if d.by_clinic.len() > 25 { ", the 25 with most cases" } else { "" }), "clinic", per1000), &clinics, None))) }
             }
@@ -479,7 +479,7 @@ fn result_table(r: &SignalResult, d: &DetailView) -> Markup {
     html! {
         table.result { tbody {
             tr { th { "analysis" } td { (r.analysis) " (" (r.time_window) " window)" } }
-            tr { th { "stratum" } td { (r.product) " · " (r.route) " · " (r.formulation) " · dose band " (r.dose_band) } }
+            tr { th { "stratum" } td { (r.product) " · " (r.route) " · " (r.formulation) " · dose band " (r.dose_band) @if !r.subgroup.is_empty() && r.subgroup != "*" { " · " (r.subgroup) } } }
             tr { th { "event" } td { (r.event) " (" (r.event_level) ")" } }
             tr { th { "N" } td #n { (r.n) } }
             tr { th { (d.row.denominator_label) } td { (num(r.denominator)) } }

@@ -66,7 +66,9 @@ pub fn estimate_label(analysis: &str) -> &'static str {
         "dose_response" => "rate ratio, highest vs lowest band",
         "time_to_onset" => "median days from first dose (IQR)",
         "dependence_marker" => "share of patients",
-        "maxsprt" => "observed / expected",
+        "maxsprt" | "sequential_test" => "observed / expected",
+        "rate_ratio" => "adjusted rate ratio",
+        "reporting_rate" => "reports / expected from other clinics",
         _ => "estimate",
     }
 }
@@ -79,7 +81,9 @@ pub fn denominator_label(analysis: &str) -> &'static str {
         "incidence_per_100_patient_years" => "patient-years at risk",
         "time_to_onset" => "cases with onset known",
         "dependence_marker" => "patients treated",
-        "maxsprt" => "expected cases under the background rate",
+        "maxsprt" | "sequential_test" => "expected cases under the background",
+        "rate_ratio" => "patient-years at risk",
+        "reporting_rate" => "expected reports",
         _ => "denominator",
     }
 }
@@ -96,6 +100,8 @@ pub fn measures(r: &SignalResult) -> Vec<Measure> {
         ("trend_z", r.trend_z),
         ("llr", r.llr),
         ("cv", r.cv),
+        ("p_value", r.p_value),
+        ("q_value", r.q_value),
     ];
     optional.into_iter().filter_map(|(name, v)| v.map(|value| Measure { name, value })).collect()
 }
@@ -404,14 +410,12 @@ pub async fn detail(state: &AppState, v: &Viewer, key: &str) -> Result<DetailVie
         by_month.entry(month_of(c.onset_ms)).or_default().0 += 1;
         by_clinic.entry(c.clinic_id.clone()).or_default().0 += 1;
     }
+    // The dose-response of the result's product and harm, on person-time per product band.
     let by_band = runs
         .latest
         .iter()
-        .filter(|r| r.analysis == "incidence_per_1000_administrations" && r.time_window == result.time_window)
-        .filter(|r| {
-            (&r.product, &r.route, &r.formulation, &r.event)
-                == (&result.product, &result.route, &result.formulation, &result.event)
-        })
+        .filter(|r| r.analysis == "incidence_per_100_patient_years" && r.subgroup == "*" && r.route == "*")
+        .filter(|r| (&r.product, &r.event) == (&result.product, &result.event))
         .filter(|r| r.dose_band != "*")
         .cloned()
         .collect();

@@ -1,178 +1,208 @@
-//! Scoring detection against a simulation's ground truth.
+//! Scoring the signals service's detection against a simulation's ground truth.
 //!
-//! Two screens run on what the pipeline stored, with no knowledge of the truth:
-//! - dependence, per patient, from the dosing stream: the latest dose at least 1.5 times the
-//!   patient's first doses, or (from the 8th dose) recent intervals under half the patient's
-//!   mean interval;
-//! - urological harm, per cumulative-dose band: urological reports per 1,000 administrations at
-//!   >= 1 g versus < 500 mg, flagged when the rate ratio's 95% lower bound exceeds 1.
-//!
-//! The scores compare them with what was planted: sensitivity, false alarms, days from onset.
+//! A harm signal is a sequential test that rejected its null: (event group, product, the day it
+//! did). Against what the simulator planted, a run detects a planted harm when a harm signal of
+//! its group is raised in one of its products (days from the harm's first planted onset to the
+//! rejection), and raises a false harm signal when a harm signal matches nothing planted (another
+//! group, another product, or any in a null world). Used by `pv score` on the main job's latest
+//! run and by `pv-bench --scenario detection` over many worlds.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::BTreeMap;
 
-use pv_simulate::GroundTruth;
+use chrono::NaiveDate;
+use pv_simulate::{EffectKind, GroundTruth};
+use pv_store::signals::SignalResult;
 use pv_store::{Db, StoreError};
 
-/// How the dependence screen did.
+/// The analysis whose signals are harm signals.
+pub const HARM_ANALYSIS: &str = "sequential_test";
+
+/// A harm signal: group, product, and the day its null was rejected.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DependenceScore {
-    /// Patients planted with dependence.
-    pub planted: usize,
-    /// Patients the screen flagged.
-    pub flagged: usize,
-    /// Flagged and planted.
-    pub true_positives: usize,
-    /// Flagged, not planted.
-    pub false_alarms: usize,
-    /// Median days from a patient's planted onset to the first flagged dose.
-    pub median_days_to_flag: f64,
+pub struct HarmSignal {
+    /// Event group.
+    pub group: String,
+    /// Product.
+    pub product: String,
+    /// Day of rejection (days since 1970-01-01), from the result's `rejected_on=` flag.
+    pub day: Option<i32>,
 }
 
-/// How the urological dose-response screen did.
+/// One run scored against its truth.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DoseResponse {
-    /// (band, administrations, reports with a urological reaction, per 1,000 administrations).
-    pub bands: Vec<(String, u64, u64, f64)>,
-    /// Rate ratio >= 1 g vs < 500 mg.
-    pub rate_ratio: f64,
-    /// Its 95% confidence interval.
-    pub ci: (f64, f64),
-    /// Whether the screen raises it.
-    pub flagged: bool,
-    /// Whether a dose-dependent urological harm was planted.
-    pub planted: bool,
+pub struct Detection {
+    /// Per planted harm (group): detected in one of its products, days from its first onset.
+    pub detected: BTreeMap<String, Option<f64>>,
+    /// A harm signal where nothing was planted.
+    pub false_signal: bool,
+    /// Every harm signal of the run.
+    pub signals: Vec<HarmSignal>,
 }
 
-/// Both screens against the truth.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectionScore {
-    /// Dependence, per patient.
-    pub dependence: DependenceScore,
-    /// Urological dose-response.
-    pub urological: DoseResponse,
-}
-
-/// Runs the screens on the tables of `db` and scores them against `truth`; `keyer` is the
-/// enricher's pseudonymiser (to find the truth's patients among the keys). Only the patients of
-/// the simulation count for the dependence score; the dose-response screen reads every row.
-pub async fn score(
-    db: &Db,
-    keyer: &pv_enrich::Pseudonymiser,
-    truth: &GroundTruth,
-) -> Result<DetectionScore, StoreError> {
-    let key = |clinic: &str, patient: &str| pv_enrich::pseudonym::key_hex(&keyer.key(clinic, patient));
-    let simulated: HashSet<String> = (1..=truth.clinics)
-        .flat_map(|c| {
-            (1..=truth.patients_per_clinic)
-                .map(move |p| key(&pv_simulate::clinic_id(c), &pv_simulate::patient_ref(truth.seed, c, p)))
-        })
-        .collect();
-
-    // ---- dependence
-    let planted: HashMap<String, i64> = truth
-        .effect("dependence-escalation")
-        .map(|e| {
-            e.patients
-                .iter()
-                .map(|p| {
-                    let onset =
-                        pv_events::Timestamp::parse_rfc3339(&p.onset_at).map(|t| t.millis()).unwrap_or(0);
-                    (key(&p.clinic_id, &p.patient_ref), onset)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    const RULE: &str = "ifNull(exp_escalation_ratio, 0) >= 1.5
-        OR (exp_administrations >= 8 AND ifNull(exp_recent_interval_days, 1e9) < 0.5 * ifNull(exp_mean_interval_days, 0))";
-    let flagged: Vec<(String, i64)> = db
-        .sql(&format!(
-            "SELECT patient_key, minIf(administered_at_ms, {RULE}) FROM {{doses}} FINAL
-             GROUP BY patient_key HAVING countIf({RULE}) > 0"
-        ))
-        .fetch_all()
-        .await?;
-    let flagged: Vec<(String, i64)> = flagged.into_iter().filter(|(k, _)| simulated.contains(k)).collect();
-    let flagged_keys: HashSet<&str> = flagged.iter().map(|(k, _)| k.as_str()).collect();
-    let true_positives = planted.keys().filter(|k| flagged_keys.contains(k.as_str())).count();
-    let days: Vec<f64> = flagged
+/// The harm signals among `results`.
+pub fn harm_signals(results: &[SignalResult]) -> Vec<HarmSignal> {
+    results
         .iter()
-        .filter_map(|(k, first)| planted.get(k).map(|onset| (first - onset) as f64 / 86_400_000.0))
-        .collect();
-    let dependence = DependenceScore {
-        planted: planted.len(),
-        flagged: flagged.len(),
-        true_positives,
-        false_alarms: flagged.len() - true_positives,
-        median_days_to_flag: pv_stats::quantile::nearest_rank(&days, 0.5),
-    };
-
-    // ---- urological dose-response
-    const BAND: &str =
-        "multiIf(exp_cumulative_mg < 500, 0, exp_cumulative_mg < 1000, 1, exp_cumulative_mg < 2000, 2, 3)";
-    let doses: Vec<(u8, u64)> = db
-        .sql(&format!("SELECT toUInt8({BAND}) AS b, count() FROM {{doses}} FINAL GROUP BY b"))
-        .fetch_all()
-        .await?;
-    let cases: Vec<(u8, u64)> = db
-        .sql(&format!(
-            "SELECT b, count() FROM (
-                SELECT toUInt8({BAND}) AS b, arrayExists(g -> has(g, 'urological'), reaction_groups) AS uro
-                FROM {{ae_report_versions}} FINAL WHERE version = 1 AND nullification = 0)
-             WHERE uro GROUP BY b"
-        ))
-        .fetch_all()
-        .await?;
-    let labels = ["< 500 mg", "500 mg - 1 g", "1 - 2 g", ">= 2 g"];
-    let get = |v: &[(u8, u64)], b: u8| v.iter().find(|x| x.0 == b).map_or(0, |x| x.1);
-    let bands: Vec<(String, u64, u64, f64)> = (0..4u8)
-        .map(|b| {
-            let (n, c) = (get(&doses, b), get(&cases, b));
-            (labels[b as usize].to_string(), n, c, if n == 0 { 0.0 } else { 1000.0 * c as f64 / n as f64 })
+        .filter(|r| r.signal && r.analysis == HARM_ANALYSIS)
+        .map(|r| HarmSignal {
+            group: r.event.clone(),
+            product: r.product.clone(),
+            day: rejected_day(&r.flags),
         })
-        .collect();
-    let (n_lo, c_lo) = (bands[0].1 as f64, bands[0].2 as f64);
-    let (n_hi, c_hi) = (bands[2].1 as f64 + bands[3].1 as f64, bands[2].2 as f64 + bands[3].2 as f64);
-    // Rate ratio with a 0.5 continuity correction when a cell is empty.
-    let corr = if c_lo == 0.0 || c_hi == 0.0 { 0.5 } else { 0.0 };
-    let rr = ((c_hi + corr) / n_hi.max(1.0)) / ((c_lo + corr) / n_lo.max(1.0));
-    let se = (1.0 / (c_hi + corr) + 1.0 / (c_lo + corr)).sqrt();
-    let ci = ((rr.ln() - 1.96 * se).exp(), (rr.ln() + 1.96 * se).exp());
-    let urological = DoseResponse {
-        bands,
-        rate_ratio: rr,
-        ci,
-        flagged: ci.0 > 1.0 && c_hi >= 3.0,
-        planted: truth.effect("urological-dose-response").is_some(),
-    };
-    Ok(DetectionScore { dependence, urological })
+        .collect()
 }
 
-impl DetectionScore {
-    /// The score as report lines.
-    pub fn lines(&self, label: &str) -> Vec<String> {
-        let d = &self.dependence;
-        let u = &self.urological;
-        let bands: Vec<String> =
-            u.bands.iter().map(|(b, n, c, r)| format!("{b}: {c}/{n} ({r:.2}/1000)")).collect();
-        vec![
-            format!(
-                "detection, {label}: dependence screen: {} of {} planted patients flagged (sensitivity {:.0}%), {} false alarms, median {:.1} days from onset",
-                d.true_positives,
-                d.planted,
-                if d.planted == 0 { 0.0 } else { 100.0 * d.true_positives as f64 / d.planted as f64 },
-                d.false_alarms,
-                d.median_days_to_flag
-            ),
-            format!(
-                "detection, {label}: urological dose-response RR {:.2} (95% CI {:.2}-{:.2}) -> {} (planted: {}); {}",
-                u.rate_ratio,
-                u.ci.0,
-                u.ci.1,
-                if u.flagged { "SIGNAL" } else { "no signal" },
-                u.planted,
-                bands.join("; ")
-            ),
-        ]
+/// The harm signals of the latest run stored in `signal_results`.
+pub async fn latest_harm_signals(db: &Db) -> Result<Vec<HarmSignal>, StoreError> {
+    let results: Vec<SignalResult> = db
+        .sql(
+            "SELECT ?fields FROM {signal_results}
+             WHERE run_at_ms = (SELECT max(run_at_ms) FROM {signal_results}) AND analysis = {analysis}",
+        )
+        .bind("analysis", HARM_ANALYSIS)
+        .fetch_all()
+        .await?;
+    Ok(harm_signals(&results))
+}
+
+/// The day in a `rejected_on=YYYY-MM-DD at k cases` flag.
+pub fn rejected_day(flags: &str) -> Option<i32> {
+    let date = flags.split(',').find_map(|f| f.strip_prefix("rejected_on="))?.split(' ').next()?;
+    let d = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some((d - NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
+}
+
+/// Scores `signals` against what `truth` planted.
+pub fn score(truth: &GroundTruth, signals: Vec<HarmSignal>) -> Detection {
+    let planted: Vec<_> = truth
+        .effects
+        .iter()
+        .filter(|e| e.kind == EffectKind::Signal && e.group.is_some() && e.reports_caused > 0)
+        .collect();
+    let mut detected = BTreeMap::new();
+    for e in &planted {
+        let group = e.group.clone().unwrap_or_default();
+        let onset = e
+            .onset_at
+            .as_deref()
+            .and_then(|t| pv_events::Timestamp::parse_rfc3339(t).ok())
+            .map(|t| t.millis().div_euclid(86_400_000));
+        let hit = signals
+            .iter()
+            .filter(|s| s.group == group && e.products.contains(&s.product))
+            .filter_map(|s| s.day)
+            .min();
+        detected.insert(group, hit.map(|d| onset.map_or(f64::NAN, |o| (i64::from(d) - o) as f64)));
+    }
+    let false_signal = signals.iter().any(|s| {
+        !planted
+            .iter()
+            .any(|e| e.group.as_deref() == Some(s.group.as_str()) && e.products.contains(&s.product))
+    });
+    Detection { detected, false_signal, signals }
+}
+
+impl Detection {
+    /// The score in words, one line per planted harm and one for false signals.
+    pub fn lines(&self, truth: &GroundTruth) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in truth.effects.iter().filter(|e| e.kind == EffectKind::Signal) {
+            let group = e.group.clone().unwrap_or_default();
+            let line = match self.detected.get(&group) {
+                Some(Some(days)) => format!(
+                    "planted {} in {}: detected by its sequential test, {days:.0} days after its first planted onset",
+                    e.name,
+                    e.products.join(" and ")
+                ),
+                Some(None) => format!("planted {} in {}: NOT detected", e.name, e.products.join(" and ")),
+                None => format!(
+                    "planted {} in {}: caused no report, nothing to detect",
+                    e.name,
+                    e.products.join(" and ")
+                ),
+            };
+            out.push(line);
+        }
+        for e in truth.effects.iter().filter(|e| e.kind == EffectKind::Noise) {
+            out.push(format!(
+                "{} ({}): noise, must not raise a harm signal",
+                e.name,
+                e.clinic_id.as_deref().unwrap_or("-")
+            ));
+        }
+        let signals: Vec<String> =
+            self.signals.iter().map(|s| format!("{} in {}", s.group, s.product)).collect();
+        out.push(format!(
+            "harm signals raised: {}; false harm signals: {}",
+            if signals.is_empty() { "none".into() } else { signals.join(", ") },
+            if self.false_signal { "YES" } else { "none" }
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pv_simulate::PlantedEffect;
+
+    fn truth(products: &[&str]) -> GroundTruth {
+        GroundTruth {
+            seed: 1,
+            clinics: 1,
+            patients_per_clinic: 1,
+            start: "2025-01-01".into(),
+            days: 365,
+            effects: vec![PlantedEffect {
+                name: "urological-dose-response".into(),
+                kind: EffectKind::Signal,
+                description: String::new(),
+                group: Some("urological".into()),
+                products: products.iter().map(|s| s.to_string()).collect(),
+                routes: vec![],
+                clinic_id: None,
+                onset_at: Some("2025-01-11T10:00:00Z".into()),
+                window: None,
+                reports_caused: 5,
+                patients: vec![],
+            }],
+            submissions: Default::default(),
+        }
+    }
+
+    #[test]
+    fn signals_are_scored_against_the_planted_products() {
+        let t = truth(&["esketamine"]);
+        assert_eq!(rejected_day("method=maxsprt,rejected_on=1970-01-11 at 4 cases"), Some(10));
+        let day = rejected_day("rejected_on=2025-03-12 at 9 cases");
+        let right = HarmSignal { group: "urological".into(), product: "esketamine".into(), day };
+        let d = score(&t, vec![right.clone()]);
+        assert_eq!(d.detected["urological"], Some(60.0));
+        assert!(!d.false_signal);
+        assert!(d.lines(&t)[0].contains("60 days after"));
+        let wrong = HarmSignal { product: "ketamine".into(), ..right };
+        let d = score(&t, vec![wrong]);
+        assert_eq!(d.detected["urological"], None);
+        assert!(d.false_signal, "a signal in the product without the harm is a false alarm");
+        assert!(d.lines(&t)[0].contains("NOT detected"));
+    }
+
+    #[test]
+    fn only_sequential_tests_are_harm_signals() {
+        let r = |analysis: &str, signal: bool| SignalResult {
+            analysis: analysis.into(),
+            event: "urological".into(),
+            product: "ketamine".into(),
+            signal,
+            flags: "rejected_on=2025-02-01 at 5 cases".into(),
+            ..SignalResult::default()
+        };
+        let s = harm_signals(&[
+            r("sequential_test", true),
+            r("sequential_test", false),
+            r("disproportionality", true),
+        ]);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].day, rejected_day("rejected_on=2025-02-01"));
     }
 }
