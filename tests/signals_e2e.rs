@@ -19,7 +19,7 @@ use std::collections::HashSet;
 
 use chrono::NaiveDate;
 use common::{TestEnv, read_topic, through_pipeline};
-use pv_events::EventCodec;
+use pv_events::{AdverseEventReport, ClinicEvent, DoseAdministered, EventCodec, EventId, Timestamp};
 use pv_signals::{RunReport, SignalEvent, SignalsConfig, SignalsService};
 use pv_simulate::{Harms, SimConfig, generate};
 
@@ -322,5 +322,77 @@ async fn a_reordered_stream_gives_the_same_results() {
         first.iter().zip(&second).filter(|(a, b)| a != b).map(|(a, _)| a.key()).collect();
     assert!(differ.is_empty(), "results changed with the order: {differ:?}");
     other.cleanup().await;
+
+    // As received: data received after the as-of instant changes nothing about a run as of it.
+    // A nullification and a follow-up of existing cases, a new urological case and a late dose,
+    // all with event times inside the period, arrive after `as_of`.
+    let extras = late_arrivals(&events);
+    assert_eq!(extras.len(), 4);
+    let mut again: Vec<ClinicEvent> = events.iter().cloned().chain(extras).collect();
+    through_pipeline(&env, &mut again).await;
+    let reproduced = service.evaluate(as_of).await.expect("evaluate").results;
+    let changed: Vec<String> =
+        first.iter().zip(&reproduced).filter(|(a, b)| a != b).map(|(a, _)| a.key()).collect();
+    assert!(first.len() == reproduced.len() && changed.is_empty(), "a past run changed: {changed:?}");
+    // Now, they count.
+    let now = service.evaluate(chrono::Utc::now().timestamp_millis()).await.expect("evaluate").results;
+    let cases = |rs: &[pv_signals::SignalResult]| {
+        rs.iter()
+            .filter(|r| r.analysis == "incidence_per_1000_administrations" && r.event_level == "pt")
+            .map(|r| r.n)
+            .sum::<u64>()
+    };
+    assert_ne!(cases(&now), cases(&first), "the late arrivals count once received");
     env.cleanup().await;
+}
+
+/// Events a clinic sends late about the past: a nullification of a case with one version, a
+/// follow-up adding a urological reaction to another, a new urological case and a dose given a
+/// day before an existing one.
+fn late_arrivals(events: &[ClinicEvent]) -> Vec<ClinicEvent> {
+    let reports: Vec<&AdverseEventReport> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClinicEvent::AdverseEventReport(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let mut singles = reports
+        .iter()
+        .copied()
+        .filter(|r| reports.iter().filter(|o| o.report_id == r.report_id).count() == 1);
+    let nullified = singles.next().expect("a case with one version");
+    let followed = singles.next().expect("another");
+    let mut out = vec![ClinicEvent::AdverseEventReport(AdverseEventReport {
+        event_id: EventId::new_random(),
+        version: 2,
+        nullification: true,
+        nullification_reason: Some("entered for the wrong patient".into()),
+        ..nullified.clone()
+    })];
+    let mut follow = AdverseEventReport { event_id: EventId::new_random(), version: 2, ..followed.clone() };
+    let mut bladder = follow.reactions[0].clone();
+    bladder.verbatim = "bladder pain".into();
+    follow.reactions.push(bladder);
+    out.push(ClinicEvent::AdverseEventReport(follow.clone()));
+    out.push(ClinicEvent::AdverseEventReport(AdverseEventReport {
+        event_id: EventId::new_random(),
+        report_id: format!("{}-late", follow.report_id),
+        version: 1,
+        ..follow
+    }));
+    let dose = events
+        .iter()
+        .find_map(|e| match e {
+            ClinicEvent::DoseAdministered(d) if d.session_number == 5 => Some(d.clone()),
+            _ => None,
+        })
+        .expect("a fifth session");
+    out.push(ClinicEvent::DoseAdministered(DoseAdministered {
+        event_id: EventId::new_random(),
+        administered_at: Timestamp::from_millis(dose.administered_at.millis() - 86_400_000),
+        session_number: 99,
+        ..dose
+    }));
+    out
 }

@@ -539,8 +539,8 @@ mod tests {
     fn rate_ratios_match_the_crude_ratio_when_nothing_else_varies() {
         // Ketamine IV only, one clinic: band 0 has 2 cases in 2 years, band 1 has 6 in 1 year:
         // RR = (6/1) / (2/2) = 6, and the trend per band step is the same ratio.
-        let mut rows = vec![row(0, 0, Some(0), 0, YEAR, 1), row(1, 0, Some(0), 0, YEAR, 1)];
-        rows.extend((2..8).map(|p| row(p, 0, Some(1), 0, YEAR / 6.0, 1)));
+        let mut rows = vec![row(0, 0, Some(0), 0, YEAR, 2), row(1, 0, Some(0), 0, YEAR, 0)];
+        rows.extend((2..8).map(|p| row(p, 0, Some(1), 0, YEAR / 6.0, [2, 0, 1, 1, 2, 0][p as usize - 2])));
         let rs = analyse(&SignalsConfig::default(), &cohort(rows.clone()));
         let rr = find(&rs, Analysis::RateRatio, "ketamine", "*", "5-10 mg/kg", "vs < 5 mg/kg");
         assert!((rr.estimate - 6.0).abs() < 1e-9, "{rr:?}");

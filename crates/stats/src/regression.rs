@@ -115,11 +115,14 @@ pub fn fit(names: &[&str], rows: &[Row]) -> Result<Fit, FitError> {
             return Err(FitError::NoEvents((*name).into()));
         }
     }
-    let total_events: f64 = rows.iter().map(|r| r.events).sum();
-    let total_exposure: f64 = rows.iter().map(|r| r.exposure).sum();
+    // Rows with the same covariates add up (μ = t exp(x'β) is linear in t), so IRLS runs on the
+    // distinct covariate patterns; the robust covariance still sees every row's cluster.
+    let cells = aggregate(rows);
+    let total_events: f64 = cells.iter().map(|r| r.events).sum();
+    let total_exposure: f64 = cells.iter().map(|r| r.exposure).sum();
     // Start from the crude rate in η for every row (μ = t × overall rate).
     let crude = (total_events.max(0.5) / total_exposure).ln();
-    let mut eta: Vec<f64> = vec![crude; rows.len()];
+    let mut eta: Vec<f64> = vec![crude; cells.len()];
     let mut coef = vec![0.0; p];
     let mut deviance = f64::INFINITY;
     let mut iterations = 0;
@@ -129,19 +132,19 @@ pub fn fit(names: &[&str], rows: &[Row]) -> Result<Fit, FitError> {
         // Weighted normal equations with W = μ, z = η − log t + (y − μ)/μ (offset removed).
         let mut xtwx = vec![0.0; p * p];
         let mut xtwz = vec![0.0; p];
-        for (r, &e) in rows.iter().zip(&eta) {
+        for (r, &e) in cells.iter().zip(&eta) {
             let mu = (e + r.exposure.ln()).exp();
             let z = e + (r.events - mu) / mu;
             accumulate(&mut xtwx, &mut xtwz, &r.x, mu, z);
         }
         let chol = cholesky(&xtwx, p).map_err(|j| FitError::Collinear(names[j].into()))?;
         coef = chol_solve(&chol, p, &xtwz);
-        for (r, e) in rows.iter().zip(eta.iter_mut()) {
+        for (r, e) in cells.iter().zip(eta.iter_mut()) {
             *e = dot(&r.x, &coef);
         }
-        let new_deviance = poisson_deviance(rows, &eta);
+        // Convergence on the deviance of the patterns (the rows' differs by a constant).
+        let new_deviance = poisson_deviance(&cells, &eta);
         if (deviance - new_deviance).abs() <= 1e-10 * (new_deviance.abs() + 0.1) {
-            deviance = new_deviance;
             converged = true;
             break;
         }
@@ -150,19 +153,47 @@ pub fn fit(names: &[&str], rows: &[Row]) -> Result<Fit, FitError> {
     if !converged {
         return Err(FitError::NotConverged(iterations));
     }
-    Ok(covariances(names, rows, coef, deviance, iterations))
+    Ok(covariances(names, rows, &cells, coef, iterations))
+}
+
+/// The rows' distinct covariate patterns with their events and exposure summed.
+fn aggregate(rows: &[Row]) -> Vec<Row> {
+    let mut index: std::collections::HashMap<Vec<u64>, usize> = std::collections::HashMap::new();
+    let mut cells: Vec<Row> = Vec::new();
+    for r in rows {
+        let key: Vec<u64> = r.x.iter().map(|v| v.to_bits()).collect();
+        match index.get(&key) {
+            Some(&i) => {
+                cells[i].events += r.events;
+                cells[i].exposure += r.exposure;
+            }
+            None => {
+                index.insert(key, cells.len());
+                cells.push(Row { x: r.x.clone(), events: r.events, exposure: r.exposure, cluster: 0 });
+            }
+        }
+    }
+    cells
 }
 
 /// The covariances and dispersion at the converged coefficients.
-fn covariances(names: &[&str], rows: &[Row], coef: Vec<f64>, deviance: f64, iterations: usize) -> Fit {
+/// The covariances (X'WX over the covariate patterns `cells`, the clusters' scores over `rows`),
+/// deviance and dispersion (over `rows`) at the converged coefficients.
+fn covariances(names: &[&str], rows: &[Row], cells: &[Row], coef: Vec<f64>, iterations: usize) -> Fit {
     let p = coef.len();
     let mut xtwx = vec![0.0; p * p];
     let mut unused = vec![0.0; p];
-    let mut scores: std::collections::BTreeMap<u64, Vec<f64>> = std::collections::BTreeMap::new();
-    let mut pearson = 0.0;
-    for r in rows {
+    for r in cells {
         let mu = (dot(&r.x, &coef) + r.exposure.ln()).exp();
         accumulate(&mut xtwx, &mut unused, &r.x, mu, 0.0);
+    }
+    let mut scores: std::collections::BTreeMap<u64, Vec<f64>> = std::collections::BTreeMap::new();
+    let mut pearson = 0.0;
+    let mut deviance = 0.0;
+    for r in rows {
+        let mu = (dot(&r.x, &coef) + r.exposure.ln()).exp();
+        let y = r.events;
+        deviance += 2.0 * (if y > 0.0 { y * (y / mu).ln() } else { 0.0 } - (y - mu));
         let u = scores.entry(r.cluster).or_insert_with(|| vec![0.0; p]);
         for (uj, xj) in u.iter_mut().zip(&r.x) {
             *uj += xj * (r.events - mu);
