@@ -138,6 +138,8 @@ pub struct CohortPatient {
     pub sex: String,
     /// The protocol the patient was enrolled on (empty without an enrolment).
     pub protocol: String,
+    /// Dissociation scores of monitored sessions: (session, day, CADSS).
+    pub dissociation: Vec<(i32, i32, f64)>,
     /// Doses.
     pub doses: Vec<CohortDose>,
     /// Cases of monitored groups.

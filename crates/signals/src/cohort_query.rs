@@ -30,6 +30,13 @@ struct DoseHistory {
 }
 
 #[derive(Debug, Row, Deserialize)]
+struct Dissociation {
+    patient_key: String,
+    /// (session, monitored-at ms, CADSS), distinct.
+    scores: Vec<(i32, i64, i32)>,
+}
+
+#[derive(Debug, Row, Deserialize)]
 struct Enrolment {
     patient_key: String,
     age_band: String,
@@ -87,8 +94,30 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
         .bind("to", as_of_ms)
         .bind("groups", groups.clone())
         .fetch_all::<CaseVersion>();
-    let (doses, enrolments, cases) = tokio::try_join!(doses, enrolments, cases)?;
-    Ok(assemble(&groups, doses, enrolments, cases))
+    let dissociation = db
+        .sql(
+            "SELECT patient_key, arrayDistinct(groupArray((session_number, monitored_at_ms, assumeNotNull(dissociation_cadss))))
+             FROM {monitoring_forms}
+             WHERE received_at_ms <= {to} AND monitored_at_ms <= {to} AND isNotNull(dissociation_cadss)
+             GROUP BY patient_key",
+        )
+        .bind("to", as_of_ms)
+        .fetch_all::<Dissociation>();
+    let (doses, enrolments, cases, dissociation) = tokio::try_join!(doses, enrolments, cases, dissociation)?;
+    let mut patients = assemble(&groups, doses, enrolments, cases);
+    let mut scores: BTreeMap<String, Vec<(i32, i64, i32)>> =
+        dissociation.into_iter().map(|d| (d.patient_key, d.scores)).collect();
+    for p in &mut patients {
+        let mut s: Vec<(i32, i32, f64)> = scores
+            .remove(&p.key)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(session, ms, cadss)| (session, day(ms), f64::from(cadss)))
+            .collect();
+        s.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+        p.dissociation = s;
+    }
+    Ok(patients)
 }
 
 /// The patients, ordered by key (ClickHouse returns groups in no fixed order; the analyses are
@@ -141,6 +170,7 @@ fn assemble(
                 age_band: e.map_or_else(|| "unknown".into(), |e| e.age_band.clone()),
                 sex: e.map_or_else(|| "unknown".into(), |e| e.sex.clone()),
                 protocol: e.map_or_else(String::new, |e| e.protocol.clone()),
+                dissociation: vec![],
                 cases: case_map.remove(&h.patient_key).unwrap_or_default(),
                 doses: h
                     .doses

@@ -259,6 +259,7 @@ mod tests {
                     doses,
                     cases,
                     protocol: String::new(),
+                    dissociation: vec![],
                 }
             })
             .collect();

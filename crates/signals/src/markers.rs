@@ -10,9 +10,14 @@
 //! - `session_too_soon`: fewer days since the previous session than the protocol's minimum
 //!   interval for the phase the interval starts in (days since the first dose on the protocol).
 //!
-//! Every deviation has a date (its session's day), so markers have onsets: the first deviation
-//! is the incident event of the person-time group `protocol_deviation`, and the first of a
-//! deviation or a dependence-term case that of `dependence_with_markers`
+//! From the monitoring forms, a tolerance marker: over at least six monitored sessions at the same
+//! dose, the dissociation score (CADSS) falls by more than a point a session (least squares) and
+//! the last three sessions' mean is at most half the first three's; dated at the last of them.
+//!
+//! Every marker has a date (its session's day), so markers have onsets: the first deviation is
+//! the incident event of the person-time group `protocol_deviation`, the first tolerance marker
+//! that of `dissociation_tolerance`, and the first of any marker or a dependence-term case that
+//! of `dependence_with_markers`
 //! ([`crate::cohort_query`] adds them to the cohort); their rates per 100 patient-years, by
 //! product, band, clinic, age and sex, come from [`crate::person_time`].
 
@@ -27,6 +32,8 @@ use crate::model::CaseRef;
 pub const DEVIATION: &str = "protocol_deviation";
 /// The person-time group of dependence-term cases and protocol deviations together.
 pub const COMBINED: &str = "dependence_with_markers";
+/// The person-time group of tolerance (dissociation falling at a constant dose).
+pub const TOLERANCE: &str = "dissociation_tolerance";
 
 /// A label schedule.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -165,7 +172,13 @@ impl MarkerConfig {
             ),
             (
                 COMBINED.into(),
-                h("dependence-term reports and protocol deviations together: either shows the behaviour"),
+                h(
+                    "dependence-term reports, protocol deviations and tolerance together: any shows the behaviour",
+                ),
+            ),
+            (
+                TOLERANCE.into(),
+                h("tolerance shows at sessions; time after the last one stays at risk for a return"),
             ),
         ])
     }
@@ -248,15 +261,68 @@ fn dev(d: &CohortDose, kind: &'static str, detail: String) -> Deviation {
     Deviation { day: d.day, session: d.session, kind, detail }
 }
 
-/// Adds each patient's deviations (group `protocol_deviation`) and deviations with dependence
-/// cases (group `dependence_with_markers`) to their cases.
+/// The tolerance marker of one patient, if shown: `dissociation` holds (session, day, CADSS).
+pub fn tolerance(doses: &[CohortDose], dissociation: &[(i32, i32, f64)]) -> Option<Deviation> {
+    let dose_of: BTreeMap<i32, f64> = doses.iter().map(|d| (d.session, d.mg)).collect();
+    let mut scored: Vec<(i32, i32, f64, f64)> = dissociation
+        .iter()
+        .filter_map(|&(session, day, score)| dose_of.get(&session).map(|&mg| (session, day, score, mg)))
+        .collect();
+    scored.sort_by_key(|s| s.0);
+    // Runs of consecutive monitored sessions at the same dose (within 1%).
+    let mut start = 0;
+    for end in 1..=scored.len() {
+        let same = end < scored.len() && (scored[end].3 - scored[start].3).abs() <= 0.01 * scored[start].3;
+        if same {
+            continue;
+        }
+        if let Some(found) = falling(&scored[start..end]) {
+            return Some(found);
+        }
+        start = end;
+    }
+    None
+}
+
+/// Whether a run of (session, day, CADSS, dose) shows the score falling; dated at its last session.
+fn falling(run: &[(i32, i32, f64, f64)]) -> Option<Deviation> {
+    if run.len() < 6 {
+        return None;
+    }
+    let n = run.len() as f64;
+    let mean_x = run.iter().map(|r| f64::from(r.0)).sum::<f64>() / n;
+    let mean_y = run.iter().map(|r| r.2).sum::<f64>() / n;
+    let sxy: f64 = run.iter().map(|r| (f64::from(r.0) - mean_x) * (r.2 - mean_y)).sum();
+    let sxx: f64 = run.iter().map(|r| (f64::from(r.0) - mean_x).powi(2)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    let first = run[..3].iter().map(|r| r.2).sum::<f64>() / 3.0;
+    let last = run[run.len() - 3..].iter().map(|r| r.2).sum::<f64>() / 3.0;
+    let (session, day, _, mg) = run[run.len() - 1];
+    (slope < -1.0 && first > 0.0 && last <= 0.5 * first).then(|| Deviation {
+        day,
+        session,
+        kind: "dissociation_falling_at_constant_dose",
+        detail: format!("CADSS {first:.0} -> {last:.0} over {} sessions at {mg} mg", run.len()),
+    })
+}
+
+/// Adds each patient's deviations (group `protocol_deviation`), tolerance marker (group
+/// `dissociation_tolerance`) and all of them with dependence cases (group
+/// `dependence_with_markers`) to their cases.
 pub fn add_to_cohort(cfg: &MarkerConfig, patients: &mut [CohortPatient]) {
     for p in patients {
         let found = deviations(cfg, &p.protocol, &p.doses);
+        let tolerant = tolerance(&p.doses, &p.dissociation);
         let dependence: Vec<CohortCase> =
             p.cases.iter().filter(|c| c.group == "dependence").cloned().collect();
-        for group in [DEVIATION, COMBINED] {
-            for d in &found {
+        let marked = [
+            (DEVIATION, &found[..]),
+            (COMBINED, &found[..]),
+            (TOLERANCE, tolerant.as_slice()),
+            (COMBINED, tolerant.as_slice()),
+        ];
+        for (group, found) in marked {
+            for d in found {
                 p.cases.push(CohortCase {
                     group: group.into(),
                     onset_day: Some(d.day),
@@ -365,5 +431,25 @@ mod tests {
             [("dependence", Some(5)), (DEVIATION, Some(14)), (COMBINED, Some(14)), (COMBINED, Some(5))]
         );
         assert!(ps[0].cases[1].who.report_id.starts_with("session 3: 1.00 mg/kg"));
+    }
+
+    #[test]
+    fn dissociation_falling_at_a_constant_dose_is_tolerance() {
+        let doses: Vec<CohortDose> =
+            (1..=8).map(|i| dose(i * 7, i, "esketamine", "intranasal", 84.0, None)).collect();
+        // 30, 28, 24, 20, 15, 12, 10, 9: slope about -3.2 a session, last three 10.3 <= half of 27.3.
+        let scores = [30.0, 28.0, 24.0, 20.0, 15.0, 12.0, 10.0, 9.0];
+        let falling: Vec<(i32, i32, f64)> =
+            scores.iter().enumerate().map(|(i, &s)| (i as i32 + 1, (i as i32 + 1) * 7, s)).collect();
+        let t = tolerance(&doses, &falling).expect("tolerance");
+        assert_eq!((t.session, t.day, t.kind), (8, 56, "dissociation_falling_at_constant_dose"));
+        // Steady scores, or a fall that comes with a change of dose, are not tolerance.
+        let steady: Vec<(i32, i32, f64)> = (1..=8).map(|i| (i, i * 7, 20.0 + f64::from(i % 2))).collect();
+        assert!(tolerance(&doses, &steady).is_none());
+        let mut changed = doses.clone();
+        for d in changed.iter_mut().skip(4) {
+            d.mg = 56.0;
+        }
+        assert!(tolerance(&changed, &falling).is_none(), "two runs of four sessions: too short to judge");
     }
 }
