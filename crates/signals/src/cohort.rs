@@ -140,6 +140,10 @@ pub struct CohortPatient {
     pub protocol: String,
     /// Dissociation scores of monitored sessions: (session, day, CADSS).
     pub dissociation: Vec<(i32, i32, f64)>,
+    /// Baseline IPSS at enrolment, if assessed.
+    pub baseline_ipss: Option<i32>,
+    /// Prior substance-use disorder at enrolment, if recorded.
+    pub prior_sud: Option<bool>,
     /// Doses.
     pub doses: Vec<CohortDose>,
     /// Cases of monitored groups.
@@ -187,6 +191,10 @@ pub struct PtRow {
     pub age: u16,
     /// Index into [`Levels::sexes`].
     pub sex: u16,
+    /// Baseline urinary symptoms: [`IPSS_BANDS`] index.
+    pub ipss: u8,
+    /// Prior substance-use disorder: [`SUD`] index.
+    pub sud: u8,
     /// Calendar quarter: year × 4 + quarter (0-3).
     pub quarter: i32,
     /// Time-on-treatment bucket (index into the configured edges' bands).
@@ -300,6 +308,8 @@ struct Timeline {
     patient: u32,
     clinic: u16,
     age: u16,
+    ipss: u8,
+    sud: u8,
     sex: u16,
     entry: i32,
     /// Sorted dose days.
@@ -365,6 +375,17 @@ impl Timeline {
             patient,
             clinic: intern(&mut levels.clinics, &p.clinic_id),
             age: intern(&mut levels.ages, &p.age_band),
+            ipss: match p.baseline_ipss {
+                Some(s) if s <= 7 => 0,
+                Some(s) if s <= 19 => 1,
+                Some(_) => 2,
+                None => 3,
+            },
+            sud: match p.prior_sud {
+                Some(false) => 0,
+                Some(true) => 1,
+                None => 2,
+            },
             sex: intern(&mut levels.sexes, &p.sex),
             entry,
             dose_days: doses.iter().map(|d| d.day).collect(),
@@ -520,6 +541,8 @@ impl Timeline {
             clinic: self.clinic,
             age: self.age,
             sex: self.sex,
+            ipss: self.ipss,
+            sud: self.sud,
             quarter: quarter_index(day),
             on_treatment: spec.on_treatment_days.iter().take_while(|&&e| since_entry >= e as i32).count()
                 as u8,
@@ -559,6 +582,11 @@ fn day_of(d: chrono::NaiveDate) -> i32 {
     use chrono::Datelike;
     d.num_days_from_ce() - 719_163
 }
+
+/// Baseline IPSS bands (mild, moderate, severe symptoms), then unknown.
+pub const IPSS_BANDS: [&str; 4] = ["0-7", "8-19", "20-35", "unknown"];
+/// Prior substance-use disorder: no, yes, unknown.
+pub const SUD: [&str; 3] = ["no", "yes", "unknown"];
 
 /// A day as `YYYY-MM-DD`.
 pub fn date_label(day: i32) -> String {

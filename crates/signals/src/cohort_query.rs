@@ -42,6 +42,8 @@ struct Enrolment {
     age_band: String,
     sex: String,
     protocol: String,
+    baseline_ipss: Option<i32>,
+    prior_sud: Option<u8>,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -74,7 +76,8 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
     let enrolments = db
         .sql(
             "SELECT patient_key, argMax(toString(age_band), received_at_ms), argMax(toString(sex), received_at_ms),
-                    argMax(protocol, received_at_ms)
+                    argMax(protocol, received_at_ms), argMax(baseline_urinary_score, received_at_ms),
+                    argMax(prior_substance_use_disorder, received_at_ms)
              FROM {enrolments} WHERE received_at_ms <= {to} GROUP BY patient_key",
         )
         .bind("to", as_of_ms)
@@ -171,6 +174,8 @@ fn assemble(
                 sex: e.map_or_else(|| "unknown".into(), |e| e.sex.clone()),
                 protocol: e.map_or_else(String::new, |e| e.protocol.clone()),
                 dissociation: vec![],
+                baseline_ipss: e.and_then(|e| e.baseline_ipss),
+                prior_sud: e.and_then(|e| e.prior_sud).map(|v| v > 0),
                 cases: case_map.remove(&h.patient_key).unwrap_or_default(),
                 doses: h
                     .doses
@@ -267,6 +272,8 @@ mod tests {
             age_band: "age_65_74".into(),
             sex: "male".into(),
             protocol: "p".into(),
+            baseline_ipss: Some(9),
+            prior_sud: None,
         }];
         let cases = vec![CaseVersion {
             clinic_id: "c1".into(),
@@ -287,6 +294,7 @@ mod tests {
         assert_eq!(ps.len(), 1);
         let p = &ps[0];
         assert_eq!((p.age_band.as_str(), p.sex.as_str()), ("age_65_74", "male"));
+        assert_eq!((p.baseline_ipss, p.prior_sud), (Some(9), None));
         assert_eq!(
             p.doses.iter().map(|d| (d.day, d.weight_kg)).collect::<Vec<_>>(),
             [(3, Some(70.0)), (4, None)]

@@ -260,6 +260,8 @@ mod tests {
                     cases,
                     protocol: String::new(),
                     dissociation: vec![],
+                    baseline_ipss: (i % 4 != 0).then_some(i % 25),
+                    prior_sud: (i % 5 != 0).then_some(i % 3 == 0),
                 }
             })
             .collect();

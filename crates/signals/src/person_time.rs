@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use pv_stats::regression::{self, FitError, Row};
 use pv_stats::{poisson, quantile};
 
-use crate::cohort::{Cohort, DAYS_PER_YEAR, HarmSplit, Levels, PtRow};
+use crate::cohort::{Cohort, DAYS_PER_YEAR, HarmSplit, IPSS_BANDS, Levels, PtRow, SUD};
 use crate::config::SignalsConfig;
 use crate::model::{Analysis, SignalResult, Window};
 
@@ -143,11 +143,13 @@ fn incidence(cfg: &SignalsConfig, levels: &Levels, harm: &HarmSplit, out: &mut V
 }
 
 /// The subgroups a row's patient belongs to, as results name them.
-pub fn subgroups(levels: &Levels, r: &PtRow) -> [String; 3] {
+pub fn subgroups(levels: &Levels, r: &PtRow) -> [String; 5] {
     [
         format!("clinic={}", levels.clinics[usize::from(r.clinic)]),
         format!("age_band={}", levels.ages[usize::from(r.age)]),
         format!("sex={}", levels.sexes[usize::from(r.sex)]),
+        format!("baseline_ipss={}", IPSS_BANDS.get(usize::from(r.ipss)).unwrap_or(&"unknown")),
+        format!("prior_substance_use_disorder={}", SUD.get(usize::from(r.sud)).unwrap_or(&"unknown")),
     ]
 }
 
@@ -185,6 +187,8 @@ fn adjusters() -> Vec<Term> {
         Term::Factor { name: "clinic", level: |r| i64::from(r.clinic), reference: None },
         Term::Factor { name: "age_band", level: |r| i64::from(r.age), reference: None },
         Term::Factor { name: "sex", level: |r| i64::from(r.sex), reference: None },
+        Term::Factor { name: "baseline_ipss", level: |r| i64::from(r.ipss), reference: None },
+        Term::Factor { name: "prior_sud", level: |r| i64::from(r.sud), reference: None },
     ]
 }
 
@@ -450,6 +454,8 @@ mod tests {
             clinic,
             age: 0,
             sex: 0,
+            ipss: 3,
+            sud: 2,
             quarter: 8104,
             on_treatment: 0,
             days,
