@@ -223,9 +223,6 @@ impl Model {
         if !collinear.is_empty() {
             f.push(format!("collinear_dropped:{}", collinear.into_iter().collect::<Vec<_>>().join("+")));
         }
-        if self.fit.dispersion > 1.5 {
-            f.push("overdispersed".into());
-        }
         f.join(",")
     }
 }
@@ -235,6 +232,24 @@ impl Model {
 fn fit_terms(rows: &[&PtRow], terms: &[Term]) -> Option<Model> {
     let mut keep: Vec<bool> = vec![true; rows.len()];
     let mut dropped_levels = Vec::new();
+    // Every factor level without events leaves at once (its rows cannot change any other
+    // level's events), so the loop below refits only for what this cannot see.
+    for t in terms {
+        if let Term::Factor { name, level, .. } = t {
+            let mut events: BTreeMap<i64, u32> = BTreeMap::new();
+            for r in rows {
+                *events.entry(level(r)).or_default() += r.events;
+            }
+            for (&l, _) in events.iter().filter(|(_, n)| **n == 0) {
+                dropped_levels.push((*name, l));
+                for (k, r) in keep.iter_mut().zip(rows) {
+                    if level(r) == l {
+                        *k = false;
+                    }
+                }
+            }
+        }
+    }
     let mut collinear: Vec<(&'static str, i64)> = Vec::new();
     for _ in 0..200 {
         let live: Vec<&PtRow> = rows.iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| *r).collect();
@@ -535,7 +550,15 @@ mod tests {
         assert_eq!((esk.n, esk.estimate, esk.lower), (0, 0.0, 0.0));
         assert!(esk.flags.contains("small_count") && !esk.signal);
         // Esketamine has one route: no separate route row.
-        assert!(!rs.iter().any(|r| r.product == "esketamine" && r.route == "intranasal"));
+        assert!(!rs.iter().any(|r| {
+            r.analysis == Analysis::IncidencePatientYears.name()
+                && r.product == "esketamine"
+                && r.route == "intranasal"
+        }));
+        // Without cases, esketamine cannot be the reference of the product comparison: it is
+        // compared with ketamine IV and reported as having no cases.
+        let esk = find(&rs, Analysis::RateRatio, "esketamine", "intranasal", "*", "vs ketamine/iv");
+        assert_eq!((esk.n, esk.flags.as_str()), (0, "no_cases"));
         // The sensitivity analysis has its own row per product.
         let s = find(&rs, Analysis::IncidencePatientYears, "ketamine", "*", "*", "missing_onset_imputed");
         assert_eq!(s.n, 5);
