@@ -21,6 +21,8 @@ pub const PATIENT: &str = "patient";
 pub const INCIDENT: &str = "incident";
 /// `kind` of a case without an onset date, counted on its report day (sensitivity analysis).
 pub const INCIDENT_IMPUTED: &str = "incident_imputed";
+/// The subgroup of an incident case that fell in its clinic's reporting surge.
+pub const IN_SURGE: &str = "in_reporting_surge";
 
 /// The rows of one run: every case of the cumulative window (marked when it also falls in the
 /// period window, onset at or after `period_from_ms`) and every patient showing a marker.
@@ -74,7 +76,13 @@ pub fn of_cohort(cfg: &SignalsConfig, run_at_ms: i64, cohort: &Cohort) -> Vec<Si
                     formulation: "*".into(),
                     dose_band: person_time::band_label(cfg, product, row.band),
                     groups: vec![h.group.clone()],
-                    subgroups: person_time::subgroups(levels, row).to_vec(),
+                    subgroups: {
+                        let mut s = person_time::subgroups(levels, row).to_vec();
+                        if row.artefact {
+                            s.push(IN_SURGE.into());
+                        }
+                        s
+                    },
                     onset_ms: i64::from(i.day) * 86_400_000,
                     in_period: true,
                     ..SignalContribution::default()
@@ -109,6 +117,14 @@ pub fn counts(r: &SignalResult, c: &SignalContribution) -> bool {
         && any_or(&r.route, &c.route)
         && any_or(&r.formulation, &c.formulation)
         && any_or(&r.dose_band, &c.dose_band);
+    if r.analysis == Analysis::SequentialTest.name() {
+        // The cases a sequential test counts: incident, dated, outside reporting surges (and
+        // within the planned length, which these rows do not mark: past it the test stops).
+        return in_stratum
+            && c.kind == INCIDENT
+            && c.groups.contains(&r.event)
+            && !c.subgroups.iter().any(|s| s == IN_SURGE);
+    }
     if r.analysis == Analysis::TimeToOnset.name() {
         return in_stratum && c.kind == INCIDENT && c.groups.contains(&r.event);
     }
@@ -273,12 +289,13 @@ mod tests {
             artefacts: &[],
         };
         let cohort = split(&spec, &patients);
-        let results = person_time::analyse(&cfg, &cohort);
+        let mut results = person_time::analyse(&cfg, &cohort);
+        results.extend(crate::sequential::analyse(&cfg, &cohort));
         let rows = of_cohort(&cfg, 1, &cohort);
         assert!(rows.iter().any(|r| r.kind == INCIDENT_IMPUTED) && rows.iter().any(|r| r.kind == INCIDENT));
         assert!(rows.iter().any(|r| r.dose_band == person_time::UNKNOWN_WEIGHT));
         let analyses: BTreeSet<&str> = results.iter().map(|r| r.analysis.as_str()).collect();
-        assert_eq!(analyses.len(), 3, "{analyses:?}");
+        assert_eq!(analyses.len(), 4, "{analyses:?}");
         for r in &results {
             let counted = rows.iter().filter(|c| counts(r, c)).count() as u64;
             assert_eq!(counted, r.n, "{}", r.key());

@@ -32,8 +32,12 @@ pub enum Length {
 const NODES: usize = 400;
 /// Grid points per factor of the uniform share of the next gap, s·E.
 const SHARE_NODES: usize = 24;
+/// Points of the grid λV's distribution function is tabulated on.
+const GRID: usize = 4000;
 
-/// The midpoint quantiles of λV given `c` historical events.
+/// The midpoint quantiles of λV given `c` historical events: its distribution function on a
+/// grid (the gamma's averaged over a product grid of the uniform share of an exponential gap),
+/// inverted by linear interpolation.
 fn mixing_nodes(c: u64) -> Vec<f64> {
     let n = SHARE_NODES as f64;
     let share: Vec<f64> = (0..SHARE_NODES)
@@ -43,19 +47,15 @@ fn mixing_nodes(c: u64) -> Vec<f64> {
         .collect();
     let cdf =
         |u: f64| share.iter().map(|&w| gamma_cdf(c as f64, 1.0, u - w)).sum::<f64>() / share.len() as f64;
+    let top = gamma_quantile(c as f64 + 1.0, 1.0, 1.0 - 1e-10) + 8.0;
+    let grid: Vec<(f64, f64)> =
+        (0..=GRID).map(|i| top * i as f64 / GRID as f64).map(|u| (u, cdf(u))).collect();
     (0..NODES)
         .map(|i| {
             let p = (i as f64 + 0.5) / NODES as f64;
-            let (mut lo, mut hi) = (0.0, gamma_quantile(c as f64 + 1.0, 1.0, 1.0 - 1e-12) + 1.0);
-            for _ in 0..60 {
-                let mid = 0.5 * (lo + hi);
-                if cdf(mid) < p {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            0.5 * (lo + hi)
+            let k = grid.partition_point(|g| g.1 < p).clamp(1, GRID);
+            let ((u0, f0), (u1, f1)) = (grid[k - 1], grid[k]);
+            if f1 > f0 { u0 + (p - f0) / (f1 - f0) * (u1 - u0) } else { u1 }
         })
         .collect()
 }
@@ -111,23 +111,42 @@ fn signal_probability_over(nodes: &[f64], c: u64, length: Length, cv: f64, min_e
     total / nodes.len() as f64
 }
 
-/// The critical value giving type I error `alpha` (the smallest value with error <= `alpha`).
+/// The critical value giving type I error `alpha`. The error falls as the critical value rises;
+/// the root is bracketed by doubling, then found by the Illinois variant of regula falsi (a
+/// handful of evaluations, each a crossing recursion per quadrature node).
 pub fn critical_value(c: u64, length: Length, alpha: f64, min_events: u64) -> f64 {
     let nodes = mixing_nodes(c.max(1));
-    let error = |cv: f64| signal_probability_over(&nodes, c, length, cv, min_events, 1.0);
+    let excess = |cv: f64| signal_probability_over(&nodes, c, length, cv, min_events, 1.0) - alpha;
     let (mut lo, mut hi) = (1e-6, 1.0);
-    while error(hi) > alpha && hi < 1e3 {
+    let mut f_lo = excess(lo);
+    let mut f_hi = excess(hi);
+    while f_hi > 0.0 && hi < 1e3 {
+        (lo, f_lo) = (hi, f_hi);
         hi *= 2.0;
+        f_hi = excess(hi);
     }
+    if f_lo <= 0.0 {
+        return lo;
+    }
+    let mut side = 0i8;
     for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if error(mid) > alpha {
-            lo = mid;
-        } else {
-            hi = mid;
+        let mid = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+        let f_mid = excess(mid);
+        if f_mid.abs() < 1e-9 || hi - lo < 1e-7 {
+            return mid;
         }
-        if hi - lo < 1e-5 {
-            break;
+        if f_mid > 0.0 {
+            (lo, f_lo) = (mid, f_mid);
+            if side == -1 {
+                f_hi /= 2.0;
+            }
+            side = -1;
+        } else {
+            (hi, f_hi) = (mid, f_mid);
+            if side == 1 {
+                f_lo /= 2.0;
+            }
+            side = 1;
         }
     }
     hi
