@@ -145,13 +145,15 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
     // The planted harms are among the signals.
     let (status, signals) = officer.json("/api/v1/signals?signal=1&limit=1000").await;
     assert_eq!(status, StatusCode::OK);
-    let planted = rows(&signals).iter().find(|r| {
-        r["result"]["analysis"] == "dose_response"
-            && r["result"]["event"] == "urological"
-            && r["result"]["product"] == "ketamine"
-    });
-    let planted = planted.unwrap_or_else(|| panic!("no urological dose-response signal: {signals}")).clone();
-    assert!(rows(&signals).iter().any(|r| r["result"]["event"] == "dose_escalation"), "escalation marker");
+    let test = |event: &str| {
+        rows(&signals).iter().find(|r| {
+            r["result"]["analysis"] == "sequential_test"
+                && r["result"]["event"] == event
+                && r["result"]["product"] == "ketamine"
+        })
+    };
+    let planted = test("urological").unwrap_or_else(|| panic!("no urological signal: {signals}")).clone();
+    assert!(test("dependence").is_some(), "dependence in ketamine");
     let key = planted["key"].as_str().expect("key").to_string();
     assert_eq!(planted["status"]["state"], "detected");
 
@@ -179,6 +181,21 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
     assert_eq!(detail["contributing_total"].as_u64(), Some(n));
     let (_, listed) = officer.get(&format!("/api/v1/signals/cases?{q}&format=csv")).await;
     assert_eq!(listed.lines().count() as u64, 1 + n, "the export holds every contributing case");
+    // The dose-response of the signal's product and harm, per band on person-time.
+    assert!(detail["by_band"].as_array().expect("bands").len() >= 2);
+    // The breakdowns of a result counted over administrations add up to its denominator.
+    let (_, admin) = officer
+        .json("/api/v1/signals?analysis=incidence_per_1000_administrations&product=ketamine&window=cumulative&limit=1000")
+        .await;
+    let admin = rows(&admin)
+        .iter()
+        .find(|r| r["result"]["event"] == "urological" && r["result"]["route"] == "iv")
+        .unwrap_or_else(|| panic!("no ketamine IV urological incidence: {admin}"))
+        .clone();
+    let qa = serde_urlencoded::to_string([("key", admin["key"].as_str().expect("key"))]).expect("query");
+    let (_, detail) = officer.json(&format!("/api/v1/signals/detail?{qa}")).await;
+    let n = detail["row"]["result"]["n"].as_u64().expect("n");
+    assert_eq!(detail["contributing_total"].as_u64(), Some(n));
     // The breakdowns add up to the result's denominator (every band of the stratum).
     let administrations = |v: &Value| {
         v.as_array().expect("points").iter().map(|p| p["administrations"].as_u64().expect("n")).sum::<u64>()
@@ -193,7 +210,6 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
         .map(|p| p["cases"].as_u64().expect("n"))
         .sum();
     assert_eq!(cases_by_clinic, n);
-    assert!(detail["by_band"].as_array().expect("bands").len() >= 2);
     let case = &detail["contributing"][0];
     let case_path = format!(
         "/api/v1/cases/{}/{}",

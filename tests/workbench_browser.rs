@@ -172,19 +172,19 @@ async fn a_safety_officer_walks_from_a_signal_to_a_case_to_a_decision_in_chromiu
     // The planted harms are among the signals.
     c.goto(&format!("{base}/signals?signal=1&sort=n")).await.expect("goto");
     let table = text(&c, "#signals").await;
-    assert!(table.contains("dose response") && table.contains("urological"), "{table}");
-    assert!(table.contains("dose_escalation"), "{table}");
+    assert!(table.contains("sequential test") && table.contains("urological"), "{table}");
+    assert!(table.contains("dependence"), "{table}");
     steps.shot(&c, "signals").await;
     let rows = c.find_all(Locator::Css("#signals tbody tr")).await.expect("rows");
     let mut planted = None;
     for row in rows {
         let t = row.text().await.expect("row text");
-        if t.starts_with("dose response") && t.contains("urological") && t.contains("ketamine") {
+        if t.starts_with("sequential test") && t.contains("urological") && t.contains("ketamine") {
             planted = Some(row);
             break;
         }
     }
-    let planted = planted.expect("the urological dose-response signal is listed");
+    let planted = planted.expect("the urological sequential-test signal of ketamine is listed");
     planted.find(Locator::Css("a.detail")).await.expect("link").click().await.expect("open signal");
     wait_path(&c, "/signals/detail").await;
     let heading = text(&c, "h1").await;

@@ -285,19 +285,15 @@ pub fn power_svg(summaries: &[Summary]) -> String {
     };
     let mut bars = Vec::new();
     for s in summaries.iter().filter(|s| s.scenario == Scenario::Default) {
-        let label = if s.effect == 1.0 {
-            format!("{} pts", s.patients)
-        } else {
-            format!("x{} @ {}", s.effect, s.patients)
-        };
+        let label = if s.effect == 1.0 { format!("{}", s.patients) } else { format!("x{}", s.effect) };
         bars.push(bar(label, s.all_detected, s.runs));
     }
     for s in summaries.iter().filter(|s| s.scenario == Scenario::SurgeOnly) {
-        bars.push(bar(format!("null {} pts", s.patients), s.false_signals, s.runs));
+        bars.push(bar(format!("null {}", s.patients), s.false_signals, s.runs));
     }
     let frame = pv_charts::Frame::new(
-        "Worlds detecting both planted harms in the right product (default scenario), and null worlds with a false harm signal",
-        "cohort size (default effect), effect multiple at 2,000 patients, null worlds",
+        "Worlds detecting both planted harms in the right product, and surge-only worlds with a false harm signal",
+        "patients (default effect) | effect multiple (2,000 patients) | surge-only worlds by patients",
         "% of worlds",
     )
     .with_size(900, 320);
