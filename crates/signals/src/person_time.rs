@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pv_stats::regression::{self, FitError, Row};
+use pv_stats::regression::{self, FitError, SparseRow};
 use pv_stats::{poisson, quantile};
 
 use crate::cohort::{Cohort, DAYS_PER_YEAR, HarmSplit, IPSS_BANDS, Levels, PtRow, SUD};
@@ -172,6 +172,7 @@ fn join_flags(parts: &[&str]) -> String {
 }
 
 /// A term of a model: a factor with a reference level, or a numeric score.
+#[derive(Clone, Copy)]
 enum Term {
     /// Indicator columns for every level but the reference (`None`: the level with most time).
     Factor { name: &'static str, level: fn(&PtRow) -> i64, reference: Option<i64> },
@@ -202,6 +203,8 @@ struct Model {
     collinear: Vec<(&'static str, i64)>,
     /// References chosen.
     references: BTreeMap<&'static str, i64>,
+    /// Errors clustered by clinic (many clinics; clinic not a fixed effect) instead of patient.
+    by_clinic: bool,
 }
 
 impl Model {
@@ -219,6 +222,9 @@ impl Model {
                 dropped.into_iter().collect::<Vec<_>>().join("+")
             ));
         }
+        if self.by_clinic {
+            f.push(format!("robust_errors_by_clinic:{}_clinics", self.fit.clusters));
+        }
         let collinear: BTreeSet<&str> = self.collinear.iter().map(|(t, _)| *t).collect();
         if !collinear.is_empty() {
             f.push(format!("collinear_dropped:{}", collinear.into_iter().collect::<Vec<_>>().join("+")));
@@ -227,9 +233,60 @@ impl Model {
     }
 }
 
+/// Clinics above which clinic is no longer a fixed effect: the robust errors are then clustered
+/// by clinic (enough clusters to be trusted), and the design stays small.
+const MAX_CLINIC_EFFECTS: usize = 30;
+
+/// The design of `rows` for `columns`, one indicator or score per term, clustered by patient
+/// (or by clinic when `by_clinic`).
+fn sparse_design(
+    terms: &[Term],
+    columns: &[(&'static str, i64)],
+    rows: &[&PtRow],
+    by_clinic: bool,
+) -> Vec<SparseRow> {
+    let index: std::collections::HashMap<(&str, i64), u32> =
+        columns.iter().enumerate().map(|(j, &(t, l))| ((t, l), j as u32)).collect();
+    rows.iter()
+        .map(|r| {
+            let mut cols: Vec<(u32, f64)> = vec![(0, 1.0)];
+            for t in terms {
+                match t {
+                    Term::Factor { name, level, .. } => {
+                        if let Some(&j) = index.get(&(*name, level(r))) {
+                            cols.push((j, 1.0));
+                        }
+                    }
+                    Term::Score { name, value } => {
+                        let v = value(r);
+                        if let (Some(&j), true) = (index.get(&(*name, 0)), v != 0.0) {
+                            cols.push((j, v));
+                        }
+                    }
+                }
+            }
+            SparseRow {
+                cols,
+                events: f64::from(r.events),
+                exposure: r.days / DAYS_PER_YEAR,
+                cluster: if by_clinic { u64::from(r.clinic) } else { u64::from(r.patient) },
+            }
+        })
+        .collect()
+}
+
 /// Fits `terms` (after an intercept) to `rows`, dropping levels without events and collinear
-/// columns until the model fits. `None` when nothing estimable is left.
+/// columns until the model fits. `None` when nothing estimable is left. With more than
+/// [`MAX_CLINIC_EFFECTS`] clinics, clinic leaves the terms and clusters the errors instead.
 fn fit_terms(rows: &[&PtRow], terms: &[Term]) -> Option<Model> {
+    let clinics: BTreeSet<u16> = rows.iter().map(|r| r.clinic).collect();
+    let by_clinic = clinics.len() > MAX_CLINIC_EFFECTS;
+    let terms: Vec<Term> = terms
+        .iter()
+        .copied()
+        .filter(|t| !(by_clinic && matches!(t, Term::Factor { name: "clinic", .. })))
+        .collect();
+    let terms = &terms[..];
     let mut keep: Vec<bool> = vec![true; rows.len()];
     let mut dropped_levels = Vec::new();
     // Every factor level without events leaves at once (its rows cannot change any other
@@ -277,19 +334,11 @@ fn fit_terms(rows: &[&PtRow], terms: &[Term]) -> Option<Model> {
                 Term::Score { name, .. } => columns.push((name, 0)),
             }
         }
-        let design: Vec<Row> = live
-            .iter()
-            .map(|r| Row {
-                x: columns.iter().map(|&(name, l)| value(terms, name, l, r)).collect(),
-                events: f64::from(r.events),
-                exposure: r.days / DAYS_PER_YEAR,
-                cluster: u64::from(r.patient),
-            })
-            .collect();
+        let design = sparse_design(terms, &columns, &live, by_clinic);
         let names: Vec<String> = columns.iter().map(|(t, l)| format!("{t}={l}")).collect();
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        match regression::fit(&name_refs, &design) {
-            Ok(fit) => return Some(Model { fit, columns, dropped_levels, collinear, references }),
+        match regression::fit_sparse(&name_refs, &design) {
+            Ok(fit) => return Some(Model { fit, columns, dropped_levels, collinear, references, by_clinic }),
             Err(FitError::NoEvents(col)) => {
                 let (term, level) = columns[names.iter().position(|n| *n == col)?];
                 dropped_levels.push((term, level));
@@ -459,6 +508,7 @@ fn strata_model(cfg: &SignalsConfig, levels: &Levels, harm: &HarmSplit, out: &mu
 mod tests {
     use super::*;
     use crate::cohort::Excluded;
+    use pv_stats::regression::Row;
 
     /// A row of patient `patient` with `days` at risk and `events`.
     fn row(patient: u32, stratum: u16, band: Option<u8>, clinic: u16, days: f64, events: u32) -> PtRow {

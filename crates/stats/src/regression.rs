@@ -94,6 +94,21 @@ pub struct Estimate {
     pub p: f64,
 }
 
+/// A row of a sparse design: its non-zero covariates as (column, value), e.g. one indicator per
+/// factor. Large person-time designs (hundreds of thousands of patients, factors with many
+/// levels) fit in memory only this way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseRow {
+    /// Non-zero covariates: (column, value).
+    pub cols: Vec<(u32, f64)>,
+    /// Events observed.
+    pub events: f64,
+    /// Person-time (or other exposure); must be positive.
+    pub exposure: f64,
+    /// Cluster the row belongs to, for the robust covariance.
+    pub cluster: u64,
+}
+
 const MAX_ITERATIONS: usize = 50;
 const Z95: f64 = 1.959_963_984_540_054;
 
@@ -103,17 +118,40 @@ pub fn fit(names: &[&str], rows: &[Row]) -> Result<Fit, FitError> {
     if p == 0 || rows.is_empty() || rows.iter().any(|r| r.x.len() != p) {
         return Err(FitError::Shape);
     }
+    let sparse: Vec<SparseRow> = rows
+        .iter()
+        .map(|r| SparseRow {
+            cols: r.x.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(j, v)| (j as u32, *v)).collect(),
+            events: r.events,
+            exposure: r.exposure,
+            cluster: r.cluster,
+        })
+        .collect();
+    fit_sparse(names, &sparse)
+}
+
+/// Fits the Poisson model to a sparse design.
+pub fn fit_sparse(names: &[&str], rows: &[SparseRow]) -> Result<Fit, FitError> {
+    let p = names.len();
+    if p == 0 || rows.is_empty() || rows.iter().any(|r| r.cols.iter().any(|&(j, _)| j as usize >= p)) {
+        return Err(FitError::Shape);
+    }
     if let Some(i) =
         rows.iter().position(|r| !(r.exposure > 0.0 && r.exposure.is_finite() && r.events >= 0.0))
     {
         return Err(FitError::BadRow(i));
     }
-    for (j, name) in names.iter().enumerate() {
-        let any_nonzero = rows.iter().any(|r| r.x[j] != 0.0);
-        let events_there: f64 = rows.iter().filter(|r| r.x[j] != 0.0).map(|r| r.events).sum();
-        if any_nonzero && events_there == 0.0 {
-            return Err(FitError::NoEvents((*name).into()));
+    let (mut present, mut events_there) = (vec![false; p], vec![0.0; p]);
+    for r in rows {
+        for &(j, v) in &r.cols {
+            if v != 0.0 {
+                present[j as usize] = true;
+                events_there[j as usize] += r.events;
+            }
         }
+    }
+    if let Some(j) = (0..p).find(|&j| present[j] && events_there[j] == 0.0) {
+        return Err(FitError::NoEvents(names[j].into()));
     }
     // Rows with the same covariates add up (μ = t exp(x'β) is linear in t), so IRLS runs on the
     // distinct covariate patterns; the robust covariance still sees every row's cluster.
@@ -135,12 +173,12 @@ pub fn fit(names: &[&str], rows: &[Row]) -> Result<Fit, FitError> {
         for (r, &e) in cells.iter().zip(&eta) {
             let mu = (e + r.exposure.ln()).exp();
             let z = e + (r.events - mu) / mu;
-            accumulate(&mut xtwx, &mut xtwz, &r.x, mu, z);
+            accumulate(&mut xtwx, &mut xtwz, p, &r.cols, mu, z);
         }
         let chol = cholesky(&xtwx, p).map_err(|j| FitError::Collinear(names[j].into()))?;
         coef = chol_solve(&chol, p, &xtwz);
         for (r, e) in cells.iter().zip(eta.iter_mut()) {
-            *e = dot(&r.x, &coef);
+            *e = dot(&r.cols, &coef);
         }
         // Convergence on the deviance of the patterns (the rows' differs by a constant).
         let new_deviance = poisson_deviance(&cells, &eta);
@@ -157,11 +195,11 @@ pub fn fit(names: &[&str], rows: &[Row]) -> Result<Fit, FitError> {
 }
 
 /// The rows' distinct covariate patterns with their events and exposure summed.
-fn aggregate(rows: &[Row]) -> Vec<Row> {
-    let mut index: std::collections::HashMap<Vec<u64>, usize> = std::collections::HashMap::new();
-    let mut cells: Vec<Row> = Vec::new();
+fn aggregate(rows: &[SparseRow]) -> Vec<SparseRow> {
+    let mut index: std::collections::HashMap<Vec<(u32, u64)>, usize> = std::collections::HashMap::new();
+    let mut cells: Vec<SparseRow> = Vec::new();
     for r in rows {
-        let key: Vec<u64> = r.x.iter().map(|v| v.to_bits()).collect();
+        let key: Vec<(u32, u64)> = r.cols.iter().map(|&(j, v)| (j, v.to_bits())).collect();
         match index.get(&key) {
             Some(&i) => {
                 cells[i].events += r.events;
@@ -169,50 +207,76 @@ fn aggregate(rows: &[Row]) -> Vec<Row> {
             }
             None => {
                 index.insert(key, cells.len());
-                cells.push(Row { x: r.x.clone(), events: r.events, exposure: r.exposure, cluster: 0 });
+                cells.push(SparseRow {
+                    cols: r.cols.clone(),
+                    events: r.events,
+                    exposure: r.exposure,
+                    cluster: 0,
+                });
             }
         }
     }
     cells
 }
 
-/// The covariances and dispersion at the converged coefficients.
 /// The covariances (X'WX over the covariate patterns `cells`, the clusters' scores over `rows`),
 /// deviance and dispersion (over `rows`) at the converged coefficients.
-fn covariances(names: &[&str], rows: &[Row], cells: &[Row], coef: Vec<f64>, iterations: usize) -> Fit {
+fn covariances(
+    names: &[&str],
+    rows: &[SparseRow],
+    cells: &[SparseRow],
+    coef: Vec<f64>,
+    iterations: usize,
+) -> Fit {
     let p = coef.len();
     let mut xtwx = vec![0.0; p * p];
     let mut unused = vec![0.0; p];
     for r in cells {
-        let mu = (dot(&r.x, &coef) + r.exposure.ln()).exp();
-        accumulate(&mut xtwx, &mut unused, &r.x, mu, 0.0);
+        let mu = (dot(&r.cols, &coef) + r.exposure.ln()).exp();
+        accumulate(&mut xtwx, &mut unused, p, &r.cols, mu, 0.0);
     }
-    let mut scores: std::collections::BTreeMap<u64, Vec<f64>> = std::collections::BTreeMap::new();
-    let mut pearson = 0.0;
-    let mut deviance = 0.0;
-    for r in rows {
-        let mu = (dot(&r.x, &coef) + r.exposure.ln()).exp();
-        let y = r.events;
-        deviance += 2.0 * (if y > 0.0 { y * (y / mu).ln() } else { 0.0 } - (y - mu));
-        let u = scores.entry(r.cluster).or_insert_with(|| vec![0.0; p]);
-        for (uj, xj) in u.iter_mut().zip(&r.x) {
-            *uj += xj * (r.events - mu);
-        }
-        pearson += (r.events - mu).powi(2) / mu;
-    }
-    // The fit converged on this matrix, so it is positive definite.
-    let chol = cholesky(&xtwx, p).unwrap_or_else(|_| vec![0.0; p * p]);
-    let cov_model = chol_inverse(&chol, p);
-    let g = scores.len();
+    // Scores per cluster, one cluster at a time (rows in cluster order), into the meat.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].cluster);
     let mut meat = vec![0.0; p * p];
-    for u in scores.values() {
-        for a in 0..p {
-            for b in 0..p {
+    let mut u = vec![0.0; p];
+    let mut touched: Vec<usize> = Vec::new();
+    let (mut pearson, mut deviance, mut clusters) = (0.0, 0.0, 0usize);
+    let flush = |u: &mut Vec<f64>, touched: &mut Vec<usize>, meat: &mut Vec<f64>| {
+        touched.sort_unstable();
+        touched.dedup();
+        for &a in touched.iter() {
+            for &b in touched.iter() {
                 meat[a * p + b] += u[a] * u[b];
             }
         }
+        for &a in touched.iter() {
+            u[a] = 0.0;
+        }
+        touched.clear();
+    };
+    for (k, &i) in order.iter().enumerate() {
+        let r = &rows[i];
+        if k > 0 && rows[order[k - 1]].cluster != r.cluster {
+            flush(&mut u, &mut touched, &mut meat);
+        }
+        if k == 0 || rows[order[k - 1]].cluster != r.cluster {
+            clusters += 1;
+        }
+        let mu = (dot(&r.cols, &coef) + r.exposure.ln()).exp();
+        let y = r.events;
+        deviance += 2.0 * (if y > 0.0 { y * (y / mu).ln() } else { 0.0 } - (y - mu));
+        pearson += (y - mu).powi(2) / mu;
+        for &(j, v) in &r.cols {
+            u[j as usize] += v * (y - mu);
+            touched.push(j as usize);
+        }
     }
-    let factor = if g > 1 { g as f64 / (g as f64 - 1.0) } else { 1.0 };
+    flush(&mut u, &mut touched, &mut meat);
+    // The fit converged on this matrix, so it is positive definite.
+    let chol = cholesky(&xtwx, p).unwrap_or_else(|_| vec![0.0; p * p]);
+    let cov_model = chol_inverse(&chol, p);
+    let factor = if clusters > 1 { clusters as f64 / (clusters as f64 - 1.0) } else { 1.0 };
     let cov_robust = sandwich(&cov_model, &meat, p, factor);
     let df = rows.len().saturating_sub(p).max(1);
     Fit {
@@ -220,7 +284,7 @@ fn covariances(names: &[&str], rows: &[Row], cells: &[Row], coef: Vec<f64>, iter
         coef,
         cov_model,
         cov_robust,
-        clusters: g,
+        clusters,
         deviance,
         dispersion: pearson / df as f64,
         rows: rows.len(),
@@ -255,7 +319,7 @@ impl Fit {
     /// robust 95% interval and Wald test.
     pub fn contrast(&self, c: &[f64]) -> Estimate {
         let p = self.coef.len();
-        let log = dot(c, &self.coef);
+        let log: f64 = c.iter().zip(&self.coef).map(|(a, b)| a * b).sum();
         let mut var = 0.0;
         for a in 0..p {
             for b in 0..p {
@@ -279,7 +343,7 @@ impl Fit {
         let Ok(chol) = cholesky(&sub, k) else {
             return (0.0, k, 1.0);
         };
-        let w = dot(&b, &chol_solve(&chol, k, &b));
+        let w: f64 = b.iter().zip(chol_solve(&chol, k, &b)).map(|(x, y)| x * y).sum();
         let p_value = ChiSquared::new(k as f64).map_or(1.0, |d| d.sf(w));
         (w, k, p_value)
     }
@@ -291,27 +355,25 @@ fn estimate(log: f64, se: f64) -> Estimate {
     Estimate { log, se, ratio: log.exp(), lower: (log - Z95 * se).exp(), upper: (log + Z95 * se).exp(), z, p }
 }
 
-/// Adds w·x x' to `xtwx` and w·z·x to `xtwz`.
-fn accumulate(xtwx: &mut [f64], xtwz: &mut [f64], x: &[f64], w: f64, z: f64) {
-    let p = x.len();
-    for a in 0..p {
-        if x[a] == 0.0 {
-            continue;
-        }
-        let wa = w * x[a];
+/// Adds w·x x' to `xtwx` and w·z·x to `xtwz`, over the non-zero entries of x.
+fn accumulate(xtwx: &mut [f64], xtwz: &mut [f64], p: usize, x: &[(u32, f64)], w: f64, z: f64) {
+    for &(a, xa) in x {
+        let a = a as usize;
+        let wa = w * xa;
         xtwz[a] += wa * z;
-        for b in 0..p {
-            xtwx[a * p + b] += wa * x[b];
+        for &(b, xb) in x {
+            xtwx[a * p + b as usize] += wa * xb;
         }
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// x'β over the non-zero entries of x.
+fn dot(x: &[(u32, f64)], beta: &[f64]) -> f64 {
+    x.iter().map(|&(j, v)| v * beta[j as usize]).sum()
 }
 
 /// Poisson deviance 2 Σ [y log(y/μ) − (y − μ)].
-fn poisson_deviance(rows: &[Row], eta: &[f64]) -> f64 {
+fn poisson_deviance(rows: &[SparseRow], eta: &[f64]) -> f64 {
     rows.iter()
         .zip(eta)
         .map(|(r, e)| {
