@@ -193,23 +193,23 @@ async fn the_workbench_enforces_roles_csrf_sessions_and_records_the_workflow() {
         .unwrap_or_else(|| panic!("no ketamine IV urological incidence: {admin}"))
         .clone();
     let qa = serde_urlencoded::to_string([("key", admin["key"].as_str().expect("key"))]).expect("query");
-    let (_, detail) = officer.json(&format!("/api/v1/signals/detail?{qa}")).await;
-    let n = detail["row"]["result"]["n"].as_u64().expect("n");
-    assert_eq!(detail["contributing_total"].as_u64(), Some(n));
+    let (_, admin_detail) = officer.json(&format!("/api/v1/signals/detail?{qa}")).await;
+    let admin_n = admin_detail["row"]["result"]["n"].as_u64().expect("n");
+    assert_eq!(admin_detail["contributing_total"].as_u64(), Some(admin_n));
     // The breakdowns add up to the result's denominator (every band of the stratum).
     let administrations = |v: &Value| {
         v.as_array().expect("points").iter().map(|p| p["administrations"].as_u64().expect("n")).sum::<u64>()
     };
-    let denominator = detail["row"]["result"]["denominator"].as_f64().expect("denominator");
-    assert_eq!(administrations(&detail["by_month"]) as f64, denominator);
-    assert_eq!(administrations(&detail["by_clinic"]) as f64, denominator);
-    let cases_by_clinic: u64 = detail["by_clinic"]
+    let denominator = admin_detail["row"]["result"]["denominator"].as_f64().expect("denominator");
+    assert_eq!(administrations(&admin_detail["by_month"]) as f64, denominator);
+    assert_eq!(administrations(&admin_detail["by_clinic"]) as f64, denominator);
+    let cases_by_clinic: u64 = admin_detail["by_clinic"]
         .as_array()
         .expect("clinics")
         .iter()
         .map(|p| p["cases"].as_u64().expect("n"))
         .sum();
-    assert_eq!(cases_by_clinic, n);
+    assert_eq!(cases_by_clinic, admin_n);
     let case = &detail["contributing"][0];
     let case_path = format!(
         "/api/v1/cases/{}/{}",

@@ -2,9 +2,10 @@
 # The main job: the whole pipeline end to end on local defaults.
 # Installs and starts Kafka and ClickHouse, builds pv, starts the gateway, the enricher and the
 # sink, sends a realistic simulated stream of clinic events through the gateway, waits until
-# every event is enriched and in ClickHouse, prints what was stored, scores the detection
-# screens against what the simulator planted, runs the signals service once, and starts the
-# workbench with a demo user per role (its URL and sign-ins are the last lines). Services keep running;
+# every event is enriched and in ClickHouse, prints what was stored, runs the signals service once
+# (its report: which harm, in whom, how much more than expected, how sure, since when), scores its
+# harm signals against what the simulator planted, and starts the workbench with a demo user per
+# role (its URL and sign-ins are the last lines). Services keep running;
 # deploy/local/stop.sh stops all.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -39,7 +40,7 @@ curl -fsS --max-time 3 http://127.0.0.1:8080/readyz >/dev/null || { log "gateway
 # A fixed end date: the same seed gives the same events (same ids), so running the main job
 # again re-sends them and they count once, instead of piling shifted copies of the same patients.
 PV_END="${PV_END:-2026-11-01}"
-"$PV" simulate --seed "${PV_SEED:-42}" --clinics "${PV_CLINICS:-5}" --patients "${PV_PATIENTS:-40}" --days "${PV_DAYS:-180}" --end "$PV_END" \
+"$PV" simulate --seed "${PV_SEED:-42}" --clinics "${PV_CLINICS:-5}" --patients "${PV_PATIENTS:-240}" --days "${PV_DAYS:-365}" --end "$PV_END" \
   | tee "$PV_STATE/simulate.out"
 echo
 "$PV" summary --wait | tee "$PV_STATE/summary.out"
@@ -47,12 +48,12 @@ echo
 accepted="$(sed -n 's/.*: \([0-9]*\) events accepted and durable in \([0-9.]*\) s.*/\1 \2/p' "$PV_STATE/simulate.out")"
 waited="$(sed -n 's/.*(\([0-9.]*\) s of waiting).*/\1/p' "$PV_STATE/summary.out")"
 echo
-echo "== detection of what the simulator planted (.state/ground-truth.json) =="
-"$PV" score
-echo
 echo "== signals run (results in ClickHouse signal_results; changes on the pv.signals topic and in signal_changes) =="
 # As received now; follow-up and the period window end with the latest administration received.
 "$PV" signals --once
+echo
+echo "== the signals run's harm signals against what the simulator planted (.state/ground-truth.json) =="
+"$PV" score
 
 # The workbench, with one demo user per role (local demo passwords; `pv users add` for real ones).
 for u in "officer safety_officer" "regulator regulator" "clinic01 clinic clinic-01"; do

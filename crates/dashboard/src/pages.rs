@@ -537,7 +537,7 @@ async fn render_detail(
                 a href={"/api/v1/signals/cases?" (key_query(&d.row.key)) "&format=csv"} { "Export all (CSV)" } }
             table { thead { tr { th { "case" } th { "clinic" } th { "patient" } th { "dose band" } th { "preferred terms" } th { "onset" } th { "days from first dose" } } }
                 tbody { @for c in &d.contributing { tr {
-                    td { @if c.kind == "case" { a.case href=(case_href(&c.clinic_id, &c.report_id)) { (c.report_id) " v" (c.version) } } @else { (c.markers.join(", ")) } }
+                    td { @if crate::views::is_report(c) { a.case href=(case_href(&c.clinic_id, &c.report_id)) { (c.report_id) " v" (c.version) } } @else if c.markers.is_empty() { (c.report_id) } @else { (c.markers.join(", ")) } }
                     td { (c.clinic_id) } td { code { (c.patient_key.chars().take(12).collect::<String>()) } }
                     td { (c.dose_band) } td { (c.pts.join(", ")) } td { (when(c.onset_ms)) }
                     td.num { (c.days_from_first_dose.map_or("-".into(), num)) }

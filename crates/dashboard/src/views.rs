@@ -396,7 +396,7 @@ pub async fn detail(state: &AppState, v: &Viewer, key: &str) -> Result<DetailVie
         reads::workflow(&state.db, Some(key)),
     )?;
     let status = project(&actions).remove(key).unwrap_or_else(|| Status::detected(key));
-    let cases: Vec<&SignalContribution> = contributing.iter().filter(|c| c.kind == "case").collect();
+    let cases: Vec<&SignalContribution> = contributing.iter().filter(|c| c.kind != "patient").collect();
     let (months, clinics) = exposure;
     let mut by_month: BTreeMap<u16, (u64, u64)> = BTreeMap::new();
     let mut by_clinic: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -783,6 +783,12 @@ pub async fn audit(state: &AppState, v: &Viewer, q: &AuditQuery) -> Result<Page<
     });
     rows.reverse();
     Ok(page(rows, &Paging { offset: q.offset, limit: q.limit }, state.cfg.page_size))
+}
+
+/// Whether a counted row is an adverse-event report (a case, or an incident case of the
+/// person-time analyses) rather than a patient or a dated protocol deviation.
+pub fn is_report(c: &SignalContribution) -> bool {
+    (c.kind == "case" || c.kind.starts_with("incident")) && c.version > 0
 }
 
 #[cfg(test)]

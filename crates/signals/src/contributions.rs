@@ -84,6 +84,7 @@ pub fn of_cohort(cfg: &SignalsConfig, run_at_ms: i64, cohort: &Cohort) -> Vec<Si
                         s
                     },
                     onset_ms: i64::from(i.day) * 86_400_000,
+                    days_from_first_dose: Some(f64::from(i.days_from_entry)),
                     in_period: true,
                     ..SignalContribution::default()
                 }
