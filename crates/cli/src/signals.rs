@@ -68,6 +68,18 @@ fn harm_name(group: &str) -> String {
     }
 }
 
+/// Where a band label (`< 5 mg/kg`, `5-10 mg/kg`, `>= 20 mg/kg`, `unknown weight`) sorts.
+fn band_order(label: &str) -> f64 {
+    let number = |s: &str| s.trim().split([' ', '-']).next().and_then(|n| n.parse::<f64>().ok());
+    if let Some(rest) = label.strip_prefix("< ") {
+        return number(rest).map_or(0.0, |n| n - 0.5);
+    }
+    if let Some(rest) = label.strip_prefix(">= ") {
+        return number(rest).unwrap_or(f64::MAX / 2.0);
+    }
+    number(label).unwrap_or(f64::MAX)
+}
+
 /// One monitored harm in one product, as a safety scientist would write it: which harm, in
 /// whom, how much more than expected, how sure, since when.
 fn print_harm(report: &RunReport, test: &SignalResult) {
@@ -105,7 +117,7 @@ fn print_harm(report: &RunReport, test: &SignalResult) {
             r.denominator
         );
     }
-    let bands: Vec<String> = report
+    let mut bands: Vec<&SignalResult> = report
         .results
         .iter()
         .filter(|r| {
@@ -113,9 +125,12 @@ fn print_harm(report: &RunReport, test: &SignalResult) {
                 && r.event == group
                 && r.product == product
                 && r.dose_band != "*"
+                && r.subgroup == "*"
         })
-        .map(|r| format!("{}: {:.1} (n={})", r.dose_band, r.estimate, r.n))
         .collect();
+    bands.sort_by(|a, b| band_order(&a.dose_band).total_cmp(&band_order(&b.dose_band)));
+    let bands: Vec<String> =
+        bands.iter().map(|r| format!("{}: {:.1} (n={})", r.dose_band, r.estimate, r.n)).collect();
     if !bands.is_empty() {
         println!("    by lagged cumulative dose (per 100 patient-years): {}", bands.join("; "));
     }
@@ -239,4 +254,16 @@ pub(crate) fn print_report(report: &RunReport, topic: &str) {
         count("updated"),
         count("closed")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::band_order;
+
+    #[test]
+    fn bands_sort_by_dose_with_unknown_weight_last() {
+        let mut labels = ["10-20 mg/kg", "unknown weight", ">= 20 mg/kg", "< 5 mg/kg", "5-10 mg/kg"];
+        labels.sort_by(|a, b| band_order(a).total_cmp(&band_order(b)));
+        assert_eq!(labels, ["< 5 mg/kg", "5-10 mg/kg", "10-20 mg/kg", ">= 20 mg/kg", "unknown weight"]);
+    }
 }
