@@ -7,8 +7,9 @@
 //!   and sex; plus, per product, the sensitivity analysis in which cases without an onset date
 //!   count on their report day.
 //! - **Rate ratios** (`rate_ratio`) from Poisson regression on the person-time rows (log link,
-//!   offset log person-time, robust errors clustered by patient), adjusted for time on
-//!   treatment, calendar quarter, clinic, age band and sex:
+//!   offset log person-time, robust errors clustered by patient; above 30 clinics clustered by
+//!   clinic, clinic then not a fixed effect), adjusted for time on treatment, calendar quarter,
+//!   clinic, age band, sex, baseline IPSS band and prior substance-use disorder:
 //!   - per product, each dose band against the lowest band with cases, and the trend across
 //!     bands (band index as a score: the rate ratio per band step and its z);
 //!   - each product and route against the reference stratum (the one with most person-time).
