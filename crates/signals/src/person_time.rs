@@ -238,6 +238,35 @@ impl Model {
 /// by clinic (enough clusters to be trusted), and the design stays small.
 const MAX_CLINIC_EFFECTS: usize = 30;
 
+/// `rows` pooled where every term has the same value and the cluster is the same (events and
+/// days summed): the same likelihood and robust covariance from far fewer rows when errors are
+/// clustered by clinic (hundreds of thousands of patients' rows into a few thousand).
+fn pool(terms: &[Term], rows: &[&PtRow], by_clinic: bool) -> Vec<PtRow> {
+    let mut index: std::collections::HashMap<Vec<i64>, usize> = std::collections::HashMap::new();
+    let mut pooled: Vec<PtRow> = Vec::new();
+    for r in rows {
+        let mut key: Vec<i64> = terms
+            .iter()
+            .map(|t| match t {
+                Term::Factor { level, .. } => level(r),
+                Term::Score { value, .. } => value(r).to_bits() as i64,
+            })
+            .collect();
+        key.push(if by_clinic { i64::from(r.clinic) } else { i64::from(r.patient) });
+        match index.get(&key) {
+            Some(&i) => {
+                pooled[i].days += r.days;
+                pooled[i].events += r.events;
+            }
+            None => {
+                index.insert(key, pooled.len());
+                pooled.push(**r);
+            }
+        }
+    }
+    pooled
+}
+
 /// The design of `rows` for `columns`, one indicator or score per term, clustered by patient
 /// (or by clinic when `by_clinic`).
 fn sparse_design(
@@ -335,7 +364,9 @@ fn fit_terms(rows: &[&PtRow], terms: &[Term]) -> Option<Model> {
                 Term::Score { name, .. } => columns.push((name, 0)),
             }
         }
-        let design = sparse_design(terms, &columns, &live, by_clinic);
+        let pooled = pool(terms, &live, by_clinic);
+        let pooled: Vec<&PtRow> = pooled.iter().collect();
+        let design = sparse_design(terms, &columns, &pooled, by_clinic);
         let names: Vec<String> = columns.iter().map(|(t, l)| format!("{t}={l}")).collect();
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         match regression::fit_sparse(&name_refs, &design) {
@@ -694,5 +725,41 @@ mod tests {
         // quartiles 15 and 25 (type 7).
         assert_eq!((t.n, t.estimate, t.lower, t.upper), (2, 20.0, 15.0, 25.0));
         assert_eq!(find(&rs, Analysis::TimeToOnset, "esketamine", "*", "*", "*").estimate, 7.0);
+    }
+
+    #[test]
+    fn pooling_patients_by_clinic_changes_no_estimate() {
+        // 40 clinics (above the fixed-effect limit: errors clustered by clinic), 5 patients each,
+        // half of them in band 1 with a rate that varies by clinic.
+        let mut rows = Vec::new();
+        let mut direct = Vec::new();
+        for clinic in 0..40u16 {
+            for p in 0..5u32 {
+                let patient = u32::from(clinic) * 5 + p;
+                let band = u8::from(p % 2 == 1);
+                let events =
+                    (patient * 7 + u32::from(clinic)) % 3 + u32::from(band) * (1 + u32::from(clinic % 4));
+                rows.push(row(patient, 0, Some(band), clinic, YEAR * (1.0 + f64::from(p) / 4.0), events));
+                let cols = if band == 1 { vec![(0, 1.0), (1, 1.0)] } else { vec![(0, 1.0)] };
+                direct.push(SparseRow {
+                    cols,
+                    events: f64::from(events),
+                    exposure: 1.0 + f64::from(p) / 4.0,
+                    cluster: u64::from(clinic),
+                });
+            }
+        }
+        let mut c = cohort(rows);
+        c.levels.clinics = (0..40).map(|i| format!("c{i}")).collect();
+        c.levels.patients = (0..200).map(|i| format!("p{i}")).collect();
+        let rs = analyse(&SignalsConfig::default(), &c);
+        let rr = find(&rs, Analysis::RateRatio, "ketamine", "*", "5-10 mg/kg", "vs < 5 mg/kg");
+        let f = regression::fit_sparse(&["i", "band_1"], &direct).expect("fits");
+        let want = f.rate_ratio(1);
+        assert!(
+            (rr.estimate - want.ratio).abs() < 1e-9 && (rr.upper - want.upper).abs() < 1e-9,
+            "{rr:?} {want:?}"
+        );
+        assert!(rr.flags.contains("robust_errors_by_clinic:40_clinics"), "{}", rr.flags);
     }
 }
