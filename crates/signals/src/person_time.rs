@@ -99,9 +99,22 @@ pub fn band_label(cfg: &SignalsConfig, product: &str, band: Option<u8>) -> Strin
 type CellKey = (String, String, String, String);
 
 fn incidence(cfg: &SignalsConfig, levels: &Levels, harm: &HarmSplit, out: &mut Vec<SignalResult>) {
+    // First per distinct combination of levels (numbers, no strings: millions of rows at scale),
+    // then per labelled cell.
+    let mut combos: std::collections::HashMap<(u16, Option<u8>, u16, u16, u16, u8, u8), PtRow> =
+        std::collections::HashMap::new();
+    for r in &harm.rows {
+        let key = (r.stratum, r.band, r.clinic, r.age, r.sex, r.ipss, r.sud);
+        let c = combos.entry(key).or_insert(PtRow { days: 0.0, events: 0, events_imputed: 0, ..*r });
+        c.days += r.days;
+        c.events += r.events;
+        c.events_imputed += r.events_imputed;
+    }
+    let mut combos: Vec<PtRow> = combos.into_values().collect();
+    combos.sort_by_key(|r| (r.stratum, r.band, r.clinic, r.age, r.sex, r.ipss, r.sud));
     let mut cells: BTreeMap<CellKey, (u64, u64, f64)> = BTreeMap::new();
     let mut routes: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for r in &harm.rows {
+    for r in &combos {
         let (product, route) = &levels.strata[usize::from(r.stratum)];
         routes.entry(product).or_default().insert(route);
         let band = band_label(cfg, product, r.band);
