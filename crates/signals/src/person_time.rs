@@ -94,6 +94,10 @@ pub fn band_label(cfg: &SignalsConfig, product: &str, band: Option<u8>) -> Strin
     }
 }
 
+/// The levels a person-time row is counted under: stratum, band, clinic, age, sex, IPSS band,
+/// prior substance-use disorder.
+type Combo = (u16, Option<u8>, u16, u16, u16, u8, u8);
+
 /// (product, route, band, subgroup) of an incidence cell; its value: (events, events with
 /// imputed onsets, days).
 type CellKey = (String, String, String, String);
@@ -101,8 +105,7 @@ type CellKey = (String, String, String, String);
 fn incidence(cfg: &SignalsConfig, levels: &Levels, harm: &HarmSplit, out: &mut Vec<SignalResult>) {
     // First per distinct combination of levels (numbers, no strings: millions of rows at scale),
     // then per labelled cell.
-    let mut combos: std::collections::HashMap<(u16, Option<u8>, u16, u16, u16, u8, u8), PtRow> =
-        std::collections::HashMap::new();
+    let mut combos: std::collections::HashMap<Combo, PtRow> = std::collections::HashMap::new();
     for r in &harm.rows {
         let key = (r.stratum, r.band, r.clinic, r.age, r.sex, r.ipss, r.sud);
         let c = combos.entry(key).or_insert(PtRow { days: 0.0, events: 0, events_imputed: 0, ..*r });
