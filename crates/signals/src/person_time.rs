@@ -477,15 +477,14 @@ fn dose_models(
             &harm.group,
             &format!("vs {ref_label}"),
         );
-        r.n = n;
-        r.denominator = years;
-        match model.as_ref().and_then(|m| m.column("band", i64::from(band)).map(|c| (m, c))) {
-            Some((m, c)) => fill_ratio(&mut r, m, c, cfg.min_cases),
-            None => {
-                (r.estimate, r.lower, r.upper) = (0.0, 0.0, f64::INFINITY);
-                r.flags = if n == 0 { "no_cases_in_band".into() } else { "not_estimable".into() };
-            }
-        }
+        level_ratio(
+            &mut r,
+            model.as_ref(),
+            ("band", i64::from(band)),
+            (n, years),
+            "no_cases_in_band",
+            cfg.min_cases,
+        );
         out.push(r);
     }
     // The trend: the band index as a score, same adjusters.
@@ -506,6 +505,27 @@ fn dose_models(
         None => r.flags = "not_estimable".into(),
     }
     out.push(r);
+}
+
+/// The rate ratio of one level of a factor against its reference: from the model when the level
+/// has a column, else reported as having no cases (`no_cases_flag`) or as not estimable.
+fn level_ratio(
+    r: &mut SignalResult,
+    model: Option<&Model>,
+    (term, level): (&str, i64),
+    (n, years): (u64, f64),
+    no_cases_flag: &str,
+    min_cases: u64,
+) {
+    r.n = n;
+    r.denominator = years;
+    match model.and_then(|m| m.column(term, level).map(|c| (m, c))) {
+        Some((m, c)) => fill_ratio(r, m, c, min_cases),
+        None => {
+            (r.estimate, r.lower, r.upper) = (0.0, 0.0, f64::INFINITY);
+            r.flags = if n == 0 { no_cases_flag.into() } else { "not_estimable".into() };
+        }
+    }
 }
 
 fn fill_ratio(r: &mut SignalResult, m: &Model, column: usize, min_cases: u64) {
@@ -539,15 +559,7 @@ fn strata_model(cfg: &SignalsConfig, levels: &Levels, harm: &HarmSplit, out: &mu
             &harm.group,
             &format!("vs {ref_product}/{ref_route}"),
         );
-        r.n = n;
-        r.denominator = years;
-        match model.as_ref().and_then(|m| m.column("stratum", i64::from(s)).map(|c| (m, c))) {
-            Some((m, c)) => fill_ratio(&mut r, m, c, cfg.min_cases),
-            None => {
-                (r.estimate, r.lower, r.upper) = (0.0, 0.0, f64::INFINITY);
-                r.flags = if n == 0 { "no_cases".into() } else { "not_estimable".into() };
-            }
-        }
+        level_ratio(&mut r, model.as_ref(), ("stratum", i64::from(s)), (n, years), "no_cases", cfg.min_cases);
         out.push(r);
     }
 }

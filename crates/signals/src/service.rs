@@ -178,9 +178,10 @@ impl SignalsService {
         let run_at_ms = chrono::Utc::now().timestamp_millis();
         let as_of_ms = as_of_ms.unwrap_or(run_at_ms);
         let cfg = self.config();
-        let recent = self.recent().await?;
-        let Evaluation { bounds, cumulative, cohort, mut results, read, compute } =
-            self.evaluate(as_of_ms).await?;
+        // The earlier runs' signals are read beside this run's inputs, before its results are stored.
+        let recent = async { self.recent().await.map_err(SignalsError::from) };
+        let (recent, Evaluation { bounds, cumulative, cohort, mut results, read, compute }) =
+            tokio::try_join!(recent, self.evaluate(as_of_ms))?;
         for r in &mut results {
             r.run_at_ms = run_at_ms;
         }

@@ -179,7 +179,7 @@ const BACKGROUND: &[(&str, f64, f64)] = &[
 ];
 
 /// Urological reactions.
-const UROLOGICAL: &[&str] = &[
+pub(crate) const UROLOGICAL: &[&str] = &[
     "bladder pain",
     "burning on urination",
     "needing to pass urine very often",

@@ -153,7 +153,7 @@ mod tests {
     use pv_events::*;
 
     use super::*;
-    use crate::generate::{event_time, generate};
+    use crate::generate::{UROLOGICAL, event_time, generate};
     use crate::truth::EffectKind;
 
     /// A configuration of `clinics` x `patients` over `days` for `scenario` at `effect`.
@@ -207,15 +207,6 @@ mod tests {
     fn is(mg: f64, want: f64) -> bool {
         (mg - want).abs() < 1e-9
     }
-
-    const UROLOGICAL: &[&str] = &[
-        "bladder pain",
-        "burning on urination",
-        "needing to pass urine very often",
-        "urgency",
-        "blood in urine",
-        "ketamine cystitis",
-    ];
 
     #[test]
     fn names_round_trip_and_unknown_names_are_refused() {
