@@ -97,6 +97,12 @@ fn when(ms: i64) -> String {
         .map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
+/// A measure as shown: p- and q-values below 0.001 as `< 0.001` (not a rounded 0.000).
+fn measure(m: &crate::views::Measure) -> String {
+    let p = m.name == "p_value" || m.name == "q_value";
+    if p && m.value < 0.001 { "< 0.001".into() } else { num(m.value) }
+}
+
 fn num(v: f64) -> String {
     if !v.is_finite() {
         return if v > 0.0 { "∞".into() } else { "-".into() };
@@ -373,7 +379,7 @@ async fn signals(
                 td { (r.dose_band) } td { (r.event) @if !r.subgroup.is_empty() && r.subgroup != "*" { " · " (r.subgroup) } @if r.signal { " " span.chip.alert { "signal" } } }
                 td.num { (r.n) } td.num title=(row.denominator_label) { (num(r.denominator)) }
                 td.num title=(row.estimate_label) { (num(r.estimate)) } td.num { (num(r.lower)) "–" (num(r.upper)) }
-                td.measures { @for m in &row.measures { span { (m.name) " " (num(m.value)) } " " } @if !r.flags.is_empty() { br; small { (r.flags) } } }
+                td.measures { @for m in &row.measures { span { (m.name) " " (measure(m)) } " " } @if !r.flags.is_empty() { br; small { (r.flags) } } }
                 td { (row.direction) @if let Some(n) = row.previous_n { " (N " (n) ", " (row.previous_estimate.map_or("-".into(), num)) ")" } }
                 td { span.chip { (row.status.state.name()) } } td { (row.status.assignee) }
                 td { (row.status.priority.map_or("", |p| p.name())) } td { (row.status.due_date.clone().unwrap_or_default()) }
@@ -484,7 +490,7 @@ fn result_table(r: &SignalResult, d: &DetailView) -> Markup {
             tr { th { "N" } td #n { (r.n) } }
             tr { th { (d.row.denominator_label) } td { (num(r.denominator)) } }
             tr { th { (d.row.estimate_label) } td { (num(r.estimate)) " (" (num(r.lower)) "–" (num(r.upper)) ")" } }
-            @for m in &d.row.measures { tr { th { (m.name) } td { (num(m.value)) } } }
+            @for m in &d.row.measures { tr { th { (m.name) } td { (measure(m)) } } }
             tr { th { "signal by the thresholds" } td { @if r.signal { strong { "yes" } } @else { "no" } } }
             tr { th { "caveats" } td { (r.flags) } }
             tr { th { "previous run" } td { (d.row.direction) @if let Some(n) = d.row.previous_n { ": N " (n) ", " (d.row.previous_estimate.map_or("-".into(), num)) } } }
