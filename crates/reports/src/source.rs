@@ -1,0 +1,263 @@
+//! The reads behind the reports, all as of a data-lock point: only rows the gateway had
+//! accepted by the lock (`received_at_ms <= lock`), each case as its latest version received by
+//! then, signals and workflow decisions recorded by then, and the raw topic's positions at the
+//! lock from Kafka's time index (the gateway stamps each message with its acceptance time).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Datelike;
+use pv_events::EnrichedAdverseEvent;
+use pv_runtime::{ClickHouseConfig, KafkaConfig};
+use pv_signals::{SignalsConfig, SignalsService};
+use pv_store::Db;
+use pv_store::events::{AE_REPORT_VERSIONS, AdverseEventRow};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::ReportError;
+use crate::periodic::input::{
+    CaseAtLock, Demographics, ExposureCell, Input, KafkaPosition, MonthlyDoses, SignalAtLock, Spec, WorkflowAtLock,
+};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Where the reports read from.
+#[derive(Debug, Clone)]
+pub struct Sources<'a> {
+    /// ClickHouse.
+    pub clickhouse: &'a ClickHouseConfig,
+    /// Kafka.
+    pub kafka: &'a KafkaConfig,
+    /// The raw topic (the log of record).
+    pub raw_topic: &'a str,
+    /// The signals service's configuration (its analyses feed the harm sections).
+    pub signals: &'a SignalsConfig,
+}
+
+/// Everything the periodic report for `spec` is computed from.
+pub async fn periodic_input(src: &Sources<'_>, spec: &Spec) -> Result<Input, ReportError> {
+    let db = Db::new(src.clickhouse);
+    let service = SignalsService::new(src.signals.clone(), src.clickhouse, src.kafka)?;
+    let (exposure, monthly, demographics, versions, signals, evaluation) = tokio::try_join!(
+        exposure(&db, spec),
+        monthly(&db, spec),
+        demographics(&db, spec.lock_ms),
+        case_versions(&db, spec.lock_ms),
+        signals(&db, spec.lock_ms),
+        async { Ok(service.evaluate(spec.lock_ms).await?) },
+    )?;
+    let positions = positions(src.kafka, src.raw_topic, spec.lock_ms)?;
+    let mut rows_read = BTreeMap::new();
+    rows_read.insert("doses (administrations)".to_owned(), exposure.iter().map(|c| c.administrations).sum());
+    rows_read.insert("enrolments (patients)".to_owned(), demographics.len() as u64);
+    rows_read.insert("ae_report_versions".to_owned(), versions.len() as u64);
+    rows_read.insert("signal_changes (signals)".to_owned(), signals.len() as u64);
+    let cases = cases_at_lock(versions)?;
+    let harms = src.signals.harms.iter().map(|(g, h)| (g.clone(), h.rationale.clone())).collect();
+    Ok(Input { exposure, monthly, demographics, cases, analyses: evaluation.results, harms, signals, positions, rows_read })
+}
+
+async fn exposure(db: &Db, spec: &Spec) -> Result<Vec<ExposureCell>, ReportError> {
+    Ok(db
+        .sql(
+            "SELECT patient_key, toString(product) AS p, toString(route) AS r, formulation,
+                    administered_at_ms >= {from} AS in_interval, count(), sum(dose_mg),
+                    sum(ifNull(dose_mg_per_kg, 0.)), countIf(isNotNull(dose_mg_per_kg))
+             FROM {doses} FINAL
+             WHERE received_at_ms <= {lock} AND administered_at_ms < {end}
+             GROUP BY patient_key, p, r, formulation, in_interval
+             ORDER BY patient_key, p, r, formulation, in_interval",
+        )
+        .bind("from", spec.from_ms())
+        .bind("end", spec.end_ms())
+        .bind("lock", spec.lock_ms)
+        .fetch_all()
+        .await?)
+}
+
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct DailyDoses {
+    day: i64,
+    product: String,
+    administrations: u64,
+}
+
+/// Administrations by calendar month (UTC) and product, up to the interval's end.
+async fn monthly(db: &Db, spec: &Spec) -> Result<Vec<MonthlyDoses>, ReportError> {
+    let days: Vec<DailyDoses> = db
+        .sql(
+            "SELECT intDiv(administered_at_ms, {day_ms}) AS d, toString(product) AS p, count()
+             FROM {doses} FINAL
+             WHERE received_at_ms <= {lock} AND administered_at_ms < {end}
+             GROUP BY d, p ORDER BY d, p",
+        )
+        .bind("day_ms", DAY_MS)
+        .bind("end", spec.end_ms())
+        .bind("lock", spec.lock_ms)
+        .fetch_all()
+        .await?;
+    let mut months: BTreeMap<(i32, String), u64> = BTreeMap::new();
+    for d in days {
+        let Some(date) = chrono::DateTime::from_timestamp_millis(d.day * DAY_MS) else { continue };
+        let first = date.date_naive().with_day0(0).unwrap_or(date.date_naive());
+        let day = i32::try_from(first.signed_duration_since(chrono::NaiveDate::default()).num_days()).unwrap_or(0);
+        *months.entry((day, d.product)).or_default() += d.administrations;
+    }
+    Ok(months
+        .into_iter()
+        .map(|((month_day, product), administrations)| MonthlyDoses { month_day, product, administrations })
+        .collect())
+}
+
+/// Each patient's latest enrolment received by the lock: age band as people write it, and sex.
+pub(crate) async fn demographics(db: &Db, lock_ms: i64) -> Result<Vec<Demographics>, ReportError> {
+    let rows: Vec<Demographics> = db
+        .sql(
+            "SELECT patient_key, argMax(toString(age_band), (received_at_ms, event_id)),
+                    argMax(toString(sex), (received_at_ms, event_id))
+             FROM {enrolments} FINAL WHERE received_at_ms <= {lock}
+             GROUP BY patient_key ORDER BY patient_key",
+        )
+        .bind("lock", lock_ms)
+        .fetch_all()
+        .await?;
+    Ok(rows.into_iter().map(|d| Demographics { age_band: age_label(&d.age_band), ..d }).collect())
+}
+
+/// `age_18_24` -> `18-24`, `age_75_plus` -> `75+`.
+fn age_label(wire: &str) -> String {
+    serde_json::from_value::<pv_events::AgeBand>(serde_json::Value::String(wire.to_owned()))
+        .map_or_else(|_| wire.to_owned(), |b| b.label().to_owned())
+}
+
+/// Every case version received by the lock.
+pub(crate) async fn case_versions(db: &Db, lock_ms: i64) -> Result<Vec<AdverseEventRow>, ReportError> {
+    Ok(db
+        .sql("SELECT ?fields FROM {ae_report_versions} FINAL WHERE received_at_ms <= {lock}")
+        .table("ae_report_versions", &AE_REPORT_VERSIONS)
+        .bind("lock", lock_ms)
+        .fetch_all()
+        .await?)
+}
+
+/// A stored version whose parallel arrays disagree cannot be read back.
+fn to_event(row: &AdverseEventRow) -> Result<EnrichedAdverseEvent, ReportError> {
+    row.to_event().ok_or_else(|| ReportError::Corrupt(format!("{}/{} v{}", row.clinic_id, row.report_id, row.version)))
+}
+
+/// Each case's latest version among `versions`, nullified cases dropped, by clinic and case id.
+pub(crate) fn cases_at_lock(versions: Vec<AdverseEventRow>) -> Result<Vec<CaseAtLock>, ReportError> {
+    let mut by_case: BTreeMap<(String, String), Vec<AdverseEventRow>> = BTreeMap::new();
+    for v in versions {
+        by_case.entry((v.clinic_id.clone(), v.report_id.clone())).or_default().push(v);
+    }
+    let mut cases = Vec::new();
+    for (_, versions) in by_case {
+        let first_reported_ms = versions.iter().map(|v| v.reported_at_ms).min().unwrap_or(0);
+        let Some(latest) = versions.iter().max_by_key(|v| (v.version, v.received_at_ms)) else { continue };
+        if !latest.nullification {
+            cases.push(CaseAtLock { case: to_event(latest)?, first_reported_ms });
+        }
+    }
+    Ok(cases)
+}
+
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct SignalRow {
+    key: String,
+    analysis: String,
+    product: String,
+    route: String,
+    event: String,
+    subgroup: String,
+    first_signalled_ms: i64,
+    last_change: String,
+    last_change_ms: i64,
+    n: i64,
+    estimate: f64,
+    lower: f64,
+    upper: f64,
+}
+
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct WorkflowRow {
+    key: String,
+    state: String,
+    rationale: String,
+    actor_role: String,
+    at_ms: i64,
+}
+
+/// Every signal's last change recorded by the lock, with the workflow's latest transition by then.
+async fn signals(db: &Db, lock_ms: i64) -> Result<Vec<SignalAtLock>, ReportError> {
+    let changes = db
+        .sql(
+            "SELECT signal_key, any(analysis), any(product), any(route), any(event), any(subgroup),
+                    argMax(first_signalled_at_ms, (run_at_ms, event_id)), argMax(change, (run_at_ms, event_id)),
+                    max(run_at_ms), argMax(n, (run_at_ms, event_id)), argMax(estimate, (run_at_ms, event_id)),
+                    argMax(lower, (run_at_ms, event_id)), argMax(upper, (run_at_ms, event_id))
+             FROM {signal_changes} WHERE run_at_ms <= {lock}
+             GROUP BY signal_key ORDER BY signal_key",
+        )
+        .bind("lock", lock_ms)
+        .fetch_all::<SignalRow>();
+    let workflow = db
+        .sql(
+            "SELECT signal_key, argMax(to_state, sequence), argMax(rationale, sequence),
+                    argMax(actor_role, sequence), argMax(at_ms, sequence)
+             FROM {signal_workflow} FINAL WHERE at_ms <= {lock} AND action = 'transition'
+             GROUP BY signal_key",
+        )
+        .bind("lock", lock_ms)
+        .fetch_all::<WorkflowRow>();
+    let (changes, workflow) = tokio::try_join!(changes, workflow)?;
+    let mut workflow: BTreeMap<String, WorkflowAtLock> = workflow
+        .into_iter()
+        .map(|w| (w.key, WorkflowAtLock { state: w.state, rationale: w.rationale, actor_role: w.actor_role, at_ms: w.at_ms }))
+        .collect();
+    Ok(changes
+        .into_iter()
+        .map(|c| SignalAtLock {
+            workflow: workflow.remove(&c.key),
+            key: c.key,
+            analysis: c.analysis,
+            product: c.product,
+            route: c.route,
+            event: c.event,
+            subgroup: c.subgroup,
+            first_signalled_ms: c.first_signalled_ms,
+            last_change: c.last_change,
+            last_change_ms: c.last_change_ms,
+            n: c.n,
+            estimate: c.estimate,
+            lower: c.lower,
+            upper: c.upper,
+        })
+        .collect())
+}
+
+/// For each partition of `topic`: the first offset whose acceptance time is after the lock (the
+/// end of the partition when there is none yet), from the broker's time index.
+pub fn positions(kafka: &KafkaConfig, topic: &str, lock_ms: i64) -> Result<Vec<KafkaPosition>, ReportError> {
+    let timeout = Duration::from_secs(10);
+    let consumer: BaseConsumer = pv_runtime::kafka::consumer_config(kafka, "pv-report").create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut query = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            query.add_partition_offset(topic, p.id(), Offset::Offset(lock_ms + 1))?;
+        }
+    }
+    let found = consumer.offsets_for_times(query, timeout)?;
+    let mut out = Vec::new();
+    for e in found.elements() {
+        let offset = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => consumer.fetch_watermarks(topic, e.partition(), timeout)?.1,
+        };
+        out.push(KafkaPosition { topic: topic.to_owned(), partition: e.partition(), offset });
+    }
+    out.sort();
+    Ok(out)
+}
