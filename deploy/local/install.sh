@@ -2,12 +2,13 @@
 # Installs what the local pipeline needs and is missing: build tools for rdkafka (cmake and
 # libcurl headers), ClickHouse from Debian's packages, and the Apache Kafka jars from Maven
 # Central (version pinned in deploy/kafka/pom.xml). Idempotent: a second run changes nothing.
-# `--browser` also installs Debian's Chromium and ChromeDriver, for the workbench's browser test.
+# `--browser` also installs Debian's Chromium and ChromeDriver, for the workbench's browser test,
+# and poppler-utils (pdftotext, pdftoppm), with which the tests read the periodic report back.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 packages=(clickhouse-server clickhouse-client cmake libcurl4-openssl-dev)
-[ "${1:-}" = "--browser" ] && packages+=(chromium chromium-driver)
+[ "${1:-}" = "--browser" ] && packages+=(chromium chromium-driver poppler-utils)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

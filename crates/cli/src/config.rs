@@ -3,6 +3,7 @@
 use pv_dashboard::DashboardConfig;
 use pv_enrich::EnrichConfig;
 use pv_gateway::GatewayConfig;
+use pv_reports::ReportsConfig;
 use pv_runtime::{ClickHouseConfig, KafkaConfig};
 use pv_signals::SignalsConfig;
 use pv_sink::SinkConfig;
@@ -33,6 +34,9 @@ pub struct PvConfig {
     /// `[dashboard]`: the safety officers' workbench.
     #[serde(default)]
     pub dashboard: DashboardConfig,
+    /// `[reports]`: the regulators' outputs.
+    #[serde(default)]
+    pub reports: ReportsConfig,
 }
 
 #[cfg(test)]
@@ -49,6 +53,7 @@ mod tests {
         assert_eq!(cfg.sink, SinkConfig::default());
         assert_eq!(cfg.signals, SignalsConfig::default());
         assert_eq!(cfg.dashboard, DashboardConfig::default());
+        assert_eq!(cfg.reports, ReportsConfig::default());
         // The local file names the secret file; everything else is the default.
         assert_eq!(
             cfg.enrich,

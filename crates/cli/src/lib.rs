@@ -8,6 +8,7 @@ mod config;
 mod dashboard;
 mod disproportionality;
 mod replay;
+mod report;
 mod signals;
 mod simulate;
 mod summary;
@@ -77,6 +78,9 @@ enum Command {
     /// Manage the workbench's users.
     #[command(subcommand)]
     Users(dashboard::UsersCommand),
+    /// Regulators' outputs: the periodic safety report and E2B(R3) case exports.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Print what is stored in ClickHouse: exposure, monitoring, adverse-event reports.
     Summary {
         /// First wait until every accepted event is enriched and stored (enricher and sink lag 0).
@@ -123,6 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Signals(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Replay(args) => runtime()?.block_on(args.run(&cfg)),
+        Command::Report(cmd) => runtime()?.block_on(cmd.run(&cfg)),
         Command::Disproportionality(args) => args.run(),
         Command::Score { truth_file } => runtime()?.block_on(async {
             let text = std::fs::read_to_string(&truth_file)

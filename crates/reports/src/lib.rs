@@ -8,10 +8,13 @@
 //! - [`source`]: the reads behind both, from ClickHouse and Kafka, as of a data-lock point.
 
 //ICSR pub mod icsr;
+pub mod config;
 pub mod periodic;
 pub mod sections;
 pub mod source;
 pub mod table;
+
+pub use config::ReportsConfig;
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]

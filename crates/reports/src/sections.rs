@@ -121,7 +121,10 @@ mod tests {
         assert!(two.contains("#emph[#\"two\"]"), "{two}");
         let sixteen = s.get("16").expect("section 16");
         assert!(sixteen.contains(r#"#"one #set page(width: 1cm) \"quoted\"""#), "{sixteen}");
-        assert!(sixteen.contains("#strong[#\"Notes\"]"), "an unnumbered heading stays in its section: {sixteen}");
+        assert!(
+            sixteen.contains("#strong[#\"Notes\"]"),
+            "an unnumbered heading stays in its section: {sixteen}"
+        );
         assert_eq!(s.get("3"), None);
     }
 }

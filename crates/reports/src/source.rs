@@ -17,7 +17,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::ReportError;
 use crate::periodic::input::{
-    CaseAtLock, Demographics, ExposureCell, Input, KafkaPosition, MonthlyDoses, SignalAtLock, Spec, WorkflowAtLock,
+    CaseAtLock, Demographics, ExposureCell, Input, KafkaPosition, MonthlyDoses, SignalAtLock, Spec,
+    WorkflowAtLock,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -55,7 +56,17 @@ pub async fn periodic_input(src: &Sources<'_>, spec: &Spec) -> Result<Input, Rep
     rows_read.insert("signal_changes (signals)".to_owned(), signals.len() as u64);
     let cases = cases_at_lock(versions)?;
     let harms = src.signals.harms.iter().map(|(g, h)| (g.clone(), h.rationale.clone())).collect();
-    Ok(Input { exposure, monthly, demographics, cases, analyses: evaluation.results, harms, signals, positions, rows_read })
+    Ok(Input {
+        exposure,
+        monthly,
+        demographics,
+        cases,
+        analyses: evaluation.results,
+        harms,
+        signals,
+        positions,
+        rows_read,
+    })
 }
 
 async fn exposure(db: &Db, spec: &Spec) -> Result<Vec<ExposureCell>, ReportError> {
@@ -101,7 +112,8 @@ async fn monthly(db: &Db, spec: &Spec) -> Result<Vec<MonthlyDoses>, ReportError>
     for d in days {
         let Some(date) = chrono::DateTime::from_timestamp_millis(d.day * DAY_MS) else { continue };
         let first = date.date_naive().with_day0(0).unwrap_or(date.date_naive());
-        let day = i32::try_from(first.signed_duration_since(chrono::NaiveDate::default()).num_days()).unwrap_or(0);
+        let day =
+            i32::try_from(first.signed_duration_since(chrono::NaiveDate::default()).num_days()).unwrap_or(0);
         *months.entry((day, d.product)).or_default() += d.administrations;
     }
     Ok(months
@@ -143,7 +155,8 @@ pub(crate) async fn case_versions(db: &Db, lock_ms: i64) -> Result<Vec<AdverseEv
 
 /// A stored version whose parallel arrays disagree cannot be read back.
 fn to_event(row: &AdverseEventRow) -> Result<EnrichedAdverseEvent, ReportError> {
-    row.to_event().ok_or_else(|| ReportError::Corrupt(format!("{}/{} v{}", row.clinic_id, row.report_id, row.version)))
+    row.to_event()
+        .ok_or_else(|| ReportError::Corrupt(format!("{}/{} v{}", row.clinic_id, row.report_id, row.version)))
 }
 
 /// Each case's latest version among `versions`, nullified cases dropped, by clinic and case id.
@@ -214,7 +227,17 @@ async fn signals(db: &Db, lock_ms: i64) -> Result<Vec<SignalAtLock>, ReportError
     let (changes, workflow) = tokio::try_join!(changes, workflow)?;
     let mut workflow: BTreeMap<String, WorkflowAtLock> = workflow
         .into_iter()
-        .map(|w| (w.key, WorkflowAtLock { state: w.state, rationale: w.rationale, actor_role: w.actor_role, at_ms: w.at_ms }))
+        .map(|w| {
+            (
+                w.key,
+                WorkflowAtLock {
+                    state: w.state,
+                    rationale: w.rationale,
+                    actor_role: w.actor_role,
+                    at_ms: w.at_ms,
+                },
+            )
+        })
         .collect();
     Ok(changes
         .into_iter()

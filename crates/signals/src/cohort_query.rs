@@ -24,16 +24,17 @@ const DAY_MS: i64 = 86_400_000;
 struct DoseHistory {
     patient_key: String,
     clinic_id: String,
-    /// (instant ms, product, route, mg, weight kg or 0, session), distinct: a re-delivered
-    /// dose once.
-    doses: Vec<(i64, String, String, f64, f64, i32)>,
+    /// (event id, dedup version, instant ms, product, route, mg, weight kg or 0, session): every
+    /// stored copy, reduced by [`first_accepted`].
+    doses: Vec<(String, u64, i64, String, String, f64, f64, i32)>,
 }
 
 #[derive(Debug, Row, Deserialize)]
 struct Dissociation {
     patient_key: String,
-    /// (session, monitored-at ms, CADSS), distinct.
-    scores: Vec<(i32, i64, i32)>,
+    /// (event id, dedup version, session, monitored-at ms, CADSS): every stored copy, reduced by
+    /// [`first_accepted`].
+    scores: Vec<(String, u64, i32, i64, i32)>,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -66,7 +67,7 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
     let doses = db
         .sql(
             "SELECT patient_key, any(clinic_id),
-                    arrayDistinct(groupArray((administered_at_ms, toString(product), toString(route), dose_mg, ifNull(weight_kg, 0.), session_number)))
+                    groupArray((toString(event_id), dedup_version, administered_at_ms, toString(product), toString(route), dose_mg, ifNull(weight_kg, 0.), session_number))
              FROM {doses}
              WHERE received_at_ms <= {to} AND administered_at_ms <= {to}
              GROUP BY patient_key",
@@ -78,17 +79,19 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
             "SELECT patient_key, argMax(toString(age_band), received_at_ms), argMax(toString(sex), received_at_ms),
                     argMax(protocol, received_at_ms), argMax(baseline_urinary_score, received_at_ms),
                     argMax(prior_substance_use_disorder, received_at_ms)
-             FROM {enrolments} WHERE received_at_ms <= {to} GROUP BY patient_key",
+             FROM {enrolments} FINAL WHERE received_at_ms <= {to} GROUP BY patient_key",
         )
         .bind("to", as_of_ms)
         .fetch_all::<Enrolment>();
     let cases = db
         .sql(
             "SELECT clinic_id, report_id, patient_key, v, reported, as_of, gs, onsets FROM (
-                SELECT clinic_id, report_id, any(patient_key) AS patient_key, max(version) AS v,
-                       argMax(nullification, version) AS nullified, argMax(reported_at_ms, version) AS reported,
-                       argMax(exposure_as_of_ms, version) AS as_of,
-                       argMax(reaction_groups, version) AS gs, argMax(reaction_onset_date, version) AS onsets
+                SELECT clinic_id, report_id, argMax(patient_key, (version, dedup_version)) AS patient_key,
+                       max(version) AS v, argMax(nullification, (version, dedup_version)) AS nullified,
+                       argMax(reported_at_ms, (version, dedup_version)) AS reported,
+                       argMax(exposure_as_of_ms, (version, dedup_version)) AS as_of,
+                       argMax(reaction_groups, (version, dedup_version)) AS gs,
+                       argMax(reaction_onset_date, (version, dedup_version)) AS onsets
                 FROM {ae_report_versions}
                 WHERE received_at_ms <= {to}
                 GROUP BY clinic_id, report_id)
@@ -99,7 +102,7 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
         .fetch_all::<CaseVersion>();
     let dissociation = db
         .sql(
-            "SELECT patient_key, arrayDistinct(groupArray((session_number, monitored_at_ms, assumeNotNull(dissociation_cadss))))
+            "SELECT patient_key, groupArray((toString(event_id), dedup_version, session_number, monitored_at_ms, assumeNotNull(dissociation_cadss)))
              FROM {monitoring_forms}
              WHERE received_at_ms <= {to} AND monitored_at_ms <= {to} AND isNotNull(dissociation_cadss)
              GROUP BY patient_key",
@@ -108,12 +111,11 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
         .fetch_all::<Dissociation>();
     let (doses, enrolments, cases, dissociation) = tokio::try_join!(doses, enrolments, cases, dissociation)?;
     let mut patients = assemble(&groups, doses, enrolments, cases);
-    let mut scores: BTreeMap<String, Vec<(i32, i64, i32)>> =
+    let mut scores: BTreeMap<String, Vec<(String, u64, i32, i64, i32)>> =
         dissociation.into_iter().map(|d| (d.patient_key, d.scores)).collect();
     for p in &mut patients {
-        let mut s: Vec<(i32, i32, f64)> = scores
-            .remove(&p.key)
-            .unwrap_or_default()
+        let copies = scores.remove(&p.key).unwrap_or_default().into_iter();
+        let mut s: Vec<(i32, i32, f64)> = first_accepted(copies.map(|(id, v, a, b, c)| (id, v, (a, b, c))))
             .into_iter()
             .map(|(session, ms, cadss)| (session, day(ms), f64::from(cadss)))
             .collect();
@@ -121,6 +123,23 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
         p.dissociation = s;
     }
     Ok(patients)
+}
+
+/// Each stored event once: among the copies of an event id, the earliest acceptance (highest
+/// dedup version), as the store's `FINAL` keeps it. Copies of one event normally agree; a clinic
+/// that re-sends an event id with other content must not be counted twice, nor differently from
+/// one run to the next.
+fn first_accepted<T>(copies: impl Iterator<Item = (String, u64, T)>) -> Vec<T> {
+    let mut kept: BTreeMap<String, (u64, T)> = BTreeMap::new();
+    for (id, version, value) in copies {
+        match kept.get(&id) {
+            Some((v, _)) if *v >= version => {}
+            _ => {
+                kept.insert(id, (version, value));
+            }
+        }
+    }
+    kept.into_values().map(|(_, value)| value).collect()
 }
 
 /// The patients, ordered by key (ClickHouse returns groups in no fixed order; the analyses are
@@ -167,7 +186,10 @@ fn assemble(
     doses
         .into_iter()
         .map(|mut h| {
-            h.doses.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)).then(a.3.total_cmp(&b.3)));
+            let copies = std::mem::take(&mut h.doses).into_iter();
+            let mut doses =
+                first_accepted(copies.map(|(id, v, ms, p, r, mg, w, s)| (id, v, (ms, p, r, mg, w, s))));
+            doses.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)).then(a.3.total_cmp(&b.3)));
             let e = enrolled.get(&h.patient_key);
             CohortPatient {
                 age_band: e.map_or_else(|| "unknown".into(), |e| e.age_band.clone()),
@@ -177,8 +199,7 @@ fn assemble(
                 baseline_ipss: e.and_then(|e| e.baseline_ipss),
                 prior_sud: e.and_then(|e| e.prior_sud).map(|v| v > 0),
                 cases: case_map.remove(&h.patient_key).unwrap_or_default(),
-                doses: h
-                    .doses
+                doses: doses
                     .into_iter()
                     .map(|(ms, product, route, mg, weight, session)| CohortDose {
                         day: day(ms),
@@ -263,8 +284,8 @@ mod tests {
             patient_key: "pk".into(),
             clinic_id: "c1".into(),
             doses: vec![
-                (3 * DAY_MS + 5, "ketamine".into(), "iv".into(), 35.0, 70.0, 1),
-                (4 * DAY_MS, "ketamine".into(), "iv".into(), 35.0, 0.0, 2),
+                ("e1".into(), 1, 3 * DAY_MS + 5, "ketamine".into(), "iv".into(), 35.0, 70.0, 1),
+                ("e2".into(), 1, 4 * DAY_MS, "ketamine".into(), "iv".into(), 35.0, 0.0, 2),
             ],
         }];
         let enrolments = vec![Enrolment {
@@ -310,5 +331,21 @@ mod tests {
             vec![],
         );
         assert_eq!(ps[0].age_band, "unknown");
+    }
+
+    #[test]
+    fn the_earliest_accepted_copy_of_an_event_wins_whatever_the_order() {
+        // Dedup version = u64::MAX - received ms: higher is earlier.
+        let copies = || {
+            vec![
+                ("b".to_owned(), 10, "b late"),
+                ("a".to_owned(), 30, "a early"),
+                ("b".to_owned(), 20, "b early"),
+                ("a".to_owned(), 30, "a early"),
+                ("a".to_owned(), 5, "a late"),
+            ]
+        };
+        assert_eq!(first_accepted(copies().into_iter()), ["a early", "b early"]);
+        assert_eq!(first_accepted(copies().into_iter().rev()), ["a early", "b early"]);
     }
 }

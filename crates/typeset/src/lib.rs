@@ -88,8 +88,7 @@ fn describe(world: &ReportWorld, errors: &[SourceDiagnostic]) -> String {
 fn fonts() -> &'static (LazyHash<FontBook>, Vec<Font>) {
     static FONTS: OnceLock<(LazyHash<FontBook>, Vec<Font>)> = OnceLock::new();
     FONTS.get_or_init(|| {
-        let fonts: Vec<Font> =
-            typst_assets::fonts().flat_map(|data| Font::iter(Bytes::new(data))).collect();
+        let fonts: Vec<Font> = typst_assets::fonts().flat_map(|data| Font::iter(Bytes::new(data))).collect();
         (LazyHash::new(FontBook::from_fonts(&fonts)), fonts)
     })
 }

@@ -94,8 +94,13 @@ fn tabulations(spec: &Spec, cases: &[CaseAtLock]) -> Vec<Section> {
          follow MedDRA's names but carry no codes, and reactions it cannot code are tabulated under their \
          verbatim text in the SOC \"(not coded)\".",
     );
-    let s62 = Section::new("6.2", "Cumulative summary tabulations of serious adverse events from clinical trials")
-        .text("Not applicable: the data are post-marketing treatment records from clinics; no clinical-trial data.");
+    let s62 = Section::new(
+        "6.2",
+        "Cumulative summary tabulations of serious adverse events from clinical trials",
+    )
+    .text(
+        "Not applicable: the data are post-marketing treatment records from clinics; no clinical-trial data.",
+    );
     let s63 = Section::new("6.3", "Cumulative and interval summary tabulations from post-marketing data sources")
         .text(
             "Adverse reactions by SOC and PT, each PT counted once per case (serious when any of its reports in \
@@ -135,7 +140,14 @@ fn reaction_tabulation(spec: &Spec, cases: &[CaseAtLock]) -> Table {
     let mut t = Table::new(
         "6.3-reactions-by-soc-and-pt",
         "Adverse reactions by SOC and PT: interval and cumulative, serious and non-serious",
-        &["SOC", "PT", "Interval serious", "Interval non-serious", "Cumulative serious", "Cumulative non-serious"],
+        &[
+            "SOC",
+            "PT",
+            "Interval serious",
+            "Interval non-serious",
+            "Cumulative serious",
+            "Cumulative non-serious",
+        ],
         "Counts of cases reporting the PT.",
     );
     let mut total = [0u64; 4];
@@ -143,7 +155,14 @@ fn reaction_tabulation(spec: &Spec, cases: &[CaseAtLock]) -> Table {
         total.iter_mut().zip(n).for_each(|(t, v)| *t += v);
         t.push(vec![soc.into(), pt.into(), n[0].into(), n[1].into(), n[2].into(), n[3].into()]);
     }
-    t.push(vec!["All".into(), "All".into(), total[0].into(), total[1].into(), total[2].into(), total[3].into()]);
+    t.push(vec![
+        "All".into(),
+        "All".into(),
+        total[0].into(),
+        total[1].into(),
+        total[2].into(),
+        total[3].into(),
+    ]);
     t
 }
 
@@ -167,8 +186,20 @@ fn signal_overview(spec: &Spec, signals: &[SignalAtLock]) -> Section {
     let mut t = Table::new(
         "15-signals",
         "Signals new, ongoing or closed in the reporting interval, as at the data-lock point",
-        &["Event", "Analysis", "Product", "Route", "Subgroup", "Category", "Detected", "Status at lock", "Cases",
-          "Estimate (95% CI)", "Evaluation and action", "Source"],
+        &[
+            "Event",
+            "Analysis",
+            "Product",
+            "Route",
+            "Subgroup",
+            "Category",
+            "Detected",
+            "Status at lock",
+            "Cases",
+            "Estimate (95% CI)",
+            "Evaluation and action",
+            "Source",
+        ],
         "Status: the signal workflow's state at the lock when someone acted on the signal, else the signals \
          service's last change. Detected: the date the signal was first raised. Signals raised after the \
          interval's end but before the lock are listed as new after the interval (see also section 14).",
@@ -178,10 +209,15 @@ fn signal_overview(spec: &Spec, signals: &[SignalAtLock]) -> Section {
     for s in sorted {
         let Some(cat) = category(spec, s) else { continue };
         let (status, evaluation, source) = match &s.workflow {
-            Some(w) => (w.state.clone(), format!("{} ({}, {})", w.rationale, w.actor_role, date(w.at_ms)), "workflow"),
+            Some(w) => (
+                w.state.clone(),
+                format!("{} ({}, {})", w.rationale, w.actor_role, date(w.at_ms)),
+                "workflow",
+            ),
             None => (s.last_change.clone(), "not yet evaluated".into(), "change log"),
         };
-        let estimate = format!("{} ({}-{})", num(s.estimate, 2).text(), num(s.lower, 2).text(), num(s.upper, 2).text());
+        let estimate =
+            format!("{} ({}-{})", num(s.estimate, 2).text(), num(s.lower, 2).text(), num(s.upper, 2).text());
         t.push(vec![
             s.event.clone().into(),
             s.analysis.clone().into(),
@@ -199,14 +235,19 @@ fn signal_overview(spec: &Spec, signals: &[SignalAtLock]) -> Section {
     }
     let count = t.rows.len();
     Section::new("15", "Overview of signals: new, ongoing or closed")
-        .text(format!("{count} signals were new, ongoing or closed in the reporting interval or raised before the lock."))
+        .text(format!(
+            "{count} signals were new, ongoing or closed in the reporting interval or raised before the lock."
+        ))
         .with(Block::Table(t))
 }
 
 /// The analyses of `harm` by `analysis`, cumulative (the person-time analyses run on everything
 /// received by the lock).
 fn of<'a>(input: &'a Input, harm: &'a str, analysis: &'a str) -> impl Iterator<Item = &'a SignalResult> {
-    input.analyses.iter().filter(move |r| r.event == harm && r.analysis == analysis && r.time_window != "period")
+    input
+        .analyses
+        .iter()
+        .filter(move |r| r.event == harm && r.analysis == analysis && r.time_window != "period")
 }
 
 fn stratum(r: &SignalResult) -> [Cell; 4] {
@@ -244,7 +285,10 @@ fn harm_section(
     charts.insert(chart.clone(), incidence_chart(input, harm, &title));
     Section::new(number, &title)
         .text(format!("Risk window: {rationale}."))
-        .with(Block::Chart { file: chart, caption: format!("{title}: incidence per 100 patient-years by dose band") })
+        .with(Block::Chart {
+            file: chart,
+            caption: format!("{title}: incidence per 100 patient-years by dose band"),
+        })
         .with(Block::Table(incidence_table(input, harm)))
         .with(Block::Table(rate_ratio_table(input, harm)))
         .with(Block::Table(onset_table(input, harm)))
@@ -263,8 +307,12 @@ fn incidence_chart(input: &Input, harm: &str, title: &str) -> String {
             note: Some(format!("n = {}", r.n)),
         })
         .collect();
-    let frame = pv_charts::Frame::new(&format!("{title}: incidence by lagged cumulative-dose band"), "dose band", "per 100 patient-years")
-        .with_size(640, 280);
+    let frame = pv_charts::Frame::new(
+        &format!("{title}: incidence by lagged cumulative-dose band"),
+        "dose band",
+        "per 100 patient-years",
+    )
+    .with_size(640, 280);
     pv_charts::bars(&frame, &bars, None)
 }
 
@@ -322,7 +370,18 @@ fn sequential_table(input: &Input, harm: &str) -> Table {
     let mut t = Table::new(
         &format!("16.4-{harm}-sequential-test"),
         "Sequential test (MaxSPRT / CMaxSPRT) at the data-lock point",
-        &["Product", "Route", "Dose band", "Subgroup", "Cases", "Expected", "LLR", "Critical value", "Signal", "Flags"],
+        &[
+            "Product",
+            "Route",
+            "Dose band",
+            "Subgroup",
+            "Cases",
+            "Expected",
+            "LLR",
+            "Critical value",
+            "Signal",
+            "Flags",
+        ],
         "Expected: the background rate times the administrations to patients still free of the harm.",
     );
     for r in of(input, harm, "sequential_test") {

@@ -30,7 +30,10 @@ impl<'a> Totals<'a> {
 const PERIODS: [&str; 2] = ["interval", "cumulative"];
 
 /// Sums `cells` by `key`, once for the interval and once cumulatively.
-fn by<'a, K: Ord>(cells: &'a [ExposureCell], key: impl Fn(&'a ExposureCell) -> K) -> BTreeMap<(K, usize), Totals<'a>> {
+fn by<'a, K: Ord>(
+    cells: &'a [ExposureCell],
+    key: impl Fn(&'a ExposureCell) -> K,
+) -> BTreeMap<(K, usize), Totals<'a>> {
     let mut out: BTreeMap<(K, usize), Totals<'a>> = BTreeMap::new();
     for c in cells {
         if c.in_interval {
@@ -67,8 +70,17 @@ fn by_product(cells: &[ExposureCell]) -> Table {
     let mut t = Table::new(
         "5.2-exposure-by-product",
         "Exposure by product, route and formulation",
-        &["Product", "Route", "Formulation", "Period", "Patients", "Administrations", "Total mg",
-          "Administrations with weight", "Total mg/kg"],
+        &[
+            "Product",
+            "Route",
+            "Formulation",
+            "Period",
+            "Patients",
+            "Administrations",
+            "Total mg",
+            "Administrations with weight",
+            "Total mg/kg",
+        ],
         "Patients: distinct patients with at least one administration in the period.",
     );
     for ((key, period), s) in by(cells, |c| (c.product.as_str(), c.route.as_str(), c.formulation.as_str())) {
@@ -133,10 +145,14 @@ fn by_demographics(input: &Input) -> Table {
 fn monthly_chart(input: &Input) -> String {
     let mut stacks: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
     for m in &input.monthly {
-        stacks.entry(m.product.as_str()).or_default().push((f64::from(m.month_day), m.administrations as f64));
+        stacks
+            .entry(m.product.as_str())
+            .or_default()
+            .push((f64::from(m.month_day), m.administrations as f64));
     }
     let stacks: Vec<pv_charts::Stack> =
         stacks.into_iter().map(|(name, values)| pv_charts::Stack { name: name.to_owned(), values }).collect();
-    let frame = pv_charts::Frame::new("Administrations by month", "month", "administrations").with_size(640, 260);
+    let frame =
+        pv_charts::Frame::new("Administrations by month", "month", "administrations").with_size(640, 260);
     pv_charts::stacked_bars(&frame, &stacks)
 }

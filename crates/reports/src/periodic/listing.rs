@@ -31,7 +31,11 @@ fn reactions(c: &CaseAtLock) -> String {
         let pt = r.pt.clone().unwrap_or_else(|| r.verbatim.clone());
         let outcome = serde_json::to_value(r.outcome).ok().and_then(|v| v.as_str().map(str::to_owned));
         let onset = r.onset_date.map(|d| format!(", onset {d}")).unwrap_or_default();
-        format!("{pt}{} ({}{onset})", if r.seriousness.is_serious() { "*" } else { "" }, outcome.unwrap_or_default())
+        format!(
+            "{pt}{} ({}{onset})",
+            if r.seriousness.is_serious() { "*" } else { "" },
+            outcome.unwrap_or_default()
+        )
     };
     c.case.reactions.iter().map(term).collect::<Vec<_>>().join("; ")
 }
@@ -46,18 +50,31 @@ pub(crate) fn serious_cases(spec: &Spec, input: &Input) -> Table {
     let mut t = Table::new(
         "20.1-serious-cases",
         "Line listing of serious cases",
-        &["Case", "Version", "First received", "Patient", "Age band", "Sex", "Suspect product", "Reactions",
-          "Seriousness"],
+        &[
+            "Case",
+            "Version",
+            "First received",
+            "Patient",
+            "Age band",
+            "Sex",
+            "Suspect product",
+            "Reactions",
+            "Seriousness",
+        ],
         "Reactions: PT (outcome, onset); * marks a serious reaction.",
     );
     let mut cases: Vec<&CaseAtLock> = input
         .cases
         .iter()
-        .filter(|c| spec.in_interval(c.first_reported_ms) && c.case.reactions.iter().any(|r| r.seriousness.is_serious()))
+        .filter(|c| {
+            spec.in_interval(c.first_reported_ms)
+                && c.case.reactions.iter().any(|r| r.seriousness.is_serious())
+        })
         .collect();
     cases.sort_by(|a, b| (&a.case.clinic_id, &a.case.report_id).cmp(&(&b.case.clinic_id, &b.case.report_id)));
     for c in cases {
-        let (age, sex) = demographics.get(c.case.patient_key.as_str()).copied().unwrap_or(("unknown", "unknown"));
+        let (age, sex) =
+            demographics.get(c.case.patient_key.as_str()).copied().unwrap_or(("unknown", "unknown"));
         t.push(vec![
             format!("{}/{}", c.case.clinic_id, c.case.report_id).into(),
             i64::from(c.case.version).into(),

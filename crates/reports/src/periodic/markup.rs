@@ -39,8 +39,14 @@ pub fn markup(report: &Report) -> String {
 }
 
 fn cover(out: &mut String, report: &Report) {
-    let _ = writeln!(out, "#align(center + horizon)[\n#text(size: 20pt, weight: \"bold\")[#{}]\n", literal(&report.spec.title));
-    out.push_str("#v(1em)\n#text(size: 12pt)[#\"Periodic safety report (ICH E2C(R2) structure)\"]\n#v(2em)\n");
+    let _ = writeln!(
+        out,
+        "#align(center + horizon)[\n#text(size: 20pt, weight: \"bold\")[#{}]\n",
+        literal(&report.spec.title)
+    );
+    out.push_str(
+        "#v(1em)\n#text(size: 12pt)[#\"Periodic safety report (ICH E2C(R2) structure)\"]\n#v(2em)\n",
+    );
     out.push_str("#table(columns: 2, stroke: none, align: (right, left),\n");
     for (label, value) in &report.facts {
         let _ = writeln!(out, "  strong({}), {},", literal(label), literal(value));
@@ -72,7 +78,9 @@ fn section(out: &mut String, s: &Section) {
 
 fn human(out: &mut String, text: Option<&str>) {
     out.push_str("#block(width: 100%, inset: 8pt, stroke: (left: 2pt + luma(120)), fill: luma(245))[\n");
-    out.push_str("#text(size: 8pt, style: \"italic\")[#\"Written by the responsible person (sections file).\"]\n\n");
+    out.push_str(
+        "#text(size: 8pt, style: \"italic\")[#\"Written by the responsible person (sections file).\"]\n\n",
+    );
     match text {
         Some(t) => out.push_str(t),
         None => out.push_str("#emph[#\"Not provided in the sections file.\"]"),
@@ -81,7 +89,12 @@ fn human(out: &mut String, text: Option<&str>) {
 }
 
 fn table(out: &mut String, t: &Table) {
-    let _ = writeln!(out, "#block(breakable: false)[#strong[#{}] #h(1fr) #text(size: 8pt)[#{}]]", literal(&t.title), literal(&format!("{}.csv", t.file)));
+    let _ = writeln!(
+        out,
+        "#block(breakable: false)[#strong[#{}] #h(1fr) #text(size: 8pt)[#{}]]",
+        literal(&t.title),
+        literal(&format!("{}.csv", t.file))
+    );
     if t.rows.is_empty() {
         let _ = writeln!(out, "#emph[#\"None.\"]\n");
         return;

@@ -38,6 +38,14 @@ struct Manifest<'a> {
     files: BTreeMap<String, String>,
 }
 
+/// The chart as the PDF embeds it: its text in one font variant. Typst 0.13 writes the fonts of
+/// an SVG's text in an order that varies from run to run when the SVG uses more than one variant
+/// (typst/typst#6783), which would break byte-identical reports; the bold chart titles are set
+/// regular in the PDF (the SVG files beside it keep them bold).
+fn one_font_variant(svg: &str) -> String {
+    svg.replace(" font-weight=\"bold\"", "")
+}
+
 /// Renders `report` (built from `input`) into its files.
 pub fn render(report: &Report, input: &Input) -> Result<Outputs, ReportError> {
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -48,9 +56,11 @@ pub fn render(report: &Report, input: &Input) -> Result<Outputs, ReportError> {
         files.insert(path.clone(), svg.as_bytes().to_vec());
     }
     let mut doc = pv_typeset::Document { markup: markup(report), files: BTreeMap::new() };
-    doc.files.extend(report.charts.iter().map(|(p, svg)| (p.clone(), svg.as_bytes().to_vec())));
-    let stamp = DateTime::from_timestamp_millis(report.spec.lock_ms).ok_or(ReportError::Lock(report.spec.lock_ms))?;
-    let ident = format!("{} {} {} {}", report.spec.title, report.spec.from, report.spec.to, report.spec.lock_ms);
+    doc.files.extend(report.charts.iter().map(|(p, svg)| (p.clone(), one_font_variant(svg).into_bytes())));
+    let stamp =
+        DateTime::from_timestamp_millis(report.spec.lock_ms).ok_or(ReportError::Lock(report.spec.lock_ms))?;
+    let ident =
+        format!("{} {} {} {}", report.spec.title, report.spec.from, report.spec.to, report.spec.lock_ms);
     files.insert(PDF.into(), pv_typeset::pdf(&doc, stamp, &ident)?);
     let mut positions = input.positions.clone();
     positions.sort();
