@@ -368,6 +368,10 @@ fn check_pdf(out: &Outputs, listed_case: &str) {
     let flat = |t: &str| t.chars().filter(|c| !c.is_whitespace() && *c != '-').collect::<String>();
     assert!(flat(&run("pdftotext", &[pdf, "-"])).contains(&flat(listed_case)), "the PDF lists {listed_case}");
     assert!(text.contains("2 / "), "pages are numbered");
+    // The two incidence tables run over more than one page each (this stream): their header
+    // repeats at the top of every page they fill.
+    let headers = text.lines().filter(|l| l.contains("Subgroup") && l.contains("Patient-years")).count();
+    assert!(headers > 2, "table headers repeat on each page ({headers} for 2 tables)");
     let fonts = run("pdffonts", &[pdf]);
     let rows: Vec<&str> = fonts.lines().skip(2).collect();
     assert!(!rows.is_empty(), "the PDF has fonts");

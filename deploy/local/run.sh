@@ -55,6 +55,14 @@ echo
 echo "== the signals run's harm signals against what the simulator planted (.state/ground-truth.json) =="
 "$PV" score
 
+echo
+echo "== the regulators' sample: the periodic report for the last six simulated months, locked now =="
+PV_LOCK="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+sleep 1  # the lock must not be in the future, to the second
+REPORT_DIR="$PV_STATE/reports/periodic"
+"$PV" report periodic --from "$(date -d "$PV_END - 6 months" +%F)" --to "$(date -d "$PV_END - 1 day" +%F)" \
+  --lock "$PV_LOCK" --out "$REPORT_DIR"
+
 # The workbench, with one demo user per role (local demo passwords; `pv users add` for real ones).
 for u in "officer safety_officer" "regulator regulator" "clinic01 clinic clinic-01"; do
   set -- $u
@@ -81,6 +89,10 @@ cat <<INFO
   logs:             $LOG_DIR/pv-gateway.log, pv-enrich.log, pv-sink.log, kafka.log
   send more:        $PV simulate --seed 7
   stop everything:  deploy/local/stop.sh
+
+== the regulators' outputs (made again the same, byte for byte, with the same --lock) ==
+  periodic report:  $REPORT_DIR/periodic-report.pdf  (tables/*.csv, charts/*.svg, manifest.json beside it)
+  regenerate:       $PV report periodic --from ... --to ... --lock $PV_LOCK --out DIR
 
 == the safety officers' workbench ==
   open:             http://127.0.0.1:8090/   (JSON API under /api/v1; log $LOG_DIR/pv-dashboard.log)

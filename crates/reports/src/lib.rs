@@ -7,8 +7,8 @@
 //!   against FDA's business rules.
 //! - [`source`]: the reads behind both, from ClickHouse and Kafka, as of a data-lock point.
 
-//ICSR pub mod icsr;
 pub mod config;
+pub mod icsr;
 pub mod periodic;
 pub mod sections;
 pub mod source;
@@ -31,6 +31,9 @@ pub enum ReportError {
     /// A stored case version cannot be read back (its reaction or drug arrays disagree).
     #[error("case version {0} is stored with arrays of different lengths")]
     Corrupt(String),
+    /// The case or version asked for was not received by the lock.
+    #[error("no case {0} received by the lock")]
+    NoSuchCase(String),
     /// The lock is not a representable instant.
     #[error("lock: {0} ms is not a representable instant")]
     Lock(i64),

@@ -284,3 +284,243 @@ pub fn positions(kafka: &KafkaConfig, topic: &str, lock_ms: i64) -> Result<Vec<K
     out.sort();
     Ok(out)
 }
+
+/// Which case versions an E2B export holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IcsrSelection {
+    /// One case (`clinic/report`), at a version (its latest received by the lock when `None`).
+    Case {
+        /// The clinic.
+        clinic_id: String,
+        /// The clinic's case id.
+        report_id: String,
+        /// The version.
+        version: Option<i32>,
+    },
+    /// Every version of the cases first received in the interval (both days included); with
+    /// `serious`, only cases some version of which is serious (a nullification of such a case goes
+    /// too).
+    Interval {
+        /// First day.
+        from: chrono::NaiveDate,
+        /// Last day.
+        to: chrono::NaiveDate,
+        /// Serious cases only.
+        serious: bool,
+    },
+}
+
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct DoseOf {
+    patient_key: String,
+    product: String,
+    at_ms: i64,
+    mg: f64,
+}
+
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct BaselineOf {
+    patient_key: String,
+    age_band: String,
+    sex: String,
+}
+
+fn wire<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
+/// The case versions `selection` names, as received by `lock_ms`, in case and version order,
+/// with each patient's baseline and dosing. An unknown case or version is an error naming it.
+pub async fn icsr_cases(
+    clickhouse: &ClickHouseConfig,
+    selection: &IcsrSelection,
+    lock_ms: i64,
+) -> Result<Vec<crate::icsr::IcsrCase>, ReportError> {
+    let db = Db::new(clickhouse);
+    let versions = selected_versions(&db, selection, lock_ms).await?;
+    let keys: Vec<String> = versions
+        .iter()
+        .map(|v| v.patient_key.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let doses: Vec<DoseOf> = db
+        .sql(
+            "SELECT patient_key, toString(product), administered_at_ms, dose_mg FROM {doses} FINAL
+             WHERE patient_key IN {keys} AND received_at_ms <= {lock}
+             ORDER BY patient_key, administered_at_ms, event_id",
+        )
+        .bind("keys", keys.clone())
+        .bind("lock", lock_ms)
+        .fetch_all()
+        .await?;
+    let baselines: Vec<BaselineOf> = db
+        .sql(
+            "SELECT patient_key, argMax(toString(age_band), (received_at_ms, event_id)),
+                    argMax(toString(sex), (received_at_ms, event_id))
+             FROM {enrolments} FINAL WHERE patient_key IN {keys} AND received_at_ms <= {lock}
+             GROUP BY patient_key",
+        )
+        .bind("keys", keys)
+        .bind("lock", lock_ms)
+        .fetch_all()
+        .await?;
+    let baselines: BTreeMap<String, BaselineOf> =
+        baselines.into_iter().map(|b| (b.patient_key.clone(), b)).collect();
+    let first_received: BTreeMap<(String, String), i64> =
+        versions.iter().fold(BTreeMap::new(), |mut m, v| {
+            let e = m.entry((v.clinic_id.clone(), v.report_id.clone())).or_insert(v.reported_at_ms);
+            *e = (*e).min(v.reported_at_ms);
+            m
+        });
+    let mut out = Vec::new();
+    for v in &versions {
+        let event = to_event(v)?;
+        let first = first_received
+            .get(&(v.clinic_id.clone(), v.report_id.clone()))
+            .copied()
+            .unwrap_or(v.reported_at_ms);
+        out.push(icsr_case(event, first, baselines.get(&v.patient_key), &doses));
+    }
+    Ok(out)
+}
+
+async fn selected_versions(
+    db: &Db,
+    selection: &IcsrSelection,
+    lock_ms: i64,
+) -> Result<Vec<AdverseEventRow>, ReportError> {
+    let mut rows: Vec<AdverseEventRow> = match selection {
+        IcsrSelection::Case { clinic_id, report_id, version } => {
+            let rows: Vec<AdverseEventRow> = db
+                .sql(
+                    "SELECT ?fields FROM {ae_report_versions} FINAL
+                     WHERE clinic_id = {clinic} AND report_id = {report} AND received_at_ms <= {lock}",
+                )
+                .table("ae_report_versions", &AE_REPORT_VERSIONS)
+                .bind("clinic", clinic_id.clone())
+                .bind("report", report_id.clone())
+                .bind("lock", lock_ms)
+                .fetch_all()
+                .await?;
+            let chosen = match version {
+                Some(n) => {
+                    rows.iter().filter(|r| r.version == *n).min_by_key(|r| (r.received_at_ms, r.event_id))
+                }
+                None => rows.iter().max_by_key(|r| (r.version, std::cmp::Reverse(r.received_at_ms))),
+            };
+            let what = version.map_or_else(String::new, |n| format!(" version {n}"));
+            let chosen =
+                chosen.ok_or_else(|| ReportError::NoSuchCase(format!("{clinic_id}/{report_id}{what}")))?;
+            let keep = chosen.event_id;
+            // A version's other copies (re-sent with other content) are not it: earliest acceptance wins.
+            rows.into_iter().filter(|r| r.event_id == keep).take(1).collect()
+        }
+        IcsrSelection::Interval { from, to, serious } => {
+            let all = case_versions(db, lock_ms).await?;
+            let spec =
+                Spec { from: *from, to: *to, lock_ms, title: String::new(), organisation: String::new() };
+            let mut by_case: BTreeMap<(String, String), Vec<AdverseEventRow>> = BTreeMap::new();
+            for v in all {
+                by_case.entry((v.clinic_id.clone(), v.report_id.clone())).or_default().push(v);
+            }
+            by_case
+                .into_values()
+                .filter(|vs| spec.in_interval(vs.iter().map(|v| v.reported_at_ms).min().unwrap_or(i64::MIN)))
+                .filter(|vs| !serious || vs.iter().any(is_serious))
+                .flat_map(one_copy_per_version)
+                .collect()
+        }
+    };
+    rows.sort_by(|a, b| {
+        (&a.clinic_id, &a.report_id, a.version).cmp(&(&b.clinic_id, &b.report_id, b.version))
+    });
+    Ok(rows)
+}
+
+fn is_serious(v: &AdverseEventRow) -> bool {
+    [
+        &v.reaction_death,
+        &v.reaction_life_threatening,
+        &v.reaction_hospitalisation,
+        &v.reaction_disability,
+        &v.reaction_congenital_anomaly,
+        &v.reaction_other_medically_important,
+    ]
+    .iter()
+    .any(|c| c.iter().any(|x| *x))
+}
+
+/// Of the copies of each version, the earliest accepted.
+fn one_copy_per_version(mut versions: Vec<AdverseEventRow>) -> Vec<AdverseEventRow> {
+    versions.sort_by_key(|v| (v.version, v.received_at_ms, v.event_id));
+    versions.dedup_by_key(|v| v.version);
+    versions
+}
+
+fn icsr_case(
+    e: EnrichedAdverseEvent,
+    first_received_ms: i64,
+    baseline: Option<&BaselineOf>,
+    doses: &[DoseOf],
+) -> crate::icsr::IcsrCase {
+    use crate::icsr::{Dosing, IcsrCase, IcsrDrug, IcsrReaction};
+    let dosing = |product: pv_events::Product| {
+        let name = serde_json::to_value(product).ok()?.as_str()?.to_owned();
+        let given: Vec<&DoseOf> = doses
+            .iter()
+            .filter(|d| {
+                d.patient_key == e.patient_key && d.product == name && d.at_ms <= e.exposure_as_of.millis()
+            })
+            .collect();
+        let (first, last) = (given.first()?, given.last()?);
+        Some(Dosing {
+            last_dose_mg: last.mg,
+            administrations: i32::try_from(given.len()).unwrap_or(i32::MAX),
+            cumulative_mg: given.iter().map(|d| d.mg).sum(),
+            first_dose_ms: first.at_ms,
+            last_dose_ms: last.at_ms,
+        })
+    };
+    IcsrCase {
+        clinic_id: e.clinic_id.clone(),
+        report_id: e.report_id.clone(),
+        version: e.version,
+        nullification: e.nullification,
+        nullification_reason: e.nullification_reason.clone(),
+        first_received_ms,
+        most_recent_ms: e.reported_at.millis(),
+        accepted_at_ms: e.received_at.millis(),
+        reporter: e.reporter_qualification,
+        patient_key: e.patient_key.clone(),
+        age_band: baseline.and_then(|b| wire(&b.age_band)),
+        sex: baseline.and_then(|b| wire(&b.sex)),
+        reactions: e
+            .reactions
+            .iter()
+            .map(|r| IcsrReaction {
+                verbatim: r.verbatim.clone(),
+                pt: r.pt.clone(),
+                pt_code: r.pt_code,
+                onset_day: r.onset_date.map(|d| d.days()),
+                seriousness: r.seriousness,
+                outcome: r.outcome,
+            })
+            .collect(),
+        drugs: e
+            .drugs
+            .iter()
+            .map(|d| IcsrDrug {
+                role: d.role,
+                name: d.name.clone(),
+                product: d.product,
+                route: d.route,
+                causality: d.causality,
+                dechallenge: d.dechallenge,
+                rechallenge: d.rechallenge,
+                dosing: d.product.and_then(dosing),
+            })
+            .collect(),
+        narrative: e.narrative.clone(),
+    }
+}

@@ -20,13 +20,19 @@ use crate::model::CaseRef;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// A stored dose: (event id, dedup version, instant ms, product, route, mg, weight kg or 0, session).
+type StoredDose = (String, u64, i64, String, String, f64, f64, i32);
+
+/// A stored dissociation score: (event id, dedup version, session, monitored-at ms, CADSS).
+type StoredScore = (String, u64, i32, i64, i32);
+
 #[derive(Debug, Row, Deserialize)]
 struct DoseHistory {
     patient_key: String,
     clinic_id: String,
     /// (event id, dedup version, instant ms, product, route, mg, weight kg or 0, session): every
     /// stored copy, reduced by [`first_accepted`].
-    doses: Vec<(String, u64, i64, String, String, f64, f64, i32)>,
+    doses: Vec<StoredDose>,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -34,7 +40,7 @@ struct Dissociation {
     patient_key: String,
     /// (event id, dedup version, session, monitored-at ms, CADSS): every stored copy, reduced by
     /// [`first_accepted`].
-    scores: Vec<(String, u64, i32, i64, i32)>,
+    scores: Vec<StoredScore>,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -111,7 +117,7 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
         .fetch_all::<Dissociation>();
     let (doses, enrolments, cases, dissociation) = tokio::try_join!(doses, enrolments, cases, dissociation)?;
     let mut patients = assemble(&groups, doses, enrolments, cases);
-    let mut scores: BTreeMap<String, Vec<(String, u64, i32, i64, i32)>> =
+    let mut scores: BTreeMap<String, Vec<StoredScore>> =
         dissociation.into_iter().map(|d| (d.patient_key, d.scores)).collect();
     for p in &mut patients {
         let copies = scores.remove(&p.key).unwrap_or_default().into_iter();

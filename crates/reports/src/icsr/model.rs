@@ -3,7 +3,8 @@
 //! `crate::icsr_query`; written to E2B(R3) XML by [`super::write`] and read back by [`super::read`].
 
 use pv_events::{
-    AgeBand, Causality, ChallengeResult, DrugRole, Outcome, Product, ReporterQualification, Route, Seriousness, Sex,
+    AgeBand, Causality, ChallengeResult, DrugRole, Outcome, Product, ReporterQualification, Route,
+    Seriousness, Sex,
 };
 
 /// Who sends the batch (N.1.3, N.2.r.2, C.3) and to whom (N.1.4, N.2.r.3). From configuration.

@@ -452,3 +452,50 @@ fn appendices(spec: &Spec, input: &Input) -> Vec<Section> {
         .with(Block::Table(super::listing::rows_read(input)));
     vec![s20, listing, lock]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn spec() -> Spec {
+        let d = |m, day| chrono::NaiveDate::from_ymd_opt(2026, m, day).expect("date");
+        Spec { from: d(4, 1), to: d(6, 30), lock_ms: 0, title: String::new(), organisation: String::new() }
+    }
+
+    fn signal(first: i64, change: &str, at: i64) -> SignalAtLock {
+        SignalAtLock {
+            key: "k".into(),
+            analysis: "sequential_test".into(),
+            product: "ketamine".into(),
+            route: "*".into(),
+            event: "urological".into(),
+            subgroup: "*".into(),
+            first_signalled_ms: first,
+            last_change: change.into(),
+            last_change_ms: at,
+            n: 3,
+            estimate: 1.0,
+            lower: 0.5,
+            upper: 2.0,
+            workflow: None,
+        }
+    }
+
+    #[test]
+    fn signals_are_new_ongoing_or_closed_relative_to_the_interval() {
+        let s = spec();
+        let (from, end) = (s.from_ms(), s.end_ms());
+        assert_eq!(category(&s, &signal(from, "new", from)), Some("new in the interval"));
+        assert_eq!(category(&s, &signal(from - DAY, "updated", from + DAY)), Some("ongoing"));
+        assert_eq!(category(&s, &signal(from - DAY, "closed", end - 1)), Some("closed in the interval"));
+        assert_eq!(category(&s, &signal(from - 9 * DAY, "closed", from - DAY)), None, "closed before it");
+        assert_eq!(category(&s, &signal(end, "new", end)), Some("new after the interval"));
+        // Raised and closed within the interval: closed in it.
+        assert_eq!(
+            category(&s, &signal(from + DAY, "closed", from + 2 * DAY)),
+            Some("closed in the interval")
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! ICH E2B(R3) case exports (placeholder until the writer lands).
+pub mod model;
+pub use model::*;
