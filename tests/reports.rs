@@ -17,9 +17,11 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use common::{TestEnv, distinct, produce_raw, through_pipeline};
 use pv_events::{AdverseEventReport, ClinicEvent, EventId, Timestamp};
+use pv_reports::ReportsConfig;
+use pv_reports::icsr::{self, Batch, IcsrCase, ReadCase};
 use pv_reports::periodic::{self, Input, Outputs, Spec};
 use pv_reports::sections::HumanSections;
-use pv_reports::source::{Sources, periodic_input};
+use pv_reports::source::{IcsrSelection, Sources, icsr_cases, periodic_input};
 use pv_signals::{SignalsConfig, SignalsService};
 use pv_simulate::{SimConfig, generate};
 use sha2::{Digest, Sha256};
@@ -257,6 +259,7 @@ async fn a_report_is_the_same_bytes_for_its_lock_and_a_later_lock_shows_exactly_
     assert_eq!(after.get(&s.follow_up).map(String::as_str), Some("2"));
     assert!(!before.contains_key(&s.new_case) && after.contains_key(&s.new_case), "{} is new", s.new_case);
 
+    check_icsr(&env, &s, lock, later_lock).await;
     check_against_sql(&env, &a, lock).await;
     check_manifest(&a, &input_a, lock);
     check_pdf(&a, &s.nullified);
@@ -380,4 +383,109 @@ fn check_pdf(out: &Outputs, listed_case: &str) {
         assert_eq!(fields.get(fields.len().saturating_sub(5)), Some(&"yes"), "embedded: {row}");
     }
     run("pdftoppm", &["-r", "60", "-png", pdf, dir.join("page").to_str().expect("utf-8")]);
+}
+
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct StoredVersion {
+    version: i32,
+    verbatims: Vec<String>,
+    outcomes: Vec<String>,
+    drugs: Vec<String>,
+    narrative: Option<String>,
+}
+
+/// The demo settings with a sender contact (FDA requires C.3.3 and C.3.4).
+fn reports_config() -> ReportsConfig {
+    let contact = icsr::SenderContact {
+        department: "Drug Safety".into(),
+        title: "Dr".into(),
+        given_name: "Test".into(),
+        family_name: "Officer".into(),
+        street: "1 Test Street".into(),
+        city: "Springfield".into(),
+        state: "IL".into(),
+        postcode: "62701".into(),
+        telephone: "+1 555 0100".into(),
+        fax: "+1 555 0101".into(),
+        email: "safety@example.org".into(),
+    };
+    ReportsConfig { contact: Some(contact), ..ReportsConfig::default() }
+}
+
+/// Exports `selection` as received by `lock` and reads it back.
+async fn export(env: &TestEnv, selection: &IcsrSelection, lock: i64) -> (Vec<IcsrCase>, String) {
+    let cases = icsr_cases(&env.clickhouse, selection, lock).await.expect("case versions");
+    let cfg = reports_config();
+    let batch = Batch { batch_id: "TEST-1".into(), created_at_ms: lock, cases: cases.clone() };
+    let xml = icsr::batch_xml(&batch, &cfg.sender(), None).expect("E2B XML");
+    (cases, xml)
+}
+
+/// E2B exports of the same data: a case at the lock (its first version) and after it (the
+/// follow-up), parsed back field by field and against the stored rows; the interval's serious
+/// cases with the nullification; FDA's business rules.
+async fn check_icsr(env: &TestEnv, s: &Split, lock: i64, later_lock: i64) {
+    let (clinic_id, report_id) = s.follow_up.split_once('/').expect("clinic/report");
+    let one =
+        |version| IcsrSelection::Case { clinic_id: clinic_id.into(), report_id: report_id.into(), version };
+    let sender = reports_config().sender();
+    for (lock_ms, want_version) in [(lock, 1), (later_lock, 2)] {
+        let (cases, xml) = export(env, &one(None), lock_ms).await;
+        let read = icsr::read_batch(&xml).expect("parses back");
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].version, Some(want_version), "the version known at the lock");
+        let expected = ReadCase::expected(&cases[0], lock_ms, &sender, None).expect("expected");
+        assert_eq!(read[0], expected, "every field reads back as written");
+        // And against ClickHouse directly.
+        let stored: StoredVersion = env
+            .db()
+            .sql(
+                "SELECT version, reaction_verbatim, arrayMap(o -> toString(o), reaction_outcome), drug_name, narrative
+                 FROM {ae_report_versions} FINAL WHERE clinic_id = {c} AND report_id = {r} AND version = {v}",
+            )
+            .bind("c", clinic_id.to_owned())
+            .bind("r", report_id.to_owned())
+            .bind("v", want_version)
+            .fetch_one()
+            .await
+            .expect("stored version");
+        let verbatims: Vec<String> = read[0].reactions.iter().filter_map(|r| r.verbatim.clone()).collect();
+        assert_eq!(verbatims, stored.verbatims);
+        let outcome_code = |o: &str| match o {
+            "recovered" => "1",
+            "recovering" => "2",
+            "not_recovered" => "3",
+            "recovered_with_sequelae" => "4",
+            "fatal" => "5",
+            _ => "0",
+        };
+        let outcomes: Vec<&str> = read[0].reactions.iter().filter_map(|r| r.outcome.as_deref()).collect();
+        assert_eq!(outcomes, stored.outcomes.iter().map(|o| outcome_code(o)).collect::<Vec<_>>());
+        let mut names: Vec<String> = read[0].drugs.iter().filter_map(|d| d.name.clone()).collect();
+        let mut stored_names = stored.drugs.clone();
+        names.sort();
+        stored_names.sort();
+        assert_eq!(names, stored_names);
+        assert_eq!(stored.version, want_version);
+        if let Some(n) = &stored.narrative {
+            assert!(read[0].narrative.as_deref().is_some_and(|t| t.starts_with(n.as_str())), "narrative");
+        }
+        // Without a licensed MedDRA release the only findings are the missing MedDRA codes.
+        let other: Vec<_> = icsr::check(&xml)
+            .into_iter()
+            .filter(|v| !(v.element.starts_with("E.i.2.1") || v.is_warning()))
+            .collect();
+        assert!(other.is_empty(), "FDA rules: {other:?}");
+    }
+    let interval = IcsrSelection::Interval { from: day(2026, 3, 1), to: day(2026, 5, 31), serious: true };
+    let (cases, xml) = export(env, &interval, later_lock).await;
+    let read = icsr::read_batch(&xml).expect("parses back");
+    assert_eq!(read.len(), cases.len());
+    let (nc, nr) = s.nullified.split_once('/').expect("clinic/report");
+    let nullification = cases.iter().position(|c| c.clinic_id == nc && c.report_id == nr && c.nullification);
+    let i = nullification.expect("the nullification is exported");
+    assert_eq!(read[i].nullification.as_deref(), Some("1"), "C.1.11.1 = nullification");
+    assert_eq!(read[i].nullification_reason.as_deref(), Some("duplicate of another case"));
+    let (_, again) = export(env, &interval, later_lock).await;
+    assert_eq!(xml, again, "the same export for the same lock is the same bytes");
 }

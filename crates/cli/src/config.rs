@@ -53,7 +53,12 @@ mod tests {
         assert_eq!(cfg.sink, SinkConfig::default());
         assert_eq!(cfg.signals, SignalsConfig::default());
         assert_eq!(cfg.dashboard, DashboardConfig::default());
-        assert_eq!(cfg.reports, ReportsConfig::default());
+        // The local file names a demo E2B sender contact; everything else is the default.
+        assert_eq!(
+            cfg.reports,
+            ReportsConfig { contact: cfg.reports.contact.clone(), ..ReportsConfig::default() }
+        );
+        assert!(cfg.reports.contact.is_some());
         // The local file names the secret file; everything else is the default.
         assert_eq!(
             cfg.enrich,

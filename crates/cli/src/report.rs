@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
+use pv_reports::icsr::{Batch, batch_xml, check};
 use pv_reports::periodic::{self, Spec};
 use pv_reports::sections::HumanSections;
-use pv_reports::source::{self, Sources};
+use pv_reports::source::{self, IcsrSelection, Sources};
 
 use crate::PvConfig;
 
@@ -17,6 +18,10 @@ pub(crate) enum ReportCommand {
     /// The periodic safety report for an interval at a data-lock point: PDF, one CSV per table,
     /// charts and a manifest, the same bytes whenever it is regenerated for the same lock.
     Periodic(PeriodicArgs),
+    /// ICH E2B(R3) XML: one message per case version in one batch, for a case (`--case`, at a
+    /// `--version`) or every version of the cases first received in an interval (`--from --to`,
+    /// `--serious`), as received by `--lock`; checked against FDA's business rules on the way out.
+    Icsr(IcsrArgs),
 }
 
 /// Arguments of `pv report periodic`.
@@ -45,6 +50,7 @@ impl ReportCommand {
     pub(crate) async fn run(self, cfg: &PvConfig) -> anyhow::Result<()> {
         match self {
             ReportCommand::Periodic(args) => args.run(cfg).await,
+            ReportCommand::Icsr(args) => args.run(cfg).await,
         }
     }
 }
@@ -125,4 +131,101 @@ fn write_files(out: &Path, files: &std::collections::BTreeMap<String, Vec<u8>>) 
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Arguments of `pv report icsr`.
+#[derive(Debug, Args)]
+pub(crate) struct IcsrArgs {
+    /// One case, as `CLINIC/REPORT` (e.g. `clinic-01/s42-01-0003-AE-00003`).
+    #[arg(long, conflicts_with_all = ["from", "to", "serious"])]
+    case: Option<String>,
+    /// With `--case`: the version (default: the latest received by the lock).
+    #[arg(long, requires = "case")]
+    version: Option<i32>,
+    /// Every version of the cases first received from this day (YYYY-MM-DD) ...
+    #[arg(long, requires = "to")]
+    from: Option<NaiveDate>,
+    /// ... to this day, included.
+    #[arg(long, requires = "from")]
+    to: Option<NaiveDate>,
+    /// With `--from/--to`: serious cases only (with every version, a nullification included).
+    #[arg(long)]
+    serious: bool,
+    /// What had been received by this instant (RFC 3339; default now). The batch is dated at it,
+    /// so an export for a given lock is the same bytes whenever it is made.
+    #[arg(long)]
+    lock: Option<String>,
+    /// The XML file to write (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl IcsrArgs {
+    fn selection(&self) -> anyhow::Result<IcsrSelection> {
+        match (&self.case, self.from, self.to) {
+            (Some(case), None, None) => {
+                let (clinic_id, report_id) = case
+                    .split_once('/')
+                    .ok_or_else(|| anyhow::anyhow!("--case {case:?}: expected CLINIC/REPORT"))?;
+                Ok(IcsrSelection::Case {
+                    clinic_id: clinic_id.to_owned(),
+                    report_id: report_id.to_owned(),
+                    version: self.version,
+                })
+            }
+            (None, Some(from), Some(to)) => {
+                anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+                Ok(IcsrSelection::Interval { from, to, serious: self.serious })
+            }
+            _ => anyhow::bail!("give --case CLINIC/REPORT, or --from DATE --to DATE"),
+        }
+    }
+
+    async fn run(self, cfg: &PvConfig) -> anyhow::Result<()> {
+        let selection = self.selection()?;
+        let lock_ms = match &self.lock {
+            Some(text) => parse_lock(text)?,
+            None => chrono::Utc::now().timestamp_millis(),
+        };
+        let cases = source::icsr_cases(&cfg.clickhouse, &selection, lock_ms).await?;
+        anyhow::ensure!(!cases.is_empty(), "no case version matches {selection:?} as received by the lock");
+        let batch =
+            Batch { batch_id: batch_id(&cfg.reports.sender_id, lock_ms), created_at_ms: lock_ms, cases };
+        let xml = batch_xml(&batch, &cfg.reports.sender(), cfg.reports.meddra().as_ref())?;
+        match &self.out {
+            Some(path) => {
+                std::fs::write(path, &xml).with_context(|| format!("writing {}", path.display()))?
+            }
+            None => print!("{xml}"),
+        }
+        let violations = check(&xml);
+        eprintln!(
+            "pv report icsr: {} case versions in batch {} ({} business-rule findings)",
+            batch.cases.len(),
+            batch.batch_id,
+            violations.len()
+        );
+        let mut by_rule: std::collections::BTreeMap<(&str, &str), (usize, &str)> =
+            std::collections::BTreeMap::new();
+        for v in &violations {
+            by_rule.entry((v.rule, v.element)).or_insert((0, v.message.as_str())).0 += 1;
+        }
+        for ((rule, element), (n, example)) in by_rule {
+            eprintln!("  {rule} {element}: {n} x, e.g. {example}");
+        }
+        if cfg.reports.meddra_version.is_none() {
+            eprintln!(
+                "  without a licensed MedDRA release (no [reports] meddra_version) reactions carry no MedDRA \
+                 code (E.i.2.1a/b): for review only, not for submission"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A batch number (N.1.2) fixed by the sender and the lock: `{sender}-{lock as YYYYMMDDhhmmss}`.
+fn batch_id(sender: &str, lock_ms: i64) -> String {
+    let at = chrono::DateTime::from_timestamp_millis(lock_ms)
+        .map_or_else(String::new, |t| t.format("%Y%m%d%H%M%S").to_string());
+    format!("{sender}-{at}")
 }

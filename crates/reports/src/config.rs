@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::icsr::{MeddraRelease, Sender, SenderContact};
+
 /// Configuration of the regulators' outputs. Every field has a documented default.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +24,28 @@ pub struct ReportsConfig {
     /// The MedDRA version the enricher's licensed release is (E.i.2.1a), e.g. "27.1"; absent with
     /// the demo dictionary, whose terms have no codes. Default: none.
     pub meddra_version: Option<String>,
+    /// The person responsible for sending E2B reports and the sender's address (C.3.3, C.3.4),
+    /// which FDA requires on every postmarket report. Default: none (exports then fail that rule).
+    pub contact: Option<SenderContact>,
+}
+
+impl ReportsConfig {
+    /// The E2B sender these settings describe; case ids are `{country}-{sender_id}-{clinic}-{report}`.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            sender_id: self.sender_id.clone(),
+            receiver_id: self.receiver_id.clone(),
+            organisation: self.organisation.clone(),
+            country: self.country.clone(),
+            case_id_prefix: format!("{}-{}-", self.country, self.sender_id),
+            contact: self.contact.clone(),
+        }
+    }
+
+    /// The licensed MedDRA release, when one is configured.
+    pub fn meddra(&self) -> Option<MeddraRelease> {
+        self.meddra_version.clone().map(|version| MeddraRelease { version })
+    }
 }
 
 impl Default for ReportsConfig {
@@ -34,6 +58,7 @@ impl Default for ReportsConfig {
             receiver_id: "ZZFDA".into(),
             country: "US".into(),
             meddra_version: None,
+            contact: None,
         }
     }
 }

@@ -46,7 +46,9 @@ pub enum ReportError {
     /// The manifest could not be written.
     #[error("writing the manifest: {0}")]
     Json(#[from] serde_json::Error),
-    // ICSR-ERR
+    /// An E2B export failed.
+    #[error(transparent)]
+    Icsr(#[from] icsr::IcsrError),
     /// A file could not be written.
     #[error("{path}: {source}")]
     Io {

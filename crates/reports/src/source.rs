@@ -347,7 +347,7 @@ pub async fn icsr_cases(
     let doses: Vec<DoseOf> = db
         .sql(
             "SELECT patient_key, toString(product), administered_at_ms, dose_mg FROM {doses} FINAL
-             WHERE patient_key IN {keys} AND received_at_ms <= {lock}
+             WHERE has({keys}, patient_key) AND received_at_ms <= {lock}
              ORDER BY patient_key, administered_at_ms, event_id",
         )
         .bind("keys", keys.clone())
@@ -358,7 +358,7 @@ pub async fn icsr_cases(
         .sql(
             "SELECT patient_key, argMax(toString(age_band), (received_at_ms, event_id)),
                     argMax(toString(sex), (received_at_ms, event_id))
-             FROM {enrolments} FINAL WHERE patient_key IN {keys} AND received_at_ms <= {lock}
+             FROM {enrolments} FINAL WHERE has({keys}, patient_key) AND received_at_ms <= {lock}
              GROUP BY patient_key",
         )
         .bind("keys", keys)
@@ -458,6 +458,19 @@ fn one_copy_per_version(mut versions: Vec<AdverseEventRow>) -> Vec<AdverseEventR
     versions
 }
 
+/// A dose in mg as E2B writes it: to 0.01 mg (summing doses leaves binary noise such as
+/// `0.30000000000000004`, which E2B's 8- and 10-character dose fields would refuse).
+fn centi(mg: f64) -> f64 {
+    (mg * 100.0).round() / 100.0
+}
+
+/// The patient as D.1 carries it (60 characters at most): the first 32 hex digits (128 bits) of
+/// the pseudonymous key, enough to stay unique and to find the patient's rows by prefix, never the
+/// clinic's own reference.
+pub fn patient_id(patient_key: &str) -> String {
+    patient_key.chars().take(32).collect()
+}
+
 fn icsr_case(
     e: EnrichedAdverseEvent,
     first_received_ms: i64,
@@ -475,9 +488,9 @@ fn icsr_case(
             .collect();
         let (first, last) = (given.first()?, given.last()?);
         Some(Dosing {
-            last_dose_mg: last.mg,
+            last_dose_mg: centi(last.mg),
             administrations: i32::try_from(given.len()).unwrap_or(i32::MAX),
-            cumulative_mg: given.iter().map(|d| d.mg).sum(),
+            cumulative_mg: centi(given.iter().map(|d| d.mg).sum()),
             first_dose_ms: first.at_ms,
             last_dose_ms: last.at_ms,
         })
@@ -492,7 +505,7 @@ fn icsr_case(
         most_recent_ms: e.reported_at.millis(),
         accepted_at_ms: e.received_at.millis(),
         reporter: e.reporter_qualification,
-        patient_key: e.patient_key.clone(),
+        patient_key: patient_id(&e.patient_key),
         age_band: baseline.and_then(|b| wire(&b.age_band)),
         sex: baseline.and_then(|b| wire(&b.sex)),
         reactions: e

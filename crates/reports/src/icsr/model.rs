@@ -20,6 +20,41 @@ pub struct Sender {
     pub country: String,
     /// Prefix of the worldwide unique case id (C.1.8.1): `{country}-{organisation code}-`.
     pub case_id_prefix: String,
+    /// The person responsible for sending and the sender's address (C.3.3, C.3.4), which FDA requires
+    /// on every postmarket report ("Regionally required for all reports" in its data-element table).
+    /// `None` writes none of them: the batch is still well-formed and reads back, but
+    /// [`super::rules::check`] reports each missing element (`GEN-REQUIRED`) and FDA would reject it.
+    pub contact: Option<SenderContact>,
+}
+
+/// The person responsible for sending the reports and the sender's address (C.3.3, C.3.4).
+/// From configuration (`[reports.contact]`); every field is written as given (a value longer than
+/// its data element allows is an error, never truncated).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderContact {
+    /// Sender's department (C.3.3.1), e.g. `Drug Safety`.
+    pub department: String,
+    /// Title of the person responsible for sending (C.3.3.2), e.g. `Dr`.
+    pub title: String,
+    /// Given name (C.3.3.3).
+    pub given_name: String,
+    /// Family name (C.3.3.5).
+    pub family_name: String,
+    /// Street address (C.3.4.1).
+    pub street: String,
+    /// City (C.3.4.2).
+    pub city: String,
+    /// State or province (C.3.4.3).
+    pub state: String,
+    /// Postcode (C.3.4.4).
+    pub postcode: String,
+    /// Telephone number without the `tel:` scheme (C.3.4.6).
+    pub telephone: String,
+    /// Fax number without the `fax:` scheme (C.3.4.7).
+    pub fax: String,
+    /// E-mail address without the `mailto:` scheme (C.3.4.8).
+    pub email: String,
 }
 
 /// The MedDRA release the reactions were coded with, when a licensed one was loaded.
@@ -108,7 +143,8 @@ pub struct IcsrDrug {
     pub route: Option<Route>,
     /// Reporter's causality (G.k.9.i.2.r: source "reporter", method "WHO-UMC").
     pub causality: Option<Causality>,
-    /// Dechallenge (G.k.9.i.4 action taken is not known; dechallenge goes to G.k.9.i.4? see write.rs).
+    /// Dechallenge: E2B(R3) has no element for its result (G.k.8 is the action taken with the drug,
+    /// which we do not know), so the writer states it in the narrative (H.1); see [`super::write`].
     pub dechallenge: Option<ChallengeResult>,
     /// Rechallenge (G.k.9.i.4: did the reaction recur on re-administration).
     pub rechallenge: Option<ChallengeResult>,
