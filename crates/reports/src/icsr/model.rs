@@ -1,6 +1,6 @@
 //! What an ICSR export is made of: one case version as it was known, with the patient's
 //! baseline and the dosing the product stream recorded. Built from ClickHouse rows by
-//! `crate::icsr_query`; written to E2B(R3) XML by [`super::write`] and read back by [`super::read`].
+//! [`crate::source::icsr_cases`]; written to E2B(R3) XML by [`super::write`] and read back by [`super::read`].
 
 use pv_events::{
     AgeBand, Causality, ChallengeResult, DrugRole, Outcome, Product, ReporterQualification, Route,
@@ -99,7 +99,8 @@ pub struct IcsrCase {
     pub accepted_at_ms: i64,
     /// Primary reporter (C.2.r.4).
     pub reporter: ReporterQualification,
-    /// Pseudonymous patient key (D.1 patient initials field carries it; never the clinic's reference).
+    /// The patient as D.1 carries it: the first 32 hex digits of the pseudonymous key
+    /// ([`crate::source::patient_id`]), never the clinic's reference.
     pub patient_key: String,
     /// Age band from the enrolment, when known (D.2.3 age group: every band here is adult or elderly).
     pub age_band: Option<AgeBand>,
