@@ -88,6 +88,19 @@ fn human(out: &mut String, text: Option<&str>) {
     out.push_str("\n]\n\n");
 }
 
+/// The text with a zero-width break opportunity every 8 characters inside words longer than 20
+/// (a 64-digit patient key would otherwise run over the next columns); the CSV keeps the text as is.
+fn breakable(text: &str) -> String {
+    let word = |w: &str| {
+        if w.chars().count() <= 20 {
+            return w.to_owned();
+        }
+        let chars: Vec<char> = w.chars().collect();
+        chars.chunks(8).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("\u{200B}")
+    };
+    text.split(' ').map(word).collect::<Vec<_>>().join(" ")
+}
+
 fn table(out: &mut String, t: &Table) {
     let _ = writeln!(
         out,
@@ -104,7 +117,7 @@ fn table(out: &mut String, t: &Table) {
     let header: Vec<String> = t.columns.iter().map(|c| format!("strong({})", literal(c))).collect();
     let _ = writeln!(out, "  table.header(repeat: true, {}),", header.join(", "));
     for row in &t.rows {
-        let cells: Vec<String> = row.iter().map(|c| literal(&Cell::text(c))).collect();
+        let cells: Vec<String> = row.iter().map(|c| literal(&breakable(&Cell::text(c)))).collect();
         let _ = writeln!(out, "  {},", cells.join(", "));
     }
     out.push_str(")\n");
@@ -112,4 +125,16 @@ fn table(out: &mut String, t: &Table) {
         let _ = writeln!(out, "#text(size: 8pt)[#{}]", literal(&t.note));
     }
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_words_get_break_opportunities_and_short_ones_do_not() {
+        assert_eq!(breakable("clinic-01/s5-01-0165"), "clinic-01/s5-01-0165");
+        let key = "0123456789abcdef0123456789";
+        assert_eq!(breakable(&format!("a {key}")), "a 01234567\u{200B}89abcdef\u{200B}01234567\u{200B}89");
+    }
 }
