@@ -60,10 +60,11 @@ echo "== the regulators' sample: the periodic report for the last six simulated 
 PV_LOCK="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 sleep 1  # the lock must not be in the future, to the second
 REPORT_DIR="$PV_STATE/reports/periodic"
-"$PV" report periodic --from "$(date -d "$PV_END - 6 months" +%F)" --to "$(date -d "$PV_END - 1 day" +%F)" \
-  --lock "$PV_LOCK" --out "$REPORT_DIR"
-"$PV" report icsr --from "$(date -d "$PV_END - 6 months" +%F)" --to "$(date -d "$PV_END - 1 day" +%F)" --serious \
-  --lock "$PV_LOCK" --out "$PV_STATE/reports/serious-cases.e2b.xml"
+REPORT_FROM="$(date -d "$PV_END - 6 months" +%F)"
+REPORT_TO="$(date -d "$PV_END - 1 day" +%F)"
+"$PV" report periodic --from "$REPORT_FROM" --to "$REPORT_TO" --lock "$PV_LOCK" --out "$REPORT_DIR"
+"$PV" report icsr --from "$REPORT_FROM" --to "$REPORT_TO" --serious --lock "$PV_LOCK" \
+  --out "$PV_STATE/reports/serious-cases.e2b.xml"
 
 # The workbench, with one demo user per role (local demo passwords; `pv users add` for real ones).
 for u in "officer safety_officer" "regulator regulator" "clinic01 clinic clinic-01"; do
@@ -95,7 +96,7 @@ cat <<INFO
 == the regulators' outputs (made again the same, byte for byte, with the same --lock) ==
   periodic report:  $REPORT_DIR/periodic-report.pdf  (tables/*.csv, charts/*.svg, manifest.json beside it)
   serious cases:    $PV_STATE/reports/serious-cases.e2b.xml  (ICH E2B(R3); no MedDRA codes with the demo dictionary)
-  regenerate:       $PV report periodic --from ... --to ... --lock $PV_LOCK --out DIR
+  regenerate:       $PV report periodic --from $REPORT_FROM --to $REPORT_TO --lock $PV_LOCK --out DIR
 
 == the safety officers' workbench ==
   open:             http://127.0.0.1:8090/   (JSON API under /api/v1; log $LOG_DIR/pv-dashboard.log)
