@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::{TestEnv, distinct, produce_raw, through_pipeline};
+use common::{TestEnv, arrive, through_pipeline};
 use pv_events::{AdverseEventReport, ClinicEvent, EventId, Timestamp};
 use pv_reports::ReportsConfig;
 use pv_reports::icsr::{self, Batch, IcsrCase, ReadCase};
@@ -188,25 +188,6 @@ fn split(events: Vec<ClinicEvent>) -> Split {
         ..to_nullify
     }));
     Split { first, later, late_doses, new_case, follow_up, nullified }
-}
-
-/// Sends `later` as accepted now, and waits until the store holds everything of `all`.
-async fn arrive(env: &TestEnv, later: &mut [ClinicEvent], all: &[ClinicEvent]) {
-    let now = Timestamp::from_millis(now_ms());
-    for e in later.iter_mut() {
-        e.set_received_at(now);
-    }
-    produce_raw(&env.kafka, &env.raw_topic, later).await;
-    let enricher = env.start_enricher(env.enrich_config());
-    let sink = env.start_sink(env.sink_config());
-    let [doses, forms, reports, enrolments] = distinct(all);
-    let wait = Duration::from_secs(240);
-    env.wait_for_count("doses", true, doses, wait).await;
-    env.wait_for_count("monitoring_forms", true, forms, wait).await;
-    env.wait_for_count("ae_report_versions", true, reports, wait).await;
-    env.wait_for_count("enrolments", true, enrolments, wait).await;
-    enricher.stop().await;
-    sink.stop().await;
 }
 
 fn assert_same_files(a: &Outputs, b: &Outputs) {

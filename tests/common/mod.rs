@@ -507,6 +507,14 @@ pub fn distinct(events: &[pv_events::ClinicEvent]) -> [u64; 4] {
 /// events from the future), runs the enricher and the sink until every distinct event of each
 /// kind is stored, and stops them.
 pub async fn through_pipeline(env: &TestEnv, events: &mut [pv_events::ClinicEvent]) {
+    let all = events.to_vec();
+    arrive(env, events, &all).await;
+}
+
+/// Like [`through_pipeline`] when the store already holds other events: sends `events` as
+/// accepted now and waits until the store holds every distinct event of `all` (those already
+/// stored and these).
+pub async fn arrive(env: &TestEnv, events: &mut [pv_events::ClinicEvent], all: &[pv_events::ClinicEvent]) {
     let now = pv_events::Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
     for e in events.iter_mut() {
         e.set_received_at(now);
@@ -515,7 +523,7 @@ pub async fn through_pipeline(env: &TestEnv, events: &mut [pv_events::ClinicEven
     let enricher =
         env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 5_000, ..env.enrich_config() });
     let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 10_000, ..env.sink_config() });
-    let [doses, forms, reports, enrolments] = distinct(events);
+    let [doses, forms, reports, enrolments] = distinct(all);
     let wait = Duration::from_secs(240);
     env.wait_for_count("doses", true, doses, wait).await;
     env.wait_for_count("monitoring_forms", true, forms, wait).await;
