@@ -1,6 +1,8 @@
 //! Avro single-object encoding of clinic events.
 //!
-//! A message is `C3 01`, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer's schema,
+//! A message is `C3 01`, the 8-byte little-endian CRC-64-AVRO fingerprint of the writer's schema
+//! (of its Parsing Canonical Form as the specification defines it: [`crate::canonical`]; the legacy
+//! fingerprints of earlier builds are read too),
 //! then the Avro binary body. Any consumer can tell from the fingerprint which schema (kind and
 //! version) wrote it. Messages written with the current schema decode on the fast serde path;
 //! messages written with an older version are resolved into the current schema first (fields
@@ -285,6 +287,19 @@ mod tests {
             let sv = SchemaRegistry::global().current(event.kind().avro_name()).expect("schema");
             assert_eq!(bytes[2..10], sv.fingerprint, "header names the current schema");
             assert_eq!(codec.decode(&bytes).expect("decode"), event);
+        }
+    }
+
+    #[test]
+    fn messages_written_with_the_legacy_fingerprints_still_decode() {
+        // Builds before the specification's canonical form wrote apache-avro's fingerprints;
+        // those messages stay in the topics and must still be read.
+        let codec = EventCodec::global();
+        for event in all_kinds() {
+            let mut bytes = codec.encode(&event).expect("encode");
+            let sv = SchemaRegistry::global().current(event.kind().avro_name()).expect("schema");
+            bytes[2..10].copy_from_slice(&sv.legacy_fingerprint);
+            assert_eq!(codec.decode(&bytes).expect("legacy header decodes"), event);
         }
     }
 

@@ -1,6 +1,7 @@
 //! Clinic events: the Rust types, their Avro schemas (`schemas/*.avsc`), Avro single-object
 //! encoding, the JSON form clinics send, and the validation rules every stage shares.
 
+pub mod canonical;
 pub mod codec;
 pub mod enriched;
 pub mod id;

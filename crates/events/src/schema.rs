@@ -47,8 +47,13 @@ pub struct SchemaVersion {
     pub version: u32,
     /// The parsed schema.
     pub schema: Schema,
-    /// CRC-64-AVRO (Rabin) fingerprint of the schema's canonical form, as in single-object encoding.
+    /// CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form as the Avro specification
+    /// defines it ([`crate::canonical`]): what single-object headers carry, as every conforming
+    /// client computes it.
     pub fingerprint: [u8; 8],
+    /// The fingerprint apache-avro 0.22 computes (its canonical form keeps `{"type":"string"}`
+    /// for a logical type): written by builds before the specification's, still read.
+    pub legacy_fingerprint: [u8; 8],
 }
 
 /// All published schema versions, indexed by fingerprint and by record name.
@@ -90,22 +95,34 @@ impl SchemaRegistry {
                 ));
             }
             let bytes = schema.fingerprint::<Rabin>().bytes;
-            let fingerprint: [u8; 8] =
+            let legacy_fingerprint: [u8; 8] =
                 bytes.as_slice().try_into().map_err(|_| "Rabin fingerprints are 8 bytes".to_string())?;
+            let fingerprint = crate::canonical::single_object_fingerprint(text)
+                .map_err(|e| format!("{family} v{version}: {e}"))?;
             let index = versions.len();
-            if by_fingerprint.insert(fingerprint, index).is_some() {
-                return Err(format!("{family} v{version}: same canonical form as another version"));
+            for fp in [fingerprint, legacy_fingerprint] {
+                if by_fingerprint.insert(fp, index).is_some_and(|other| other != index) {
+                    return Err(format!("{family} v{version}: same canonical form as another version"));
+                }
             }
             let newer = current.get(&avro_name).is_none_or(|&i| versions[i].version < version);
             if newer {
                 current.insert(avro_name.clone(), index);
             }
-            versions.push(SchemaVersion { family, avro_name, version, schema, fingerprint });
+            versions.push(SchemaVersion {
+                family,
+                avro_name,
+                version,
+                schema,
+                fingerprint,
+                legacy_fingerprint,
+            });
         }
         Ok(Self { versions, by_fingerprint, current })
     }
 
-    /// The schema version a single-object fingerprint names, if known.
+    /// The schema version a single-object fingerprint names, if known: the specification's
+    /// fingerprint or the legacy one.
     pub fn by_fingerprint(&self, fingerprint: &[u8; 8]) -> Option<&SchemaVersion> {
         self.fingerprint_index(fingerprint).map(|i| &self.versions[i])
     }
@@ -199,6 +216,44 @@ mod tests {
         let a = r#"{"type":"record","name":"A","fields":[]}"#;
         let b = r#"{"type":"record","name":"B","fields":[]}"#;
         assert!(SchemaRegistry::from_sources(&[("f", 1, a), ("f", 2, b)]).is_err());
+    }
+
+    /// Single-object fingerprints of every published schema as fastavro 1.13.1 computes them
+    /// (`fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO")`, header byte order), an
+    /// implementation independent of ours.
+    const FASTAVRO: &[(&str, u32, &str)] = &[
+        ("adverse_event_report", 1, "5d74bf3f48de4d62"),
+        ("dose_administered", 1, "02d2db5fc745229f"),
+        ("dose_administered", 2, "d3d2fb286c23a92b"),
+        ("enriched_adverse_event", 1, "50998ac523f881e6"),
+        ("enriched_dose", 1, "59bd41929c981bb3"),
+        ("enriched_enrolment", 1, "b3c81067e83a2308"),
+        ("enriched_monitoring", 1, "aefdd2c9863f28d2"),
+        ("patient_enrolment", 1, "ce8dffe14978c1f2"),
+        ("patient_state", 1, "02ea13d69b2cea0b"),
+        ("session_monitoring", 1, "b5a36791f19c6e17"),
+        ("signal_event", 1, "3cf318cc2db4c5d9"),
+        ("signal_event", 2, "8c4742f5e145acf4"),
+        ("signal_workflow", 1, "8571b519af000ec7"),
+    ];
+
+    #[test]
+    fn our_fingerprints_are_fastavros_and_the_legacy_ones_still_resolve() {
+        let registry = SchemaRegistry::global();
+        assert_eq!(registry.versions().len(), FASTAVRO.len(), "every published schema is listed here");
+        for (family, version, hex) in FASTAVRO {
+            let sv = registry
+                .versions()
+                .iter()
+                .find(|v| v.family == *family && v.version == *version)
+                .unwrap_or_else(|| panic!("{family} v{version}"));
+            let ours: String = sv.fingerprint.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(&ours, hex, "{family} v{version}");
+            assert_eq!(registry.by_fingerprint(&sv.legacy_fingerprint).map(|v| v.version), Some(*version));
+        }
+        // The schemas with logical types are the ones whose legacy fingerprint differs.
+        let dose = registry.current("pv.clinic.DoseAdministered").expect("dose");
+        assert_ne!(dose.fingerprint, dose.legacy_fingerprint);
     }
 
     #[test]
