@@ -16,7 +16,8 @@ use crate::PvConfig;
 #[derive(Debug, Subcommand)]
 pub(crate) enum ReportCommand {
     /// The periodic safety report for an interval at a data-lock point: PDF, one CSV per table,
-    /// charts and a manifest, the same bytes whenever it is regenerated for the same lock.
+    /// charts and a manifest, the same bytes whenever it is regenerated for the same lock, sections
+    /// file and configuration.
     Periodic(PeriodicArgs),
     /// ICH E2B(R3) XML: one message per case version in one batch, for a case (`--case`, at a
     /// `--version`) or every version of the cases first received in an interval (`--from --to`,
@@ -72,6 +73,13 @@ impl PeriodicArgs {
     async fn run(self, cfg: &PvConfig) -> anyhow::Result<()> {
         anyhow::ensure!(self.from <= self.to, "--from {} is after --to {}", self.from, self.to);
         let lock_ms = parse_lock(&self.lock)?;
+        let end_ms = self.to.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_millis()) + 86_400_000;
+        anyhow::ensure!(
+            lock_ms >= end_ms,
+            "--lock {} is before the end of --to {}: the interval's data cannot all have been received",
+            self.lock,
+            self.to
+        );
         let spec = Spec {
             from: self.from,
             to: self.to,
@@ -81,7 +89,16 @@ impl PeriodicArgs {
         };
         let sections_file = self.sections.unwrap_or_else(|| PathBuf::from(&cfg.reports.sections_file));
         let human = match std::fs::read_to_string(&sections_file) {
-            Ok(text) => HumanSections::parse(&text),
+            Ok(text) => {
+                let human = HumanSections::parse(&text);
+                for n in human.unused() {
+                    eprintln!(
+                        "pv report: {}: section {n} is not one people write; it is left out",
+                        sections_file.display()
+                    );
+                }
+                human
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 eprintln!(
                     "pv report: no sections file at {}: the human-written sections say so",
@@ -96,6 +113,9 @@ impl PeriodicArgs {
             kafka: &cfg.kafka,
             raw_topic: &cfg.enrich.input_topic,
             signals: &cfg.signals,
+            enrich_group: &cfg.enrich.group_id,
+            enriched_topic: &cfg.enrich.output_topic,
+            sink_group: &cfg.sink.group_id,
         };
         let input = source::periodic_input(&sources, &spec).await?;
         let report = periodic::build(&spec, &input, &human);

@@ -34,6 +34,9 @@ pub enum ReportError {
     /// The case or version asked for was not received by the lock.
     #[error("no case {0} received by the lock")]
     NoSuchCase(String),
+    /// Not everything accepted by the lock is stored yet.
+    #[error("--lock: {0}; try again when the pipeline has caught up")]
+    NotStored(String),
     /// The lock is not a representable instant.
     #[error("lock: {0} ms is not a representable instant")]
     Lock(i64),

@@ -8,10 +8,15 @@ use std::collections::BTreeMap;
 
 use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
 
+/// The sections of the periodic report that people write (ICH E2C(R2) numbering).
+pub const WRITTEN_BY_PEOPLE: [&str; 16] =
+    ["1", "2", "3", "4", "7", "8", "9", "10", "11", "12", "13", "14", "16", "17", "18", "19"];
+
 /// The human-written sections, by number, as Typst markup.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HumanSections {
     by_number: BTreeMap<String, String>,
+    sha256: String,
 }
 
 impl HumanSections {
@@ -20,9 +25,20 @@ impl HumanSections {
         self.by_number.get(number).cloned()
     }
 
+    /// SHA-256 of the Markdown text (what the manifest records).
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
     /// The section numbers the file has.
     pub fn numbers(&self) -> impl Iterator<Item = &str> {
         self.by_number.keys().map(String::as_str)
+    }
+
+    /// The numbers the file has that are not sections people write ([`WRITTEN_BY_PEOPLE`]): a
+    /// typo, or a heading such as "## 2024 update" read as a section number.
+    pub fn unused(&self) -> Vec<&str> {
+        self.numbers().filter(|n| !WRITTEN_BY_PEOPLE.contains(n)).collect()
     }
 
     /// Reads the Markdown text of a sections file. Text before the first numbered heading is
@@ -56,7 +72,7 @@ impl HumanSections {
             }
         }
         flush(&mut by_number, current, &mut out);
-        Self { by_number }
+        Self { by_number, sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(markdown.as_bytes())) }
     }
 }
 
@@ -64,7 +80,12 @@ fn flush(by_number: &mut BTreeMap<String, String>, number: Option<String>, out: 
     if let Some(n) = number {
         let text = out.trim().to_owned();
         if !text.is_empty() {
-            by_number.insert(n, text);
+            // A number given twice keeps both parts, in file order.
+            let entry = by_number.entry(n).or_default();
+            if !entry.is_empty() {
+                entry.push_str("\n\n");
+            }
+            entry.push_str(&text);
         }
     }
     out.clear();
@@ -126,5 +147,8 @@ mod tests {
             "an unnumbered heading stays in its section: {sixteen}"
         );
         assert_eq!(s.get("3"), None);
+        let twice = HumanSections::parse("## 2 A\n\none\n\n## 2 B\n\ntwo\n\n## 2024 update\n\nx");
+        assert_eq!(twice.get("2").as_deref(), Some("#\"one\"\n\n#\"two\""));
+        assert_eq!(twice.unused(), ["2024"]);
     }
 }

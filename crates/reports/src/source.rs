@@ -2,6 +2,12 @@
 //! accepted by the lock (`received_at_ms <= lock`), each case as its latest version received by
 //! then, signals and workflow decisions recorded by then, and the raw topic's positions at the
 //! lock from Kafka's time index (the gateway stamps each message with its acceptance time).
+//!
+//! Each stored event counts once, as its earliest acceptance: the store's `FINAL` collapses
+//! copies only within a partition (a month of the event's own date), so a copy re-sent with
+//! another date would survive it; the reads here collapse copies by `(clinic_id, event_id)`
+//! explicitly (`argMax(.., dedup_version)`). Sums of doses are taken in integer micrograms, so
+//! they do not depend on the order ClickHouse adds in.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,10 +40,18 @@ pub struct Sources<'a> {
     pub raw_topic: &'a str,
     /// The signals service's configuration (its analyses feed the harm sections).
     pub signals: &'a SignalsConfig,
+    /// The enricher's consumer group (on the raw topic).
+    pub enrich_group: &'a str,
+    /// The enriched topic.
+    pub enriched_topic: &'a str,
+    /// The sink's consumer group (on the enriched topic).
+    pub sink_group: &'a str,
 }
 
 /// Everything the periodic report for `spec` is computed from.
 pub async fn periodic_input(src: &Sources<'_>, spec: &Spec) -> Result<Input, ReportError> {
+    let positions = positions(src.kafka, src.raw_topic, spec.lock_ms)?;
+    wait_stored(src, &positions, Duration::from_secs(120)).await?;
     let db = Db::new(src.clickhouse);
     let service = SignalsService::new(src.signals.clone(), src.clickhouse, src.kafka)?;
     let (exposure, monthly, demographics, versions, signals, evaluation) = tokio::try_join!(
@@ -48,12 +62,14 @@ pub async fn periodic_input(src: &Sources<'_>, spec: &Spec) -> Result<Input, Rep
         signals(&db, spec.lock_ms),
         async { Ok(service.evaluate(spec.lock_ms).await?) },
     )?;
-    let positions = positions(src.kafka, src.raw_topic, spec.lock_ms)?;
     let mut rows_read = BTreeMap::new();
-    rows_read.insert("doses (administrations)".to_owned(), exposure.iter().map(|c| c.administrations).sum());
-    rows_read.insert("enrolments (patients)".to_owned(), demographics.len() as u64);
-    rows_read.insert("ae_report_versions".to_owned(), versions.len() as u64);
-    rows_read.insert("signal_changes (signals)".to_owned(), signals.len() as u64);
+    rows_read.insert(
+        "administrations up to the interval's end (doses)".to_owned(),
+        exposure.iter().map(|c| c.administrations).sum(),
+    );
+    rows_read.insert("patients with an enrolment (enrolments)".to_owned(), demographics.len() as u64);
+    rows_read.insert("case versions (ae_report_versions)".to_owned(), versions.len() as u64);
+    rows_read.insert("signals with a change (signal_changes)".to_owned(), signals.len() as u64);
     let cases = cases_at_lock(versions)?;
     let harms = src.signals.harms.iter().map(|(g, h)| (g.clone(), h.rationale.clone())).collect();
     Ok(Input {
@@ -69,22 +85,60 @@ pub async fn periodic_input(src: &Sources<'_>, spec: &Spec) -> Result<Input, Rep
     })
 }
 
+/// Every dose received by the lock, once per event (its earliest acceptance), with the columns
+/// the exposure reads: `pk`, `pr`, `ro`, `fo`, `at`, `ug` (dose in micrograms), `ugkg` (dose
+/// per kg in micrograms, 0 without a weight), `wt` (1 with a weight).
+const DOSES_AT_LOCK: &str = "
+    SELECT argMax(patient_key, dedup_version) AS pk, argMax(toString(product), dedup_version) AS pr,
+           argMax(toString(route), dedup_version) AS ro, argMax(formulation, dedup_version) AS fo,
+           argMax(administered_at_ms, dedup_version) AS at,
+           argMax(toInt64(round(dose_mg * 1000)), dedup_version) AS ug,
+           argMax(toInt64(round(ifNull(dose_mg_per_kg, 0.) * 1000)), dedup_version) AS ugkg,
+           argMax(toUInt64(isNotNull(dose_mg_per_kg)), dedup_version) AS wt
+    FROM {doses} WHERE received_at_ms <= {lock}
+    GROUP BY clinic_id, event_id";
+
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+struct ExposureSums {
+    patient_key: String,
+    product: String,
+    route: String,
+    formulation: String,
+    in_interval: bool,
+    administrations: u64,
+    ug: i64,
+    ugkg: i64,
+    with_weight: u64,
+}
+
 async fn exposure(db: &Db, spec: &Spec) -> Result<Vec<ExposureCell>, ReportError> {
-    Ok(db
-        .sql(
-            "SELECT patient_key, toString(product) AS p, toString(route) AS r, formulation,
-                    administered_at_ms >= {from} AS in_interval, count(), sum(dose_mg),
-                    sum(ifNull(dose_mg_per_kg, 0.)), countIf(isNotNull(dose_mg_per_kg))
-             FROM {doses} FINAL
-             WHERE received_at_ms <= {lock} AND administered_at_ms < {end}
-             GROUP BY patient_key, p, r, formulation, in_interval
-             ORDER BY patient_key, p, r, formulation, in_interval",
-        )
+    let sums: Vec<ExposureSums> = db
+        .sql(&format!(
+            "SELECT pk, pr, ro, fo, at >= {{from}} AS in_interval, count(), sum(ug), sum(ugkg), sum(wt)
+             FROM ({DOSES_AT_LOCK}) WHERE at < {{end}}
+             GROUP BY pk, pr, ro, fo, in_interval
+             ORDER BY pk, pr, ro, fo, in_interval"
+        ))
         .bind("from", spec.from_ms())
         .bind("end", spec.end_ms())
         .bind("lock", spec.lock_ms)
         .fetch_all()
-        .await?)
+        .await?;
+    let mg = |ug: i64| ug as f64 / 1000.0;
+    Ok(sums
+        .into_iter()
+        .map(|s| ExposureCell {
+            patient_key: s.patient_key,
+            product: s.product,
+            route: s.route,
+            formulation: s.formulation,
+            in_interval: s.in_interval,
+            administrations: s.administrations,
+            mg: mg(s.ug),
+            mg_per_kg: mg(s.ugkg),
+            with_weight: s.with_weight,
+        })
+        .collect())
 }
 
 #[derive(Debug, clickhouse::Row, serde::Deserialize)]
@@ -97,12 +151,10 @@ struct DailyDoses {
 /// Administrations by calendar month (UTC) and product, up to the interval's end.
 async fn monthly(db: &Db, spec: &Spec) -> Result<Vec<MonthlyDoses>, ReportError> {
     let days: Vec<DailyDoses> = db
-        .sql(
-            "SELECT intDiv(administered_at_ms, {day_ms}) AS d, toString(product) AS p, count()
-             FROM {doses} FINAL
-             WHERE received_at_ms <= {lock} AND administered_at_ms < {end}
-             GROUP BY d, p ORDER BY d, p",
-        )
+        .sql(&format!(
+            "SELECT intDiv(at, {{day_ms}}) AS d, pr, count() FROM ({DOSES_AT_LOCK})
+             WHERE at < {{end}} GROUP BY d, pr ORDER BY d, pr"
+        ))
         .bind("day_ms", DAY_MS)
         .bind("end", spec.end_ms())
         .bind("lock", spec.lock_ms)
@@ -126,10 +178,13 @@ async fn monthly(db: &Db, spec: &Spec) -> Result<Vec<MonthlyDoses>, ReportError>
 pub(crate) async fn demographics(db: &Db, lock_ms: i64) -> Result<Vec<Demographics>, ReportError> {
     let rows: Vec<Demographics> = db
         .sql(
-            "SELECT patient_key, argMax(toString(age_band), (received_at_ms, event_id)),
-                    argMax(toString(sex), (received_at_ms, event_id))
-             FROM {enrolments} FINAL WHERE received_at_ms <= {lock}
-             GROUP BY patient_key ORDER BY patient_key",
+            "SELECT pk, argMax(ab, (rcv, id)), argMax(sx, (rcv, id)) FROM (
+                SELECT argMax(patient_key, dedup_version) AS pk, argMax(toString(age_band), dedup_version) AS ab,
+                       argMax(toString(sex), dedup_version) AS sx, max(dedup_version) AS dv,
+                       toUInt64(18446744073709551615 - dv) AS rcv, toString(event_id) AS id
+                FROM {enrolments} WHERE received_at_ms <= {lock}
+                GROUP BY clinic_id, event_id)
+             GROUP BY pk ORDER BY pk",
         )
         .bind("lock", lock_ms)
         .fetch_all()
@@ -143,14 +198,36 @@ fn age_label(wire: &str) -> String {
         .map_or_else(|_| wire.to_owned(), |b| b.label().to_owned())
 }
 
-/// Every case version received by the lock.
+/// Every case version received by the lock, each event once (its earliest acceptance).
 pub(crate) async fn case_versions(db: &Db, lock_ms: i64) -> Result<Vec<AdverseEventRow>, ReportError> {
-    Ok(db
-        .sql("SELECT ?fields FROM {ae_report_versions} FINAL WHERE received_at_ms <= {lock}")
+    let rows: Vec<AdverseEventRow> = db
+        .sql("SELECT ?fields FROM {ae_report_versions} WHERE received_at_ms <= {lock}")
         .table("ae_report_versions", &AE_REPORT_VERSIONS)
         .bind("lock", lock_ms)
         .fetch_all()
-        .await?)
+        .await?;
+    Ok(earliest_copies(rows))
+}
+
+/// Each event once: of the copies of an event id, the earliest accepted (highest dedup version),
+/// in (clinic, event id) order.
+fn earliest_copies(rows: Vec<AdverseEventRow>) -> Vec<AdverseEventRow> {
+    let mut kept: BTreeMap<(String, uuid::Uuid), AdverseEventRow> = BTreeMap::new();
+    for r in rows {
+        match kept.get(&(r.clinic_id.clone(), r.event_id)) {
+            Some(k) if k.dedup_version >= r.dedup_version => {}
+            _ => {
+                kept.insert((r.clinic_id.clone(), r.event_id), r);
+            }
+        }
+    }
+    kept.into_values().collect()
+}
+
+/// The version of a case that stands: the highest, and of copies of it under different event
+/// ids, the earliest accepted (then the lowest event id).
+fn standing(versions: &[AdverseEventRow]) -> Option<&AdverseEventRow> {
+    versions.iter().max_by_key(|v| (v.version, v.dedup_version, std::cmp::Reverse(v.event_id)))
 }
 
 /// A stored version whose parallel arrays disagree cannot be read back.
@@ -168,7 +245,7 @@ pub(crate) fn cases_at_lock(versions: Vec<AdverseEventRow>) -> Result<Vec<CaseAt
     let mut cases = Vec::new();
     for (_, versions) in by_case {
         let first_reported_ms = versions.iter().map(|v| v.reported_at_ms).min().unwrap_or(0);
-        let Some(latest) = versions.iter().max_by_key(|v| (v.version, v.received_at_ms)) else { continue };
+        let Some(latest) = standing(&versions) else { continue };
         if !latest.nullification {
             cases.push(CaseAtLock { case: to_event(latest)?, first_reported_ms });
         }
@@ -337,7 +414,10 @@ pub async fn icsr_cases(
     lock_ms: i64,
 ) -> Result<Vec<crate::icsr::IcsrCase>, ReportError> {
     let db = Db::new(clickhouse);
-    let versions = selected_versions(&db, selection, lock_ms).await?;
+    let (versions, first_received) = selected_versions(&db, selection, lock_ms).await?;
+    if versions.is_empty() {
+        return Ok(Vec::new());
+    }
     let keys: Vec<String> = versions
         .iter()
         .map(|v| v.patient_key.clone())
@@ -346,9 +426,14 @@ pub async fn icsr_cases(
         .collect();
     let doses: Vec<DoseOf> = db
         .sql(
-            "SELECT patient_key, toString(product), administered_at_ms, dose_mg FROM {doses} FINAL
-             WHERE has({keys}, patient_key) AND received_at_ms <= {lock}
-             ORDER BY patient_key, administered_at_ms, event_id",
+            "SELECT pk, pr, at, mg FROM (
+                SELECT argMax(patient_key, dedup_version) AS pk, argMax(toString(product), dedup_version) AS pr,
+                       argMax(administered_at_ms, dedup_version) AS at, argMax(dose_mg, dedup_version) AS mg,
+                       toString(event_id) AS id
+                FROM {doses} WHERE has({keys}, patient_key) AND received_at_ms <= {lock}
+                GROUP BY clinic_id, event_id)
+             WHERE has({keys}, pk)
+             ORDER BY pk, at, id",
         )
         .bind("keys", keys.clone())
         .bind("lock", lock_ms)
@@ -356,10 +441,13 @@ pub async fn icsr_cases(
         .await?;
     let baselines: Vec<BaselineOf> = db
         .sql(
-            "SELECT patient_key, argMax(toString(age_band), (received_at_ms, event_id)),
-                    argMax(toString(sex), (received_at_ms, event_id))
-             FROM {enrolments} FINAL WHERE has({keys}, patient_key) AND received_at_ms <= {lock}
-             GROUP BY patient_key",
+            "SELECT pk, argMax(ab, (rcv, id)), argMax(sx, (rcv, id)) FROM (
+                SELECT argMax(patient_key, dedup_version) AS pk, argMax(toString(age_band), dedup_version) AS ab,
+                       argMax(toString(sex), dedup_version) AS sx, min(received_at_ms) AS rcv,
+                       toString(event_id) AS id
+                FROM {enrolments} WHERE has({keys}, patient_key) AND received_at_ms <= {lock}
+                GROUP BY clinic_id, event_id)
+             GROUP BY pk",
         )
         .bind("keys", keys)
         .bind("lock", lock_ms)
@@ -367,12 +455,6 @@ pub async fn icsr_cases(
         .await?;
     let baselines: BTreeMap<String, BaselineOf> =
         baselines.into_iter().map(|b| (b.patient_key.clone(), b)).collect();
-    let first_received: BTreeMap<(String, String), i64> =
-        versions.iter().fold(BTreeMap::new(), |mut m, v| {
-            let e = m.entry((v.clinic_id.clone(), v.report_id.clone())).or_insert(v.reported_at_ms);
-            *e = (*e).min(v.reported_at_ms);
-            m
-        });
     let mut out = Vec::new();
     for v in &versions {
         let event = to_event(v)?;
@@ -385,16 +467,18 @@ pub async fn icsr_cases(
     Ok(out)
 }
 
+/// The selected case versions in case and version order, and when each selected case was first
+/// received (its earliest `reported_at` over every version received by the lock).
 async fn selected_versions(
     db: &Db,
     selection: &IcsrSelection,
     lock_ms: i64,
-) -> Result<Vec<AdverseEventRow>, ReportError> {
-    let mut rows: Vec<AdverseEventRow> = match selection {
-        IcsrSelection::Case { clinic_id, report_id, version } => {
+) -> Result<(Vec<AdverseEventRow>, BTreeMap<(String, String), i64>), ReportError> {
+    let all = match selection {
+        IcsrSelection::Case { clinic_id, report_id, .. } => {
             let rows: Vec<AdverseEventRow> = db
                 .sql(
-                    "SELECT ?fields FROM {ae_report_versions} FINAL
+                    "SELECT ?fields FROM {ae_report_versions}
                      WHERE clinic_id = {clinic} AND report_id = {report} AND received_at_ms <= {lock}",
                 )
                 .table("ae_report_versions", &AE_REPORT_VERSIONS)
@@ -403,39 +487,58 @@ async fn selected_versions(
                 .bind("lock", lock_ms)
                 .fetch_all()
                 .await?;
-            let chosen = match version {
-                Some(n) => {
-                    rows.iter().filter(|r| r.version == *n).min_by_key(|r| (r.received_at_ms, r.event_id))
-                }
-                None => rows.iter().max_by_key(|r| (r.version, std::cmp::Reverse(r.received_at_ms))),
+            earliest_copies(rows)
+        }
+        IcsrSelection::Interval { .. } => case_versions(db, lock_ms).await?,
+    };
+    let mut by_case: BTreeMap<(String, String), Vec<AdverseEventRow>> = BTreeMap::new();
+    for v in all {
+        by_case.entry((v.clinic_id.clone(), v.report_id.clone())).or_default().push(v);
+    }
+    let mut first_received = BTreeMap::new();
+    let mut selected = Vec::new();
+    for (case, versions) in by_case {
+        let versions = one_copy_per_version(versions);
+        let first = versions.iter().map(|v| v.reported_at_ms).min().unwrap_or(i64::MIN);
+        let chosen = chosen_versions(selection, versions, first, lock_ms)?;
+        if !chosen.is_empty() {
+            first_received.insert(case, first);
+            selected.extend(chosen);
+        }
+    }
+    match selection {
+        IcsrSelection::Case { clinic_id, report_id, .. } if selected.is_empty() => {
+            Err(ReportError::NoSuchCase(format!("{clinic_id}/{report_id}")))
+        }
+        _ => Ok((selected, first_received)),
+    }
+}
+
+/// Of one case's versions (one per version, in order), those `selection` asks for.
+fn chosen_versions(
+    selection: &IcsrSelection,
+    versions: Vec<AdverseEventRow>,
+    first_received_ms: i64,
+    lock_ms: i64,
+) -> Result<Vec<AdverseEventRow>, ReportError> {
+    match selection {
+        IcsrSelection::Case { clinic_id, report_id, version } => {
+            let pick = match version {
+                Some(n) => versions.iter().find(|v| v.version == *n),
+                None => versions.last(),
             };
             let what = version.map_or_else(String::new, |n| format!(" version {n}"));
-            let chosen =
-                chosen.ok_or_else(|| ReportError::NoSuchCase(format!("{clinic_id}/{report_id}{what}")))?;
-            let keep = chosen.event_id;
-            // A version's other copies (re-sent with other content) are not it: earliest acceptance wins.
-            rows.into_iter().filter(|r| r.event_id == keep).take(1).collect()
+            let pick =
+                pick.ok_or_else(|| ReportError::NoSuchCase(format!("{clinic_id}/{report_id}{what}")))?;
+            Ok(vec![pick.clone()])
         }
         IcsrSelection::Interval { from, to, serious } => {
-            let all = case_versions(db, lock_ms).await?;
             let spec =
                 Spec { from: *from, to: *to, lock_ms, title: String::new(), organisation: String::new() };
-            let mut by_case: BTreeMap<(String, String), Vec<AdverseEventRow>> = BTreeMap::new();
-            for v in all {
-                by_case.entry((v.clinic_id.clone(), v.report_id.clone())).or_default().push(v);
-            }
-            by_case
-                .into_values()
-                .filter(|vs| spec.in_interval(vs.iter().map(|v| v.reported_at_ms).min().unwrap_or(i64::MIN)))
-                .filter(|vs| !serious || vs.iter().any(is_serious))
-                .flat_map(one_copy_per_version)
-                .collect()
+            let wanted = spec.in_interval(first_received_ms) && (!serious || versions.iter().any(is_serious));
+            Ok(if wanted { versions } else { Vec::new() })
         }
-    };
-    rows.sort_by(|a, b| {
-        (&a.clinic_id, &a.report_id, a.version).cmp(&(&b.clinic_id, &b.report_id, b.version))
-    });
-    Ok(rows)
+    }
 }
 
 fn is_serious(v: &AdverseEventRow) -> bool {
@@ -451,11 +554,14 @@ fn is_serious(v: &AdverseEventRow) -> bool {
     .any(|c| c.iter().any(|x| *x))
 }
 
-/// Of the copies of each version, the earliest accepted.
-fn one_copy_per_version(mut versions: Vec<AdverseEventRow>) -> Vec<AdverseEventRow> {
-    versions.sort_by_key(|v| (v.version, v.received_at_ms, v.event_id));
-    versions.dedup_by_key(|v| v.version);
-    versions
+/// One row per version, in version order: of copies of a version under different event ids, the
+/// one that stands ([`standing`]).
+fn one_copy_per_version(versions: Vec<AdverseEventRow>) -> Vec<AdverseEventRow> {
+    let mut by_version: BTreeMap<i32, Vec<AdverseEventRow>> = BTreeMap::new();
+    for v in versions {
+        by_version.entry(v.version).or_default().push(v);
+    }
+    by_version.into_values().filter_map(|copies| standing(&copies).cloned()).collect()
 }
 
 /// A dose in mg as E2B writes it: to 0.01 mg (summing doses leaves binary noise such as
@@ -535,5 +641,86 @@ fn icsr_case(
             })
             .collect(),
         narrative: e.narrative.clone(),
+    }
+}
+
+/// Waits until everything the gateway accepted by the lock is stored: the enricher has committed
+/// past the raw topic's positions at the lock (its output is committed in the same transaction),
+/// and the sink has nothing left on the enriched topic. A report made before then could change
+/// when the rest lands, so after `timeout` this is an error naming the lock.
+async fn wait_stored(
+    src: &Sources<'_>,
+    positions: &[KafkaPosition],
+    timeout: Duration,
+) -> Result<(), ReportError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let enriched = enricher_passed(src, positions)?;
+        let lag = pv_runtime::kafka::group_lag(
+            src.kafka,
+            src.sink_group,
+            &[src.enriched_topic],
+            Duration::from_secs(10),
+        );
+        if enriched && lag? == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            let behind = if enriched { "the sink" } else { "the enricher" };
+            return Err(ReportError::NotStored(format!(
+                "{behind} has not stored everything accepted by the lock after {} s",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Whether the enricher's group has committed at least up to each raw position.
+fn enricher_passed(src: &Sources<'_>, positions: &[KafkaPosition]) -> Result<bool, ReportError> {
+    let consumer: BaseConsumer = pv_runtime::kafka::consumer_config(src.kafka, src.enrich_group).create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in positions {
+        tpl.add_partition(&p.topic, p.partition);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    let passed = |p: &KafkaPosition| match committed.find_partition(&p.topic, p.partition).map(|e| e.offset())
+    {
+        Some(Offset::Offset(o)) => o >= p.offset,
+        _ => p.offset == 0,
+    };
+    Ok(positions.iter().all(passed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pv_store::events::Provenance;
+
+    fn row(event: u128, version: i32, received_ms: i64) -> AdverseEventRow {
+        let mut e = pv_events::sample::enriched_adverse_event();
+        e.event_id = pv_events::EventId(uuid::Uuid::from_u128(event));
+        e.version = version;
+        e.received_at = pv_events::Timestamp::from_millis(received_ms);
+        AdverseEventRow::new(&e, Provenance { partition: 0, offset: 0 }).expect("row")
+    }
+
+    #[test]
+    fn each_event_counts_once_as_its_earliest_acceptance_and_a_version_as_its_earliest_copy() {
+        // Event 1 stored twice (re-sent later, e.g. with another date in another partition).
+        let kept = earliest_copies(vec![row(1, 1, 500), row(1, 1, 100), row(2, 2, 300)]);
+        assert_eq!(
+            kept.iter().map(|r| (r.version, r.received_at_ms)).collect::<Vec<_>>(),
+            [(1, 100), (2, 300)]
+        );
+        // Version 2 sent twice under different event ids: the earlier acceptance stands.
+        let versions = [row(3, 2, 900), row(4, 2, 700), row(5, 1, 50)];
+        let s = standing(&versions).expect("a version");
+        assert_eq!((s.version, s.received_at_ms), (2, 700));
+        let one = one_copy_per_version(versions.to_vec());
+        assert_eq!(
+            one.iter().map(|r| (r.version, r.received_at_ms)).collect::<Vec<_>>(),
+            [(1, 50), (2, 700)]
+        );
     }
 }

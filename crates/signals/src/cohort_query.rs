@@ -23,8 +23,8 @@ const DAY_MS: i64 = 86_400_000;
 /// A stored dose: (event id, dedup version, instant ms, product, route, mg, weight kg or 0, session).
 type StoredDose = (String, u64, i64, String, String, f64, f64, i32);
 
-/// A stored dissociation score: (event id, dedup version, session, monitored-at ms, CADSS).
-type StoredScore = (String, u64, i32, i64, i32);
+/// A stored monitoring form: (event id, dedup version, session, monitored-at ms, CADSS if scored).
+type StoredScore = (String, u64, i32, i64, Option<i32>);
 
 #[derive(Debug, Row, Deserialize)]
 struct DoseHistory {
@@ -75,17 +75,23 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
             "SELECT patient_key, any(clinic_id),
                     groupArray((toString(event_id), dedup_version, administered_at_ms, toString(product), toString(route), dose_mg, ifNull(weight_kg, 0.), session_number))
              FROM {doses}
-             WHERE received_at_ms <= {to} AND administered_at_ms <= {to}
+             WHERE received_at_ms <= {to}
              GROUP BY patient_key",
         )
         .bind("to", as_of_ms)
         .fetch_all::<DoseHistory>();
     let enrolments = db
         .sql(
-            "SELECT patient_key, argMax(toString(age_band), received_at_ms), argMax(toString(sex), received_at_ms),
-                    argMax(protocol, received_at_ms), argMax(baseline_urinary_score, received_at_ms),
-                    argMax(prior_substance_use_disorder, received_at_ms)
-             FROM {enrolments} FINAL WHERE received_at_ms <= {to} GROUP BY patient_key",
+            "SELECT pk, argMax(ab, (rcv, id)), argMax(sx, (rcv, id)), argMax(pr, (rcv, id)),
+                    argMax(ipss, (rcv, id)), argMax(sud, (rcv, id))
+             FROM (
+                SELECT argMax(patient_key, dedup_version) AS pk, argMax(toString(age_band), dedup_version) AS ab,
+                       argMax(toString(sex), dedup_version) AS sx, argMax(protocol, dedup_version) AS pr,
+                       argMax(baseline_urinary_score, dedup_version) AS ipss,
+                       argMax(prior_substance_use_disorder, dedup_version) AS sud,
+                       min(received_at_ms) AS rcv, toString(event_id) AS id
+                FROM {enrolments} WHERE received_at_ms <= {to} GROUP BY clinic_id, event_id)
+             GROUP BY pk",
         )
         .bind("to", as_of_ms)
         .fetch_all::<Enrolment>();
@@ -108,22 +114,24 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
         .fetch_all::<CaseVersion>();
     let dissociation = db
         .sql(
-            "SELECT patient_key, groupArray((toString(event_id), dedup_version, session_number, monitored_at_ms, assumeNotNull(dissociation_cadss)))
+            "SELECT patient_key, groupArray((toString(event_id), dedup_version, session_number, monitored_at_ms, dissociation_cadss))
              FROM {monitoring_forms}
-             WHERE received_at_ms <= {to} AND monitored_at_ms <= {to} AND isNotNull(dissociation_cadss)
+             WHERE received_at_ms <= {to}
              GROUP BY patient_key",
         )
         .bind("to", as_of_ms)
         .fetch_all::<Dissociation>();
     let (doses, enrolments, cases, dissociation) = tokio::try_join!(doses, enrolments, cases, dissociation)?;
-    let mut patients = assemble(&groups, doses, enrolments, cases);
+    let mut patients = assemble(&groups, doses, enrolments, cases, as_of_ms);
     let mut scores: BTreeMap<String, Vec<StoredScore>> =
         dissociation.into_iter().map(|d| (d.patient_key, d.scores)).collect();
     for p in &mut patients {
         let copies = scores.remove(&p.key).unwrap_or_default().into_iter();
+        // Copies are collapsed before anything is filtered: the earliest copy decides.
         let mut s: Vec<(i32, i32, f64)> = first_accepted(copies.map(|(id, v, a, b, c)| (id, v, (a, b, c))))
             .into_iter()
-            .map(|(session, ms, cadss)| (session, day(ms), f64::from(cadss)))
+            .filter(|(_, ms, _)| *ms <= as_of_ms)
+            .filter_map(|(session, ms, cadss)| Some((session, day(ms), f64::from(cadss?))))
             .collect();
         s.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
         p.dissociation = s;
@@ -132,9 +140,11 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
 }
 
 /// Each stored event once: among the copies of an event id, the earliest acceptance (highest
-/// dedup version), as the store's `FINAL` keeps it. Copies of one event normally agree; a clinic
-/// that re-sends an event id with other content must not be counted twice, nor differently from
-/// one run to the next.
+/// dedup version), the rule `FINAL` applies within a partition, here across partitions too (a
+/// copy re-sent with another date lands in another month). Copies of one event normally agree; a
+/// clinic that re-sends an event id with other content must not be counted twice, nor
+/// differently from one run to the next. Copies are grouped by patient first: a copy re-sent
+/// under another patient is that patient's (the gateway cannot tell it from a new event).
 fn first_accepted<T>(copies: impl Iterator<Item = (String, u64, T)>) -> Vec<T> {
     let mut kept: BTreeMap<String, (u64, T)> = BTreeMap::new();
     for (id, version, value) in copies {
@@ -155,6 +165,7 @@ fn assemble(
     mut doses: Vec<DoseHistory>,
     enrolments: Vec<Enrolment>,
     mut cases: Vec<CaseVersion>,
+    as_of_ms: i64,
 ) -> Vec<CohortPatient> {
     doses.sort_by(|a, b| a.patient_key.cmp(&b.patient_key));
     cases.sort_by(|a, b| (&a.clinic_id, &a.report_id).cmp(&(&b.clinic_id, &b.report_id)));
@@ -192,9 +203,15 @@ fn assemble(
     doses
         .into_iter()
         .map(|mut h| {
+            // Copies are collapsed before anything is filtered: the earliest copy decides. Doses
+            // given after the as-of instant (clock skew within the gateway's limit) wait for the
+            // next run, as they do in the other analyses' windows.
             let copies = std::mem::take(&mut h.doses).into_iter();
-            let mut doses =
-                first_accepted(copies.map(|(id, v, ms, p, r, mg, w, s)| (id, v, (ms, p, r, mg, w, s))));
+            let mut doses: Vec<_> =
+                first_accepted(copies.map(|(id, v, ms, p, r, mg, w, s)| (id, v, (ms, p, r, mg, w, s))))
+                    .into_iter()
+                    .filter(|d| d.0 <= as_of_ms)
+                    .collect();
             doses.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)).then(a.3.total_cmp(&b.3)));
             let e = enrolled.get(&h.patient_key);
             CohortPatient {
@@ -220,6 +237,7 @@ fn assemble(
                 clinic_id: h.clinic_id,
             }
         })
+        .filter(|p| !p.doses.is_empty())
         .collect()
 }
 
@@ -317,7 +335,7 @@ mod tests {
             ],
             onsets: vec![Some(Day(12)), Some(Day(1)), Some(Day(9)), None],
         }];
-        let ps = assemble(&groups, doses, enrolments, cases);
+        let ps = assemble(&groups, doses, enrolments, cases, i64::MAX);
         assert_eq!(ps.len(), 1);
         let p = &ps[0];
         assert_eq!((p.age_band.as_str(), p.sex.as_str()), ("age_65_74", "male"));
@@ -332,11 +350,28 @@ mod tests {
         // A patient without an enrolment is `unknown`, not dropped.
         let ps = assemble(
             &groups,
-            vec![DoseHistory { patient_key: "x".into(), clinic_id: "c".into(), doses: vec![] }],
+            vec![DoseHistory {
+                patient_key: "x".into(),
+                clinic_id: "c".into(),
+                doses: vec![("e".into(), 1, 0, "ketamine".into(), "iv".into(), 35.0, 0.0, 1)],
+            }],
             vec![],
             vec![],
+            i64::MAX,
         );
         assert_eq!(ps[0].age_band, "unknown");
+    }
+
+    #[test]
+    fn copies_collapse_before_the_as_of_filter() {
+        // The earliest copy of "a" is dated after the as-of instant, a later re-sent copy before
+        // it: the earliest copy decides, so the dose waits (and the patient with it).
+        let history = |doses| DoseHistory { patient_key: "p".into(), clinic_id: "c".into(), doses };
+        let dose = |v: u64, ms: i64| ("a".to_owned(), v, ms, "ketamine".into(), "iv".into(), 35.0, 70.0, 1);
+        let ps = assemble(&[], vec![history(vec![dose(30, 200), dose(10, 50)])], vec![], vec![], 100);
+        assert!(ps.is_empty(), "{ps:?}");
+        let ps = assemble(&[], vec![history(vec![dose(10, 200), dose(30, 50)])], vec![], vec![], 100);
+        assert_eq!(ps[0].doses.len(), 1);
     }
 
     #[test]

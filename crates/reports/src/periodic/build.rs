@@ -34,7 +34,13 @@ pub fn build(spec: &Spec, input: &Input, human: &HumanSections) -> Report {
     push_human(&mut sections, "18", "Integrated benefit-risk analysis for authorised indications");
     push_human(&mut sections, "19", "Conclusions and actions");
     sections.extend(appendices(spec, input));
-    Report { spec: spec.clone(), sections, charts, facts: facts(spec, input) }
+    Report {
+        spec: spec.clone(),
+        sections,
+        charts,
+        facts: facts(spec, input),
+        sections_sha256: human.sha256().to_owned(),
+    }
 }
 
 const LATER_HUMAN_SECTIONS: [(&str, &str); 8] = [
@@ -148,7 +154,7 @@ fn reaction_tabulation(spec: &Spec, cases: &[CaseAtLock]) -> Table {
             "Cumulative serious",
             "Cumulative non-serious",
         ],
-        "Counts of cases reporting the PT.",
+        "Cases reporting the PT; the All row adds them up (case-PT pairs).",
     );
     let mut total = [0u64; 4];
     for ((soc, pt), n) in counts {

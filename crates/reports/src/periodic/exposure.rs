@@ -55,8 +55,8 @@ pub(crate) fn sections(spec: &Spec, input: &Input, charts: &mut BTreeMap<String,
         Section::new("5.2", "Cumulative and interval patient exposure from marketing experience")
             .text(format!(
                 "Patients treated, administrations and cumulative dose, from the clinics' administration records: \
-                 interval {} to {}, cumulative up to {}. Products and routes are never added together. Doses per \
-                 kilogram are totalled over the administrations with a recorded weight (their count is shown); \
+                 interval {} to {}, cumulative up to {}. Doses are never added across products or routes (the All \
+                 rows count patients and administrations only). Doses per kilogram are totalled over the administrations with a recorded weight (their count is shown); \
                  esketamine is a fixed dose and is not dosed by weight.",
                 spec.from, spec.to, spec.to
             ))

@@ -108,7 +108,8 @@ pub(crate) fn positions(input: &Input) -> Table {
 
 /// Rows read from each source.
 pub(crate) fn rows_read(input: &Input) -> Table {
-    let mut t = Table::new("20.2-rows-read", "Rows read at the data-lock point", &["Source", "Rows"], "");
+    let mut t =
+        Table::new("20.2-inputs", "What the report was computed from", &["Input (table)", "Count"], "");
     for (source, n) in &input.rows_read {
         t.push(vec![source.clone().into(), (*n).into()]);
     }

@@ -8,28 +8,28 @@ use super::report::{Block, Report, Section};
 use crate::sections::literal;
 use crate::table::{Cell, Table};
 
-const PREAMBLE: &str = r#"#set document(title: TITLE, author: AUTHOR)
+/// The document settings: title and author in the PDF's metadata, A4 pages numbered "n / total",
+/// a running header after the cover, the compiled-in serif font, tables in a smaller size.
+fn preamble(title: &str, author: &str, lock: &str) -> String {
+    format!(
+        r#"#set document(title: {title}, author: {author})
 #set page(paper: "a4", margin: (x: 1.8cm, y: 2cm), numbering: "1 / 1",
-  header: context { if counter(page).get().first() > 1 [ #set text(size: 8pt); #TITLE #h(1fr) #LOCK ] })
+  header: context {{ if counter(page).get().first() > 1 [ #set text(size: 8pt); #{title} #h(1fr) #{lock} ] }})
 #set text(font: "Libertinus Serif", size: 10pt, lang: "en")
 #set par(justify: true)
 #set table(stroke: 0.4pt + luma(160), inset: 4pt)
 #show table: set text(size: 7.5pt)
 #show table: set par(justify: false)
 #show heading: set block(above: 1.4em, below: 0.8em)
-"#;
+"#
+    )
+}
 
 /// The Typst markup of `report`.
 pub fn markup(report: &Report) -> String {
-    let mut out = String::new();
     let title = literal(&report.spec.title);
     let lock = literal(&format!("Data-lock point {}", instant(report.spec.lock_ms)));
-    out.push_str(
-        &PREAMBLE
-            .replace("TITLE", &title)
-            .replace("AUTHOR", &literal(&report.spec.organisation))
-            .replace("LOCK", &lock),
-    );
+    let mut out = preamble(&title, &literal(&report.spec.organisation), &lock);
     cover(&mut out, report);
     out.push_str("#outline(title: \"Contents\", depth: 2)\n#pagebreak()\n\n");
     for s in &report.sections {
@@ -130,6 +130,12 @@ fn table(out: &mut String, t: &Table) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_title_naming_the_placeholders_stays_text() {
+        let p = preamble(&literal("AUTHOR and LOCK \"x\""), &literal("TITLE"), &literal("l"));
+        assert!(p.starts_with(r#"#set document(title: "AUTHOR and LOCK \"x\"", author: "TITLE")"#), "{p}");
+    }
 
     #[test]
     fn long_words_get_break_opportunities_and_short_ones_do_not() {

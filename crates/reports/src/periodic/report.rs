@@ -71,6 +71,8 @@ pub struct Report {
     pub charts: BTreeMap<String, String>,
     /// Facts for the cover and the manifest: (label, value), in order.
     pub facts: Vec<(String, String)>,
+    /// SHA-256 of the sections file the human-written parts came from.
+    pub sections_sha256: String,
 }
 
 impl Report {
