@@ -9,6 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 packages=(clickhouse-server clickhouse-client cmake libcurl4-openssl-dev)
 [ "${1:-}" = "--browser" ] && packages+=(chromium chromium-driver poppler-utils)
+# The tests' Python client needs venv (Debian's python3 ships it separately).
+python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
