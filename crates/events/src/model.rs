@@ -554,6 +554,16 @@ impl ClinicEvent {
         }
     }
 
+    /// Replaces the event's id (examples and tests that need fixed ids).
+    pub fn set_event_id(&mut self, id: EventId) {
+        match self {
+            ClinicEvent::DoseAdministered(e) => e.event_id = id,
+            ClinicEvent::SessionMonitoring(e) => e.event_id = id,
+            ClinicEvent::AdverseEventReport(e) => e.event_id = id,
+            ClinicEvent::PatientEnrolment(e) => e.event_id = id,
+        }
+    }
+
     /// Stamps the gateway's acceptance time.
     pub fn set_received_at(&mut self, at: Timestamp) {
         match self {

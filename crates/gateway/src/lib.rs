@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
+pub mod openapi;
 pub mod produce;
 pub mod server;
 

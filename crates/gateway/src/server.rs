@@ -1,4 +1,5 @@
-//! HTTP routes: `POST /v1/events`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! HTTP routes: `POST /v1/events`, `GET /healthz`, `GET /readyz`, `GET /metrics`,
+//! `GET /openapi.json` (described by [`crate::openapi`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use pv_events::{Limits, Timestamp};
 use pv_runtime::kafka::{DurableProducer, ProduceError};
 use pv_runtime::{KafkaConfig, Shutdown};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::auth::ClinicTokens;
@@ -66,6 +67,7 @@ impl Gateway {
             .route("/v1/events", post(post_events))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
+            .route("/openapi.json", get(openapi))
             .with_state(self)
             .merge(metrics)
     }
@@ -80,6 +82,95 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Shutd
     gateway.producer.flush(Duration::from_secs(10));
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+async fn openapi() -> Response {
+    static DOCUMENT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(crate::openapi::document);
+    Json(DOCUMENT.clone()).into_response()
+}
+
+/// Every error the gateway answers with: its `error` code and its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 401: no or unknown bearer token (with `WWW-Authenticate`).
+    Unauthorized,
+    /// 415: neither `application/json` nor `application/x-ndjson`.
+    UnsupportedMediaType,
+    /// 413: the body is larger than `max_body_bytes`.
+    PayloadTooLarge,
+    /// 413: more events than `max_events_per_request`.
+    TooManyEvents,
+    /// 400: the body could not be read.
+    BadBody,
+    /// 400: not JSON/NDJSON.
+    MalformedJson,
+    /// 400: no event in the body.
+    Empty,
+    /// 403: an event for another clinic than the token's.
+    Forbidden,
+    /// 422: type or range errors.
+    ValidationFailed,
+    /// 503: the event log did not acknowledge in time (with `Retry-After`).
+    BrokerUnavailable,
+    /// 500: the events could not be produced for another reason.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code.
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::Unauthorized,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::TooManyEvents,
+        ErrorCode::BadBody,
+        ErrorCode::MalformedJson,
+        ErrorCode::Empty,
+        ErrorCode::Forbidden,
+        ErrorCode::ValidationFailed,
+        ErrorCode::BrokerUnavailable,
+        ErrorCode::Internal,
+    ];
+
+    /// The `error` value of the body.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::TooManyEvents => "too_many_events",
+            ErrorCode::BadBody => "bad_body",
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::Empty => "empty",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::BrokerUnavailable => "broker_unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::PayloadTooLarge | ErrorCode::TooManyEvents => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BadBody | ErrorCode::MalformedJson | ErrorCode::Empty => StatusCode::BAD_REQUEST,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::BrokerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The header the answer carries, if any.
+    pub const fn header(self) -> Option<&'static str> {
+        match self {
+            ErrorCode::Unauthorized => Some("WWW-Authenticate"),
+            ErrorCode::BrokerUnavailable => Some("Retry-After"),
+            _ => None,
+        }
+    }
 }
 
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
@@ -111,7 +202,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
     let clinic_id = match gw.tokens.authenticate(authorization) {
         Ok(clinic) => clinic.to_owned(),
         Err(e) => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string(), &[]);
+            let mut r = error(ErrorCode::Unauthorized, &e.to_string(), &[]);
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return r;
         }
@@ -119,21 +210,14 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let Some(framing) = Framing::from_content_type(content_type) else {
         return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send one event as application/json or a batch as application/x-ndjson",
             &[],
         );
     };
     let max = gw.cfg.max_body_bytes;
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!("the body exceeds {max} bytes; split the batch"),
-            &[],
-        )
-    };
+    let too_large =
+        || error(ErrorCode::PayloadTooLarge, &format!("the body exceeds {max} bytes; split the batch"), &[]);
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max) {
         return too_large();
@@ -147,7 +231,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
             {
                 too_large()
             } else {
-                error(StatusCode::BAD_REQUEST, "bad_body", &format!("cannot read the request body: {e}"), &[])
+                error(ErrorCode::BadBody, &format!("cannot read the request body: {e}"), &[])
             };
         }
     };
@@ -176,8 +260,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
             tracing::warn!(error = %e, events = events.len(), "broker unavailable; answering 503");
             gw.metrics.events_rejected.with_label_values(&["broker_unavailable"]).inc_by(events.len() as u64);
             let mut r = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "broker_unavailable",
+                ErrorCode::BrokerUnavailable,
                 "the event log did not acknowledge the events; nothing is confirmed, retry the whole request (event ids make retries safe)",
                 &[],
             );
@@ -189,7 +272,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
         Err(e) => {
             tracing::error!(error = %e, "produce failed permanently");
             gw.metrics.events_rejected.with_label_values(&["internal"]).inc_by(events.len() as u64);
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &format!("{e}; nothing is confirmed"), &[])
+            error(ErrorCode::Internal, &format!("{e}; nothing is confirmed"), &[])
         }
     }
 }
@@ -200,39 +283,37 @@ fn reject(gw: &Gateway, rejection: Rejection) -> Response {
         idx.dedup();
         idx.len() as u64
     };
-    let (status, code, message, errors, n) = match &rejection {
+    let (code, message, errors, n) = match &rejection {
         Rejection::Malformed(errors) => (
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
+            ErrorCode::MalformedJson,
             "the body is not valid JSON; nothing was accepted",
             errors.as_slice(),
             count(errors),
         ),
-        Rejection::Empty => (StatusCode::BAD_REQUEST, "empty", "the body holds no event", &[][..], 0),
+        Rejection::Empty => (ErrorCode::Empty, "the body holds no event", &[][..], 0),
         Rejection::TooManyEvents { found, max } => {
             let message = format!("{found} events exceed the limit of {max} per request; split the batch");
             gw.metrics.events_rejected.with_label_values(&["too_many"]).inc_by(*found as u64);
-            return error(StatusCode::PAYLOAD_TOO_LARGE, "too_many_events", &message, &[]);
+            return error(ErrorCode::TooManyEvents, &message, &[]);
         }
         Rejection::WrongClinic(errors) => (
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "events may only be submitted for the token's own clinic; nothing was accepted",
             errors.as_slice(),
             count(errors),
         ),
         Rejection::Invalid(errors) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             "some events are invalid; nothing was accepted",
             errors.as_slice(),
             count(errors),
         ),
     };
-    gw.metrics.events_rejected.with_label_values(&[code]).inc_by(n);
-    error(status, code, message, errors)
+    gw.metrics.events_rejected.with_label_values(&[code.as_str()]).inc_by(n);
+    error(code, message, errors)
 }
 
-fn error(status: StatusCode, code: &str, message: &str, errors: &[EventError]) -> Response {
-    (status, Json(json!({ "error": code, "message": message, "errors": errors }))).into_response()
+fn error(code: ErrorCode, message: &str, errors: &[EventError]) -> Response {
+    let body = json!({ "error": code.as_str(), "message": message, "errors": errors });
+    (code.status(), Json(body)).into_response()
 }
