@@ -1,8 +1,8 @@
 //! The contract as a third-party client speaks it: a Python producer (confluent-kafka +
 //! fastavro, pinned in tests/python/requirements.txt, installed by deploy/local/test.sh) writes
 //! every event kind straight to the raw topic with the Avro single-object encoding exactly as the
-//! specification describes it; the events arrive in ClickHouse enriched; malformed messages land
-//! in the dead-letter topic with their reason; the enriched and signal topics are read back with
+//! specification describes it; the events arrive in ClickHouse enriched; malformed messages (not
+//! single-object encoded; a body cut short) land in the dead-letter topic with their reason; the enriched and signal topics are read back with
 //! fastavro alone; and a plain HTTP client (requests) posts to the gateway.
 
 mod common;
@@ -91,10 +91,8 @@ async fn a_python_client_speaks_the_contract_both_ways() {
         .iter()
         .filter_map(|d| d.headers.iter().find(|(k, _)| k == "pv-error").map(|(_, v)| v.as_str()))
         .collect();
-    assert!(
-        reasons.iter().any(|r| r.contains("unknown writer schema fingerprint 0000000000000000")),
-        "{reasons:?}"
-    );
+    assert!(reasons.iter().any(|r| r.contains("single-object")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("does not decode")), "{reasons:?}");
     assert_eq!(reasons.len(), 2, "each dead letter says why: {reasons:?}");
 
     // The enriched topic, read with fastavro alone.

@@ -22,6 +22,8 @@ pub struct EnrichMetrics {
     pub restarts: IntCounter,
     /// Patients in memory.
     pub patients: IntGauge,
+    /// Input partitions stopped at a message whose schema this build does not know.
+    pub halted_partitions: IntGauge,
     /// Seconds to load one partition's state from the changelog.
     pub state_load_seconds: Histogram,
 }
@@ -56,6 +58,13 @@ impl EnrichMetrics {
             patients: registered(
                 &r,
                 IntGauge::new("patients_in_memory", "Patients whose state is in memory")?,
+            )?,
+            halted_partitions: registered(
+                &r,
+                IntGauge::new(
+                    "halted_partitions",
+                    "Input partitions stopped at a message whose schema this build does not know",
+                )?,
             )?,
             state_load_seconds: registered(&r, Histogram::with_opts(state_load_seconds)?)?,
             registry: r,

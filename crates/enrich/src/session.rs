@@ -6,18 +6,26 @@
 //! event or a dead letter, the patient's state change, the input offset); **commit** when the
 //! transaction is due. A failed commit the producer can recover from is aborted and every
 //! assigned partition re-read from its committed offset with its state reloaded.
+//!
+//! A message written with a schema this build does not know (an unknown single-object
+//! fingerprint: a producer upgraded before the enricher) is not dead-lettered: its partition
+//! halts there (paused, nothing after it processed, its offset never committed), the enricher
+//! says why (an error log naming partition, offset and fingerprint; `pv_enrich_halted_partitions`)
+//! and the other partitions go on. A build that knows the schema starts from that message.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pv_events::{EnrichedEvent, EventCodec};
+use std::collections::BTreeMap;
+
+use pv_events::{CodecError, EnrichedEvent, EventCodec};
 use pv_runtime::Shutdown;
-use rdkafka::Offset;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::BaseRecord;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::pseudonym::key_hex;
 use crate::service::EnrichService;
@@ -103,6 +111,8 @@ struct Work<'s> {
     service: &'s EnrichService,
     txn: Transaction,
     stores: StateStores,
+    /// Partitions halted at a message of an unknown schema: offset and fingerprint.
+    halted: BTreeMap<i32, (i64, String)>,
     /// Transactions committed by this session (the fault hook's clock).
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     committed: u64,
@@ -124,7 +134,8 @@ impl<'s> Session<'s> {
         let stores =
             StateStores::new(kafka_cfg, &cfg.group_id, &cfg.changelog_topic, service.metrics().clone())
                 .map_err(kafka("creating changelog reader"))?;
-        Ok(Self { service, consumer, work: Work { service, txn, stores, committed: 0 } })
+        let work = Work { service, txn, stores, halted: BTreeMap::new(), committed: 0 };
+        Ok(Self { service, consumer, work })
     }
 
     /// Runs until `shutdown`, then commits the open transaction.
@@ -142,10 +153,15 @@ impl<'s> Session<'s> {
                 continue;
             }
             self.work.stores.forget(&revoked);
+            self.work.unhalt(&revoked);
             match polled {
                 None => {}
                 Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
-                Some(Ok(m)) => self.work.process(&m)?,
+                Some(Ok(m)) => {
+                    if let Processed::Halted = self.work.process(&m)? {
+                        self.pause(m.topic(), m.partition());
+                    }
+                }
             }
             if self.work.txn.is_due(cfg.batch_max_messages, max_wait) {
                 self.commit_or_rewind()?;
@@ -156,6 +172,15 @@ impl<'s> Session<'s> {
         }
         tracing::info!("enricher stopped");
         Ok(())
+    }
+
+    /// Stops fetching a halted partition (what was already fetched is skipped by `process`).
+    fn pause(&self, topic: &str, partition: i32) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::warn!(partition, error = %e, "cannot pause the halted partition; its messages are skipped");
+        }
     }
 
     /// Commits the open transaction; on an abortable failure, aborts and rewinds.
@@ -207,19 +232,48 @@ impl<'s> Session<'s> {
     }
 }
 
+/// What became of an input message.
+enum Processed {
+    /// Added to the open transaction (enriched, or a dead letter).
+    Done,
+    /// Its partition halts here: its schema is unknown to this build.
+    Halted,
+}
+
 impl Work<'_> {
-    /// Adds one input message to the open transaction: its enriched event, or a dead letter.
-    fn process(&mut self, m: &BorrowedMessage<'_>) -> Result<(), SessionError> {
+    /// Forgets the halts of partitions this instance no longer owns.
+    fn unhalt(&mut self, revoked: &[i32]) {
+        self.halted.retain(|p, _| !revoked.contains(p));
+        self.service.metrics().halted_partitions.set(self.halted.len() as i64);
+    }
+
+    /// Adds one input message to the open transaction: its enriched event, or a dead letter;
+    /// or halts its partition when its schema is unknown to this build.
+    fn process(&mut self, m: &BorrowedMessage<'_>) -> Result<Processed, SessionError> {
         let (cfg, metrics) = (self.service.config(), self.service.metrics());
-        self.txn.begin()?;
         let partition = m.partition();
-        let store = self.stores.partition(partition)?;
+        if self.halted.contains_key(&partition) {
+            return Ok(Processed::Halted);
+        }
         let codec = EventCodec::global();
         let payload = m.payload().unwrap_or_default();
-        let outcome = codec
-            .decode(payload)
-            .map_err(|e| e.to_string())
-            .and_then(|ev| self.service.enricher().enrich(store, &ev));
+        let decoded = codec.decode(payload);
+        if let Err(CodecError::UnknownSchema(fingerprint)) = &decoded {
+            tracing::error!(
+                partition,
+                offset = m.offset(),
+                %fingerprint,
+                "input partition halted: the message's schema is unknown to this build (a producer newer than \
+                 the enricher?); deploy an enricher that knows it: it starts from this message"
+            );
+            self.halted.insert(partition, (m.offset(), fingerprint.clone()));
+            metrics.halted_partitions.set(self.halted.len() as i64);
+            return Ok(Processed::Halted);
+        }
+        self.txn.begin()?;
+        let store = self.stores.partition(partition)?;
+        let outcome =
+            decoded.map_err(|e| e.to_string()).and_then(|ev| self.service.enricher().enrich(store, &ev));
         match outcome {
             Ok(out) => {
                 let bytes = codec.encode_enriched(&out.event)?;
@@ -251,7 +305,7 @@ impl Work<'_> {
         self.txn.consumed(partition, m.offset());
         #[cfg(feature = "fault-injection")]
         crate::fault::abort_mid_transaction(self.committed, self.txn.messages(), cfg.batch_max_messages);
-        Ok(())
+        Ok(Processed::Done)
     }
 }
 
