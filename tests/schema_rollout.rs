@@ -87,3 +87,41 @@ async fn an_unknown_schema_halts_its_partition_and_nothing_else() {
     assert_eq!(env.topic_messages(&env.raw_dlq_topic), 0, "no dead letters");
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_enriched_schema_halts_the_sinks_partition() {
+    let env = TestEnv::new("schema_rollout_sink").await;
+    let codec = EventCodec::global();
+    let enriched = || {
+        let mut d = sample::enriched_dose();
+        d.event_id = pv_events::EventId::new_random();
+        codec.encode_enriched(&pv_events::EnrichedEvent::Dose(d)).expect("encode")
+    };
+    let mut newer = enriched();
+    newer[2..10].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 2]);
+    let producer =
+        DurableProducer::new(&env.kafka, &env.enriched_topic, Duration::from_secs(10)).expect("producer");
+    let message = |payload| Outgoing { key: b"k".to_vec(), payload, timestamp_ms: None };
+    producer.send_all(&[message(enriched()), message(newer), message(enriched())]).await.expect("sent");
+
+    let sink = env.start_sink(env.sink_config());
+    env.wait_for_count("doses", true, 1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.count("doses", true).await, 1, "nothing after the halt is stored");
+    assert_eq!(sink.metrics.halted_partitions.get(), 1, "the halt is in the metrics");
+    assert_eq!(sink.metrics.dead_letters.get(), 0, "not a dead letter");
+    sink.stop().await;
+    let (k, t) = (env.kafka.clone(), env.enriched_topic.clone());
+    let read = tokio::task::spawn_blocking(move || read_topic(&k, &t)).await.expect("read");
+    let halt = read.iter().find(|m| m.payload[2..10] == [0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 2]).expect("newer");
+    let consumer: BaseConsumer = pv_runtime::kafka::consumer_config(&env.kafka, &env.sink_config().group_id)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&env.enriched_topic, halt.partition);
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed");
+    let at = committed.find_partition(&env.enriched_topic, halt.partition).map(|e| e.offset());
+    assert_eq!(at, Some(Offset::Offset(halt.offset)), "a sink that knows the schema starts at it");
+    assert_eq!(env.topic_messages(&env.dlq_topic), 0, "no dead letters");
+    env.cleanup().await;
+}

@@ -11,13 +11,20 @@
 //! - **drain**: on shutdown or at the feed's end, finish the flush in flight and the open batch
 //!   within `shutdown_timeout_ms`, then close the feed (final commit). What is not durable by
 //!   then is not committed and is read again by the next run.
+//!
+//! A message of a schema this build does not know (an enricher upgraded before the sink) halts
+//! its partition: it and everything after it on that partition are skipped, never committed, and
+//! read again by a sink that knows the schema; the sink logs it and `pv_sink_halted_partitions`
+//! counts it. It is not dead-lettered.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pv_events::EventCodec;
+use std::collections::BTreeMap;
+
+use pv_events::{CodecError, EventCodec};
 use pv_runtime::Shutdown;
 use pv_store::events::{AnyRow, Provenance};
 
@@ -47,6 +54,8 @@ pub(crate) struct Consumption {
     batch: Batch,
     in_flight: Option<Flush>,
     paused: bool,
+    /// Partitions halted at a message of an unknown schema: offset and fingerprint.
+    halted: BTreeMap<(String, i32), (i64, String)>,
     feed_ended: bool,
     /// Messages read.
     messages: u64,
@@ -64,6 +73,7 @@ impl Consumption {
             batch: Batch::default(),
             in_flight: None,
             paused: false,
+            halted: BTreeMap::new(),
             feed_ended: false,
             messages: 0,
             flushes: 0,
@@ -122,11 +132,27 @@ impl Consumption {
     fn receive(&mut self, message: &Incoming<'_>) {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         self.messages += 1;
+        if self.halted.contains_key(&(topic.to_owned(), partition)) {
+            return;
+        }
         let payload = message.payload();
-        let row =
-            EventCodec::global().decode_enriched(payload).map_err(|e| e.to_string()).and_then(|event| {
-                AnyRow::new(&event, Provenance { partition, offset }).map_err(|e| e.to_string())
-            });
+        let decoded = EventCodec::global().decode_enriched(payload);
+        if let Err(CodecError::UnknownSchema(fingerprint)) = &decoded {
+            tracing::error!(
+                topic,
+                partition,
+                offset,
+                %fingerprint,
+                "partition halted: the message's schema is unknown to this build (an enricher newer than the \
+                 sink?); deploy a sink that knows it: it starts from this message"
+            );
+            self.halted.insert((topic.to_owned(), partition), (offset, fingerprint.clone()));
+            self.metrics.halted_partitions.set(self.halted.len() as i64);
+            return;
+        }
+        let row = decoded.map_err(|e| e.to_string()).and_then(|event| {
+            AnyRow::new(&event, Provenance { partition, offset }).map_err(|e| e.to_string())
+        });
         match row {
             Ok(row) => self.batch.push_row(row, topic, partition, offset),
             Err(reason) => {

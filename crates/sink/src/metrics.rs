@@ -18,6 +18,8 @@ pub struct SinkMetrics {
     pub paused: IntGauge,
     /// Messages sent to the dead-letter topic.
     pub dead_letters: IntCounter,
+    /// Partitions stopped at a message whose schema this build does not know.
+    pub halted_partitions: IntGauge,
     /// Batches made durable and committed.
     pub batches: IntCounter,
     /// Seconds to make one batch durable (inserts + dead letters).
@@ -43,6 +45,13 @@ impl SinkMetrics {
             dead_letters: registered(
                 &r,
                 IntCounter::new("dead_letters_total", "Messages sent to the dead-letter topic")?,
+            )?,
+            halted_partitions: registered(
+                &r,
+                IntGauge::new(
+                    "halted_partitions",
+                    "Partitions stopped at a message whose schema this build does not know",
+                )?,
             )?,
             batches: registered(&r, IntCounter::new("batches_total", "Batches made durable and committed")?)?,
             flush_seconds: registered(&r, Histogram::with_opts(flush_seconds)?)?,
