@@ -7,6 +7,7 @@ mod clinics;
 mod config;
 mod dashboard;
 mod disproportionality;
+mod dlq;
 mod replay;
 mod report;
 mod signals;
@@ -78,6 +79,9 @@ enum Command {
     /// Manage the workbench's users.
     #[command(subcommand)]
     Users(dashboard::UsersCommand),
+    /// Dead letters: re-send chosen ones to their source topic, once.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Regulators' outputs: the periodic safety report and E2B(R3) case exports.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -128,6 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Signals(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Replay(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Report(cmd) => runtime()?.block_on(cmd.run(&cfg)),
+        Command::Dlq(cmd) => runtime()?.block_on(cmd.run(&cfg)),
         Command::Disproportionality(args) => args.run(),
         Command::Score { truth_file } => runtime()?.block_on(async {
             let text = std::fs::read_to_string(&truth_file)
