@@ -175,10 +175,7 @@ impl RedriveArgs {
 }
 
 /// Enqueues `record`, waiting while the producer's queue is full.
-fn send<C: ProducerContext>(
-    producer: &BaseProducer<C>,
-    mut record: BaseRecord<'_, [u8], [u8]>,
-) -> anyhow::Result<()>
+fn send<C>(producer: &BaseProducer<C>, mut record: BaseRecord<'_, [u8], [u8]>) -> anyhow::Result<()>
 where
     C: ProducerContext<DeliveryOpaque = ()>,
 {
