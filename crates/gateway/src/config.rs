@@ -37,6 +37,10 @@ pub struct GatewayConfig {
     /// The `Retry-After` (seconds) sent with a 503.
     #[serde(default = "default_retry_after_secs")]
     pub retry_after_secs: u64,
+    /// How often (seconds) the clinics file is checked for changes; a changed file is loaded
+    /// without a restart (tokens added or revoked by `pv clinics add/revoke`).
+    #[serde(default = "default_clinics_reload_secs")]
+    pub clinics_reload_secs: u64,
 }
 
 fn default_listen() -> SocketAddr {
@@ -66,6 +70,9 @@ fn default_delivery_timeout_ms() -> u64 {
 fn default_retry_after_secs() -> u64 {
     5
 }
+fn default_clinics_reload_secs() -> u64 {
+    2
+}
 
 impl Default for GatewayConfig {
     fn default() -> Self {
@@ -79,6 +86,7 @@ impl Default for GatewayConfig {
             max_future_skew_secs: default_max_future_skew_secs(),
             delivery_timeout_ms: default_delivery_timeout_ms(),
             retry_after_secs: default_retry_after_secs(),
+            clinics_reload_secs: default_clinics_reload_secs(),
         }
     }
 }

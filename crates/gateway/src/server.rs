@@ -29,7 +29,9 @@ use crate::produce::{SendError, send_events};
 pub struct Gateway {
     cfg: GatewayConfig,
     limits: Limits,
-    tokens: ClinicTokens,
+    tokens: std::sync::RwLock<ClinicTokens>,
+    /// Whether the tokens come from `clinics_file` (and are reloaded when it changes).
+    from_file: bool,
     producer: DurableProducer,
     metrics: GatewayMetrics,
 }
@@ -38,7 +40,7 @@ impl Gateway {
     /// Builds a gateway from its settings; loads the clinics file named there.
     pub fn new(cfg: GatewayConfig, kafka: &KafkaConfig) -> anyhow::Result<Self> {
         let tokens = ClinicTokens::load(&cfg.clinics_file).map_err(anyhow::Error::msg)?;
-        Self::with_tokens(cfg, kafka, tokens)
+        Ok(Self { from_file: true, ..Self::with_tokens(cfg, kafka, tokens)? })
     }
 
     /// Builds a gateway with an explicit token table.
@@ -52,7 +54,15 @@ impl Gateway {
         }
         let producer =
             DurableProducer::new(kafka, &cfg.topic, Duration::from_millis(cfg.delivery_timeout_ms))?;
-        Ok(Self { limits: cfg.limits(), cfg, tokens, producer, metrics: GatewayMetrics::new()? })
+        let tokens = std::sync::RwLock::new(tokens);
+        Ok(Self {
+            limits: cfg.limits(),
+            cfg,
+            tokens,
+            from_file: false,
+            producer,
+            metrics: GatewayMetrics::new()?,
+        })
     }
 
     /// The gateway's metrics.
@@ -73,10 +83,49 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Reloads the clinics file; a file that does not load keeps the tokens in force.
+    fn reload_tokens(&self) {
+        match ClinicTokens::load(&self.cfg.clinics_file) {
+            Ok(tokens) => {
+                tracing::info!(clinics = tokens.len(), "clinics file changed: tokens reloaded");
+                if let Ok(mut t) = self.tokens.write() {
+                    *t = tokens;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "clinics file changed but does not load; the tokens in force stay")
+            }
+        }
+    }
+
+    /// Checks the clinics file every `clinics_reload_secs` and reloads it when it changed.
+    async fn watch_clinics(self: Arc<Self>, shutdown: Shutdown) {
+        let modified = |gw: &Gateway| std::fs::metadata(&gw.cfg.clinics_file).and_then(|m| m.modified()).ok();
+        let mut seen = modified(&self);
+        let period = Duration::from_secs(self.cfg.clinics_reload_secs.max(1));
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => return,
+                () = tokio::time::sleep(period) => {}
+            }
+            let now = modified(&self);
+            if now != seen {
+                seen = now;
+                self.reload_tokens();
+            }
+        }
+    }
+}
+
 /// Serves the gateway on `listener` until `shutdown`, then flushes the producer.
 pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Shutdown) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
-    tracing::info!(%addr, topic = %gateway.cfg.topic, clinics = gateway.tokens.len(), "gateway listening");
+    let clinics = gateway.tokens.read().map(|t| t.len()).unwrap_or(0);
+    tracing::info!(%addr, topic = %gateway.cfg.topic, clinics, "gateway listening");
+    if gateway.from_file {
+        tokio::spawn(gateway.clone().watch_clinics(shutdown.clone()));
+    }
     let app = gateway.clone().router();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await?;
     gateway.producer.flush(Duration::from_secs(10));
@@ -199,8 +248,12 @@ async fn post_events(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: B
 
 async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let clinic_id = match gw.tokens.authenticate(authorization) {
-        Ok(clinic) => clinic.to_owned(),
+    let authenticated = match gw.tokens.read() {
+        Ok(tokens) => tokens.authenticate(authorization).map(str::to_owned),
+        Err(_) => Err(crate::auth::AuthError::Unknown),
+    };
+    let clinic_id = match authenticated {
+        Ok(clinic) => clinic,
         Err(e) => {
             let mut r = error(ErrorCode::Unauthorized, &e.to_string(), &[]);
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
