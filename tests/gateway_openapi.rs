@@ -58,6 +58,8 @@ async fn the_gateway_is_what_its_openapi_document_says() {
     let served: Value =
         reqwest::get(format!("{url}/openapi.json")).await.expect("get").json().await.expect("json");
     assert_eq!(served, spec, "GET /openapi.json is the committed document");
+    let metrics = reqwest::get(format!("{url}/metrics")).await.expect("get").status().as_u16();
+    assert_eq!(metrics, 404, "metrics are not on the clinic-facing listener");
     for (path, item) in spec["paths"].as_object().expect("paths") {
         if item.get("get").is_some() {
             let status = reqwest::get(format!("{url}{path}")).await.expect("get").status().as_u16();

@@ -104,11 +104,18 @@ async fn an_unknown_enriched_schema_halts_the_sinks_partition() {
     let message = |payload| Outgoing { key: b"k".to_vec(), payload, timestamp_ms: None };
     producer.send_all(&[message(enriched()), message(newer), message(enriched())]).await.expect("sent");
 
-    let sink = env.start_sink(env.sink_config());
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let sink = env.start_sink(pv_sink::SinkConfig { metrics_listen: Some(admin), ..env.sink_config() });
     env.wait_for_count("doses", true, 1, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(env.count("doses", true).await, 1, "nothing after the halt is stored");
     assert_eq!(sink.metrics.halted_partitions.get(), 1, "the halt is in the metrics");
+    let ready = reqwest::get(format!("http://{admin}/readyz")).await.expect("readyz");
+    assert_eq!(ready.status().as_u16(), 503, "not ready while halted");
+    assert!(ready.text().await.expect("body").contains("halted"), "readiness says why");
+    let metrics =
+        reqwest::get(format!("http://{admin}/metrics")).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("pv_sink_halted_partitions 1"), "the halt is scraped");
     assert_eq!(sink.metrics.dead_letters.get(), 0, "not a dead letter");
     sink.stop().await;
     let (k, t) = (env.kafka.clone(), env.enriched_topic.clone());

@@ -88,7 +88,7 @@ cat <<INFO
 == where to look ==
   ClickHouse SQL:   clickhouse-client --port $CH_TCP_PORT --database pv
                     curl "$CH_URL/?query=SELECT+count()+FROM+pv.doses+FINAL"
-  metrics:          curl http://127.0.0.1:8080/metrics (gateway), :9465/metrics (enrich), :9464/metrics (sink)
+  metrics:          curl http://127.0.0.1:9466/metrics (gateway, admin listener), :9465/metrics (enrich), :9464/metrics (sink)
   logs:             $LOG_DIR/pv-gateway.log, pv-enrich.log, pv-sink.log, kafka.log
   send more:        $PV simulate --seed 7
   stop everything:  deploy/local/stop.sh

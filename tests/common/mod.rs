@@ -139,6 +139,7 @@ impl TestEnv {
             max_body_bytes: 256 * 1024,
             max_events_per_request: 50,
             delivery_timeout_ms: 10_000,
+            admin_listen: None,
             ..GatewayConfig::default()
         }
     }

@@ -146,6 +146,7 @@ database = "{db}"
 
 [gateway]
 listen = "127.0.0.1:{gateway_port}"
+admin_listen = "127.0.0.1:0"
 topic = "{raw}"
 clinics_file = "{dir}/clinics.toml"
 

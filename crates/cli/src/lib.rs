@@ -191,10 +191,16 @@ async fn enrich(cfg: PvConfig) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.on_signals();
     if let Some(addr) = cfg.enrich.metrics_listen {
-        let bound =
-            pv_runtime::telemetry::serve_metrics(addr, service.metrics().registry.clone(), shutdown.clone())
-                .await?;
-        tracing::info!(%bound, "enricher metrics at /metrics");
+        let halted = service.metrics().halted_partitions.clone();
+        let ready: pv_runtime::telemetry::Readiness = Arc::new(move || match halted.get() {
+            0 => Ok(()),
+            n => Err(format!(
+                "{n} input partition(s) halted at a message of a schema this build does not know (see the log)"
+            )),
+        });
+        let registry = service.metrics().registry.clone();
+        let bound = pv_runtime::telemetry::serve_admin(addr, registry, ready, shutdown.clone()).await?;
+        tracing::info!(%bound, "enricher metrics at /metrics, readiness at /readyz");
     }
     let s = shutdown.clone();
     let result = tokio::task::spawn_blocking(move || service.run(&s)).await?;

@@ -41,6 +41,10 @@ pub struct GatewayConfig {
     /// without a restart (tokens added or revoked by `pv clinics add/revoke`).
     #[serde(default = "default_clinics_reload_secs")]
     pub clinics_reload_secs: u64,
+    /// Where `GET /metrics` is served: an admin listener apart from the clinic-facing one (none:
+    /// not served).
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -73,6 +77,9 @@ fn default_retry_after_secs() -> u64 {
 fn default_clinics_reload_secs() -> u64 {
     2
 }
+fn default_admin_listen() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 9466)))
+}
 
 impl Default for GatewayConfig {
     fn default() -> Self {
@@ -87,6 +94,7 @@ impl Default for GatewayConfig {
             delivery_timeout_ms: default_delivery_timeout_ms(),
             retry_after_secs: default_retry_after_secs(),
             clinics_reload_secs: default_clinics_reload_secs(),
+            admin_listen: default_admin_listen(),
         }
     }
 }

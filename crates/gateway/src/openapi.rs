@@ -28,7 +28,6 @@ pub fn document() -> Value {
                 "Readiness: the event log is reachable.",
                 &[(200, "ready"), (503, "broker unreachable")]
             ),
-            "/metrics": text_get("Prometheus metrics (text exposition format).", &[(200, "metrics")]),
             "/openapi.json": {"get": {
                 "summary": "This document.",
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}

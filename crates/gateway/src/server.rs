@@ -1,5 +1,5 @@
-//! HTTP routes: `POST /v1/events`, `GET /healthz`, `GET /readyz`, `GET /metrics`,
-//! `GET /openapi.json` (described by [`crate::openapi`]).
+//! HTTP routes: `POST /v1/events`, `GET /healthz`, `GET /readyz`, `GET /openapi.json` (described
+//! by [`crate::openapi`]). `GET /metrics` is served apart, on the admin listener ([`serve`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,16 +70,14 @@ impl Gateway {
         &self.metrics
     }
 
-    /// The routes.
+    /// The clinic-facing routes.
     pub fn router(self: Arc<Self>) -> Router {
-        let metrics = pv_runtime::telemetry::metrics_router(self.metrics.registry.clone());
         Router::new()
             .route("/v1/events", post(post_events))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/openapi.json", get(openapi))
             .with_state(self)
-            .merge(metrics)
     }
 }
 
@@ -125,6 +123,11 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Shutd
     tracing::info!(%addr, topic = %gateway.cfg.topic, clinics, "gateway listening");
     if gateway.from_file {
         tokio::spawn(gateway.clone().watch_clinics(shutdown.clone()));
+    }
+    if let Some(admin) = gateway.cfg.admin_listen {
+        let registry = gateway.metrics.registry.clone();
+        let bound = pv_runtime::telemetry::serve_metrics(admin, registry, shutdown.clone()).await?;
+        tracing::info!(%bound, "gateway metrics at /metrics (admin listener)");
     }
     let app = gateway.clone().router();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await?;

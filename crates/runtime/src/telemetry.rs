@@ -48,16 +48,37 @@ pub fn metrics_router(registry: Registry) -> Router {
     )
 }
 
+/// Whether a service is ready: `Err` says why not.
+pub type Readiness = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// Serves `GET /metrics` on `addr` until `shutdown`; returns the bound address.
 pub async fn serve_metrics(
     addr: SocketAddr,
     registry: Registry,
     shutdown: Shutdown,
 ) -> std::io::Result<SocketAddr> {
+    serve_admin(addr, registry, std::sync::Arc::new(|| Ok(())), shutdown).await
+}
+
+/// Serves the admin endpoints on `addr` until `shutdown`: `GET /metrics`, and `GET /readyz`
+/// (200 `ready`, or 503 with the reason `ready` gives); returns the bound address.
+pub async fn serve_admin(
+    addr: SocketAddr,
+    registry: Registry,
+    ready: Readiness,
+    shutdown: Shutdown,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
-        let app = metrics_router(registry);
+        let readyz = get(move || {
+            let answer = match ready() {
+                Ok(()) => (axum::http::StatusCode::OK, "ready".to_owned()),
+                Err(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, why),
+            };
+            async move { answer.into_response() }
+        });
+        let app = metrics_router(registry).route("/readyz", readyz);
         let served =
             axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await;
         if let Err(e) = served {

@@ -45,11 +45,18 @@ impl Sink {
     pub async fn run(&self, shutdown: Shutdown) -> anyhow::Result<()> {
         let consumption = self.start().await?;
         if let Some(addr) = self.cfg.metrics_listen {
-            let bound =
-                pv_runtime::telemetry::serve_metrics(addr, self.metrics.registry.clone(), shutdown.clone())
-                    .await
-                    .with_context(|| format!("serving metrics on {addr}"))?;
-            tracing::info!(%bound, "sink metrics at /metrics");
+            let halted = self.metrics.halted_partitions.clone();
+            let ready: pv_runtime::telemetry::Readiness = std::sync::Arc::new(move || match halted.get() {
+                0 => Ok(()),
+                n => Err(format!(
+                    "{n} partition(s) halted at a message of a schema this build does not know (see the log)"
+                )),
+            });
+            let registry = self.metrics.registry.clone();
+            let bound = pv_runtime::telemetry::serve_admin(addr, registry, ready, shutdown.clone())
+                .await
+                .with_context(|| format!("serving metrics on {addr}"))?;
+            tracing::info!(%bound, "sink metrics at /metrics, readiness at /readyz");
         }
         let group =
             GroupFeed::subscribe(&self.kafka, &self.cfg.group_id, &self.cfg.topics).context("subscribing")?;
