@@ -14,6 +14,16 @@ use pv_runtime::kafka::{DurableProducer, Outgoing};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+/// The offset `group` has committed on `topic`/`partition`.
+fn committed(env: &TestEnv, group: &str, topic: &str, partition: i32) -> Option<Offset> {
+    let consumer: BaseConsumer =
+        pv_runtime::kafka::consumer_config(&env.kafka, group).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed");
+    committed.find_partition(topic, partition).map(|e| e.offset())
+}
+
 fn dose(patient: &str, session: i32) -> ClinicEvent {
     let at = Timestamp::from_millis(
         chrono::Utc::now().timestamp_millis() - 86_400_000 + i64::from(session) * 60_000,
@@ -70,14 +80,7 @@ async fn an_unknown_schema_halts_its_partition_and_nothing_else() {
         enricher.stop().await;
         sink.stop().await;
         // A build that knows the schema starts at the newer message: it is the committed position.
-        let consumer: BaseConsumer =
-            pv_runtime::kafka::consumer_config(&env.kafka, &env.enrich_config().group_id)
-                .create()
-                .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&env.raw_topic, halted_partition);
-        let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed");
-        let at = committed.find_partition(&env.raw_topic, halted_partition).map(|e| e.offset());
+        let at = committed(&env, &env.enrich_config().group_id, &env.raw_topic, halted_partition);
         assert_eq!(
             at,
             Some(Offset::Offset(halted_offset)),
@@ -121,13 +124,7 @@ async fn an_unknown_enriched_schema_halts_the_sinks_partition() {
     let (k, t) = (env.kafka.clone(), env.enriched_topic.clone());
     let read = tokio::task::spawn_blocking(move || read_topic(&k, &t)).await.expect("read");
     let halt = read.iter().find(|m| m.payload[2..10] == [0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 2]).expect("newer");
-    let consumer: BaseConsumer = pv_runtime::kafka::consumer_config(&env.kafka, &env.sink_config().group_id)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(&env.enriched_topic, halt.partition);
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed");
-    let at = committed.find_partition(&env.enriched_topic, halt.partition).map(|e| e.offset());
+    let at = committed(&env, &env.sink_config().group_id, &env.enriched_topic, halt.partition);
     assert_eq!(at, Some(Offset::Offset(halt.offset)), "a sink that knows the schema starts at it");
     assert_eq!(env.topic_messages(&env.dlq_topic), 0, "no dead letters");
     env.cleanup().await;
