@@ -122,5 +122,32 @@ async fn the_gateway_is_what_its_openapi_document_says() {
         assert_documented_error(&spec, status, &answer, code);
     }
     gateway.stop().await;
+
+    // Over the per-clinic rate: 429 with Retry-After, documented.
+    let cfg = pv_gateway::GatewayConfig { rate_per_clinic: 0.5, burst_per_clinic: 1, ..env.gateway_config() };
+    let limited = env.start_gateway(cfg, &env.kafka).await;
+    let body = with(&|_| {});
+    assert_eq!(send(&limited.url, Some(north), "application/json", body.clone()).await.0, 202);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/events", limited.url))
+        .header("content-type", "application/json")
+        .bearer_auth(north)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    assert_eq!(retry, Some(2), "Retry-After: when the next request is let in");
+    let answer: Value = resp.json().await.expect("json");
+    assert_documented_error(&spec, 429, &answer, "rate_limited");
+    let (status, _) = send(&limited.url, Some(token("clinic-south")), "application/json", {
+        let mut e = dose.clone();
+        e["clinic_id"] = json!("clinic-south");
+        e.to_string()
+    })
+    .await;
+    assert_eq!(status, 202, "another clinic has its own rate");
+    limited.stop().await;
     env.cleanup().await;
 }

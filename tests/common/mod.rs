@@ -140,6 +140,8 @@ impl TestEnv {
             max_events_per_request: 50,
             delivery_timeout_ms: 10_000,
             admin_listen: None,
+            // The per-clinic rate limit has its own test (gateway_openapi); the others send fast.
+            rate_per_clinic: 0.0,
             ..GatewayConfig::default()
         }
     }

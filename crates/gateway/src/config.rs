@@ -45,6 +45,13 @@ pub struct GatewayConfig {
     /// not served).
     #[serde(default = "default_admin_listen")]
     pub admin_listen: Option<SocketAddr>,
+    /// Requests a second each clinic may send on average (0: no limit); above it, 429 with
+    /// `Retry-After`.
+    #[serde(default = "default_rate_per_clinic")]
+    pub rate_per_clinic: f64,
+    /// Requests a clinic may send at once above the rate.
+    #[serde(default = "default_burst_per_clinic")]
+    pub burst_per_clinic: u32,
 }
 
 fn default_listen() -> SocketAddr {
@@ -77,6 +84,12 @@ fn default_retry_after_secs() -> u64 {
 fn default_clinics_reload_secs() -> u64 {
     2
 }
+fn default_rate_per_clinic() -> f64 {
+    50.0
+}
+fn default_burst_per_clinic() -> u32 {
+    100
+}
 fn default_admin_listen() -> Option<SocketAddr> {
     Some(SocketAddr::from(([127, 0, 0, 1], 9466)))
 }
@@ -95,6 +108,8 @@ impl Default for GatewayConfig {
             retry_after_secs: default_retry_after_secs(),
             clinics_reload_secs: default_clinics_reload_secs(),
             admin_listen: default_admin_listen(),
+            rate_per_clinic: default_rate_per_clinic(),
+            burst_per_clinic: default_burst_per_clinic(),
         }
     }
 }

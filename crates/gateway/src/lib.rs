@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod openapi;
 pub mod produce;
+pub mod rate;
 pub mod server;
 
 pub use config::GatewayConfig;

@@ -32,6 +32,7 @@ pub struct Gateway {
     tokens: std::sync::RwLock<ClinicTokens>,
     /// Whether the tokens come from `clinics_file` (and are reloaded when it changes).
     from_file: bool,
+    rate: crate::rate::RateLimiter,
     producer: DurableProducer,
     metrics: GatewayMetrics,
 }
@@ -55,14 +56,9 @@ impl Gateway {
         let producer =
             DurableProducer::new(kafka, &cfg.topic, Duration::from_millis(cfg.delivery_timeout_ms))?;
         let tokens = std::sync::RwLock::new(tokens);
-        Ok(Self {
-            limits: cfg.limits(),
-            cfg,
-            tokens,
-            from_file: false,
-            producer,
-            metrics: GatewayMetrics::new()?,
-        })
+        let rate = crate::rate::RateLimiter::new(cfg.rate_per_clinic, cfg.burst_per_clinic);
+        let metrics = GatewayMetrics::new()?;
+        Ok(Self { limits: cfg.limits(), cfg, tokens, from_file: false, rate, producer, metrics })
     }
 
     /// The gateway's metrics.
@@ -146,6 +142,8 @@ async fn openapi() -> Response {
 pub enum ErrorCode {
     /// 401: no or unknown bearer token (with `WWW-Authenticate`).
     Unauthorized,
+    /// 429: the clinic sends faster than `rate_per_clinic` (with `Retry-After`).
+    RateLimited,
     /// 415: neither `application/json` nor `application/x-ndjson`.
     UnsupportedMediaType,
     /// 413: the body is larger than `max_body_bytes`.
@@ -170,8 +168,9 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::Unauthorized,
+        ErrorCode::RateLimited,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::PayloadTooLarge,
         ErrorCode::TooManyEvents,
@@ -188,6 +187,7 @@ impl ErrorCode {
     pub const fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::TooManyEvents => "too_many_events",
@@ -205,6 +205,7 @@ impl ErrorCode {
     pub const fn status(self) -> StatusCode {
         match self {
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::PayloadTooLarge | ErrorCode::TooManyEvents => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::BadBody | ErrorCode::MalformedJson | ErrorCode::Empty => StatusCode::BAD_REQUEST,
@@ -219,7 +220,7 @@ impl ErrorCode {
     pub const fn header(self) -> Option<&'static str> {
         match self {
             ErrorCode::Unauthorized => Some("WWW-Authenticate"),
-            ErrorCode::BrokerUnavailable => Some("Retry-After"),
+            ErrorCode::BrokerUnavailable | ErrorCode::RateLimited => Some("Retry-After"),
             _ => None,
         }
     }
@@ -263,6 +264,18 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
             return r;
         }
     };
+    if let Err(wait) = gw.rate.take(&clinic_id, Instant::now()) {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let message = format!(
+            "more than {} requests a second from {clinic_id}; retry in {secs} s",
+            gw.cfg.rate_per_clinic
+        );
+        let mut r = error(ErrorCode::RateLimited, &message, &[]);
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let Some(framing) = Framing::from_content_type(content_type) else {
         return error(

@@ -29,7 +29,7 @@ pub struct Pacing {
 pub struct SendReport {
     /// Events accepted and durable.
     pub accepted: u64,
-    /// Batches retried after a transient refusal (503).
+    /// Batches retried after a transient refusal (503, 429).
     pub retries: u64,
     /// Wall time.
     pub elapsed: Duration,
@@ -148,7 +148,7 @@ pub fn load_tokens(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 pub type BatchFuture = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<u64>> + Send>>;
 
 /// A batch sender that POSTs NDJSON to the gateway with each clinic's token, retrying after
-/// 503 as `Retry-After` says; any other refusal is an error.
+/// 503 and 429 as `Retry-After` says; any other refusal is an error.
 pub fn gateway_sender(
     gateway_url: &str,
     tokens: BTreeMap<String, String>,
@@ -173,7 +173,8 @@ pub fn gateway_sender(
                     .with_context(|| format!("POST {url}"))?;
                 match resp.status().as_u16() {
                     202 => return Ok(retries),
-                    503 => {
+                    // The broker unavailable, or the clinic over its request rate: wait as told.
+                    503 | 429 => {
                         let wait = resp
                             .headers()
                             .get("retry-after")
