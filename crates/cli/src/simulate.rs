@@ -216,7 +216,7 @@ fn print_report(report: &SendReport, to: Target) {
     l.sort_by(f64::total_cmp);
     let pct = |q: f64| l.get(((l.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0) * 1000.0;
     println!(
-        "sent via {to:?}: {} events accepted and durable in {secs:.2} s ({:.0} events/s, {} retries after 503; batch ack p50 {:.1} ms, p99 {:.1} ms)",
+        "sent via {to:?}: {} events accepted and durable in {secs:.2} s ({:.0} events/s, {} retries after 503 or 429; batch ack p50 {:.1} ms, p99 {:.1} ms)",
         report.accepted,
         report.accepted as f64 / secs.max(1e-9),
         report.retries,
