@@ -41,6 +41,10 @@ pub struct Limits {
     pub max_future_skew_ms: i64,
     /// Earliest plausible event time (catches epoch-zero and two-digit-year bugs).
     pub earliest: Timestamp,
+    /// Most reactions one report version may hold.
+    pub max_reactions: usize,
+    /// Most drugs one report version may hold.
+    pub max_drugs: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +54,8 @@ impl Default for Limits {
             max_future_skew_ms: 5 * 60 * 1000,
             // 1990-01-01T00:00:00Z
             earliest: Timestamp::from_millis(631_152_000_000),
+            max_reactions: 50,
+            max_drugs: 50,
         }
     }
 }
@@ -244,6 +250,14 @@ impl Checker<'_> {
                 );
             }
         }
+        if e.reactions.len() > self.limits.max_reactions {
+            let n = (e.reactions.len(), self.limits.max_reactions);
+            self.fail("reactions", format!("{} reactions, more than the {} one report may hold", n.0, n.1));
+        }
+        if e.drugs.len() > self.limits.max_drugs {
+            let n = (e.drugs.len(), self.limits.max_drugs);
+            self.fail("drugs", format!("{} drugs, more than the {} one report may hold", n.0, n.1));
+        }
         let reported_day = e.reported_at.to_datetime().map(|t| t.date_naive());
         let earliest_day = self.limits.earliest.to_datetime().map(|t| t.date_naive());
         for (i, r) in e.reactions.iter().enumerate() {
@@ -315,6 +329,18 @@ mod tests {
         assert!(fields(d).is_empty(), "the ceiling itself is allowed");
         let mut d = sample::dose("c", "p", 1, at());
         d.dose_mg = 300.0;
+        let many = {
+            let mut r = sample::adverse_event("c", "p", "R", at());
+            r.reactions = vec![r.reactions[0].clone(); 3];
+            r.drugs = vec![r.drugs[0].clone(); 4];
+            r
+        };
+        let few = Limits { max_reactions: 2, max_drugs: 3, ..Limits::default() };
+        let errors = validate(&ClinicEvent::from(many.clone()), &few, at());
+        let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(named, ["reactions", "drugs"], "{errors:?}");
+        assert!(errors[0].reason.contains("3 reactions, more than the 2"), "{errors:?}");
+        assert!(validate(&ClinicEvent::from(many), &Limits::default(), at()).is_empty());
         let strict = Limits { max_dose_mg: 250.0, ..Limits::default() };
         assert_eq!(validate(&d.into(), &strict, now()).len(), 1, "ceiling is configurable");
     }

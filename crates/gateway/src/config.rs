@@ -49,6 +49,12 @@ pub struct GatewayConfig {
     /// `Retry-After`.
     #[serde(default = "default_rate_per_clinic")]
     pub rate_per_clinic: f64,
+    /// Most reactions one adverse-event report may hold (422 above; the enricher checks the same).
+    #[serde(default = "default_max_per_report")]
+    pub max_reactions_per_report: usize,
+    /// Most drugs one adverse-event report may hold (422 above; the enricher checks the same).
+    #[serde(default = "default_max_per_report")]
+    pub max_drugs_per_report: usize,
     /// Requests a clinic may send at once above the rate.
     #[serde(default = "default_burst_per_clinic")]
     pub burst_per_clinic: u32,
@@ -84,6 +90,9 @@ fn default_retry_after_secs() -> u64 {
 fn default_clinics_reload_secs() -> u64 {
     2
 }
+fn default_max_per_report() -> usize {
+    50
+}
 fn default_rate_per_clinic() -> f64 {
     50.0
 }
@@ -109,6 +118,8 @@ impl Default for GatewayConfig {
             clinics_reload_secs: default_clinics_reload_secs(),
             admin_listen: default_admin_listen(),
             rate_per_clinic: default_rate_per_clinic(),
+            max_reactions_per_report: default_max_per_report(),
+            max_drugs_per_report: default_max_per_report(),
             burst_per_clinic: default_burst_per_clinic(),
         }
     }
@@ -121,6 +132,8 @@ impl GatewayConfig {
             max_dose_mg: self.max_dose_mg,
             max_future_skew_ms: i64::try_from(self.max_future_skew_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
+            max_reactions: self.max_reactions_per_report,
+            max_drugs: self.max_drugs_per_report,
             ..Limits::default()
         }
     }
