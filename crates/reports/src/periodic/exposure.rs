@@ -142,17 +142,18 @@ fn by_demographics(input: &Input) -> Table {
     t
 }
 
+/// Administrations a month, one line per product (a point on each month's first day): stacked
+/// daily bars would be one-day slivers for monthly totals.
 fn monthly_chart(input: &Input) -> String {
-    let mut stacks: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut series: BTreeMap<&str, Vec<pv_charts::Point>> = BTreeMap::new();
     for m in &input.monthly {
-        stacks
-            .entry(m.product.as_str())
-            .or_default()
-            .push((f64::from(m.month_day), m.administrations as f64));
+        let point =
+            pv_charts::Point { x: f64::from(m.month_day), y: m.administrations as f64, lower: None, upper: None };
+        series.entry(m.product.as_str()).or_default().push(point);
     }
-    let stacks: Vec<pv_charts::Stack> =
-        stacks.into_iter().map(|(name, values)| pv_charts::Stack { name: name.to_owned(), values }).collect();
+    let series: Vec<pv_charts::Series> =
+        series.into_iter().map(|(name, points)| pv_charts::Series { name: name.to_owned(), points }).collect();
     let frame =
         pv_charts::Frame::new("Administrations by month", "month", "administrations").with_size(640, 260);
-    pv_charts::stacked_bars(&frame, &stacks)
+    pv_charts::time_series(&frame, &series, None)
 }
