@@ -209,19 +209,12 @@ pub(crate) async fn case_versions(db: &Db, lock_ms: i64) -> Result<Vec<AdverseEv
     Ok(earliest_copies(rows))
 }
 
-/// Each event once: of the copies of an event id, the earliest accepted (highest dedup version),
-/// in (clinic, event id) order.
+/// Each event once: of the copies of an event id, the earliest accepted, in (clinic, event id)
+/// order.
 fn earliest_copies(rows: Vec<AdverseEventRow>) -> Vec<AdverseEventRow> {
-    let mut kept: BTreeMap<(String, uuid::Uuid), AdverseEventRow> = BTreeMap::new();
-    for r in rows {
-        match kept.get(&(r.clinic_id.clone(), r.event_id)) {
-            Some(k) if k.dedup_version >= r.dedup_version => {}
-            _ => {
-                kept.insert((r.clinic_id.clone(), r.event_id), r);
-            }
-        }
-    }
-    kept.into_values().collect()
+    pv_store::events::earliest_accepted(
+        rows.into_iter().map(|r| ((r.clinic_id.clone(), r.event_id), r.dedup_version, r)),
+    )
 }
 
 /// The version of a case that stands: the highest, and of copies of it under different event

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use clickhouse::Row;
 use pv_store::column::Day;
+use pv_store::events::earliest_accepted;
 use pv_store::{Db, StoreError};
 use serde::Deserialize;
 
@@ -139,23 +140,11 @@ pub async fn cohort(db: &Db, cfg: &SignalsConfig, as_of_ms: i64) -> Result<Vec<C
     Ok(patients)
 }
 
-/// Each stored event once: among the copies of an event id, the earliest acceptance (highest
-/// dedup version), the rule `FINAL` applies within a partition, here across partitions too (a
-/// copy re-sent with another date lands in another month). Copies of one event normally agree; a
-/// clinic that re-sends an event id with other content must not be counted twice, nor
-/// differently from one run to the next. Copies are grouped by patient first: a copy re-sent
-/// under another patient is that patient's (the gateway cannot tell it from a new event).
+/// Each stored event once, the earliest acceptance ([`earliest_accepted`]). Copies are grouped
+/// by patient first: a copy re-sent under another patient is that patient's (the gateway cannot
+/// tell it from a new event).
 fn first_accepted<T>(copies: impl Iterator<Item = (String, u64, T)>) -> Vec<T> {
-    let mut kept: BTreeMap<String, (u64, T)> = BTreeMap::new();
-    for (id, version, value) in copies {
-        match kept.get(&id) {
-            Some((v, _)) if *v >= version => {}
-            _ => {
-                kept.insert(id, (version, value));
-            }
-        }
-    }
-    kept.into_values().map(|(_, value)| value).collect()
+    earliest_accepted(copies)
 }
 
 /// The patients, ordered by key (ClickHouse returns groups in no fixed order; the analyses are

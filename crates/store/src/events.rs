@@ -48,6 +48,24 @@ fn dedup_version(received_at: Timestamp) -> u64 {
     u64::MAX - u64::try_from(received_at.millis()).unwrap_or(0)
 }
 
+/// Each stored event once: of the copies of an event (same `key`, e.g. its id), the earliest
+/// acceptance (highest dedup version), in key order. The rule `FINAL` applies within a partition,
+/// here across partitions too (a copy re-sent with another date lands in another month). Copies
+/// of one event normally agree; one re-sent with other content must not count twice, nor
+/// differently from one read to the next.
+pub fn earliest_accepted<K: Ord, T>(copies: impl IntoIterator<Item = (K, u64, T)>) -> Vec<T> {
+    let mut kept: std::collections::BTreeMap<K, (u64, T)> = std::collections::BTreeMap::new();
+    for (key, version, value) in copies {
+        match kept.get(&key) {
+            Some((v, _)) if *v >= version => {}
+            _ => {
+                kept.insert(key, (version, value));
+            }
+        }
+    }
+    kept.into_values().map(|(_, value)| value).collect()
+}
+
 fn ms(t: Option<Timestamp>) -> Option<i64> {
     t.map(Timestamp::millis)
 }

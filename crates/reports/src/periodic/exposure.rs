@@ -147,12 +147,18 @@ fn by_demographics(input: &Input) -> Table {
 fn monthly_chart(input: &Input) -> String {
     let mut series: BTreeMap<&str, Vec<pv_charts::Point>> = BTreeMap::new();
     for m in &input.monthly {
-        let point =
-            pv_charts::Point { x: f64::from(m.month_day), y: m.administrations as f64, lower: None, upper: None };
+        let point = pv_charts::Point {
+            x: f64::from(m.month_day),
+            y: m.administrations as f64,
+            lower: None,
+            upper: None,
+        };
         series.entry(m.product.as_str()).or_default().push(point);
     }
-    let series: Vec<pv_charts::Series> =
-        series.into_iter().map(|(name, points)| pv_charts::Series { name: name.to_owned(), points }).collect();
+    let series: Vec<pv_charts::Series> = series
+        .into_iter()
+        .map(|(name, points)| pv_charts::Series { name: name.to_owned(), points })
+        .collect();
     let frame =
         pv_charts::Frame::new("Administrations by month", "month", "administrations").with_size(640, 260);
     pv_charts::time_series(&frame, &series, None)
