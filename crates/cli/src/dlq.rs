@@ -175,21 +175,15 @@ impl RedriveArgs {
 }
 
 /// Enqueues `record`, waiting while the producer's queue is full.
-fn send<C>(producer: &BaseProducer<C>, mut record: BaseRecord<'_, [u8], [u8]>) -> anyhow::Result<()>
+#[allow(clippy::result_large_err)] // the closure returns librdkafka's own (error, record)
+fn send<C>(producer: &BaseProducer<C>, record: BaseRecord<'_, [u8], [u8]>) -> anyhow::Result<()>
 where
     C: ProducerContext<DeliveryOpaque = ()>,
 {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((
-                rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                r,
-            )) => {
-                producer.poll(Duration::from_millis(100));
-                record = r;
-            }
-            Err((e, _)) => return Err(e.into()),
-        }
-    }
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let wait = || {
+        producer.poll(Duration::from_millis(100));
+    };
+    pv_runtime::kafka::produce::enqueue(record, deadline, |r| producer.send(r), wait)?;
+    Ok(())
 }

@@ -8,6 +8,7 @@ mod config;
 mod dashboard;
 mod disproportionality;
 mod dlq;
+mod import;
 mod replay;
 mod report;
 mod signals;
@@ -79,6 +80,9 @@ enum Command {
     /// Manage the workbench's users.
     #[command(subcommand)]
     Users(dashboard::UsersCommand),
+    /// Load a clinic's history from CSV files (one per event kind; see the README) through the
+    /// gateway's validation: rejects by file, line and column; re-running sends nothing twice.
+    Import(import::ImportArgs),
     /// Dead letters: re-send chosen ones to their source topic, once.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
@@ -133,6 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Report(cmd) => runtime()?.block_on(cmd.run(&cfg)),
         Command::Dlq(cmd) => runtime()?.block_on(cmd.run(&cfg)),
+        Command::Import(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Disproportionality(args) => args.run(),
         Command::Score { truth_file } => runtime()?.block_on(async {
             let text = std::fs::read_to_string(&truth_file)

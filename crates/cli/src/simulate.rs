@@ -25,6 +25,8 @@ pub(crate) enum Target {
     Gateway,
     /// Produce straight to the raw topic (as the gateway would), bypassing HTTP.
     Kafka,
+    /// Write each clinic's history as the CSV files `pv import` reads, under `--csv-dir`.
+    Csv,
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +81,9 @@ pub(crate) struct SimulateArgs {
     /// Plaintext clinic tokens (from `pv clinics init`).
     #[arg(long, default_value = ".state/clinic-tokens.toml")]
     tokens_file: PathBuf,
+    /// Where `--to csv` writes: one directory per clinic.
+    #[arg(long, default_value = ".state/history")]
+    csv_dir: PathBuf,
     /// Events per request (or produce batch).
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
@@ -163,6 +168,7 @@ impl SimulateArgs {
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
         let report = match self.to {
+            Target::Csv => return write_csv(&self.csv_dir, &events),
             Target::Gateway => {
                 let tokens =
                     load_tokens(&self.tokens_file).context("clinic tokens (run `pv clinics init`)")?;
@@ -208,6 +214,31 @@ fn kafka_sender(
             }
         }) as BatchFuture
     }
+}
+
+/// Writes each clinic's events (each id once: re-submitted copies are one event in a history)
+/// as the import layout's files under `dir/{clinic}/`.
+fn write_csv(dir: &std::path::Path, events: &[ClinicEvent]) -> anyhow::Result<()> {
+    let mut by_clinic: std::collections::BTreeMap<&str, Vec<ClinicEvent>> = std::collections::BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for e in events.iter().filter(|e| seen.insert(e.event_id())) {
+        by_clinic.entry(e.clinic_id()).or_default().push(e.clone());
+    }
+    for (clinic, events) in &by_clinic {
+        let clinic_dir = dir.join(clinic);
+        std::fs::create_dir_all(&clinic_dir).with_context(|| format!("creating {}", clinic_dir.display()))?;
+        pv_import::write_history(events, |name| {
+            std::fs::File::create(clinic_dir.join(name)).map(std::io::BufWriter::new)
+        })
+        .with_context(|| format!("writing {}", clinic_dir.display()))?;
+        println!(
+            "{}: {} events of {clinic} (import with `pv import --clinic {clinic} {}`)",
+            clinic_dir.display(),
+            events.len(),
+            clinic_dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn print_report(report: &SendReport, to: Target) {
