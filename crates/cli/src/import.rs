@@ -21,7 +21,7 @@ use pv_events::{ClinicEvent, EventId, Timestamp};
 use pv_import::{Checker, FILES, Item, Reject, Stop, read_history};
 use pv_runtime::kafka::{PartitionReader, TopicSpec};
 use rdkafka::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 use crate::PvConfig;
 
@@ -258,7 +258,9 @@ fn progress(dir: &Path, present: &[&str]) -> ProgressBar {
 
 /// Sends chunks of events with their ledger record, one transaction each.
 struct Sender {
-    producer: BaseProducer,
+    /// Threaded: its thread serves delivery reports as they come (see
+    /// `pv_runtime::kafka::produce::commit_transaction`).
+    producer: ThreadedProducer<DefaultProducerContext>,
     topic: String,
     ledger_topic: String,
     clinic: String,
@@ -271,7 +273,10 @@ impl Sender {
         let mut pc = pv_runtime::kafka::producer_config(&cfg.kafka, PATIENCE);
         // One importer per clinic at a time: a second one fences the first.
         pc.set("transactional.id", format!("pv-import-{}", args.clinic));
-        let producer: BaseProducer = pc.create()?;
+        let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
+        pv_runtime::kafka::topics::partitions(producer.client(), &cfg.gateway.topic, PATIENCE).with_context(
+            || format!("the raw topic `{}` ([gateway] topic) is not there", cfg.gateway.topic),
+        )?;
         producer.init_transactions(PATIENCE).context("starting the import's Kafka transactions")?;
         Ok(Self {
             producer,
@@ -307,7 +312,8 @@ impl Sender {
         let logged = sent.and_then(|()| {
             self.enqueue(BaseRecord::to(&self.ledger_topic).key(key.as_bytes()).payload(ids.as_slice()))
         });
-        let committed = logged.and_then(|()| Ok(self.producer.commit_transaction(PATIENCE)?));
+        let committed = logged
+            .and_then(|()| Ok(pv_runtime::kafka::produce::commit_transaction(&self.producer, PATIENCE)?));
         if let Err(e) = committed {
             let _ = self.producer.abort_transaction(PATIENCE);
             return Err(e.context("sending a chunk of events (it was not imported; the chunks before it were: run the same command again to go on)"));
@@ -323,9 +329,7 @@ impl Sender {
             record,
             deadline,
             |r| self.producer.send(r),
-            || {
-                self.producer.poll(Duration::from_millis(50));
-            },
+            || std::thread::sleep(Duration::from_millis(2)),
         )?;
         Ok(())
     }

@@ -212,16 +212,85 @@ pub const CRITERIA: [&str; 6] = [
     "other_medically_important",
 ];
 
-/// The layout as the README documents it: one Markdown table per file.
+/// The layout as the README documents it: one line per file, required columns in bold, the
+/// type in parentheses unless it is text.
 pub fn markdown() -> String {
     let mut out = String::new();
     for f in FILES {
-        out.push_str(&format!("`{}`\n\n| column | type | required |\n|---|---|---|\n", f.file));
-        for c in f.columns {
-            let required = if c.required { "yes" } else { "" };
-            out.push_str(&format!("| `{}` | {} | {required} |\n", c.name, c.cell.describe()));
-        }
-        out.push('\n');
+        let columns: Vec<String> = f
+            .columns
+            .iter()
+            .map(|c| {
+                let name = if c.required { format!("**`{}`**", c.name) } else { format!("`{}`", c.name) };
+                match c.cell {
+                    Cell::Text => name,
+                    cell => format!("{name} ({})", cell.describe()),
+                }
+            })
+            .collect();
+        out.push_str(&format!("- `{}`: {}\n", f.file, columns.join(", ")));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: &str =
+        "<!-- import-layout: generated from crates/import/src/layout.rs; a test compares -->\n";
+    const END: &str = "<!-- /import-layout -->";
+
+    /// The README documents exactly this layout (`PV_UPDATE_README=1` rewrites its tables).
+    #[test]
+    fn the_readme_documents_this_layout() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+        let readme = std::fs::read_to_string(path).expect("README.md");
+        let start = readme.find(START).expect("start marker") + START.len();
+        let end = readme[start..].find(END).expect("end marker") + start;
+        let want = markdown();
+        if std::env::var_os("PV_UPDATE_README").is_some() {
+            std::fs::write(path, format!("{}{want}{}", &readme[..start], &readme[end..])).expect("write");
+            return;
+        }
+        assert_eq!(
+            &readme[start..end],
+            want,
+            "README's import tables are stale: PV_UPDATE_README=1 cargo test -p pv-import"
+        );
+    }
+
+    #[test]
+    fn every_field_of_every_kind_has_a_column() {
+        use pv_events::{ClinicEvent, Timestamp, event_to_json, sample};
+        let at = Timestamp::from_millis(1_780_000_000_000);
+        let events: [ClinicEvent; 4] = [
+            sample::enrolment("c", "p", at).into(),
+            sample::dose("c", "p", 1, at).into(),
+            sample::monitoring("c", "p", 1, at).into(),
+            sample::adverse_event("c", "p", "R", at).into(),
+        ];
+        for event in events {
+            let layout =
+                FILES.iter().find(|f| f.part == Part::Events(event.kind())).expect("a file per kind");
+            let serde_json::Value::Object(fields) = event_to_json(&event) else { panic!("object") };
+            for (name, value) in &fields {
+                let nested = match name.as_str() {
+                    "reactions" => Some(REACTIONS),
+                    "drugs" => Some(DRUGS),
+                    "type" | "clinic_id" => continue,
+                    _ => None,
+                };
+                match (nested, value) {
+                    (Some(child), serde_json::Value::Array(items)) => {
+                        let serde_json::Value::Object(item) = &items[0] else { panic!("object") };
+                        for key in item.keys() {
+                            assert!(child.column(key).is_some(), "{}: no column for {key}", child.file);
+                        }
+                    }
+                    _ => assert!(layout.column(name).is_some(), "{}: no column for {name}", layout.file),
+                }
+            }
+        }
+    }
 }

@@ -6,7 +6,9 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{
+    DeliveryFuture, FutureProducer, FutureRecord, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
@@ -59,6 +61,21 @@ fn retry_if_full<R, T>(
         }
         Err((e, _)) => ControlFlow::Break(Err(e)),
     }
+}
+
+/// Commits `producer`'s open transaction without rust-rdkafka's 100 ms stall: its
+/// `commit_transaction` first flushes, and that flush polls in steps that always run their full
+/// 100 ms while anything is in flight. The producer's own thread serves the delivery reports, so
+/// waiting here until nothing is in flight (in 1 ms naps) leaves the flush nothing to wait for.
+pub fn commit_transaction<C: ProducerContext + 'static>(
+    producer: &ThreadedProducer<C>,
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + timeout;
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    producer.commit_transaction(deadline.saturating_duration_since(Instant::now()))
 }
 
 /// Why a request's messages are not all durable.
