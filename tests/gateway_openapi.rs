@@ -1,7 +1,8 @@
 //! The gateway's OpenAPI description against the running gateway (real broker): it serves the
 //! committed document, every route it describes answers with a documented status, every example
 //! in it is accepted, and every refusal the gateway can be made to give here (all but the broker's
-//! 503 and the 500) has a documented status and the documented error shape.
+//! 503 and the 500) has a documented status and the documented error shape: the rate, time and
+//! concurrency limits included.
 
 mod common;
 
@@ -149,5 +150,58 @@ async fn the_gateway_is_what_its_openapi_document_says() {
     .await;
     assert_eq!(status, 202, "another clinic has its own rate");
     limited.stop().await;
+
+    // A body that stalls: 408 after request_timeout_ms. While it stalls it holds the only
+    // request slot, so a second request is shed with 503 overloaded and Retry-After.
+    let cfg = pv_gateway::GatewayConfig {
+        request_timeout_ms: 1_500,
+        max_concurrent_requests: 1,
+        ..env.gateway_config()
+    };
+    let bounded = env.start_gateway(cfg, &env.kafka).await;
+    let addr = bounded.url.trim_start_matches("http://").to_owned();
+    let body = with(&|_| {});
+    let stalled = tokio::spawn(stalled_request(addr, north.to_owned(), body.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/events", bounded.url))
+        .header("content-type", "application/json")
+        .bearer_auth(north)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    assert_documented_error(&spec, 503, &resp.json().await.expect("json"), "overloaded");
+    let (status, answer) = stalled.await.expect("joined");
+    assert_eq!(status, 408, "{answer}");
+    assert_documented_error(&spec, 408, &answer, "request_timeout");
+    assert_eq!(
+        send(&bounded.url, Some(north), "application/json", body).await.0,
+        202,
+        "the slot is free again"
+    );
+    bounded.stop().await;
     env.cleanup().await;
+}
+
+/// Sends half of a request's body over a raw connection and stops; returns the answer.
+async fn stalled_request(addr: String, token: String, body: String) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&body.as_bytes()[..body.len() / 2]).await.expect("half the body");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("answer");
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let json =
+        text.split("\r\n\r\n").nth(1).and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    (status, json)
 }

@@ -58,6 +58,13 @@ pub struct GatewayConfig {
     /// Requests a clinic may send at once above the rate.
     #[serde(default = "default_burst_per_clinic")]
     pub burst_per_clinic: u32,
+    /// How long a request's body may take to arrive, in milliseconds (408 after; nothing is
+    /// accepted). With `delivery_timeout_ms` for the broker, this bounds every request.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; above it, 503 `overloaded` with `Retry-After` (shed, not queued).
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
 }
 
 fn default_listen() -> SocketAddr {
@@ -99,6 +106,12 @@ fn default_rate_per_clinic() -> f64 {
 fn default_burst_per_clinic() -> u32 {
     100
 }
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_concurrent_requests() -> usize {
+    256
+}
 fn default_admin_listen() -> Option<SocketAddr> {
     Some(SocketAddr::from(([127, 0, 0, 1], 9466)))
 }
@@ -121,6 +134,8 @@ impl Default for GatewayConfig {
             max_reactions_per_report: default_max_per_report(),
             max_drugs_per_report: default_max_per_report(),
             burst_per_clinic: default_burst_per_clinic(),
+            request_timeout_ms: default_request_timeout_ms(),
+            max_concurrent_requests: default_max_concurrent_requests(),
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct Gateway {
     /// Whether the tokens come from `clinics_file` (and are reloaded when it changes).
     from_file: bool,
     rate: crate::rate::RateLimiter,
+    /// One permit per request being handled (`max_concurrent_requests`).
+    in_flight: tokio::sync::Semaphore,
     producer: DurableProducer,
     metrics: GatewayMetrics,
 }
@@ -58,7 +60,8 @@ impl Gateway {
         let tokens = std::sync::RwLock::new(tokens);
         let rate = crate::rate::RateLimiter::new(cfg.rate_per_clinic, cfg.burst_per_clinic);
         let metrics = GatewayMetrics::new()?;
-        Ok(Self { limits: cfg.limits(), cfg, tokens, from_file: false, rate, producer, metrics })
+        let in_flight = tokio::sync::Semaphore::new(cfg.max_concurrent_requests.max(1));
+        Ok(Self { limits: cfg.limits(), cfg, tokens, from_file: false, rate, in_flight, producer, metrics })
     }
 
     /// The gateway's metrics.
@@ -144,6 +147,10 @@ pub enum ErrorCode {
     Unauthorized,
     /// 429: the clinic sends faster than `rate_per_clinic` (with `Retry-After`).
     RateLimited,
+    /// 503: `max_concurrent_requests` requests are being handled (with `Retry-After`).
+    Overloaded,
+    /// 408: the body did not arrive within `request_timeout_ms`.
+    RequestTimeout,
     /// 415: neither `application/json` nor `application/x-ndjson`.
     UnsupportedMediaType,
     /// 413: the body is larger than `max_body_bytes`.
@@ -168,9 +175,11 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::Unauthorized,
         ErrorCode::RateLimited,
+        ErrorCode::Overloaded,
+        ErrorCode::RequestTimeout,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::PayloadTooLarge,
         ErrorCode::TooManyEvents,
@@ -188,6 +197,8 @@ impl ErrorCode {
         match self {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::TooManyEvents => "too_many_events",
@@ -206,6 +217,8 @@ impl ErrorCode {
         match self {
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::PayloadTooLarge | ErrorCode::TooManyEvents => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::BadBody | ErrorCode::MalformedJson | ErrorCode::Empty => StatusCode::BAD_REQUEST,
@@ -220,7 +233,9 @@ impl ErrorCode {
     pub const fn header(self) -> Option<&'static str> {
         match self {
             ErrorCode::Unauthorized => Some("WWW-Authenticate"),
-            ErrorCode::BrokerUnavailable | ErrorCode::RateLimited => Some("Retry-After"),
+            ErrorCode::BrokerUnavailable | ErrorCode::RateLimited | ErrorCode::Overloaded => {
+                Some("Retry-After")
+            }
             _ => None,
         }
     }
@@ -245,7 +260,18 @@ struct Accepted {
 
 async fn post_events(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let response = handle(&gw, &headers, body, started).await;
+    let response = match gw.in_flight.try_acquire() {
+        Ok(_permit) => handle(&gw, &headers, body, started).await,
+        Err(_) => {
+            let message = format!(
+                "the gateway is handling {} requests, its limit; nothing was accepted, retry in 1 s",
+                gw.cfg.max_concurrent_requests
+            );
+            let mut r = error(ErrorCode::Overloaded, &message, &[]);
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+    };
     gw.metrics.requests.with_label_values(&[response.status().as_str()]).inc();
     response
 }
@@ -291,7 +317,13 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
     if declared.is_some_and(|n| n > max) {
         return too_large();
     }
-    let bytes = match axum::body::to_bytes(body, max).await {
+    let timeout = Duration::from_millis(gw.cfg.request_timeout_ms);
+    let Ok(read) = tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await else {
+        let message =
+            format!("the body did not arrive within {} ms; nothing was accepted", gw.cfg.request_timeout_ms);
+        return error(ErrorCode::RequestTimeout, &message, &[]);
+    };
+    let bytes = match read {
         Ok(b) => b,
         Err(e) => {
             // to_bytes fails on the length limit or on a broken connection.
