@@ -131,6 +131,14 @@ async fn a_history_is_imported_once_with_its_bad_rows_named() {
     );
     assert!(r[1].3.contains("unknown variant `intravenous`"), "{}", r[1].3);
 
+    let (kafka, raw_topic) = (env.kafka.clone(), env.raw_topic.clone());
+    let raw =
+        tokio::task::spawn_blocking(move || common::read_topic(&kafka, &raw_topic)).await.expect("read");
+    let limits = pv_events::Limits::default().to_header();
+    assert!(
+        raw.iter().all(|m| m.headers.contains(&(pv_events::Limits::HEADER.to_owned(), limits.clone()))),
+        "every imported event records the limits it passed"
+    );
     let enricher = env.start_enricher(env.enrich_config());
     let sink = env.start_sink(env.sink_config());
     let [doses, monitoring, reports, enrolments] = common::distinct(&events);

@@ -126,7 +126,10 @@ async fn a_python_client_speaks_the_contract_both_ways() {
     let payload = EventCodec::global().encode_record(&change).expect("encode");
     let producer =
         DurableProducer::new(&env.kafka, &env.signals_topic, Duration::from_secs(10)).expect("producer");
-    producer.send_all(&[Outgoing { key: b"k".to_vec(), payload, timestamp_ms: None }]).await.expect("sent");
+    producer
+        .send_all(&[Outgoing { key: b"k".to_vec(), payload, timestamp_ms: None, headers: Vec::new() }])
+        .await
+        .expect("sent");
     let signals =
         python(&["read", "--bootstrap", &bootstrap, "--topic", &env.signals_topic, "--expect", "1"]);
     assert_eq!(signals[0]["family"], "signal_event");

@@ -43,7 +43,12 @@ async fn an_unknown_schema_halts_its_partition_and_nothing_else() {
     let producer =
         DurableProducer::new(&env.kafka, &env.raw_topic, Duration::from_secs(10)).expect("producer");
     producer
-        .send_all(&[Outgoing { key: b"clinic-north/p-0".to_vec(), payload: newer, timestamp_ms: None }])
+        .send_all(&[Outgoing {
+            key: b"clinic-north/p-0".to_vec(),
+            payload: newer,
+            timestamp_ms: None,
+            headers: Vec::new(),
+        }])
         .await
         .expect("sent");
     let others: Vec<ClinicEvent> = (1..=12).map(|i| dose(&format!("p-{i}"), 1)).collect();
@@ -104,7 +109,7 @@ async fn an_unknown_enriched_schema_halts_the_sinks_partition() {
     newer[2..10].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 2]);
     let producer =
         DurableProducer::new(&env.kafka, &env.enriched_topic, Duration::from_secs(10)).expect("producer");
-    let message = |payload| Outgoing { key: b"k".to_vec(), payload, timestamp_ms: None };
+    let message = |payload| Outgoing { key: b"k".to_vec(), payload, timestamp_ms: None, headers: Vec::new() };
     producer.send_all(&[message(enriched()), message(newer), message(enriched())]).await.expect("sent");
 
     let admin = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");

@@ -181,8 +181,12 @@ impl TestEnv {
 
     /// Starts an in-process enricher on its own thread.
     pub fn start_enricher(&self, cfg: EnrichConfig) -> RunningEnricher {
-        let service =
-            pv_enrich::EnrichService::new(cfg, self.kafka.clone(), Self::enricher()).expect("enricher");
+        self.start_enricher_with(cfg, Self::enricher())
+    }
+
+    /// Starts `enricher` (say, with other limits) in-process on its own thread.
+    pub fn start_enricher_with(&self, cfg: EnrichConfig, enricher: pv_enrich::Enricher) -> RunningEnricher {
+        let service = pv_enrich::EnrichService::new(cfg, self.kafka.clone(), enricher).expect("enricher");
         let metrics = service.metrics().clone();
         let shutdown = Shutdown::new();
         let s = shutdown.clone();
@@ -538,7 +542,7 @@ pub async fn arrive(env: &TestEnv, events: &mut [pv_events::ClinicEvent], all: &
 
 pub async fn produce_raw(kafka: &KafkaConfig, topic: &str, events: &[pv_events::ClinicEvent]) {
     let producer = DurableProducer::new(kafka, topic, Duration::from_secs(10)).expect("producer");
-    pv_gateway::produce::send_events(&producer, events).await.expect("acked");
+    pv_gateway::produce::send_events(&producer, events, None).await.expect("acked");
 }
 
 /// Waits until `topic` holds at least `n` committed messages.

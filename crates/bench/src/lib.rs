@@ -98,7 +98,7 @@ pub async fn preload(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result
         e.set_received_at(now);
     }
     for chunk in events.chunks(10_000) {
-        send_events(&producer, chunk).await.context("preloading the raw topic")?;
+        send_events(&producer, chunk, None).await.context("preloading the raw topic")?;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
@@ -317,7 +317,7 @@ pub async fn sustained(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Result<S
                     c
                 })
                 .collect();
-            send_events(&producer, &batch).await.context("feeding the raw topic")?;
+            send_events(&producer, &batch, None).await.context("feeding the raw topic")?;
             sent += batch.len() as u64;
             if Instant::now() >= next_sample {
                 next_sample += Duration::from_secs(10);

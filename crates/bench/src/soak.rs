@@ -137,7 +137,7 @@ pub async fn soak(repo: &Path, pv: std::path::PathBuf, events: u64, rate: f64) -
                 let permit = in_flight.clone().acquire_owned().await?;
                 let producer = producer.clone();
                 tasks.spawn(async move {
-                    let result = send_events(&producer, &chunk).await;
+                    let result = send_events(&producer, &chunk, None).await;
                     drop(permit);
                     result
                 });

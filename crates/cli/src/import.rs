@@ -264,6 +264,8 @@ struct Sender {
     topic: String,
     ledger_topic: String,
     clinic: String,
+    /// The limits the events were checked with, recorded with each message.
+    limits: pv_events::Limits,
     sent: HashSet<EventId>,
 }
 
@@ -283,6 +285,7 @@ impl Sender {
             topic: cfg.gateway.topic.clone(),
             ledger_topic: args.ledger_topic.clone(),
             clinic: args.clinic.clone(),
+            limits: cfg.gateway.limits(),
             sent,
         })
     }
@@ -298,7 +301,7 @@ impl Sender {
         for e in &mut events {
             e.set_received_at(now);
         }
-        let messages = pv_gateway::produce::raw_messages(&events)?;
+        let messages = pv_gateway::produce::raw_messages(&events, Some(&self.limits))?;
         let ids: Vec<u8> = events.iter().flat_map(|e| *e.event_id().0.as_bytes()).collect();
         let key = format!("{}/{}", self.clinic, EventId::new_random());
         self.producer.begin_transaction()?;
@@ -306,6 +309,9 @@ impl Sender {
             let mut record = BaseRecord::to(&self.topic).key(m.key.as_slice()).payload(m.payload.as_slice());
             if let Some(ts) = m.timestamp_ms {
                 record = record.timestamp(ts);
+            }
+            if let Some(h) = m.owned_headers() {
+                record = record.headers(h);
             }
             self.enqueue(record)
         });

@@ -202,7 +202,7 @@ fn kafka_sender(
             }
             let mut retries = 0u64;
             loop {
-                match send_events(&producer, &chunk).await {
+                match send_events(&producer, &chunk, None).await {
                     Ok(()) => return Ok(retries),
                     Err(SendError::Produce(ProduceError::Unavailable(e))) => {
                         tracing::warn!(error = %e, "broker unavailable; retrying the batch");

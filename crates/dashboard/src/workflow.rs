@@ -126,6 +126,7 @@ impl WorkflowLog {
             key: action.signal_key.clone().into_bytes(),
             payload,
             timestamp_ms: Some(action.at_ms),
+            headers: Vec::new(),
         };
         self.producer.send_all(std::slice::from_ref(&message)).await?;
         crate::locked(&self.unlanded).push(action.clone());

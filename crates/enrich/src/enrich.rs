@@ -45,11 +45,28 @@ impl Enricher {
         &self.coder
     }
 
-    /// Enriches `event`, updating its patient's state in `store`. On `Err` (the reason to
-    /// dead-letter it) nothing in `store` changes.
+    /// The limits events are checked against when they do not say which they were accepted under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Enriches `event`, checked against the enricher's own limits (see [`Enricher::enrich_under`]).
     pub fn enrich(&self, store: &mut PatientStore, event: &ClinicEvent) -> Result<Enriched, String> {
+        self.enrich_under(store, event, &self.limits)
+    }
+
+    /// Enriches `event`, updating its patient's state in `store`, after checking it against
+    /// `limits`: those it was accepted under when its message records them, so a limit tightened
+    /// since does not dead-letter an event already accepted. On `Err` (the reason to dead-letter
+    /// it) nothing in `store` changes.
+    pub fn enrich_under(
+        &self,
+        store: &mut PatientStore,
+        event: &ClinicEvent,
+        limits: &Limits,
+    ) -> Result<Enriched, String> {
         // Defence in depth: the raw topic may have other writers than the gateway.
-        let problems = validate(event, &self.limits, event.received_at());
+        let problems = validate(event, limits, event.received_at());
         if !problems.is_empty() {
             let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
             return Err(format!("invalid event: {}", list.join("; ")));

@@ -18,12 +18,12 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use pv_events::{CodecError, EnrichedEvent, EventCodec};
+use pv_events::{CodecError, EnrichedEvent, EventCodec, Limits};
 use pv_runtime::Shutdown;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -272,8 +272,10 @@ impl Work<'_> {
         }
         self.txn.begin()?;
         let store = self.stores.partition(partition)?;
+        let enricher = self.service.enricher();
+        let limits = accepted_under(m, enricher.limits());
         let outcome =
-            decoded.map_err(|e| e.to_string()).and_then(|ev| self.service.enricher().enrich(store, &ev));
+            decoded.map_err(|e| e.to_string()).and_then(|ev| enricher.enrich_under(store, &ev, &limits));
         match outcome {
             Ok(out) => {
                 let bytes = codec.encode_enriched(&out.event)?;
@@ -338,4 +340,19 @@ fn check_partitions<C: ConsumerContext>(
         )));
     }
     Ok(())
+}
+
+/// The limits a raw message says its event was accepted under ([`Limits::HEADER`], written by
+/// the gateway and `pv import`), or `own` for a message without them (another producer) or with
+/// an unreadable value (logged).
+fn accepted_under(m: &BorrowedMessage<'_>, own: &Limits) -> Limits {
+    let value = m.headers().and_then(|h| h.iter().find(|x| x.key == Limits::HEADER).and_then(|x| x.value));
+    let Some(value) = value else { return *own };
+    match Limits::from_header(&String::from_utf8_lossy(value), *own) {
+        Ok(limits) => limits,
+        Err(e) => {
+            tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e, "unreadable {} header; checking with this enricher's limits", Limits::HEADER);
+            *own
+        }
+    }
 }

@@ -60,6 +60,46 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The raw-message header in which the gateway and `pv import` record the limits an event
+    /// was accepted under, so the enricher judges it by them and not by limits changed since.
+    pub const HEADER: &'static str = "pv-accepted-under";
+
+    /// The limits as the header's value, e.g.
+    /// `max_dose_mg=1000;max_future_skew_ms=300000;earliest_ms=631152000000;max_reactions=50;max_drugs=50`.
+    pub fn to_header(&self) -> String {
+        format!(
+            "max_dose_mg={};max_future_skew_ms={};earliest_ms={};max_reactions={};max_drugs={}",
+            self.max_dose_mg,
+            self.max_future_skew_ms,
+            self.earliest.millis(),
+            self.max_reactions,
+            self.max_drugs
+        )
+    }
+
+    /// The limits a header value records; a limit it does not name (an older writer) keeps its
+    /// value in `base`, a name this build does not know is ignored (a newer writer).
+    pub fn from_header(value: &str, base: Limits) -> Result<Limits, String> {
+        let mut limits = base;
+        for item in value.split(';').filter(|s| !s.is_empty()) {
+            let (name, v) = item.split_once('=').ok_or_else(|| format!("`{item}` is not name=value"))?;
+            let bad = |_| format!("`{item}`: not a number");
+            match name {
+                "max_dose_mg" => {
+                    limits.max_dose_mg = v.parse().map_err(|_| format!("`{item}`: not a number"))?
+                }
+                "max_future_skew_ms" => limits.max_future_skew_ms = v.parse().map_err(bad)?,
+                "earliest_ms" => limits.earliest = Timestamp::from_millis(v.parse().map_err(bad)?),
+                "max_reactions" => limits.max_reactions = v.parse().map_err(bad)?,
+                "max_drugs" => limits.max_drugs = v.parse().map_err(bad)?,
+                _ => {}
+            }
+        }
+        Ok(limits)
+    }
+}
+
 /// Upper bound on identifier lengths (clinic ids, patient refs, report ids).
 pub const MAX_ID_LEN: usize = 64;
 /// Upper bound on short free-text fields (formulation, indication, protocol, drug names).
@@ -307,6 +347,16 @@ mod tests {
 
     fn fields(event: impl Into<ClinicEvent>) -> Vec<String> {
         validate(&event.into(), &Limits::default(), now()).into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn limits_travel_in_a_header() {
+        let tight = Limits { max_dose_mg: 500.5, max_reactions: 3, ..Limits::default() };
+        assert_eq!(Limits::from_header(&tight.to_header(), Limits::default()), Ok(tight));
+        let older_writer = Limits::from_header("max_dose_mg=800;someday=1", tight).expect("parses");
+        assert_eq!((older_writer.max_dose_mg, older_writer.max_reactions), (800.0, 3));
+        assert!(Limits::from_header("max_dose_mg=lots", tight).is_err());
+        assert!(Limits::from_header("max_drugs", tight).is_err());
     }
 
     #[test]

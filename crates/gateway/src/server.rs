@@ -347,7 +347,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
         Ok(events) => events,
         Err(rejection) => return reject(gw, rejection),
     };
-    match send_events(&gw.producer, &events).await {
+    match send_events(&gw.producer, &events, Some(&gw.limits)).await {
         Ok(()) => {
             gw.metrics.events_accepted.inc_by(events.len() as u64);
             gw.metrics.durable_latency.observe(started.elapsed().as_secs_f64());

@@ -295,7 +295,12 @@ impl SignalsService {
             .iter()
             .map(|c| {
                 let payload = self.codec.encode_record(c)?;
-                Ok(Outgoing { key: c.signal_key.clone().into_bytes(), payload, timestamp_ms: None })
+                Ok(Outgoing {
+                    key: c.signal_key.clone().into_bytes(),
+                    payload,
+                    timestamp_ms: None,
+                    headers: Vec::new(),
+                })
             })
             .collect::<Result<Vec<_>, SignalsError>>()?;
         Ok(self.producer.send_all(&messages).await?)

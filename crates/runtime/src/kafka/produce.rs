@@ -132,6 +132,19 @@ pub struct Outgoing {
     pub payload: Vec<u8>,
     /// Message timestamp (ms since the epoch); the producer's clock when `None`.
     pub timestamp_ms: Option<i64>,
+    /// Headers (name, value).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Outgoing {
+    /// The headers as librdkafka takes them (`None` when there are none).
+    pub fn owned_headers(&self) -> Option<rdkafka::message::OwnedHeaders> {
+        (!self.headers.is_empty()).then(|| {
+            self.headers.iter().fold(rdkafka::message::OwnedHeaders::new(), |h, (key, value)| {
+                h.insert(rdkafka::message::Header { key, value: Some(value.as_str()) })
+            })
+        })
+    }
 }
 
 /// An idempotent, `acks=all` producer to one topic.
@@ -165,6 +178,9 @@ impl DurableProducer {
             let mut record = FutureRecord::to(&self.topic).key(&m.key).payload(&m.payload);
             if let Some(t) = m.timestamp_ms {
                 record = record.timestamp(t);
+            }
+            if let Some(h) = m.owned_headers() {
+                record = record.headers(h);
             }
             // The producer's own thread serves the deliveries meanwhile: the queue drains.
             let pause = Duration::from_millis(5);
