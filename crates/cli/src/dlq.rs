@@ -78,11 +78,7 @@ impl RedriveArgs {
             self.from,
             self.to
         );
-        let spec = TopicSpec {
-            name: self.log_topic.clone(),
-            partitions: 1,
-            configs: vec![("cleanup.policy".into(), "compact".into())],
-        };
+        let spec = TopicSpec::ledger(&self.log_topic);
         pv_runtime::kafka::ensure_topics(&cfg.kafka, &[spec])
             .await
             .context("creating the redrive log topic")?;

@@ -65,12 +65,7 @@ impl ImportArgs {
         check_clinic(&cfg.gateway.clinics_file, &self.clinic)?;
         let present = files_in(&self.dir)?;
         if !self.dry_run {
-            let ledger = TopicSpec {
-                name: self.ledger_topic.clone(),
-                partitions: 1,
-                configs: vec![("cleanup.policy".into(), "compact".into())],
-            };
-            pv_runtime::kafka::ensure_topics(&cfg.kafka, &[ledger])
+            pv_runtime::kafka::ensure_topics(&cfg.kafka, &[TopicSpec::ledger(&self.ledger_topic)])
                 .await
                 .context("creating the import ledger topic")?;
         }

@@ -19,6 +19,17 @@ pub struct TopicSpec {
     pub configs: Vec<(String, String)>,
 }
 
+impl TopicSpec {
+    /// A one-partition compacted topic: a ledger kept forever, one record per key.
+    pub fn ledger(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            partitions: 1,
+            configs: vec![("cleanup.policy".into(), "compact".into())],
+        }
+    }
+}
+
 /// Creates the topics that do not exist yet (existing ones are left as they are).
 pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[TopicSpec]) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = super::base(kafka).create()?;
