@@ -30,10 +30,19 @@ pub struct Checker {
 }
 
 /// The reactions and drugs of report versions, by `(report_id, version)`, waiting for their
-/// report row.
+/// report row; and what is known of rows whose report cannot be told, so that no report is sent
+/// without a reaction or drug that may be its own.
 #[derive(Debug, Default)]
 pub struct ReportParts {
     parts: BTreeMap<(String, i64), Parts>,
+    /// Report ids with a child row whose `version` does not read: (file, line) of the first.
+    unsure_versions: BTreeMap<String, (&'static str, u64)>,
+    /// A child row whose `report_id` does not read: (file, line) of the first.
+    unsure_report: Option<(&'static str, u64)>,
+    /// Report versions already claimed by a report row, with its line.
+    claimed: HashMap<(String, i64), u64>,
+    /// Report versions (or report ids, version -1) whose report row was refused, with its line.
+    refused: HashMap<(String, i64), u64>,
 }
 
 #[derive(Debug, Default)]
@@ -43,34 +52,78 @@ struct Parts {
 }
 
 impl ReportParts {
-    /// Files a reaction (`is_drug` false) or drug row under its report version; a row without a
-    /// readable key is returned as rejects.
+    /// Files a reaction (`is_drug` false) or drug row under its report version. A row whose key
+    /// does not read is returned as rejects and holds back the reports it may belong to.
     pub fn add(&mut self, row: Row, is_drug: bool) -> Result<(), Vec<Reject>> {
         let layout = if is_drug { DRUGS } else { REACTIONS };
-        let key = report_key(&row.fields).map_err(|(field, reason)| {
-            let mut errors = row.errors.clone();
-            if !errors.iter().any(|e| e.field == field) {
-                errors.push(reject(layout, row.line, None, field, reason));
+        match report_key(&row.fields) {
+            Ok(key) => {
+                let parts = self.parts.entry(key).or_default();
+                if is_drug {
+                    parts.drugs.push(row)
+                } else {
+                    parts.reactions.push(row)
+                }
+                Ok(())
             }
-            errors
-        })?;
-        let parts = self.parts.entry(key).or_default();
-        if is_drug {
-            parts.drugs.push(row)
-        } else {
-            parts.reactions.push(row)
+            Err((field, reason)) => {
+                let at = (layout.file, row.line);
+                match row.fields.get("report_id").and_then(Value::as_str) {
+                    Some(id) => {
+                        self.unsure_versions.entry(id.to_owned()).or_insert(at);
+                    }
+                    None => {
+                        self.unsure_report.get_or_insert(at);
+                    }
+                }
+                let mut errors = row.errors;
+                if !errors.iter().any(|e| e.field == field) {
+                    errors.push(reject(layout, row.line, None, field, reason));
+                }
+                Err(errors)
+            }
         }
-        Ok(())
     }
 
-    /// The rows no report row claimed: each names the missing report version.
+    /// Why the report version `key` cannot be sent whatever its own content, if so.
+    fn held_back(&self, key: &(String, i64)) -> Option<String> {
+        if let Some(&line) = self.claimed.get(key) {
+            return Some(format!(
+                "the same report version (report_id `{}`, version {}) as line {line}",
+                key.0, key.1
+            ));
+        }
+        if let Some((file, line)) = self.unsure_versions.get(&key.0) {
+            return Some(format!(
+                "not imported: line {line} of {file} has report_id `{}` but no readable version, so it may belong to this report; fix that row",
+                key.0
+            ));
+        }
+        self.unsure_report.map(|(file, line)| {
+            format!("not imported: line {line} of {file} has no readable report_id, so it may belong to this report; fix that row")
+        })
+    }
+
+    /// The rows no report row claimed: each names the missing report version, or the refused
+    /// report row it belonged to, with the row's own problems.
     pub fn unclaimed(self) -> Vec<Reject> {
         let mut out = Vec::new();
         for ((report_id, version), parts) in self.parts {
-            let reason =
-                format!("no row of {} has report_id `{report_id}` and version {version}", REPORTS.file);
+            let refused = self
+                .refused
+                .get(&(report_id.clone(), version))
+                .or_else(|| self.refused.get(&(report_id.clone(), -1)));
+            let reason = match refused {
+                Some(line) => format!("its report (line {line} of {}) was not imported", REPORTS.file),
+                None => {
+                    format!("no row of {} has report_id `{report_id}` and version {version}", REPORTS.file)
+                }
+            };
             for (layout, rows) in [(REACTIONS, parts.reactions), (DRUGS, parts.drugs)] {
-                out.extend(rows.iter().map(|r| reject(layout, r.line, None, "report_id", reason.clone())));
+                for r in rows {
+                    out.push(reject(layout, r.line, None, "report_id", reason.clone()));
+                    out.extend(r.errors);
+                }
             }
         }
         out.sort_by_key(|r| (r.file, r.row));
@@ -79,9 +132,9 @@ impl ReportParts {
 }
 
 fn report_key(fields: &Map<String, Value>) -> Result<(String, i64), (&'static str, String)> {
-    let report_id =
-        fields.get("report_id").and_then(Value::as_str).ok_or(("report_id", "required".to_owned()))?;
-    let version = fields.get("version").and_then(Value::as_i64).ok_or(("version", "required".to_owned()))?;
+    let unknown = |field| (field, "required: without it the row cannot be tied to its report".to_owned());
+    let report_id = fields.get("report_id").and_then(Value::as_str).ok_or_else(|| unknown("report_id"))?;
+    let version = fields.get("version").and_then(Value::as_i64).ok_or_else(|| unknown("version"))?;
     Ok((report_id.to_owned(), version))
 }
 
@@ -109,8 +162,31 @@ impl Checker {
     /// The event of a report row, with the reactions and drugs filed for its version.
     pub fn report(&mut self, row: Row, parts: &mut ReportParts) -> Result<ClinicEvent, Vec<Reject>> {
         let Row { line, mut fields, mut errors } = row;
-        let Parts { reactions, drugs } =
-            report_key(&fields).ok().and_then(|k| parts.parts.remove(&k)).unwrap_or_default();
+        let key = report_key(&fields).ok();
+        if let Some(key) = &key
+            && let Some(reason) = parts.held_back(key)
+        {
+            let field = if parts.claimed.contains_key(key) {
+                "version"
+            } else {
+                // Its rows stay unclaimed and are listed as belonging to a report not imported.
+                parts.refused.insert(key.clone(), line);
+                ""
+            };
+            let id = fields.get("event_id").and_then(Value::as_str).map(str::to_owned);
+            return Err(vec![Reject {
+                file: REPORTS.file,
+                row: line,
+                event_id: id,
+                field: field.into(),
+                reason,
+            }]);
+        }
+        if let Some(key) = &key {
+            parts.claimed.insert(key.clone(), line);
+        }
+        let Parts { reactions, drugs } = key.as_ref().and_then(|k| parts.parts.remove(k)).unwrap_or_default();
+        let fields_report_id = fields.get("report_id").and_then(Value::as_str).map(str::to_owned);
         let mut children = |rows: Vec<Row>, name: &str| {
             let mut values = Vec::with_capacity(rows.len());
             let mut lines = Vec::with_capacity(rows.len());
@@ -127,7 +203,26 @@ impl Checker {
         let reaction_lines = children(reactions, "reactions");
         let drug_lines = children(drugs, "drugs");
         let locate = |path: &str| locate_in_report(path, line, &reaction_lines, &drug_lines);
-        self.check(REPORTS, line, fields, errors, &locate)
+        let mut checked = self.check(REPORTS, line, fields, errors, &locate);
+        if let Err(rejects) = &mut checked
+            && rejects.iter().all(|r| r.file != REPORTS.file)
+        {
+            // Refused for its reactions' or drugs' rows alone: the report row is named too.
+            let id = rejects.first().and_then(|r| r.event_id.clone());
+            let reason =
+                "not imported: rows of its reactions or drugs were refused (listed with it)".to_owned();
+            rejects.insert(
+                0,
+                Reject { file: REPORTS.file, row: line, event_id: id, field: String::new(), reason },
+            );
+        }
+        if checked.is_err() {
+            let report_id = fields_report_id.map(|id| key.unwrap_or((id, -1)));
+            if let Some(k) = report_id {
+                parts.refused.insert(k, line);
+            }
+        }
+        checked
     }
 
     /// Parses and validates one event's fields; `locate` maps a JSON path to file, line, column.

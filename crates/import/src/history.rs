@@ -250,15 +250,87 @@ mod tests {
         assert_eq!(
             summary(&rejects),
             [
+                ("adverse_event_report.csv", 3, ""),
                 ("adverse_event_reaction.csv", 4, "seriousness"),
+                ("adverse_event_report.csv", 4, ""),
                 ("adverse_event_reaction.csv", 5, "outcome"),
                 ("adverse_event_report.csv", 5, "drugs"),
                 ("adverse_event_reaction.csv", 6, "report_id"),
             ]
         );
-        assert_eq!(rejects[0].reason, "must be true when the outcome is fatal");
-        assert!(rejects[1].reason.contains("unknown variant `dead`"), "{}", rejects[1].reason);
-        assert!(rejects[3].reason.contains("report_id `R-9` and version 1"), "{}", rejects[3].reason);
+        assert!(
+            rejects[0].reason.starts_with("not imported: rows of its reactions"),
+            "{}",
+            rejects[0].reason
+        );
+        assert_eq!(rejects[1].reason, "must be true when the outcome is fatal");
+        assert!(rejects[3].reason.contains("unknown variant `dead`"), "{}", rejects[3].reason);
+        assert!(rejects[5].reason.contains("report_id `R-9` and version 1"), "{}", rejects[5].reason);
+    }
+
+    const REPORT_HEADER: &str = "patient_ref,report_id,version,reported_at,reporter_qualification\n";
+    const DRUGS: &str = "report_id,version,role,name\nR-1,1,suspect,ketamine\nR-2,1,suspect,ketamine\n";
+
+    fn reports(reports: &str, reactions: &str) -> (Vec<ClinicEvent>, Vec<Reject>) {
+        read(&files(&[
+            ("adverse_event_report.csv", &format!("{REPORT_HEADER}{reports}")),
+            ("adverse_event_reaction.csv", &format!("report_id,version,verbatim,outcome\n{reactions}")),
+            ("adverse_event_drug.csv", DRUGS),
+        ]))
+    }
+
+    #[test]
+    fn a_report_is_never_sent_without_a_row_that_may_be_its_own() {
+        let two = "p1,R-1,1,2026-05-03T10:00:00Z,physician\np1,R-2,1,2026-05-03T10:00:00Z,physician\n";
+        // A reaction whose version does not read holds back every version of its report only.
+        let (events, rejects) =
+            reports(two, "R-1,1,dysuria,recovered\nR-1,1.0,pain,recovered\nR-2,1,x,recovered\n");
+        assert_eq!(events.len(), 1, "R-2 goes");
+        assert_eq!(
+            summary(&rejects),
+            [
+                ("adverse_event_reaction.csv", 3, "version"),
+                ("adverse_event_report.csv", 2, ""),
+                ("adverse_event_drug.csv", 2, "report_id"),
+                ("adverse_event_reaction.csv", 2, "report_id"),
+            ]
+        );
+        assert!(rejects[1].reason.contains("line 3 of adverse_event_reaction.csv"), "{}", rejects[1].reason);
+        assert!(rejects[3].reason.contains("its report (line 2 of"), "{}", rejects[3].reason);
+        // One whose report_id does not read holds back every report.
+        let (events, rejects) =
+            reports(two, "R-1,1,dysuria,recovered\n,1,pain,recovered\nR-2,1,x,recovered\n");
+        assert!(events.is_empty());
+        let held: Vec<u64> =
+            rejects.iter().filter(|r| r.file == "adverse_event_report.csv").map(|r| r.row).collect();
+        assert_eq!(held, [2, 3], "{rejects:?}");
+        assert!(rejects[1].reason.contains("line 3 of adverse_event_reaction.csv has no readable report_id"));
+        // A row with a cell too few still belongs to its report, which is refused with it.
+        let (events, rejects) = reports(two, "R-1,1,dysuria,recovered\nR-1,1,pain\nR-2,1,x,recovered\n");
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            summary(&rejects),
+            [("adverse_event_report.csv", 2, ""), ("adverse_event_reaction.csv", 3, "")]
+        );
+    }
+
+    #[test]
+    fn a_report_version_given_twice_is_refused_the_second_time() {
+        let twice = "p1,R-1,1,2026-05-03T10:00:00Z,physician\np1,R-1,1,2026-05-04T10:00:00Z,physician\n";
+        let (events, rejects) = reports(twice, "R-1,1,dysuria,recovered\n");
+        assert_eq!(events.len(), 1);
+        assert_eq!(summary(&rejects)[0], ("adverse_event_report.csv", 3, "version"));
+        assert!(rejects[0].reason.contains("as line 2"), "{}", rejects[0].reason);
+        // The rows of a report row that was refused say so, not that the report is missing.
+        let (_, rejects) =
+            reports("p1,R-1,one,2026-05-03T10:00:00Z,physician\n", "R-1,1,dysuria,recovered\n");
+        let reasons: Vec<&str> = rejects.iter().map(|r| r.reason.as_str()).collect();
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("its report (line 2 of adverse_event_report.csv) was not imported")),
+            "{reasons:?}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use csv::StringRecord;
+use csv::ByteRecord;
 use serde_json::{Map, Value};
 
 use crate::cell;
@@ -58,7 +58,9 @@ pub struct FileRows<R> {
     layout: FileLayout,
     reader: csv::Reader<R>,
     columns: Vec<&'static Column>,
-    record: StringRecord,
+    /// Optional columns the header lacks, filled as if their cells were empty.
+    absent: Vec<&'static Column>,
+    record: ByteRecord,
 }
 
 impl<R: Read> FileRows<R> {
@@ -81,7 +83,8 @@ impl<R: Read> FileRows<R> {
         if let Some(c) = layout.columns.iter().find(|c| c.required && !columns.contains(c)) {
             return Err(fail(format!("required column `{}` is missing from the header", c.name)));
         }
-        Ok(Self { layout, reader, columns, record: StringRecord::new() })
+        let absent = layout.columns.iter().filter(|c| !columns.contains(c)).collect();
+        Ok(Self { layout, reader, columns, absent, record: ByteRecord::new() })
     }
 
     /// Bytes read so far (for progress).
@@ -91,37 +94,32 @@ impl<R: Read> FileRows<R> {
 
     /// The next row; `None` at the end. An I/O error ends the file.
     pub fn next_row(&mut self) -> Option<Result<Row, FileError>> {
-        match self.reader.read_record(&mut self.record) {
+        match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => None,
             Ok(true) => Some(Ok(self.row())),
             Err(e) => {
                 let line = e.position().map_or(0, csv::Position::line);
-                if let csv::ErrorKind::Utf8 { err, .. } = e.kind() {
-                    let reason = "is not UTF-8 text (save the file as UTF-8)";
-                    return Some(Ok(self.unreadable(line, err.field(), reason)));
-                }
                 let reason = format!("cannot read past line {line}: {e}");
                 Some(Err(FileError { file: self.layout.file, reason }))
             }
         }
     }
 
+    /// The row's cells as JSON. Every cell that reads is kept even when others do not (or the
+    /// row has the wrong number of cells), so a reaction or drug row stays tied to its report.
     fn row(&self) -> Row {
         let line = self.record.position().map_or(0, csv::Position::line);
         let mut row = Row { line, fields: Map::new(), errors: Vec::new() };
         if self.record.len() != self.columns.len() {
-            row.errors.push(self.reject(
-                line,
-                "",
-                format!("has {} cells where the header has {}", self.record.len(), self.columns.len()),
-            ));
-            return row;
+            let reason =
+                format!("has {} cells where the header has {}", self.record.len(), self.columns.len());
+            row.errors.push(self.reject(line, "", reason));
         }
-        for (column, text) in self.columns.iter().zip(self.record.iter()) {
-            let value = if text.is_empty() {
-                cell::empty(column.cell).map(Ok)
-            } else {
-                Some(cell::to_json(column.cell, text))
+        for (column, bytes) in self.columns.iter().zip(self.record.iter()) {
+            let value = match std::str::from_utf8(bytes) {
+                Err(_) => Some(Err("is not UTF-8 text (save the file as UTF-8)".to_owned())),
+                Ok("") => cell::empty(column.cell).map(Ok),
+                Ok(text) => Some(cell::to_json(column.cell, text)),
             };
             match value {
                 Some(Ok(v)) => {
@@ -131,12 +129,12 @@ impl<R: Read> FileRows<R> {
                 None => {}
             }
         }
+        for column in &self.absent {
+            if let Some(v) = cell::empty(column.cell) {
+                row.fields.insert(column.name.to_owned(), v);
+            }
+        }
         row
-    }
-
-    fn unreadable(&self, line: u64, index: usize, reason: &str) -> Row {
-        let field = self.columns.get(index).map_or("", |c| c.name);
-        Row { line, fields: Map::new(), errors: vec![self.reject(line, field, reason.to_owned())] }
     }
 
     fn reject(&self, row: u64, field: &str, reason: String) -> Reject {
@@ -184,6 +182,8 @@ mod tests {
         assert_eq!(r[1].errors[0].reason, "`two` is not a whole number");
         assert_eq!(r[1].fields["verbatim"], json!("multi\nline"));
         assert_eq!((r[2].line, r[2].errors[0].reason.as_str()), (5, "has 2 cells where the header has 5"));
+        assert_eq!(r[2].fields["report_id"], json!("R2"), "the cells there are still read");
+        assert_eq!(r[0].fields.len(), 5);
     }
 
     #[test]
@@ -194,6 +194,11 @@ mod tests {
         bytes.extend_from_slice(&[0xff, 0xfe, b'\n']);
         let mut f = FileRows::open(REACTIONS, bytes.as_slice()).expect("header");
         let row = f.next_row().expect("a row").expect("not fatal");
-        assert_eq!((row.errors[0].field.as_str(), row.line), ("verbatim", 2));
+        let fields: Vec<&str> = row.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!((fields, row.line), (vec!["", "verbatim"], 2));
+        assert_eq!(row.fields["report_id"], json!("R1"), "the key still reads");
+        let r = rows(REACTIONS, "report_id,version,verbatim,outcome\nR1,1,x,fatal\n")
+            .expect("no seriousness column");
+        assert_eq!(r[0].fields["seriousness"]["death"], json!(false), "an absent column is none met");
     }
 }
