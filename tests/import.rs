@@ -16,6 +16,7 @@ const CLINIC: &str = "clinic-01";
 
 struct Run {
     ok: bool,
+    code: Option<i32>,
     stdout: String,
 }
 
@@ -30,7 +31,7 @@ async fn import(config: &Path, ledger: &str, dir: &Path) -> Run {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    Run { ok: out.status.success(), stdout: stdout + &stderr }
+    Run { ok: out.status.success(), code: out.status.code(), stdout: stdout + &stderr }
 }
 
 /// The history's files, with the monitoring forms' `event_id` column dropped (their ids are
@@ -116,8 +117,18 @@ async fn a_history_is_imported_once_with_its_bad_rows_named() {
     let dose_lines = std::fs::read_to_string(&doses_file).expect("doses").lines().count() as u64;
     append(&doses_file, &bad_rows());
 
+    // A header problem in any file refuses the whole import before anything is sent.
+    let monitoring = dir.join("session_monitoring.csv");
+    let good = std::fs::read_to_string(&monitoring).expect("monitoring");
+    std::fs::write(&monitoring, good.replacen("patient_ref", "patient", 1)).expect("bad header");
+    let refused = import(&config, &ledger, &dir).await;
+    assert_eq!(refused.code, Some(1), "{}", refused.stdout);
+    assert!(refused.stdout.contains("unknown column `patient`"), "{}", refused.stdout);
+    assert_eq!(env.topic_messages(&env.raw_topic), 0, "nothing sent before the headers are checked");
+    std::fs::write(&monitoring, good).expect("restored");
+
     let first = import(&config, &ledger, &dir).await;
-    assert!(!first.ok, "rejected rows make the command fail: {}", first.stdout);
+    assert_eq!(first.code, Some(2), "rows rejected, the rest imported: exit 2: {}", first.stdout);
     assert!(first.stdout.contains("2 rows rejected"), "{}", first.stdout);
     let r = rejects(&dir);
     assert_eq!(r.len(), 2, "{r:?}");

@@ -50,6 +50,8 @@ pub(crate) struct ImportArgs {
 /// The name of the rejects file, which a scan of the directory ignores.
 const REJECTS_FILE: &str = "rejects.csv";
 const PATIENCE: Duration = Duration::from_secs(30);
+/// The largest `--chunk`.
+const MAX_CHUNK: usize = 50_000;
 
 /// What happened to each file's rows.
 #[derive(Debug, Default, Clone, Copy)]
@@ -61,9 +63,13 @@ struct Tally {
 
 impl ImportArgs {
     pub(crate) async fn run(self, cfg: &PvConfig) -> anyhow::Result<()> {
-        anyhow::ensure!(self.chunk > 0, "--chunk must be at least 1");
+        anyhow::ensure!(
+            (1..=MAX_CHUNK).contains(&self.chunk),
+            "--chunk must be 1..={MAX_CHUNK} (its ledger record of 16 bytes per id must stay under Kafka's 1 MB)"
+        );
         check_clinic(&cfg.gateway.clinics_file, &self.clinic)?;
         let present = files_in(&self.dir)?;
+        check_headers(&self.dir, &present)?;
         if !self.dry_run {
             pv_runtime::kafka::ensure_topics(&cfg.kafka, &[TopicSpec::ledger(&self.ledger_topic)])
                 .await
@@ -83,7 +89,7 @@ impl ImportArgs {
         let bar = progress(&self.dir, present);
         let mut tally: BTreeMap<&'static str, Tally> =
             FILES.iter().map(|f| (f.file, Tally::default())).collect();
-        let mut last_reject = None;
+        let mut rejected_rows = HashSet::new();
         let mut chunk: Vec<ClinicEvent> = Vec::with_capacity(self.chunk);
         let mut checker = Checker::new(&self.clinic, cfg.gateway.limits(), Timestamp::now());
         let mut opened = BTreeMap::new();
@@ -115,9 +121,8 @@ impl ImportArgs {
                         }
                     }
                     Item::Rejected(r) => {
-                        if last_reject != Some((r.file, r.row)) {
+                        if rejected_rows.insert((r.file, r.row)) {
                             tally.entry(r.file).or_default().rejected_rows += 1;
-                            last_reject = Some((r.file, r.row));
                         }
                         write_reject(&mut rejects, &r)?;
                     }
@@ -125,18 +130,21 @@ impl ImportArgs {
                 Ok(())
             },
         );
-        match outcome {
-            Ok(()) => {}
-            Err(Stop::File(e)) => anyhow::bail!(
-                "{}: {e} (rows before it were imported; nothing of this file)",
-                self.dir.display()
-            ),
-            Err(Stop::Sink(e)) => return Err(e),
+        if let Err(Stop::Sink(e)) = outcome {
+            return Err(e);
         }
+        // Also after a read error: what was accepted before it goes, and a re-run resumes.
         if let Some(s) = &mut sender
             && !chunk.is_empty()
         {
             s.send(&chunk)?;
+        }
+        if let Err(Stop::File(e)) = outcome {
+            anyhow::bail!(
+                "{}: {e}; the rows read before it were {}; run the same command again once the file reads",
+                self.dir.display(),
+                if self.dry_run { "checked" } else { "imported" }
+            );
         }
         rejects.flush()?;
         bar.finish_and_clear();
@@ -173,14 +181,30 @@ impl ImportArgs {
             sent as f64 / secs.max(1e-9)
         );
         if rejected > 0 {
-            anyhow::bail!(
+            return Err(anyhow::Error::new(RowsRejected).context(format!(
                 "{rejected} rows rejected, listed in {} (the other rows were {}); fix them and run the same command again",
                 rejects.display(),
                 if self.dry_run { "accepted" } else { "imported" }
-            );
+            )));
         }
         Ok(())
     }
+}
+
+/// The error of an import that sent what it accepted but refused some rows (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("some rows were rejected")]
+pub(crate) struct RowsRejected;
+
+/// Opens every file's header before anything is sent: a bad header refuses the whole import.
+fn check_headers(dir: &Path, present: &[&'static str]) -> anyhow::Result<()> {
+    for layout in FILES.iter().filter(|f| present.contains(&f.file)) {
+        let path = dir.join(layout.file);
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        pv_import::FileRows::open(*layout, BufReader::new(file))
+            .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// The file an accepted event came from.
@@ -266,15 +290,22 @@ struct Sender {
 
 impl Sender {
     fn new(cfg: &PvConfig, args: &ImportArgs) -> anyhow::Result<Self> {
-        let sent = ledger(cfg, &args.ledger_topic, &args.clinic)?;
-        let mut pc = pv_runtime::kafka::producer_config(&cfg.kafka, PATIENCE);
-        // One importer per clinic at a time: a second one fences the first.
-        pc.set("transactional.id", format!("pv-import-{}", args.clinic));
+        // Deliveries within 10 s, below the transaction timeout (librdkafka requires it).
+        let mut pc = pv_runtime::kafka::producer_config(&cfg.kafka, Duration::from_secs(10));
+        // One importer per clinic at a time: a second one fences the first. A killed import's
+        // open transaction holds back read_committed readers of the raw partitions it wrote
+        // until this timeout (or the next run's init) aborts it.
+        pc.set("transactional.id", format!("pv-import-{}", args.clinic))
+            .set("transaction.timeout.ms", "15000");
         let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
         pv_runtime::kafka::topics::partitions(producer.client(), &cfg.gateway.topic, PATIENCE).with_context(
             || format!("the raw topic `{}` ([gateway] topic) is not there", cfg.gateway.topic),
         )?;
         producer.init_transactions(PATIENCE).context("starting the import's Kafka transactions")?;
+        // Read after the fence: init_transactions has finished or aborted any transaction a
+        // previous run left open, so the ledger is complete.
+        let prefix = format!("{}/{}/", cfg.gateway.topic, args.clinic);
+        let sent = ledger(cfg, &args.ledger_topic, &prefix)?;
         Ok(Self {
             producer,
             topic: cfg.gateway.topic.clone(),
@@ -298,7 +329,7 @@ impl Sender {
         }
         let messages = pv_gateway::produce::raw_messages(&events, Some(&self.limits))?;
         let ids: Vec<u8> = events.iter().flat_map(|e| *e.event_id().0.as_bytes()).collect();
-        let key = format!("{}/{}", self.clinic, EventId::new_random());
+        let key = format!("{}/{}/{}", self.topic, self.clinic, EventId::new_random());
         self.producer.begin_transaction()?;
         let sent = messages.iter().try_for_each(|m| {
             let mut record = BaseRecord::to(&self.topic).key(m.key.as_slice()).payload(m.payload.as_slice());
@@ -313,14 +344,45 @@ impl Sender {
         let logged = sent.and_then(|()| {
             self.enqueue(BaseRecord::to(&self.ledger_topic).key(key.as_bytes()).payload(ids.as_slice()))
         });
-        let committed = logged
-            .and_then(|()| Ok(pv_runtime::kafka::produce::commit_transaction(&self.producer, PATIENCE)?));
-        if let Err(e) = committed {
+        if let Err(e) = logged {
             let _ = self.producer.abort_transaction(PATIENCE);
-            return Err(e.context("sending a chunk of events (it was not imported; the chunks before it were: run the same command again to go on)"));
+            return Err(e.context(
+                "sending a chunk of events: it was not imported (the chunks before it were); run the same command again to go on",
+            ));
         }
+        self.commit()?;
         self.sent.extend(events.iter().map(ClinicEvent::event_id));
         Ok(())
+    }
+
+    /// Commits the open transaction, retrying what librdkafka says may be retried. A commit
+    /// that neither succeeds nor must be aborted may still land: the error says so.
+    fn commit(&self) -> anyhow::Result<()> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let e = match pv_runtime::kafka::produce::commit_transaction(&self.producer, PATIENCE) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let (retriable, abort) = match &e {
+                rdkafka::error::KafkaError::Transaction(t) => (t.is_retriable(), t.txn_requires_abort()),
+                _ => (false, false),
+            };
+            if retriable && tries < 3 {
+                tracing::warn!(error = %e, "committing a chunk: retrying");
+                continue;
+            }
+            if abort {
+                let _ = self.producer.abort_transaction(PATIENCE);
+                return Err(anyhow::Error::new(e).context(
+                    "committing a chunk of events: it was not imported (the chunks before it were); run the same command again to go on",
+                ));
+            }
+            return Err(anyhow::Error::new(e).context(
+                "committing a chunk of events: it may or may not have been imported; running the same command again is safe (it sends only what the ledger does not hold)",
+            ));
+        }
     }
 
     #[allow(clippy::result_large_err)] // the closure returns librdkafka's own (error, record)
@@ -336,10 +398,9 @@ impl Sender {
     }
 }
 
-/// Every event id the ledger records for `clinic`.
-fn ledger(cfg: &PvConfig, topic: &str, clinic: &str) -> anyhow::Result<HashSet<EventId>> {
+/// Every event id the ledger records under `prefix` (`{raw topic}/{clinic}/`).
+fn ledger(cfg: &PvConfig, topic: &str, prefix: &str) -> anyhow::Result<HashSet<EventId>> {
     let reader = PartitionReader::new(&cfg.kafka, "pv-import-ledger")?;
-    let prefix = format!("{clinic}/");
     let mut ids = HashSet::new();
     reader
         .read_all(topic, PATIENCE, |m| {

@@ -108,7 +108,12 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pv: error: {e:#}");
-            ExitCode::FAILURE
+            // `pv import` that imported what it could but refused rows: 2, apart from failures.
+            if e.downcast_ref::<import::RowsRejected>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

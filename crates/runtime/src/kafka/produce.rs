@@ -66,7 +66,8 @@ fn retry_if_full<R, T>(
 /// Commits `producer`'s open transaction without rust-rdkafka's 100 ms stall: its
 /// `commit_transaction` first flushes, and that flush polls in steps that always run their full
 /// 100 ms while anything is in flight. The producer's own thread serves the delivery reports, so
-/// waiting here until nothing is in flight (in 1 ms naps) leaves the flush nothing to wait for.
+/// waiting here until nothing is in flight (in 1 ms naps, up to `timeout`) leaves the flush
+/// nothing to wait for. The commit then has `timeout` of its own.
 pub fn commit_transaction<C: ProducerContext + 'static>(
     producer: &ThreadedProducer<C>,
     timeout: Duration,
@@ -75,7 +76,7 @@ pub fn commit_transaction<C: ProducerContext + 'static>(
     while producer.in_flight_count() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
-    producer.commit_transaction(deadline.saturating_duration_since(Instant::now()))
+    producer.commit_transaction(timeout)
 }
 
 /// Why a request's messages are not all durable.
