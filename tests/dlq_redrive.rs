@@ -48,9 +48,14 @@ async fn dead_letters_go_back_once() {
         e.set_received_at(now);
         let payload = EventCodec::global().encode(&e).expect("encode");
         let key = e.partition_key();
-        let headers = OwnedHeaders::new()
+        let limits = pv_events::Limits::default().to_header();
+        let mut headers = OwnedHeaders::new()
             .insert(Header { key: "pv-error", value: Some("refused") })
             .insert(Header { key: "pv-source-topic", value: Some(env.raw_topic.as_str()) });
+        if i == 0 {
+            // Accepted by the gateway: the limits it passed travel with the letter.
+            headers = headers.insert(Header { key: pv_events::Limits::HEADER, value: Some(limits.as_str()) });
+        }
         producer
             .send(
                 FutureRecord::to(&env.raw_dlq_topic).key(&key).payload(&payload).headers(headers),
@@ -72,6 +77,9 @@ async fn dead_letters_go_back_once() {
     from.sort();
     let want: Vec<String> = (0..3).map(|o| format!("{}/0/{o}", env.raw_dlq_topic)).collect();
     assert_eq!(from, want, "each marked with where it came from");
+    let kept: Vec<&common::Read> =
+        back.iter().filter(|m| m.headers.iter().any(|(k, _)| k == pv_events::Limits::HEADER)).collect();
+    assert_eq!(kept.len(), 1, "the limits a letter was accepted under go back with it");
 
     let enricher = env.start_enricher(env.enrich_config());
     let sink = env.start_sink(env.sink_config());

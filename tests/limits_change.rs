@@ -1,6 +1,7 @@
 //! A limit tightened after events were accepted does not dead-letter them: the gateway records
 //! the limits each event passed in its raw message (`pv-accepted-under`), and the enricher judges
-//! the event by those. A message without them (another producer) is judged by the enricher's own.
+//! the event by those. A message without them (another producer) is judged by the enricher's own,
+//! and a dead letter keeps them (so a redrive judges the event as it was accepted).
 
 mod common;
 
@@ -21,9 +22,19 @@ async fn events_are_judged_by_the_limits_they_were_accepted_under() {
 
     // Accepted by the gateway under the default ceiling of 1,000 mg.
     let gateway = env.start_gateway(env.gateway_config(), &env.kafka).await;
-    let body = event_to_json(&heavy("via-gateway")).to_string();
-    let (status, _, answer) = post(&gateway.url, Some(token("clinic-north")), "application/json", body).await;
-    assert_eq!(status, 202, "{answer}");
+    // The second is another dose at the same instant: the enricher refuses it for a reason of
+    // its own (a conflict), and its dead letter keeps the limits it was accepted under.
+    let mut conflicting = heavy("via-gateway");
+    conflicting.set_event_id(pv_events::EventId::new_random());
+    if let ClinicEvent::DoseAdministered(d) = &mut conflicting {
+        d.dose_mg = 800.0;
+    }
+    for event in [heavy("via-gateway"), conflicting] {
+        let body = event_to_json(&event).to_string();
+        let (status, _, answer) =
+            post(&gateway.url, Some(token("clinic-north")), "application/json", body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
     gateway.stop().await;
     // Written straight to the topic by a producer that validated nothing.
     let mut direct = heavy("direct");
@@ -38,14 +49,27 @@ async fn events_are_judged_by_the_limits_they_were_accepted_under() {
     let sink = env.start_sink(env.sink_config());
     env.wait_for_count("doses", true, 1, Duration::from_secs(60)).await;
     let (kafka, dlq) = (env.kafka.clone(), env.raw_dlq_topic.clone());
-    let letters = common::wait_for_messages(&kafka, &dlq, 1, Duration::from_secs(60)).await;
+    let mut letters = common::wait_for_messages(&kafka, &dlq, 2, Duration::from_secs(60)).await;
     running.stop().await;
     sink.stop().await;
 
-    assert_eq!(letters.len(), 1, "only the unvalidated one is dead-lettered");
+    assert_eq!(letters.len(), 2, "the unvalidated one and the conflict are dead-lettered");
+    letters.sort_by_key(|l| l.key.clone());
+    let header =
+        |l: &common::Read, name: &str| l.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     assert_eq!(letters[0].key.as_deref(), Some(&b"clinic-north/direct"[..]));
-    let reason = letters[0].headers.iter().find(|(k, _)| k == "pv-error").map(|(_, v)| v.clone());
+    let reason = header(&letters[0], "pv-error");
     assert!(reason.as_deref().is_some_and(|r| r.contains("dose_mg") && r.contains("500")), "{reason:?}");
+    assert_eq!(header(&letters[0], Limits::HEADER), None);
+    assert!(
+        header(&letters[1], "pv-error").is_some_and(|r| !r.contains("dose_mg")),
+        "a conflict, not a limit"
+    );
+    assert_eq!(
+        header(&letters[1], Limits::HEADER),
+        Some(Limits::default().to_header()),
+        "kept in the letter"
+    );
     let raw = read_topic(&env.kafka, &env.raw_topic);
     let recorded: Vec<Option<&str>> = raw
         .iter()

@@ -57,6 +57,8 @@ struct Letter {
     source: String,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
+    /// The limits the event was accepted under, when the dead letter kept them.
+    accepted_under: Option<String>,
 }
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -123,18 +125,14 @@ impl RedriveArgs {
                 return ControlFlow::Break(());
             }
             let coordinates = format!("{}/{}/{}", self.topic, self.partition, m.offset());
-            let source = m.headers().and_then(|h| {
-                h.iter()
-                    .find(|x| x.key == "pv-source-topic")
-                    .and_then(|x| x.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-            });
+            let source = header(m, "pv-source-topic");
             match source {
                 Some(source) => letters.push(Letter {
                     coordinates,
                     source,
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().unwrap_or_default().to_vec(),
+                    accepted_under: header(m, pv_events::Limits::HEADER),
                 }),
                 None => missing = Some(coordinates),
             }
@@ -154,8 +152,12 @@ impl RedriveArgs {
         producer.init_transactions(PATIENCE)?;
         producer.begin_transaction()?;
         for l in letters {
-            let headers = OwnedHeaders::new()
+            let mut headers = OwnedHeaders::new()
                 .insert(Header { key: "pv-redriven-from", value: Some(l.coordinates.as_str()) });
+            if let Some(limits) = &l.accepted_under {
+                headers =
+                    headers.insert(Header { key: pv_events::Limits::HEADER, value: Some(limits.as_str()) });
+            }
             let mut record = BaseRecord::to(&l.source).payload(l.payload.as_slice()).headers(headers);
             if let Some(k) = &l.key {
                 record = record.key(k.as_slice());
@@ -182,4 +184,10 @@ where
     };
     pv_runtime::kafka::produce::enqueue(record, deadline, |r| producer.send(r), wait)?;
     Ok(())
+}
+
+/// The value of a message's header `name`, as text.
+fn header(m: &rdkafka::message::BorrowedMessage<'_>, name: &str) -> Option<String> {
+    let value = m.headers().and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value))?;
+    Some(String::from_utf8_lossy(value).into_owned())
 }

@@ -289,13 +289,18 @@ impl Work<'_> {
             }
             Err(reason) => {
                 tracing::warn!(partition, offset = m.offset(), %reason, "event to dead-letter topic");
-                let headers = pv_runtime::kafka::dead_letter_headers(
+                let mut headers = pv_runtime::kafka::dead_letter_headers(
                     &reason,
                     m.topic(),
                     partition,
                     m.offset(),
                     "enrich",
                 );
+                // Kept, so a redriven letter is judged by the limits it was accepted under.
+                if let Some(value) = header(m, Limits::HEADER) {
+                    headers =
+                        headers.insert(rdkafka::message::Header { key: Limits::HEADER, value: Some(value) });
+                }
                 let mut record = BaseRecord::to(&cfg.dlq_topic).payload(payload).headers(headers);
                 if let Some(k) = m.key() {
                     record = record.key(k);
@@ -342,12 +347,16 @@ fn check_partitions<C: ConsumerContext>(
     Ok(())
 }
 
+/// The value of the message's header `name`, if any.
+fn header<'a>(m: &'a BorrowedMessage<'_>, name: &str) -> Option<&'a [u8]> {
+    m.headers().and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value))
+}
+
 /// The limits a raw message says its event was accepted under ([`Limits::HEADER`], written by
 /// the gateway and `pv import`), or `own` for a message without them (another producer) or with
 /// an unreadable value (logged).
 fn accepted_under(m: &BorrowedMessage<'_>, own: &Limits) -> Limits {
-    let value = m.headers().and_then(|h| h.iter().find(|x| x.key == Limits::HEADER).and_then(|x| x.value));
-    let Some(value) = value else { return *own };
+    let Some(value) = header(m, Limits::HEADER) else { return *own };
     match Limits::from_header(&String::from_utf8_lossy(value), *own) {
         Ok(limits) => limits,
         Err(e) => {

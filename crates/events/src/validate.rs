@@ -79,20 +79,25 @@ impl Limits {
     }
 
     /// The limits a header value records; a limit it does not name (an older writer) keeps its
-    /// value in `base`, a name this build does not know is ignored (a newer writer).
+    /// value in `base`, a name this build does not know is ignored (a newer writer). A value that
+    /// is not a finite, non-negative number is refused (the enricher then applies its own).
     pub fn from_header(value: &str, base: Limits) -> Result<Limits, String> {
         let mut limits = base;
         for item in value.split(';').filter(|s| !s.is_empty()) {
             let (name, v) = item.split_once('=').ok_or_else(|| format!("`{item}` is not name=value"))?;
-            let bad = |_| format!("`{item}`: not a number");
+            let number = v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| format!("`{item}`: not a finite number >= 0"))?;
+            let whole = || v.parse::<i64>().map_err(|_| format!("`{item}`: not a whole number"));
+            let count = || usize::try_from(whole()?).map_err(|_| format!("`{item}`: out of range"));
             match name {
-                "max_dose_mg" => {
-                    limits.max_dose_mg = v.parse().map_err(|_| format!("`{item}`: not a number"))?
-                }
-                "max_future_skew_ms" => limits.max_future_skew_ms = v.parse().map_err(bad)?,
-                "earliest_ms" => limits.earliest = Timestamp::from_millis(v.parse().map_err(bad)?),
-                "max_reactions" => limits.max_reactions = v.parse().map_err(bad)?,
-                "max_drugs" => limits.max_drugs = v.parse().map_err(bad)?,
+                "max_dose_mg" => limits.max_dose_mg = number,
+                "max_future_skew_ms" => limits.max_future_skew_ms = whole()?,
+                "earliest_ms" => limits.earliest = Timestamp::from_millis(whole()?),
+                "max_reactions" => limits.max_reactions = count()?,
+                "max_drugs" => limits.max_drugs = count()?,
                 _ => {}
             }
         }
@@ -356,6 +361,10 @@ mod tests {
         let older_writer = Limits::from_header("max_dose_mg=800;someday=1", tight).expect("parses");
         assert_eq!((older_writer.max_dose_mg, older_writer.max_reactions), (800.0, 3));
         assert!(Limits::from_header("max_dose_mg=lots", tight).is_err());
+        for unbounded in ["max_dose_mg=inf", "max_dose_mg=NaN", "max_future_skew_ms=-1", "max_reactions=1.5"]
+        {
+            assert!(Limits::from_header(unbounded, tight).is_err(), "{unbounded}");
+        }
         assert!(Limits::from_header("max_drugs", tight).is_err());
     }
 

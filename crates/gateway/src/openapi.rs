@@ -66,8 +66,14 @@ fn events_path() -> Value {
     {
         let codes: Vec<&str> =
             ErrorCode::ALL.iter().filter(|c| c.status().as_u16() == status).map(|c| c.as_str()).collect();
+        let outcome = if status >= 500 {
+            // The broker may have taken part of the request before failing to acknowledge it.
+            "Nothing is confirmed (some events may have been written; retrying with the same event ids is safe)"
+        } else {
+            "Refused, nothing was written"
+        };
         let mut answer = json!({
-            "description": format!("Refused, nothing was written: {}.", codes.join(", ")),
+            "description": format!("{outcome}: {}.", codes.join(", ")),
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         });
         if let Some(header) =

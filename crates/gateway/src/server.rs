@@ -60,7 +60,12 @@ impl Gateway {
         let tokens = std::sync::RwLock::new(tokens);
         let rate = crate::rate::RateLimiter::new(cfg.rate_per_clinic, cfg.burst_per_clinic);
         let metrics = GatewayMetrics::new()?;
-        let in_flight = tokio::sync::Semaphore::new(cfg.max_concurrent_requests.max(1));
+        anyhow::ensure!(
+            (1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&cfg.max_concurrent_requests),
+            "[gateway] max_concurrent_requests must be at least 1, got {}",
+            cfg.max_concurrent_requests
+        );
+        let in_flight = tokio::sync::Semaphore::new(cfg.max_concurrent_requests);
         Ok(Self { limits: cfg.limits(), cfg, tokens, from_file: false, rate, in_flight, producer, metrics })
     }
 
