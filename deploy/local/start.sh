@@ -109,8 +109,15 @@ message.max.bytes=10485760
 PROPS
   if [ ! -f "$KAFKA_DATA/data/meta.properties" ]; then
     log "formatting kafka storage in $KAFKA_DATA/data"
-    kafka_java kafka.tools.StorageTool format --ignore-formatted \
-      -t "$(cat "$KAFKA_DATA/cluster-id" 2>/dev/null || kafka_java kafka.tools.StorageTool random-uuid | tee "$KAFKA_DATA/cluster-id")" \
+    # The tool logs to stdout before the id: keep only the 22-character id (older state folders
+    # stored the log line too, so the file is filtered the same way when read).
+    cluster_id() { grep -oE '^[A-Za-z0-9_-]{22}$' | tail -1; }
+    id="$(cluster_id 2>/dev/null <"$KAFKA_DATA/cluster-id" || true)"
+    if [ -z "$id" ]; then
+      id="$(kafka_java kafka.tools.StorageTool random-uuid | cluster_id)"
+      echo "$id" >"$KAFKA_DATA/cluster-id"
+    fi
+    kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$id" \
       -c "$KAFKA_DATA/server.properties" >"$LOG_DIR/kafka-format.log" 2>&1
   fi
   log "starting kafka on $KAFKA_BOOTSTRAP"
