@@ -77,6 +77,8 @@ impl EnrichService {
             }) {
                 Ok(()) => return Ok(()),
                 Err(e) if !started && !ready => return Err(e),
+                // A repartition found at a restart: no restart can cure it.
+                Err(e @ SessionError::Layout(_)) => return Err(e),
                 Err(e) => e,
             };
             started = true;

@@ -48,6 +48,10 @@ pub enum SessionError {
     /// The topics cannot work together (missing, or too few changelog partitions).
     #[error("{0}")]
     Topics(String),
+    /// The input topic's partition count differs from the one the committed positions and the
+    /// state were built with (a repartition): refused until the state is rebuilt.
+    #[error("{0}")]
+    Layout(String),
     /// Another producer with our transactional id took over.
     #[error("fenced: another enricher runs with this transactional id; each instance needs its own ({0})")]
     Fenced(String),
@@ -116,6 +120,8 @@ struct Work<'s> {
     /// Transactions committed by this session (the fault hook's clock).
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     committed: u64,
+    /// The metadata committed with the input positions ([`layout`]).
+    layout: String,
 }
 
 impl<'s> Session<'s> {
@@ -130,11 +136,13 @@ impl<'s> Session<'s> {
         consumer.subscribe(&[&cfg.input_topic]).map_err(kafka("subscribing"))?;
         let txn = Transaction::init(kafka_cfg, &cfg.transactional_id())
             .map_err(kafka("initialising transactions"))?;
-        check_partitions(&consumer, &cfg.input_topic, &cfg.changelog_topic)?;
+        let input_partitions = check_partitions(&consumer, &cfg.input_topic, &cfg.changelog_topic)?;
+        check_layout(&consumer, cfg, input_partitions)?;
         let stores =
             StateStores::new(kafka_cfg, &cfg.group_id, &cfg.changelog_topic, service.metrics().clone())
                 .map_err(kafka("creating changelog reader"))?;
-        let work = Work { service, txn, stores, halted: BTreeMap::new(), committed: 0 };
+        let layout = layout(input_partitions);
+        let work = Work { service, txn, stores, halted: BTreeMap::new(), committed: 0, layout };
         Ok(Self { service, consumer, work })
     }
 
@@ -187,9 +195,13 @@ impl<'s> Session<'s> {
     fn commit_or_rewind(&mut self) -> Result<(), SessionError> {
         let cfg = self.service.config();
         let committed = match self.consumer.group_metadata() {
-            Some(group) => {
-                self.work.txn.commit(&cfg.changelog_topic, &cfg.input_topic, &self.work.stores, &group)
-            }
+            Some(group) => self.work.txn.commit(
+                &cfg.changelog_topic,
+                &cfg.input_topic,
+                &self.work.layout,
+                &self.work.stores,
+                &group,
+            ),
             None => Err(TxnError::Abortable(KafkaError::ConsumerCommit(RDKafkaErrorCode::UnknownGroup))),
         };
         match committed {
@@ -325,12 +337,12 @@ fn kind(e: &EnrichedEvent) -> &'static str {
     }
 }
 
-/// The changelog must have a partition for every input partition.
+/// The changelog must have a partition for every input partition; returns the input's count.
 fn check_partitions<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     input: &str,
     changelog: &str,
-) -> Result<(), SessionError> {
+) -> Result<usize, SessionError> {
     let count = |topic: &str| {
         pv_runtime::kafka::topics::partitions(consumer.client(), topic, KAFKA_TIMEOUT)
             .map(|p| p.len())
@@ -344,7 +356,44 @@ fn check_partitions<C: ConsumerContext>(
             "{changelog} has {changelog_partitions} partitions but {input} has {input_partitions}"
         )));
     }
-    Ok(())
+    Ok(input_partitions)
+}
+
+/// The metadata committed with every input position: the partition count the positions and the
+/// state belong to.
+fn layout(input_partitions: usize) -> String {
+    format!("{LAYOUT_PREFIX}{input_partitions}")
+}
+
+const LAYOUT_PREFIX: &str = "pv-enrich raw_partitions=";
+
+/// Refuses to start when the committed positions were made for another partition count of the
+/// input topic: after a repartition, a patient's new events land on a partition whose state does
+/// not hold the patient, and their exposure would silently start again from zero.
+fn check_layout<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    cfg: &crate::EnrichConfig,
+    input_partitions: usize,
+) -> Result<(), SessionError> {
+    let mut all = TopicPartitionList::new();
+    for p in 0..i32::try_from(input_partitions).unwrap_or(i32::MAX) {
+        all.add_partition(&cfg.input_topic, p);
+    }
+    let committed =
+        consumer.committed_offsets(all, KAFKA_TIMEOUT).map_err(kafka("reading committed positions"))?;
+    let recorded = committed
+        .elements()
+        .iter()
+        .find_map(|e| e.metadata().strip_prefix(LAYOUT_PREFIX).and_then(|n| n.parse::<usize>().ok()));
+    match recorded {
+        Some(n) if n != input_partitions => Err(SessionError::Layout(format!(
+            "{} has {input_partitions} partitions, but the enricher's positions and state (group {}, changelog {}) were built for {n}: \
+             a repartition moves patients to partitions whose state does not hold them. Refusing to start; rebuild the \
+             state for {input_partitions} partitions first (README: \"Changing the raw topic's partition count\")",
+            cfg.input_topic, cfg.group_id, cfg.changelog_topic
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The value of the message's header `name`, if any.

@@ -128,6 +128,7 @@ impl Transaction {
         &mut self,
         changelog: &str,
         input: &str,
+        layout: &str,
         stores: &StateStores,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), TxnError> {
@@ -143,7 +144,10 @@ impl Transaction {
         }
         let mut offsets = TopicPartitionList::new();
         for (&p, &next) in &self.next_offsets {
-            offsets.add_partition_offset(input, p, Offset::Offset(next)).map_err(TxnError::Abortable)?;
+            let mut position = offsets.add_partition(input, p);
+            position.set_offset(Offset::Offset(next)).map_err(TxnError::Abortable)?;
+            // Which partitioning the positions (and the state) belong to: checked at start-up.
+            position.set_metadata(layout);
         }
         self.producer
             .send_offsets_to_transaction(&offsets, group, KAFKA_TIMEOUT)

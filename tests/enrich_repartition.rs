@@ -1,0 +1,61 @@
+//! A repartition of the raw topic is refused by the enricher instead of silently resetting the
+//! exposure of the patients it moves: the input positions it commits record the partition count
+//! their state belongs to, and a start on another count stops with the reason.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestEnv, produce_raw, simulated_stream};
+use pv_runtime::Shutdown;
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+use rdkafka::client::DefaultClientContext;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enricher_refuses_a_repartitioned_raw_topic() {
+    let env = TestEnv::new("enrich_repartition").await;
+    let mut events = simulated_stream(1, 3, 20);
+    let now = pv_events::Timestamp::now();
+    for e in &mut events {
+        e.set_received_at(now);
+    }
+    produce_raw(&env.kafka, &env.raw_topic, &events).await;
+    let enricher = env.start_enricher(env.enrich_config());
+    common::wait_for_messages(&env.kafka, &env.enriched_topic, events.len(), Duration::from_secs(60)).await;
+    enricher.stop().await;
+
+    // Restarted on the same partitions: it runs.
+    let service = |env: &TestEnv| {
+        pv_enrich::EnrichService::new(env.enrich_config(), env.kafka.clone(), TestEnv::enricher())
+            .expect("service")
+    };
+    let same = service(&env);
+    let shutdown = Shutdown::new();
+    let stop = shutdown.clone();
+    let running = std::thread::spawn(move || same.run(&shutdown));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!running.is_finished(), "the same layout starts");
+    stop.trigger();
+    running.join().expect("joined").expect("clean stop");
+
+    // Both the raw topic and the changelog grow to 4 partitions: refused, with the reason.
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.bootstrap_servers)
+        .create()
+        .expect("admin");
+    let grow = [NewPartitions::new(&env.raw_topic, 4), NewPartitions::new(&env.state_topic, 4)];
+    for r in admin.create_partitions(&grow, &AdminOptions::new()).await.expect("grown") {
+        r.expect("partitions added");
+    }
+    let grown = service(&env);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || grown.run(&Shutdown::new())),
+    )
+    .await
+    .expect("stops by itself instead of running on")
+    .expect("joined");
+    let error = outcome.expect_err("a repartitioned raw topic is refused").to_string();
+    assert!(error.contains("has 4 partitions") && error.contains("were built for 3"), "{error}");
+    env.cleanup().await;
+}
