@@ -17,6 +17,9 @@ log "building pv (release)"
 cargo build --release --locked --bin pv
 PV="$REPO_ROOT/target/release/pv"
 export PV_CONFIG="$REPO_ROOT/deploy/local/pv.toml"
+# Every topic as configured ([kafka] replication, [topics] partitions); drift is reported, and a
+# topic that differs is left as it is (the enricher refuses a repartitioned raw topic itself).
+"$PV" topics apply || log "warning: topics differ from the configuration (above); the pipeline runs on them"
 
 "$PV" clinics init --count "${PV_CLINICS:-5}"
 # The HMAC secret of patient pseudonyms: created once, kept with the local state.

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Starts ClickHouse and an Apache Kafka broker (KRaft, one node) on 127.0.0.1 with their data
-# under $PV_STATE, waits until both answer, then creates the topics in deploy/local/topics.txt.
-# Idempotent: a server that already answers is left alone; existing topics are kept.
-# PV_START (default "clickhouse kafka topics") picks the parts to start; with PV_STATE and the
+# under $PV_STATE and waits until both answer. The topics come from the configuration:
+# `pv topics apply` (run.sh runs it once pv is built).
+# Idempotent: a server that already answers is left alone.
+# PV_START (default "clickhouse kafka") picks the parts to start; with PV_STATE and the
 # port variables of env.sh, the fault-injection tests start private servers they can kill.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-PV_START="${PV_START:-clickhouse kafka topics}"
+PV_START="${PV_START:-clickhouse kafka}"
 starting() { [[ " $PV_START " == *" $1 "* ]]; }
 CONF="$REPO_ROOT/deploy/local/conf"
 mkdir -p "$LOG_DIR" "$CH_DATA" "$KAFKA_DATA"
@@ -131,17 +132,4 @@ PROPS
   wait_for kafka 90 kafka_port_up
 fi
 
-# ---------------------------------------------------------------- topics
-starting topics || { log "started: $PV_START (state in $PV_STATE)"; exit 0; }
-existing="$(kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP" --list 2>>"$LOG_DIR/topics.log")"
-while read -r name partitions configs; do
-  case "$name" in ''|'#'*) continue ;; esac
-  if grep -qx "$name" <<<"$existing"; then continue; fi
-  args=(--bootstrap-server "$KAFKA_BOOTSTRAP" --create --if-not-exists --topic "$name"
-        --partitions "$partitions" --replication-factor 1)
-  IFS=',' read -ra kvs <<<"${configs:-}"
-  for kv in "${kvs[@]}"; do [ -n "$kv" ] && args+=(--config "$kv"); done
-  log "creating topic $name ($partitions partitions)"
-  kafka_java org.apache.kafka.tools.TopicCommand "${args[@]}" >>"$LOG_DIR/topics.log" 2>&1
-done <"$REPO_ROOT/deploy/local/topics.txt"
 log "ready: kafka $KAFKA_BOOTSTRAP, clickhouse $CH_URL (state in $PV_STATE)"

@@ -85,7 +85,7 @@ impl TestEnv {
         let dlq_topic = format!("pvt.{id}.enriched-dlq");
         let state_topic = format!("pvt.{id}.state");
         let signals_topic = format!("pvt.{id}.signals");
-        // As deploy/local/topics.txt: the event topics are kept forever. Test events carry
+        // As `pv topics apply`: the event topics are kept forever. Test events carry
         // acceptance times months back, which the broker's default 7-day retention would delete
         // from under a running test.
         let forever = || vec![("retention.ms".to_string(), "-1".to_string())];

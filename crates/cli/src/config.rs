@@ -37,6 +37,46 @@ pub struct PvConfig {
     /// `[reports]`: the regulators' outputs.
     #[serde(default)]
     pub reports: ReportsConfig,
+    /// `[topics]`: what `pv topics apply` creates.
+    #[serde(default)]
+    pub topics: TopicsConfig,
+}
+
+/// The topics' layout (their names come from the services' tables; replication from `[kafka]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Partitions of the keyed topics (raw, enriched, enricher state): how many enrichers and
+    /// sinks can work in parallel. Choose it for the expected scale: a raw topic in use cannot
+    /// be repartitioned without rebuilding the enricher's state (README).
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// The compacted log of what `pv dlq redrive` re-sent.
+    #[serde(default = "default_redrive_log")]
+    pub redrive_log: String,
+    /// The compacted ledger of the event ids `pv import` sent.
+    #[serde(default = "default_import_ledger")]
+    pub import_ledger: String,
+}
+
+fn default_partitions() -> i32 {
+    6
+}
+fn default_redrive_log() -> String {
+    "pv.dlq.redriven".into()
+}
+fn default_import_ledger() -> String {
+    "pv.imports".into()
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            partitions: default_partitions(),
+            redrive_log: default_redrive_log(),
+            import_ledger: default_import_ledger(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -53,6 +93,7 @@ mod tests {
         assert_eq!(cfg.sink, SinkConfig::default());
         assert_eq!(cfg.signals, SignalsConfig::default());
         assert_eq!(cfg.dashboard, DashboardConfig::default());
+        assert_eq!(cfg.topics, TopicsConfig::default());
         // The local file names a demo E2B sender contact; everything else is the default.
         assert_eq!(
             cfg.reports,

@@ -43,9 +43,9 @@ pub(crate) struct RedriveArgs {
     /// Last offset to re-send (included).
     #[arg(long)]
     to: i64,
-    /// The compacted topic recording what was redriven.
-    #[arg(long, default_value = "pv.dlq.redriven")]
-    log_topic: String,
+    /// The compacted topic recording what was redriven (default: `[topics] redrive_log`).
+    #[arg(long)]
+    log_topic: Option<String>,
     /// Only say what would be re-sent.
     #[arg(long)]
     dry_run: bool,
@@ -73,14 +73,15 @@ impl DlqCommand {
 }
 
 impl RedriveArgs {
-    async fn run(self, cfg: &PvConfig) -> anyhow::Result<()> {
+    async fn run(mut self, cfg: &PvConfig) -> anyhow::Result<()> {
+        self.log_topic.get_or_insert_with(|| cfg.topics.redrive_log.clone());
         anyhow::ensure!(
             self.from >= 0 && self.from <= self.to,
             "--from {} must be >= 0 and <= --to {}",
             self.from,
             self.to
         );
-        let spec = TopicSpec::ledger(&self.log_topic);
+        let spec = TopicSpec::ledger(self.log_topic());
         pv_runtime::kafka::ensure_topics(&cfg.kafka, &[spec])
             .await
             .context("creating the redrive log topic")?;
@@ -88,10 +89,15 @@ impl RedriveArgs {
         tokio::task::spawn_blocking(move || self.redrive(&kafka)).await?
     }
 
+    /// The log topic (`--log-topic`, else `[topics] redrive_log`, filled in by `run`).
+    fn log_topic(&self) -> &str {
+        self.log_topic.as_deref().unwrap_or_default()
+    }
+
     fn redrive(&self, kafka: &pv_runtime::KafkaConfig) -> anyhow::Result<()> {
         let reader = PartitionReader::new(kafka, "pv-dlq-redrive")?;
         let mut done = BTreeSet::new();
-        reader.read_all(&self.log_topic, PATIENCE, |m| {
+        reader.read_all(self.log_topic(), PATIENCE, |m| {
             if let Some(k) = m.key() {
                 done.insert(String::from_utf8_lossy(k).into_owned());
             }
@@ -164,7 +170,7 @@ impl RedriveArgs {
             }
             send(&producer, record)?;
             let logged =
-                BaseRecord::to(&self.log_topic).key(l.coordinates.as_bytes()).payload(l.source.as_bytes());
+                BaseRecord::to(self.log_topic()).key(l.coordinates.as_bytes()).payload(l.source.as_bytes());
             send(&producer, logged)?;
         }
         producer.commit_transaction(PATIENCE).context("committing the redrive (nothing was re-sent)")?;

@@ -39,9 +39,10 @@ pub(crate) struct ImportArgs {
     /// Events per Kafka transaction.
     #[arg(long, default_value_t = 5_000)]
     chunk: usize,
-    /// The compacted topic recording which event ids each clinic's imports sent.
-    #[arg(long, default_value = "pv.imports")]
-    ledger_topic: String,
+    /// The compacted topic recording which event ids each clinic's imports sent (default:
+    /// `[topics] import_ledger`).
+    #[arg(long)]
+    ledger_topic: Option<String>,
     /// Check the files and write the rejects; send nothing.
     #[arg(long)]
     dry_run: bool,
@@ -62,7 +63,8 @@ struct Tally {
 }
 
 impl ImportArgs {
-    pub(crate) async fn run(self, cfg: &PvConfig) -> anyhow::Result<()> {
+    pub(crate) async fn run(mut self, cfg: &PvConfig) -> anyhow::Result<()> {
+        self.ledger_topic.get_or_insert_with(|| cfg.topics.import_ledger.clone());
         anyhow::ensure!(
             (1..=MAX_CHUNK).contains(&self.chunk),
             "--chunk must be 1..={MAX_CHUNK} (its ledger record of 16 bytes per id must stay under Kafka's 1 MB)"
@@ -71,12 +73,17 @@ impl ImportArgs {
         let present = files_in(&self.dir)?;
         check_headers(&self.dir, &present)?;
         if !self.dry_run {
-            pv_runtime::kafka::ensure_topics(&cfg.kafka, &[TopicSpec::ledger(&self.ledger_topic)])
+            pv_runtime::kafka::ensure_topics(&cfg.kafka, &[TopicSpec::ledger(self.ledger_topic())])
                 .await
                 .context("creating the import ledger topic")?;
         }
         let cfg = cfg.clone();
         tokio::task::spawn_blocking(move || self.import(&cfg, &present)).await?
+    }
+
+    /// The ledger topic (`--ledger-topic`, else `[topics] import_ledger`, filled in by `run`).
+    fn ledger_topic(&self) -> &str {
+        self.ledger_topic.as_deref().unwrap_or_default()
     }
 
     fn import(&self, cfg: &PvConfig, present: &[&'static str]) -> anyhow::Result<()> {
@@ -305,11 +312,11 @@ impl Sender {
         // Read after the fence: init_transactions has finished or aborted any transaction a
         // previous run left open, so the ledger is complete.
         let prefix = format!("{}/{}/", cfg.gateway.topic, args.clinic);
-        let sent = ledger(cfg, &args.ledger_topic, &prefix)?;
+        let sent = ledger(cfg, args.ledger_topic(), &prefix)?;
         Ok(Self {
             producer,
             topic: cfg.gateway.topic.clone(),
-            ledger_topic: args.ledger_topic.clone(),
+            ledger_topic: args.ledger_topic().to_owned(),
             clinic: args.clinic.clone(),
             limits: cfg.gateway.limits(),
             sent,

@@ -14,6 +14,7 @@ mod report;
 mod signals;
 mod simulate;
 mod summary;
+mod topics;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +84,9 @@ enum Command {
     /// Load a clinic's history from CSV files (one per event kind; see the README) through the
     /// gateway's validation: rejects by file, line and column; re-running sends nothing twice.
     Import(import::ImportArgs),
+    /// The pipeline's Kafka topics: create what is missing, report what differs (drift).
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
     /// Dead letters: re-send chosen ones to their source topic, once.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
@@ -143,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(cmd) => runtime()?.block_on(cmd.run(&cfg)),
         Command::Dlq(cmd) => runtime()?.block_on(cmd.run(&cfg)),
         Command::Import(args) => runtime()?.block_on(args.run(&cfg)),
+        Command::Topics(cmd) => runtime()?.block_on(cmd.run(&cfg)),
         Command::Disproportionality(args) => args.run(),
         Command::Score { truth_file } => runtime()?.block_on(async {
             let text = std::fs::read_to_string(&truth_file)

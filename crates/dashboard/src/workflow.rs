@@ -86,18 +86,9 @@ impl WorkflowLog {
         })
     }
 
-    /// Creates the topic if needed: one partition (actions stay in order), kept forever (the
-    /// record of every decision for the life of the product).
+    /// Creates the topic if needed ([`topic_spec`]).
     pub async fn ensure_topic(&self) -> Result<(), KafkaError> {
-        let spec = TopicSpec {
-            name: self.topic.clone(),
-            partitions: 1,
-            configs: vec![
-                ("retention.ms".into(), "-1".into()),
-                ("max.message.bytes".into(), MAX_ACTION_BYTES.to_string()),
-            ],
-        };
-        pv_runtime::kafka::ensure_topics(&self.kafka, &[spec]).await
+        pv_runtime::kafka::ensure_topics(&self.kafka, &[topic_spec(&self.topic)]).await
     }
 
     /// The status of `key`: the actions landed, and those on the log not landed yet.
@@ -195,6 +186,19 @@ pub fn read_topic(kafka: &KafkaConfig, topic: &str) -> Result<Vec<WorkflowAction
         ControlFlow::Continue(())
     })?;
     Ok(out)
+}
+
+/// The workflow topic: one partition (actions stay in order), kept forever (the record of every
+/// decision for the life of the product).
+pub fn topic_spec(name: &str) -> TopicSpec {
+    TopicSpec {
+        name: name.to_owned(),
+        partitions: 1,
+        configs: vec![
+            ("retention.ms".into(), "-1".into()),
+            ("max.message.bytes".into(), MAX_ACTION_BYTES.to_string()),
+        ],
+    }
 }
 
 #[cfg(test)]

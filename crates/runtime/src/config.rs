@@ -19,6 +19,17 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties (e.g. `security.protocol`), applied after ours.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Replicas of every topic the pipeline creates: 1 on one machine, 3 on a cluster.
+    #[serde(default = "default_one")]
+    pub replication_factor: i32,
+    /// `min.insync.replicas` of every topic the pipeline creates: an `acks=all` write needs this
+    /// many replicas in sync (1 on one machine; 2 with 3 replicas, so one broker may be down).
+    #[serde(default = "default_one")]
+    pub min_insync_replicas: i32,
+}
+
+fn default_one() -> i32 {
+    1
 }
 
 fn default_bootstrap_servers() -> String {
@@ -27,7 +38,12 @@ fn default_bootstrap_servers() -> String {
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        Self { bootstrap_servers: default_bootstrap_servers(), properties: BTreeMap::new() }
+        Self {
+            bootstrap_servers: default_bootstrap_servers(),
+            properties: BTreeMap::new(),
+            replication_factor: default_one(),
+            min_insync_replicas: default_one(),
+        }
     }
 }
 

@@ -123,14 +123,9 @@ impl SignalsService {
         self.analyser.config()
     }
 
-    /// Creates the signals topic if it does not exist (one partition: changes stay in order).
+    /// Creates the signals topic if it does not exist.
     pub async fn ensure_topic(&self, kafka: &KafkaConfig) -> Result<(), SignalsError> {
-        let spec = pv_runtime::kafka::TopicSpec {
-            name: self.config().topic.clone(),
-            partitions: 1,
-            configs: vec![("retention.ms".into(), "-1".into())],
-        };
-        Ok(pv_runtime::kafka::ensure_topics(kafka, &[spec]).await?)
+        Ok(pv_runtime::kafka::ensure_topics(kafka, &[topic_spec(&self.config().topic)]).await?)
     }
 
     /// Every result over the data received by `as_of_ms`, with what each counted: the
@@ -324,5 +319,14 @@ impl SignalsService {
                 () = tokio::time::sleep(interval) => {}
             }
         }
+    }
+}
+
+/// The signals topic: one partition (changes stay in order), kept forever.
+pub fn topic_spec(name: &str) -> pv_runtime::kafka::TopicSpec {
+    pv_runtime::kafka::TopicSpec {
+        name: name.to_owned(),
+        partitions: 1,
+        configs: vec![("retention.ms".into(), "-1".into())],
     }
 }

@@ -20,7 +20,7 @@ use crate::config::KafkaConfig;
 pub use lag::group_lag;
 pub use produce::{DurableProducer, Outgoing, ProduceError};
 pub use read::PartitionReader;
-pub use topics::{TopicSpec, delete_topics, ensure_topics};
+pub use topics::{TopicSpec, TopicState, delete_topics, describe_topic, drift, ensure_topics};
 
 /// Settings for a durable producer: idempotent, `acks=all`, bounded delivery time.
 ///
