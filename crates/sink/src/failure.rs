@@ -17,6 +17,9 @@ pub enum Failure {
     Transient(String),
     /// The server refused the rows' content; isolate and dead-letter them.
     Rejected(String),
+    /// The rows span more partitions than one insert may touch (`max_partitions_per_insert_block`,
+    /// 100 by default since ClickHouse 19): insert them in smaller parts, none is refused.
+    TooManyPartitions(String),
 }
 
 /// ClickHouse exception codes that refuse the data itself (ErrorCodes.cpp): parse and type
@@ -45,6 +48,9 @@ pub fn classify(error: &Error) -> Failure {
     let message = error.to_string();
     match error {
         Error::BadResponse(text) => match exception_code(text) {
+            Some(252) if text.contains("Too many partitions for single INSERT block") => {
+                Failure::TooManyPartitions(message)
+            }
             Some(code) if is_content_code(code, text) => Failure::Rejected(message),
             _ => Failure::Transient(message),
         },
@@ -100,6 +106,14 @@ mod tests {
             Failure::Rejected(_)
         ));
         assert!(matches!(classify(&Error::Custom("bad row".into())), Failure::Rejected(_)));
+    }
+
+    #[test]
+    fn too_many_partitions_is_its_own_failure_and_too_many_parts_is_transient() {
+        // As current ClickHouse words it (18.16 has no such limit, so it is not seen here).
+        let text = "Code: 252. DB::Exception: Too many partitions for single INSERT block (more than 100). The limit is controlled by 'max_partitions_per_insert_block' setting. Large number of partitions is a common misconception. (TOO_MANY_PARTS)";
+        assert!(matches!(bad(text), Failure::TooManyPartitions(_)));
+        assert!(matches!(bad("Code: 252. DB::Exception: Too many parts (300)."), Failure::Transient(_)));
     }
 
     #[test]

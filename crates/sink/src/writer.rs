@@ -86,9 +86,8 @@ impl Writer {
     }
 
     /// Inserts `rows` into `table`; returns the rows ClickHouse refused for their content (index
-    /// into `rows`, server error). A refused insert is split in halves until each refused row
-    /// stands alone; the accepted parts are inserted (an accepted part inserted twice is
-    /// deduplicated like any re-delivery).
+    /// into `rows`, server error). Transient failures are retried ([`Writer::retrying`]); see
+    /// [`insert_in_parts`] for the rest.
     async fn insert_isolating<T: TableRow>(
         &self,
         table: &Table<T>,
@@ -96,42 +95,37 @@ impl Writer {
         shutdown: &Shutdown,
     ) -> Result<Vec<(usize, String)>, Interrupted> {
         let name = table.table_name();
-        let mut refused = Vec::new();
-        // Ranges of `rows` still to insert; a refused range is replaced by its two halves.
-        let mut pending: Vec<Range<usize>> = Vec::new();
-        pending.push(0..rows.len());
-        while let Some(range) = pending.pop() {
-            if range.is_empty() {
-                continue;
-            }
+        let refused = insert_in_parts(rows.len(), |range: Range<usize>| async move {
             let part = &rows.rows[range.clone()];
             let outcome = self
                 .retrying(name, shutdown, || async {
                     match self.db.insert(table, part).await {
-                        Ok(()) => Ok(Ok(())),
+                        Ok(()) => Ok(Part::Inserted),
                         Err(e) => match classify(&e) {
-                            Failure::Rejected(reason) => Ok(Err(reason)),
+                            Failure::Rejected(reason) => Ok(Part::Refused(reason)),
+                            Failure::TooManyPartitions(reason) => Ok(Part::TooManyPartitions(reason)),
                             Failure::Transient(reason) => Err(reason),
                         },
                     }
                 })
                 .await?;
-            match outcome {
-                Ok(()) => self.metrics.rows_inserted.with_label_values(&[name]).inc_by(range.len() as u64),
-                Err(reason) if range.len() == 1 => {
+            match &outcome {
+                Part::Inserted => self.metrics.rows_inserted.with_label_values(&[name]).inc_by(range.len() as u64),
+                Part::Refused(reason) if range.len() == 1 => {
                     let s = &rows.sources[range.start];
                     tracing::warn!(table = name, topic = %s.topic, partition = s.partition, offset = s.offset, %reason, "ClickHouse refused the row; to the dead-letter topic");
                     self.metrics.rows_refused.with_label_values(&[name]).inc();
-                    refused.push((range.start, reason));
                 }
-                Err(reason) => {
+                Part::Refused(reason) => {
                     tracing::warn!(table = name, rows = range.len(), %reason, "ClickHouse refused the insert; splitting it to find the refused rows");
-                    let mid = range.start + range.len() / 2;
-                    pending.push(mid..range.end);
-                    pending.push(range.start..mid);
+                }
+                Part::TooManyPartitions(reason) => {
+                    tracing::info!(table = name, rows = range.len(), %reason, "the insert spans too many partitions; inserting it in halves");
                 }
             }
-        }
+            Ok(outcome)
+        })
+        .await?;
         Ok(refused)
     }
 
@@ -200,4 +194,104 @@ async fn send_dead_letter(dlq: &FutureProducer, topic: &str, dead: &DeadLetter) 
         record = record.key(key.as_slice());
     }
     dlq.send(record, Duration::from_secs(5)).await.map(|_| ()).map_err(|(e, _)| e.to_string())
+}
+
+/// What became of one insert of a part of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// Acknowledged.
+    Inserted,
+    /// The server refused the content (with its error).
+    Refused(String),
+    /// The part spans too many partitions for one insert (with the server's error).
+    TooManyPartitions(String),
+}
+
+/// Inserts rows `0..len` through `insert` (one call per part). A refused part is split in halves
+/// until each refused row stands alone; those are returned (index, server error). A part that
+/// spans too many partitions is split in halves until each half fits, and nothing of it is
+/// refused (a single row never spans two partitions; if the server says so, the row is refused
+/// rather than retried forever). Accepted parts inserted twice are deduplicated like any
+/// re-delivery.
+pub(crate) async fn insert_in_parts<F, Fut>(
+    len: usize,
+    mut insert: F,
+) -> Result<Vec<(usize, String)>, Interrupted>
+where
+    F: FnMut(Range<usize>) -> Fut,
+    Fut: Future<Output = Result<Part, Interrupted>>,
+{
+    let mut refused = Vec::new();
+    // Ranges still to insert, the next on top; a split range is replaced by its two halves.
+    let mut pending: Vec<Range<usize>> = Vec::new();
+    pending.push(0..len);
+    while let Some(range) = pending.pop() {
+        if range.is_empty() {
+            continue;
+        }
+        match insert(range.clone()).await? {
+            Part::Inserted => {}
+            Part::Refused(reason) | Part::TooManyPartitions(reason) if range.len() == 1 => {
+                refused.push((range.start, reason));
+            }
+            Part::Refused(_) | Part::TooManyPartitions(_) => {
+                let mid = range.start + range.len() / 2;
+                pending.push(mid..range.end);
+                pending.push(range.start..mid);
+            }
+        }
+    }
+    refused.sort_unstable_by_key(|(i, _)| *i);
+    Ok(refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// A server that refuses inserts touching more than `max` distinct months and rows whose
+    /// month is 13 (a bad value), recording what it stored.
+    fn server(months: &[u32], max: usize) -> impl Fn(Range<usize>) -> Part + '_ {
+        move |range: Range<usize>| {
+            let touched: BTreeSet<u32> = months[range.clone()].iter().copied().collect();
+            if touched.len() > max {
+                return Part::TooManyPartitions("Too many partitions for single INSERT block".into());
+            }
+            if touched.contains(&13) {
+                return Part::Refused("bad month".into());
+            }
+            Part::Inserted
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_over_too_many_partitions_goes_in_parts_and_only_bad_rows_are_refused() {
+        // 1,000 rows over 150 months, mixed (a backfill of many patients), two bad rows.
+        let mut months: Vec<u32> = (0..1000u32).map(|i| 100 + (i * 37) % 150).collect();
+        months[10] = 13;
+        months[777] = 13;
+        let check = server(&months, 100);
+        let stored = RefCell::new(Vec::new());
+        let calls = RefCell::new(0);
+        let refused = insert_in_parts(months.len(), |range| {
+            *calls.borrow_mut() += 1;
+            let outcome = check(range.clone());
+            if outcome == Part::Inserted {
+                stored.borrow_mut().extend(range);
+            }
+            async move { Ok(outcome) }
+        })
+        .await
+        .expect("not interrupted");
+        let refused: Vec<usize> = refused.into_iter().map(|(i, _)| i).collect();
+        assert_eq!(refused, [10, 777]);
+        let mut stored = stored.into_inner();
+        stored.sort_unstable();
+        let want: Vec<usize> = (0..1000).filter(|i| ![10, 777].contains(i)).collect();
+        assert_eq!(stored, want, "every other row stored exactly once");
+        assert!(*calls.borrow() < 200, "{} inserts", calls.borrow());
+    }
 }
