@@ -240,6 +240,33 @@ async fn a_clickhouse_killed_and_restarted_mid_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a2_a_hung_clickhouse_is_timed_out_and_retried() {
+    let ch = tokio::task::spawn_blocking(|| own_server(Kind::ClickHouse, "faults_a2")).await.expect("ch");
+    let env = TestEnv::on("fault_a2", None, Some(ch.address())).await;
+    let set = known_enriched_set();
+    let want = expected(&set);
+    let sink = env.start_sink(SinkConfig { insert_timeout_ms: 1_000, ..sink_config(&env) });
+    let producing = produce_at(&env, &env.enriched_topic, set.clone(), 1_000);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(env.count("doses", false).await > 0, "the sink was storing before the fault");
+    // Frozen: the server keeps its connections open and answers nothing.
+    let ch = on_server(ch, |s| s.freeze(true)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let failed: u64 = ["doses", "monitoring_forms", "ae_report_versions", "enrolments"]
+        .iter()
+        .map(|t| sink.metrics.insert_failures.with_label_values(&[t]).get())
+        .sum();
+    let ch = on_server(ch, |s| s.freeze(false)).await;
+    assert!(failed > 0, "inserts to the hung server timed out and were retried, not waited on");
+
+    assert_sent_and_stored_once(&env, producing, set.len(), &want, Duration::from_secs(120)).await;
+    sink.stop().await;
+    assert_eq!(env.topic_messages(&env.dlq_topic), 0, "a hang dead-letters nothing");
+    env.cleanup().await;
+    drop(ch);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b_sink_killed_three_times_mid_stream() {
     let env = TestEnv::new("fault_b").await;
     let set = known_enriched_set();

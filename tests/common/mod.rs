@@ -205,6 +205,7 @@ impl TestEnv {
             retry_max_ms: 1000,
             shutdown_timeout_ms: 10_000,
             metrics_listen: None,
+            ..SinkConfig::default()
         }
     }
 

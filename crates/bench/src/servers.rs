@@ -89,6 +89,15 @@ impl OwnServer {
         std::fs::read_to_string(self.state.join(file)).ok().map(|s| s.trim().to_owned())
     }
 
+    /// Freezes the server (SIGSTOP: it keeps its connections and answers nothing, like a hung
+    /// server) or thaws it (SIGCONT).
+    pub fn freeze(&self, frozen: bool) -> anyhow::Result<()> {
+        let pid = self.pid().context("no pid file: not started")?;
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        anyhow::ensure!(Command::new("kill").args([signal, &pid]).status()?.success(), "kill {signal} {pid}");
+        Ok(())
+    }
+
     /// Sends `signal` ("KILL", "TERM") to the server and waits until the process is gone.
     pub fn stop(&self, signal: &str) -> anyhow::Result<()> {
         let Some(pid) = self.pid() else { return Ok(()) };

@@ -36,6 +36,14 @@ pub struct SinkConfig {
     /// Where to serve `/metrics` (`None` = not served).
     #[serde(default = "default_metrics_listen")]
     pub metrics_listen: Option<SocketAddr>,
+    /// How long one insert may go unanswered before it counts as failed and is retried (a hung
+    /// server is then seen in the metrics and the log, not waited on silently).
+    #[serde(default = "default_insert_timeout_ms")]
+    pub insert_timeout_ms: u64,
+}
+
+fn default_insert_timeout_ms() -> u64 {
+    30_000
 }
 
 fn default_topics() -> Vec<String> {
@@ -78,6 +86,7 @@ impl Default for SinkConfig {
             retry_max_ms: default_retry_max_ms(),
             shutdown_timeout_ms: default_shutdown_timeout_ms(),
             metrics_listen: default_metrics_listen(),
+            insert_timeout_ms: default_insert_timeout_ms(),
         }
     }
 }

@@ -99,7 +99,12 @@ impl Writer {
             let part = &rows.rows[range.clone()];
             let outcome = self
                 .retrying(name, shutdown, || async {
-                    match self.db.insert(table, part).await {
+                    let limit = Duration::from_millis(self.cfg.insert_timeout_ms);
+                    let Ok(answered) = tokio::time::timeout(limit, self.db.insert(table, part)).await else {
+                        // Possibly stored after all: the retry is deduplicated like a re-delivery.
+                        return Err(format!("ClickHouse did not answer the insert within {} ms", limit.as_millis()));
+                    };
+                    match answered {
                         Ok(()) => Ok(Part::Inserted),
                         Err(e) => match classify(&e) {
                             Failure::Rejected(reason) => Ok(Part::Refused(reason)),
