@@ -390,6 +390,41 @@ async fn d_a_row_clickhouse_refuses_is_dead_lettered_and_the_rest_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d2_a_table_refusing_every_row_holds_the_stream_instead_of_dead_lettering_it() {
+    let env = TestEnv::new("fault_d2").await;
+    // A drift between the table and the rows: the table now refuses every dose.
+    let alter = |sql: &'static str| {
+        let db = env.db();
+        async move { db.sql(sql).execute().await.expect("alter") }
+    };
+    alter("ALTER TABLE {doses} ADD COLUMN drift UInt8 MATERIALIZED throwIf(dose_mg > 0)").await;
+    let set = known_enriched_set();
+    let want = expected(&set);
+    let sink = env.start_sink(sink_config(&env));
+    let producing = produce_at(&env, &env.enriched_topic, set.clone(), 2_000);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink.metrics.systemic_refusals.with_label_values(&["doses"]).get() == 0 {
+        assert!(Instant::now() < deadline, "the drift was never noticed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.count("doses", false).await, 0);
+    assert_eq!(
+        env.topic_messages(&env.dlq_topic),
+        0,
+        "nothing dead-lettered while the table refuses everything"
+    );
+    assert_eq!(sink.metrics.rows_refused.with_label_values(&["doses"]).get(), 0);
+
+    // The drift is mended: the held batch and the rest of the stream arrive, each once.
+    alter("ALTER TABLE {doses} DROP COLUMN drift").await;
+    assert_sent_and_stored_once(&env, producing, set.len(), &want, Duration::from_secs(120)).await;
+    sink.stop().await;
+    assert_eq!(env.topic_messages(&env.dlq_topic), 0);
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e_enricher_killed_mid_stream() {
     let env = TestEnv::new("fault_e").await;
     let raw = simulated_stream(8, 40, 150);

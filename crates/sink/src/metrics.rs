@@ -14,6 +14,8 @@ pub struct SinkMetrics {
     pub insert_failures: IntCounterVec,
     /// Rows ClickHouse refused for their content (dead-lettered), by table.
     pub rows_refused: IntCounterVec,
+    /// Inserts ClickHouse refused mostly (a schema drift): retried, not dead-lettered, by table.
+    pub systemic_refusals: IntCounterVec,
     /// 1 while consumption is paused because ClickHouse has not yet acknowledged the batch in flight.
     pub paused: IntGauge,
     /// Messages sent to the dead-letter topic.
@@ -40,6 +42,10 @@ impl SinkMetrics {
             rows_refused: per_table(
                 "rows_refused_total",
                 "Rows ClickHouse refused for their content (dead-lettered)",
+            )?,
+            systemic_refusals: per_table(
+                "systemic_refusals_total",
+                "Batches ClickHouse refused mostly, a schema drift (retried, nothing dead-lettered)",
             )?,
             paused: registered(&r, IntGauge::new("paused", "1 while consumption waits for ClickHouse")?)?,
             dead_letters: registered(

@@ -87,15 +87,75 @@ impl Writer {
 
     /// Inserts `rows` into `table`; returns the rows ClickHouse refused for their content (index
     /// into `rows`, server error). Transient failures are retried ([`Writer::retrying`]); see
-    /// [`insert_in_parts`] for the rest.
-    async fn insert_isolating<T: TableRow>(
+    /// [`insert_in_parts`] for the rest. When most of the rows are refused ([`is_systemic`]: the
+    /// table and the rows disagree, say after a migration went wrong), nothing is dead-lettered:
+    /// the insert is retried, holding the batch, until the table accepts them.
+    async fn insert_isolating<T: TableRow + Clone>(
         &self,
         table: &Table<T>,
         rows: &Rows<T>,
         shutdown: &Shutdown,
     ) -> Result<Vec<(usize, String)>, Interrupted> {
         let name = table.table_name();
-        let refused = insert_in_parts(rows.len(), |range: Range<usize>| async move {
+        loop {
+            let mut refused = self.insert_parts(table, rows, shutdown).await?;
+            if !refused.is_empty() && !is_systemic(refused.len(), rows.len()) {
+                // Confirmed one by one before anything is dead-lettered: a table altered while the
+                // batch was being split may take them now.
+                refused = self.confirm_refused(table, rows, refused, shutdown).await?;
+            }
+            if !is_systemic(refused.len(), rows.len()) {
+                for (index, reason) in &refused {
+                    let s = &rows.sources[*index];
+                    tracing::warn!(table = name, topic = %s.topic, partition = s.partition, offset = s.offset, %reason, "ClickHouse refused the row; to the dead-letter topic");
+                }
+                self.metrics.rows_refused.with_label_values(&[name]).inc_by(refused.len() as u64);
+                return Ok(refused);
+            }
+            self.metrics.systemic_refusals.with_label_values(&[name]).inc();
+            let reason = refused.first().map(|r| r.1.as_str()).unwrap_or_default();
+            tracing::error!(
+                table = name, refused = refused.len(), rows = rows.len(), %reason,
+                "ClickHouse refuses most of the batch: the table and the rows disagree (a schema drift?); nothing is dead-lettered, retrying until the table accepts them"
+            );
+            tokio::select! {
+                _ = shutdown.wait() => return Err(Interrupted),
+                _ = tokio::time::sleep(Duration::from_millis(self.cfg.retry_max_ms)) => {}
+            }
+        }
+    }
+
+    /// The rows of `refused` that ClickHouse refuses again when each is inserted alone.
+    async fn confirm_refused<T: TableRow + Clone>(
+        &self,
+        table: &Table<T>,
+        rows: &Rows<T>,
+        refused: Vec<(usize, String)>,
+        shutdown: &Shutdown,
+    ) -> Result<Vec<(usize, String)>, Interrupted> {
+        let mut still = Vec::with_capacity(refused.len());
+        for (index, reason) in refused {
+            let one =
+                Rows { rows: vec![rows.rows[index].clone()], sources: vec![rows.sources[index].clone()] };
+            match self.insert_parts(table, &one, shutdown).await?.pop() {
+                Some((_, again)) => still.push((index, again)),
+                None => {
+                    tracing::info!(table = table.table_name(), %reason, "a row refused while the batch was split was accepted alone")
+                }
+            }
+        }
+        Ok(still)
+    }
+
+    /// One pass of [`insert_in_parts`] over `rows`.
+    async fn insert_parts<T: TableRow>(
+        &self,
+        table: &Table<T>,
+        rows: &Rows<T>,
+        shutdown: &Shutdown,
+    ) -> Result<Vec<(usize, String)>, Interrupted> {
+        let name = table.table_name();
+        insert_in_parts(rows.len(), |range: Range<usize>| async move {
             let part = &rows.rows[range.clone()];
             let outcome = self
                 .retrying(name, shutdown, || async {
@@ -116,22 +176,17 @@ impl Writer {
                 .await?;
             match &outcome {
                 Part::Inserted => self.metrics.rows_inserted.with_label_values(&[name]).inc_by(range.len() as u64),
-                Part::Refused(reason) if range.len() == 1 => {
-                    let s = &rows.sources[range.start];
-                    tracing::warn!(table = name, topic = %s.topic, partition = s.partition, offset = s.offset, %reason, "ClickHouse refused the row; to the dead-letter topic");
-                    self.metrics.rows_refused.with_label_values(&[name]).inc();
+                Part::Refused(reason) if range.len() > 1 => {
+                    tracing::debug!(table = name, rows = range.len(), %reason, "ClickHouse refused the insert; splitting it to find the refused rows");
                 }
-                Part::Refused(reason) => {
-                    tracing::warn!(table = name, rows = range.len(), %reason, "ClickHouse refused the insert; splitting it to find the refused rows");
-                }
+                Part::Refused(_) => {}
                 Part::TooManyPartitions(reason) => {
                     tracing::info!(table = name, rows = range.len(), %reason, "the insert spans too many partitions; inserting it in halves");
                 }
             }
             Ok(outcome)
         })
-        .await?;
-        Ok(refused)
+        .await
     }
 
     /// The original message of a row ClickHouse refused, as a dead letter with the server's error.
@@ -199,6 +254,12 @@ async fn send_dead_letter(dlq: &FutureProducer, topic: &str, dead: &DeadLetter) 
         record = record.key(key.as_slice());
     }
     dlq.send(record, Duration::from_secs(5)).await.map(|_| ()).map_err(|(e, _)| e.to_string())
+}
+
+/// Whether `refused` rows out of `total` mean the table refuses the stream itself rather than a
+/// few bad rows: at least 10 refused, and more than half of the insert.
+pub(crate) fn is_systemic(refused: usize, total: usize) -> bool {
+    refused >= 10 && refused * 2 > total
 }
 
 /// What became of one insert of a part of a batch.
@@ -270,6 +331,15 @@ mod tests {
             }
             Part::Inserted
         }
+    }
+
+    #[test]
+    fn most_of_a_batch_refused_is_systemic_and_a_few_rows_are_not() {
+        assert!(is_systemic(300, 300));
+        assert!(is_systemic(10, 19));
+        assert!(!is_systemic(9, 9), "a few bad rows in a small batch are dead-lettered");
+        assert!(!is_systemic(100, 200), "half is not most");
+        assert!(!is_systemic(0, 0));
     }
 
     #[tokio::test]
