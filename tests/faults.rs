@@ -300,6 +300,43 @@ async fn b_sink_killed_three_times_mid_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b2_two_sinks_in_one_group_one_stopped_and_one_killed() {
+    let env = TestEnv::new("fault_b2").await;
+    let set = known_enriched_set();
+    let want = expected(&set);
+    let config = env.write_config(&sink_config(&env));
+    // About 30 s of stream over three partitions, shared by two sinks of one group.
+    let producing = produce_at(&env, &env.enriched_topic, set.clone(), 300);
+    let mut first = spawn_pv(&config, "sink", &[]);
+    let mut second = spawn_pv(&config, "sink", &[]);
+    let stored_more_than = |n: u64| {
+        let env = &env;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while env.count("doses", false).await <= n {
+                assert!(Instant::now() < deadline, "nothing more stored within 60 s");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            env.count("doses", false).await
+        }
+    };
+    let at_stop = stored_more_than(0).await;
+    // One leaves cleanly (SIGTERM: its last batch made durable, its partitions handed over) ...
+    terminate(&mut first, Duration::from_secs(30)).await;
+    stored_more_than(at_stop).await;
+    assert!(!producing.is_finished(), "stopped mid-stream");
+    // ... the other is killed outright, and a new one takes over what it had not committed.
+    second.start_kill().expect("SIGKILL");
+    let _ = second.wait().await;
+    let mut third = spawn_pv(&config, "sink", &[]);
+    assert_sent_and_stored_once(&env, producing, set.len(), &want, Duration::from_secs(120)).await;
+    terminate(&mut third, Duration::from_secs(30)).await;
+    assert_eq!(lag(&env, &env.sink_config().group_id, &env.enriched_topic), 0, "everything committed");
+    assert_eq!(env.topic_messages(&env.dlq_topic), 0);
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_broker_restarted_mid_stream() {
     let kafka = tokio::task::spawn_blocking(|| own_server(Kind::Kafka, "faults_c")).await.expect("kafka");
     let env = TestEnv::on("fault_c", Some(kafka.address()), None).await;
