@@ -462,6 +462,59 @@ async fn d2_a_table_refusing_every_row_holds_the_stream_instead_of_dead_letterin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2_two_enrichers_with_one_transactional_id_stop_on_repeated_fencing() {
+    let env = TestEnv::new("fault_e2").await;
+    let raw = simulated_stream(8, 40, 150);
+    let set = raw_messages(&raw);
+    let ids: HashSet<String> = set.iter().map(|s| s.id.clone()).collect();
+    // A continuous feed of about 18 s.
+    let producing = produce_at(&env, &env.raw_topic, set.clone(), 500);
+    let start = |env: &TestEnv| {
+        let service =
+            pv_enrich::EnrichService::new(env.enrich_config(), env.kafka.clone(), TestEnv::enricher())
+                .expect("service");
+        let shutdown = pv_runtime::Shutdown::new();
+        let stop = shutdown.clone();
+        (std::thread::spawn(move || service.run(&shutdown)), stop)
+    };
+    let (a, stop_a) = start(&env);
+    common::wait_for_messages(&env.kafka, &env.enriched_topic, 1, Duration::from_secs(60)).await;
+    // A second instance deployed by mistake with the same transactional id: each start fences
+    // the other, and the policy stops one of them after repeated fencing.
+    let (b, stop_b) = start(&env);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !a.is_finished() && !b.is_finished() {
+        assert!(Instant::now() < deadline, "neither stopped after repeated fencing");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (stopped, survivor, stop_survivor) = if a.is_finished() { (a, b, stop_b) } else { (b, a, stop_a) };
+    let error = stopped.join().expect("joined").expect_err("stopped by the fencing policy");
+    assert!(matches!(error, pv_enrich::SessionError::Fenced(_)), "{error}");
+
+    // The survivor goes on alone: every event enriched exactly once (committed output only).
+    assert_eq!(producing.await.expect("producer"), set.len());
+    let read =
+        common::wait_for_messages(&env.kafka, &env.enriched_topic, ids.len(), Duration::from_secs(120)).await;
+    stop_survivor.trigger();
+    tokio::task::spawn_blocking(move || survivor.join())
+        .await
+        .expect("joined")
+        .expect("thread")
+        .expect("clean stop");
+    let codec = EventCodec::global();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for m in &read {
+        let event = codec.decode_enriched(&m.payload).expect("an enriched event");
+        *seen.entry(event.event_id().to_string()).or_default() += 1;
+    }
+    let missing = ids.iter().filter(|id| !seen.contains_key(*id)).count();
+    let twice = seen.values().filter(|&&n| n > 1).count();
+    assert_eq!((missing, twice, seen.len()), (0, 0, ids.len()), "each event enriched exactly once");
+    assert_eq!(env.topic_messages(&env.raw_dlq_topic), 0, "nothing dead-lettered");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e_enricher_killed_mid_stream() {
     let env = TestEnv::new("fault_e").await;
     let raw = simulated_stream(8, 40, 150);
