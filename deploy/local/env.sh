@@ -12,6 +12,7 @@ CH_HTTP_PORT="${CH_HTTP_PORT:-8123}"
 CH_TCP_PORT="${CH_TCP_PORT:-9000}"
 CH_URL="http://127.0.0.1:$CH_HTTP_PORT"
 LOG_DIR="$PV_STATE/log"
+PROMETHEUS_LISTEN="${PROMETHEUS_LISTEN:-127.0.0.1:9090}"
 
 log() { printf '[deploy] %s\n' "$*" >&2; }
 

@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source deploy/local/env.sh
 
 deploy/local/install.sh
-deploy/local/start.sh
+PV_START="clickhouse kafka prometheus" deploy/local/start.sh
 log "building pv (release)"
 cargo build --release --locked --bin pv
 PV="$REPO_ROOT/target/release/pv"
@@ -94,6 +94,7 @@ cat <<INFO
   metrics:          curl http://127.0.0.1:9466/metrics (gateway, admin listener), :9465/metrics (enrich), :9464/metrics (sink)
   logs:             $LOG_DIR/pv-gateway.log, pv-enrich.log, pv-sink.log, kafka.log
   send more:        $PV simulate --seed 7
+  monitoring:       http://127.0.0.1:9090/alerts  (Prometheus scraping the services; rules in deploy/monitoring/alerts.yml)
   stop everything:  deploy/local/stop.sh
 
 == the regulators' outputs (made again the same, byte for byte, with the same --lock) ==

@@ -132,4 +132,19 @@ PROPS
   wait_for kafka 90 kafka_port_up
 fi
 
+# ---------------------------------------------------------------- prometheus (PV_START=... prometheus)
+if starting prometheus; then
+  if curl -fsS --max-time 2 "http://$PROMETHEUS_LISTEN/-/ready" >/dev/null 2>&1; then
+    log "prometheus already answers on $PROMETHEUS_LISTEN"
+  else
+    log "starting prometheus on $PROMETHEUS_LISTEN (rules: deploy/monitoring/alerts.yml)"
+    mkdir -p "$PV_STATE/prometheus"
+    nohup prometheus --config.file="$REPO_ROOT/deploy/monitoring/prometheus.yml" \
+      --storage.tsdb.path="$PV_STATE/prometheus" --storage.tsdb.retention.time=7d \
+      --web.listen-address="$PROMETHEUS_LISTEN" >"$LOG_DIR/prometheus.log" 2>&1 </dev/null &
+    echo $! >"$PV_STATE/prometheus.pid"
+    wait_for prometheus 30 curl -fsS -o /dev/null --max-time 2 "http://$PROMETHEUS_LISTEN/-/ready"
+  fi
+fi
+
 log "ready: kafka $KAFKA_BOOTSTRAP, clickhouse $CH_URL (state in $PV_STATE)"

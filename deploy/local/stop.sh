@@ -22,6 +22,7 @@ stop_pid pv-enrich
 stop_pid pv-sink
 stop_pid pv-dashboard
 [ "${1:-}" = "--services-only" ] && exit 0
+stop_pid prometheus
 stop_pid kafka
 stop_pid clickhouse
 if [ "${1:-}" = "--wipe" ]; then

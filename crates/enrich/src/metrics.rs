@@ -26,6 +26,8 @@ pub struct EnrichMetrics {
     pub halted_partitions: IntGauge,
     /// Seconds to load one partition's state from the changelog.
     pub state_load_seconds: Histogram,
+    /// Input messages the group has not committed yet (probed every 15 s).
+    pub consumer_lag: IntGauge,
 }
 
 impl EnrichMetrics {
@@ -67,6 +69,10 @@ impl EnrichMetrics {
                 )?,
             )?,
             state_load_seconds: registered(&r, Histogram::with_opts(state_load_seconds)?)?,
+            consumer_lag: registered(
+                &r,
+                IntGauge::new("consumer_lag", "Input messages the group has not committed yet")?,
+            )?,
             registry: r,
         })
     }

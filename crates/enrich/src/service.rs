@@ -63,6 +63,13 @@ impl EnrichService {
     /// configuration, missing topics), or being fenced [`FENCED_LIMIT`] times within
     /// [`FENCED_WINDOW`] (another instance with the same transactional id), is returned.
     pub fn run(&self, shutdown: &Shutdown) -> Result<(), SessionError> {
+        let _lag = pv_runtime::kafka::watch_lag(
+            self.kafka.clone(),
+            self.cfg.group_id.clone(),
+            vec![self.cfg.input_topic.clone()],
+            self.metrics.consumer_lag.clone(),
+            Duration::from_secs(15),
+        );
         let mut started = false;
         let mut backoff = Duration::from_secs(1);
         let mut fenced: Vec<Instant> = Vec::new();

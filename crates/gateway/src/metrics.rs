@@ -1,6 +1,6 @@
 //! Gateway metrics, one Prometheus family per thing measured.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use pv_runtime::telemetry::registered;
 
 /// The gateway's metrics, registered in their own registry (served at `/metrics`).
@@ -16,6 +16,9 @@ pub struct GatewayMetrics {
     pub events_rejected: IntCounterVec,
     /// Seconds from request start to the last broker ack, for accepted requests.
     pub durable_latency: Histogram,
+    /// When each clinic's last events were accepted (Unix seconds): a clinic gone quiet is a
+    /// missed harm in the making.
+    pub last_accepted: GaugeVec,
 }
 
 impl GatewayMetrics {
@@ -47,6 +50,16 @@ impl GatewayMetrics {
                 )?,
             )?,
             durable_latency: registered(&r, Histogram::with_opts(durable_latency)?)?,
+            last_accepted: registered(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "last_accepted_timestamp_seconds",
+                        "When the clinic's last events were accepted",
+                    ),
+                    &["clinic"],
+                )?,
+            )?,
             registry: r,
         })
     }

@@ -355,6 +355,8 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, started: Instant)
     match send_events(&gw.producer, &events, Some(&gw.limits)).await {
         Ok(()) => {
             gw.metrics.events_accepted.inc_by(events.len() as u64);
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            gw.metrics.last_accepted.with_label_values(&[clinic_id.as_str()]).set(now.as_secs_f64());
             gw.metrics.durable_latency.observe(started.elapsed().as_secs_f64());
             let body = Accepted {
                 accepted: events.len(),

@@ -26,6 +26,8 @@ pub struct SinkMetrics {
     pub batches: IntCounter,
     /// Seconds to make one batch durable (inserts + dead letters).
     pub flush_seconds: Histogram,
+    /// Messages of the input topics the group has not committed yet (probed every 15 s).
+    pub consumer_lag: IntGauge,
 }
 
 impl SinkMetrics {
@@ -61,6 +63,10 @@ impl SinkMetrics {
             )?,
             batches: registered(&r, IntCounter::new("batches_total", "Batches made durable and committed")?)?,
             flush_seconds: registered(&r, Histogram::with_opts(flush_seconds)?)?,
+            consumer_lag: registered(
+                &r,
+                IntGauge::new("consumer_lag", "Input messages the group has not committed yet")?,
+            )?,
             registry: r,
         })
     }

@@ -11,6 +11,8 @@ use crate::feed::{Feed, GroupFeed, ReplayFeed};
 use crate::metrics::SinkMetrics;
 use crate::writer::Writer;
 
+/// How often the consumer lag gauge is refreshed.
+const LAG_PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 /// The Kafka -> ClickHouse sink.
 #[derive(Debug)]
 pub struct Sink {
@@ -44,6 +46,13 @@ impl Sink {
     /// (within `shutdown_timeout_ms`; what is not durable by then is re-read by the next run).
     pub async fn run(&self, shutdown: Shutdown) -> anyhow::Result<()> {
         let consumption = self.start().await?;
+        let _lag = pv_runtime::kafka::watch_lag(
+            self.kafka.clone(),
+            self.cfg.group_id.clone(),
+            self.cfg.topics.clone(),
+            self.metrics.consumer_lag.clone(),
+            LAG_PROBE_EVERY,
+        );
         if let Some(addr) = self.cfg.metrics_listen {
             let halted = self.metrics.halted_partitions.clone();
             let ready: pv_runtime::telemetry::Readiness = std::sync::Arc::new(move || match halted.get() {

@@ -54,3 +54,42 @@ pub fn group_lag(
     }
     Ok(lag)
 }
+
+/// Keeps a consumer-lag gauge up to date while it lives ([`watch_lag`]).
+#[derive(Debug)]
+pub struct LagWatch {
+    stop: crate::Shutdown,
+}
+
+impl Drop for LagWatch {
+    fn drop(&mut self) {
+        self.stop.trigger();
+    }
+}
+
+/// Sets `gauge` to [`group_lag`] every `every`, on a thread of its own, until the returned guard
+/// is dropped; a failed probe is logged and leaves the last value.
+pub fn watch_lag(
+    kafka: KafkaConfig,
+    group: String,
+    topics: Vec<String>,
+    gauge: prometheus::IntGauge,
+    every: Duration,
+) -> LagWatch {
+    let stop = crate::Shutdown::new();
+    let done = stop.clone();
+    std::thread::spawn(move || {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        while !done.is_triggered() {
+            match group_lag(&kafka, &group, &names, Duration::from_secs(10)) {
+                Ok(lag) => gauge.set(lag),
+                Err(e) => tracing::warn!(%group, error = %e, "consumer lag probe failed"),
+            }
+            let until = std::time::Instant::now() + every;
+            while std::time::Instant::now() < until && !done.is_triggered() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    LagWatch { stop }
+}

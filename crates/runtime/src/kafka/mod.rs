@@ -17,7 +17,7 @@ use rdkafka::ClientConfig;
 
 use crate::config::KafkaConfig;
 
-pub use lag::group_lag;
+pub use lag::{LagWatch, group_lag, watch_lag};
 pub use produce::{DurableProducer, Outgoing, ProduceError};
 pub use read::PartitionReader;
 pub use topics::{TopicSpec, TopicState, delete_topics, describe_topic, drift, ensure_topics};
