@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the local pipeline needs and is missing: build tools for rdkafka (cmake and
-# libcurl headers), ClickHouse from Debian's packages, and the Apache Kafka jars from Maven
+# Installs what the local pipeline needs and is missing: build tools for rdkafka (cmake, libcurl
+# and OpenSSL headers: TLS and SASL/SCRAM; the openssl tool makes the secured test's certificates), ClickHouse from Debian's packages, and the Apache Kafka jars from Maven
 # Central (version pinned in deploy/kafka/pom.xml). Idempotent: a second run changes nothing.
 # `--browser` also installs Debian's Chromium and ChromeDriver, for the workbench's browser test,
 # and poppler-utils (pdftotext, pdftoppm), with which the tests read the periodic report back.
@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 # prometheus: the local monitoring server, and promtool for the alerting rules' tests.
-packages=(clickhouse-server clickhouse-client cmake libcurl4-openssl-dev prometheus)
+packages=(clickhouse-server clickhouse-client cmake libcurl4-openssl-dev libssl-dev openssl pkg-config prometheus)
 [ "${1:-}" = "--browser" ] && packages+=(chromium chromium-driver poppler-utils)
 # The tests' Python client needs venv (Debian's python3 ships it separately).
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)

@@ -5,6 +5,10 @@
 # Idempotent: a server that already answers is left alone.
 # PV_START (default "clickhouse kafka") picks the parts to start; with PV_STATE and the
 # port variables of env.sh, the fault-injection tests start private servers they can kill.
+# Secured listeners (off unless asked for): KAFKA_SECURE_PORT adds a SASL_SSL listener (SCRAM-SHA-512)
+# and CH_HTTPS_PORT an HTTPS port, with a CA, a certificate for 127.0.0.1/localhost and passwords
+# for the user `pv` generated under $PV_STATE/tls (clients trust tls/ca.pem; the passwords are in
+# tls/kafka-pv.password and tls/clickhouse-pv.password).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 PV_START="${PV_START:-clickhouse kafka}"
@@ -32,12 +36,55 @@ wait_for() {
   done
 }
 
+# ---------------------------------------------------------------- TLS and passwords
+TLS_DIR="$PV_STATE/tls"
+# make_tls: a CA, a server certificate for localhost and 127.0.0.1 signed by it, and the
+# passwords, once per state folder.
+make_tls() {
+  [ -f "$TLS_DIR/server.pem" ] && return
+  mkdir -p "$TLS_DIR" && chmod 700 "$TLS_DIR"
+  log "generating a test CA, a server certificate and passwords in $TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=pv local CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout ca.key -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile server.ext -out server.crt
+    cat server.key server.crt >server.pem   # Kafka's PEM key store: PKCS#8 key, then the chain
+    openssl rand -hex 16 >kafka-pv.password
+    openssl rand -hex 16 >clickhouse-pv.password
+    chmod 600 ./*.key ./*.password server.pem
+  ) >"$LOG_DIR/tls.log" 2>&1 || { log "generating certificates failed:"; cat "$LOG_DIR/tls.log" >&2; exit 1; }
+}
+if [ -n "${KAFKA_SECURE_PORT:-}" ] || [ -n "${CH_HTTPS_PORT:-}" ]; then make_tls; fi
+
 # ---------------------------------------------------------------- ClickHouse
 if ! starting clickhouse; then
   :
 elif ch_up; then
   log "clickhouse already answers on $CH_URL"
 else
+  users_xml="$CONF/clickhouse-users.xml"
+  https_xml=""
+  if [ -n "${CH_HTTPS_PORT:-}" ]; then
+    # The local users plus `pv`, who needs the generated password.
+    users_xml="$CH_DATA/users.xml"
+    pw_sha="$(tr -d '\n' <"$TLS_DIR/clickhouse-pv.password" | sha256sum | cut -d' ' -f1)"
+    sed "s|    </users>|        <pv><password_sha256_hex>$pw_sha</password_sha256_hex><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></pv>\n    </users>|" \
+      "$CONF/clickhouse-users.xml" >"$users_xml"
+    https_xml="<https_port>$CH_HTTPS_PORT</https_port>
+    <openSSL><server>
+        <certificateFile>$TLS_DIR/server.crt</certificateFile>
+        <privateKeyFile>$TLS_DIR/server.key</privateKeyFile>
+        <verificationMode>none</verificationMode>
+        <loadDefaultCAFile>false</loadDefaultCAFile>
+        <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+        <preferServerCiphers>true</preferServerCiphers>
+    </server></openSSL>"
+  fi
   cat >"$CH_DATA/config.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
@@ -49,6 +96,7 @@ else
         <count>3</count>
     </logger>
     <http_port>$CH_HTTP_PORT</http_port>
+    $https_xml
     <tcp_port>$CH_TCP_PORT</tcp_port>
     <listen_host>127.0.0.1</listen_host>
     <max_connections>1024</max_connections>
@@ -60,7 +108,7 @@ else
     <tmp_path>$CH_DATA/tmp/</tmp_path>
     <user_files_path>$CH_DATA/user_files/</user_files_path>
     <format_schema_path>$CH_DATA/format_schemas/</format_schema_path>
-    <users_config>$CONF/clickhouse-users.xml</users_config>
+    <users_config>$users_xml</users_config>
     <default_profile>default</default_profile>
     <default_database>default</default_database>
     <timezone>UTC</timezone>
@@ -86,15 +134,27 @@ if ! starting kafka; then
 elif kafka_port_up; then
   log "kafka already listens on $KAFKA_BOOTSTRAP"
 else
+  secure_listener="" secure_props="" add_scram=()
+  if [ -n "${KAFKA_SECURE_PORT:-}" ]; then
+    # SASL_SSL for clients (SCRAM-SHA-512, user `pv` created when the storage is formatted);
+    # the broker's own traffic stays on the loopback PLAINTEXT listener.
+    secure_listener=",SASL_SSL://127.0.0.1:$KAFKA_SECURE_PORT"
+    secure_props="sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_DIR/server.pem"
+    add_scram=(--add-scram "SCRAM-SHA-512=[name=pv,password=$(tr -d '\n' <"$TLS_DIR/kafka-pv.password")]")
+  fi
   cat >"$KAFKA_DATA/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT$secure_listener
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT$secure_listener
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+$secure_props
 log.dirs=$KAFKA_DATA/data
 auto.create.topics.enable=false
 num.partitions=1
@@ -119,7 +179,7 @@ PROPS
       echo "$id" >"$KAFKA_DATA/cluster-id"
     fi
     kafka_java kafka.tools.StorageTool format --ignore-formatted -t "$id" \
-      -c "$KAFKA_DATA/server.properties" >"$LOG_DIR/kafka-format.log" 2>&1
+      -c "$KAFKA_DATA/server.properties" "${add_scram[@]}" >"$LOG_DIR/kafka-format.log" 2>&1
   fi
   log "starting kafka on $KAFKA_BOOTSTRAP"
   KAFKA_HEAP="${KAFKA_HEAP:--Xmx768m -Xms256m}"

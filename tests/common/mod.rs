@@ -52,6 +52,23 @@ impl TestEnv {
 
     /// Like [`TestEnv::new`] on the given broker and ClickHouse (default: the shared ones).
     pub async fn on(name: &str, kafka: Option<String>, clickhouse: Option<String>) -> TestEnv {
+        let kafka = KafkaConfig {
+            bootstrap_servers: kafka.unwrap_or_else(|| {
+                std::env::var("PV_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+            }),
+            ..KafkaConfig::default()
+        };
+        let clickhouse = ClickHouseConfig {
+            url: clickhouse.unwrap_or_else(|| {
+                std::env::var("PV_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+            }),
+            ..ClickHouseConfig::default()
+        };
+        Self::with_configs(name, kafka, clickhouse).await
+    }
+
+    /// Like [`TestEnv::new`] with these connection settings (the database is the test's own).
+    pub async fn with_configs(name: &str, kafka: KafkaConfig, clickhouse: ClickHouseConfig) -> TestEnv {
         if std::env::var_os("PV_TEST_LOG").is_some() {
             // The services' logs on stderr (RUST_LOG filters), for debugging a failing test.
             pv_runtime::telemetry::init_logging();
@@ -66,19 +83,7 @@ impl TestEnv {
             COUNTER.fetch_add(1, Ordering::SeqCst),
             nanos % 100_000
         );
-        let kafka = KafkaConfig {
-            bootstrap_servers: kafka.unwrap_or_else(|| {
-                std::env::var("PV_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
-            }),
-            ..KafkaConfig::default()
-        };
-        let clickhouse = ClickHouseConfig {
-            url: clickhouse.unwrap_or_else(|| {
-                std::env::var("PV_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
-            }),
-            database: format!("pvt_{id}"),
-            ..ClickHouseConfig::default()
-        };
+        let clickhouse = ClickHouseConfig { database: format!("pvt_{id}"), ..clickhouse };
         let raw_topic = format!("pvt.{id}.raw");
         let raw_dlq_topic = format!("pvt.{id}.raw-dlq");
         let enriched_topic = format!("pvt.{id}.enriched");
@@ -219,12 +224,12 @@ impl TestEnv {
         RunningSink { shutdown, task, metrics }
     }
 
-    /// Writes a pv config file for subprocess runs of the `pv` binary.
     /// The test's signal workflow topic.
     pub fn workflow_topic(&self) -> String {
         format!("pvt.{}.workflow", self.id)
     }
 
+    /// Writes a pv config file for subprocess runs of the `pv` binary.
     pub fn write_config(&self, sink: &SinkConfig) -> PathBuf {
         let e = self.enrich_config();
         let enrich = format!(

@@ -25,6 +25,8 @@ pub struct OwnServer {
     repo: PathBuf,
     state: PathBuf,
     ports: [u16; 2],
+    /// The TLS port (Kafka SASL_SSL, ClickHouse HTTPS) of a secured server.
+    secure_port: Option<u16>,
 }
 
 /// A port nothing listens on right now.
@@ -36,12 +38,41 @@ impl OwnServer {
     /// Starts a private server of `kind` with the scripts of the repository at `repo` and waits
     /// until it answers (blocking: run it off the async threads).
     pub fn start(kind: Kind, name: &str, repo: &Path) -> anyhow::Result<OwnServer> {
+        Self::start_with(kind, name, repo, false)
+    }
+
+    /// Like [`OwnServer::start`], with a secured listener besides the plain one: Kafka SASL_SSL
+    /// (SCRAM-SHA-512) or ClickHouse HTTPS, the user `pv` with a generated password, and a
+    /// generated CA (see `deploy/local/start.sh`).
+    pub fn start_secured(kind: Kind, name: &str, repo: &Path) -> anyhow::Result<OwnServer> {
+        Self::start_with(kind, name, repo, true)
+    }
+
+    fn start_with(kind: Kind, name: &str, repo: &Path, secured: bool) -> anyhow::Result<OwnServer> {
         let state = std::env::temp_dir().join(format!("pv-own-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
-        let server = OwnServer { kind, repo: repo.to_owned(), state, ports: [free_port()?, free_port()?] };
+        let secure_port = if secured { Some(free_port()?) } else { None };
+        let ports = [free_port()?, free_port()?];
+        let server = OwnServer { kind, repo: repo.to_owned(), state, ports, secure_port };
         server.up()?;
         Ok(server)
+    }
+
+    /// The secured address: `127.0.0.1:port` (SASL_SSL) for Kafka, `https://localhost:port` for
+    /// ClickHouse; `None` unless started with [`OwnServer::start_secured`].
+    pub fn secure_address(&self) -> Option<String> {
+        let port = self.secure_port?;
+        Some(match self.kind {
+            Kind::ClickHouse => format!("https://localhost:{port}"),
+            Kind::Kafka => format!("127.0.0.1:{port}"),
+        })
+    }
+
+    /// The generated files of a secured server: `ca.pem`, `kafka-pv.password`,
+    /// `clickhouse-pv.password`.
+    pub fn tls_file(&self, name: &str) -> PathBuf {
+        self.state.join("tls").join(name)
     }
 
     /// `127.0.0.1:port` for Kafka, `http://127.0.0.1:port` for ClickHouse.
@@ -61,6 +92,10 @@ impl OwnServer {
         cmd.env("PV_STATE", &self.state)
             .env("KAFKA_LIBS", shared.join("kafka-libs"))
             .env("KAFKA_HEAP", "-Xmx512m -Xms128m");
+        if let Some(port) = self.secure_port {
+            let var = if self.kind == Kind::Kafka { "KAFKA_SECURE_PORT" } else { "CH_HTTPS_PORT" };
+            cmd.env(var, port.to_string());
+        }
         match self.kind {
             Kind::ClickHouse => cmd
                 .env("PV_START", "clickhouse")

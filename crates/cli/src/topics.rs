@@ -3,6 +3,7 @@
 
 use clap::Subcommand;
 use pv_runtime::kafka::{TopicSpec, describe_topic, drift, ensure_topics};
+use std::time::Duration;
 
 use crate::PvConfig;
 
@@ -48,6 +49,7 @@ pub(crate) fn pipeline_topics(cfg: &PvConfig) -> Vec<TopicSpec> {
 impl TopicsCommand {
     pub(crate) async fn run(self, cfg: &PvConfig) -> anyhow::Result<()> {
         let specs = pipeline_topics(cfg);
+        pv_runtime::kafka::check_connection(&cfg.kafka, Duration::from_secs(30))?;
         if matches!(self, TopicsCommand::Apply) {
             ensure_topics(&cfg.kafka, &specs).await?;
         }

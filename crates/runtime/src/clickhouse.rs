@@ -1,5 +1,12 @@
 //! ClickHouse client setup and server capability checks.
 
+use std::time::Duration;
+
+use hyper_tls::HttpsConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
 use crate::config::ClickHouseConfig;
 
 /// A client for `cfg`, bound to its database.
@@ -13,11 +20,46 @@ pub fn client(cfg: &ClickHouseConfig) -> clickhouse::Client {
 
 /// A client for `cfg` not bound to any database (for `CREATE DATABASE`).
 pub fn server_client(cfg: &ClickHouseConfig) -> clickhouse::Client {
-    clickhouse::Client::default()
+    let http =
+        HyperClient::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector(cfg));
+    let client = clickhouse::Client::with_http_client(http)
         .with_url(&cfg.url)
         .with_user(&cfg.user)
-        .with_password(&cfg.password)
-        .with_validation(false)
+        .with_validation(false);
+    if cfg.password.is_set() { client.with_password(cfg.password.expose()) } else { client }
+}
+
+/// Keep-alive of the connections to ClickHouse (the crate's default).
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// Idle connections are dropped before the server's own 3 s keep-alive timeout closes them.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// HTTP and HTTPS (OpenSSL, as librdkafka uses), trusting `cfg.ca_file` besides the system's
+/// certificate authorities. An unreadable or invalid CA file is logged and left out, so the
+/// connection then fails verification and says so.
+fn connector(cfg: &ClickHouseConfig) -> HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.set_keepalive(Some(TCP_KEEPALIVE));
+    http.enforce_http(false);
+    let mut tls = native_tls::TlsConnector::builder();
+    if let Some(path) = &cfg.ca_file {
+        match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| native_tls::Certificate::from_pem(&pem).map_err(|e| e.to_string()))
+        {
+            Ok(ca) => {
+                tls.add_root_certificate(ca);
+            }
+            Err(error) => {
+                tracing::error!(ca_file = %path.display(), %error, "cannot use the ClickHouse CA file")
+            }
+        }
+    }
+    let tls = tls.build().map_err(|error| tracing::error!(%error, "cannot set up TLS for ClickHouse"));
+    match tls {
+        Ok(tls) => HttpsConnector::from((http, tokio_native_tls::TlsConnector::from(tls))),
+        Err(()) => HttpsConnector::new_with_connector(http),
+    }
 }
 
 /// The server's version as (major, minor), e.g. (18, 16) or (24, 8).

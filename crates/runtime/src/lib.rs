@@ -4,8 +4,10 @@
 pub mod clickhouse;
 pub mod config;
 pub mod kafka;
+pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use config::{ClickHouseConfig, KafkaConfig, load_toml};
+pub use secret::Secret;
 pub use shutdown::Shutdown;

@@ -5,7 +5,9 @@
 //! - [`produce`]: back-pressured sends ([`produce::enqueue`]) and the [`produce::DurableProducer`].
 //! - [`topics`]: create, list and delete topics.
 //! - [`lag`]: what a consumer group has yet to commit.
+//! - [`connect`]: a connection check that names why the brokers cannot be reached.
 
+pub mod connect;
 pub mod lag;
 pub mod produce;
 pub mod read;
@@ -17,6 +19,7 @@ use rdkafka::ClientConfig;
 
 use crate::config::KafkaConfig;
 
+pub use connect::{ConnectError, check_connection};
 pub use lag::{LagWatch, group_lag, watch_lag};
 pub use produce::{DurableProducer, Outgoing, ProduceError};
 pub use read::PartitionReader;
@@ -56,11 +59,41 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     c
 }
 
-pub(crate) fn base(kafka: &KafkaConfig) -> ClientConfig {
+/// Settings for an admin client (topics, offsets): never creates a topic by asking about it.
+pub fn admin_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut c = base(kafka);
+    c.set("allow.auto.create.topics", "false");
+    apply_overrides(&mut c, kafka);
+    c
+}
+
+/// Bootstrap servers, client id and the connection's security (TLS, SASL).
+fn base(kafka: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("client.id", "pv")
-        .set("socket.keepalive.enable", "true");
+        .set("socket.keepalive.enable", "true")
+        .set("security.protocol", kafka.security_protocol());
+    if let Some(tls) = &kafka.tls {
+        let path = |p: &std::path::Path| p.display().to_string();
+        if let Some(ca) = &tls.ca_file {
+            c.set("ssl.ca.location", path(ca));
+        }
+        if let Some(cert) = &tls.cert_file {
+            c.set("ssl.certificate.location", path(cert));
+        }
+        if let Some(key) = &tls.key_file {
+            c.set("ssl.key.location", path(key));
+        }
+        if tls.key_password.is_set() {
+            c.set("ssl.key.password", tls.key_password.expose());
+        }
+    }
+    if let Some(sasl) = &kafka.sasl {
+        c.set("sasl.mechanism", sasl.mechanism.as_str())
+            .set("sasl.username", &sasl.username)
+            .set("sasl.password", sasl.password.expose());
+    }
     c
 }
 

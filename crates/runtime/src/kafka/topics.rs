@@ -35,7 +35,7 @@ impl TopicSpec {
 /// Creates the topics that do not exist yet (existing ones are left as they are), with the
 /// cluster's replication factor and `min.insync.replicas` from `kafka` (unless a spec sets it).
 pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[TopicSpec]) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = super::base(kafka).create()?;
+    let admin: AdminClient<DefaultClientContext> = super::admin_config(kafka).create()?;
     let configs: Vec<Vec<(String, String)>> = topics.iter().map(|t| effective_configs(t, kafka)).collect();
     let new: Vec<NewTopic<'_>> = topics
         .iter()
@@ -81,11 +81,15 @@ pub struct TopicState {
 
 /// The topic `name` as the broker has it, or `None` when it does not exist.
 pub async fn describe_topic(kafka: &KafkaConfig, name: &str) -> Result<Option<TopicState>, KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = super::base(kafka).create()?;
-    let metadata = admin.inner().fetch_metadata(Some(name), Duration::from_secs(30))?;
-    let Some(topic) = metadata.topics().first() else { return Ok(None) };
-    if topic.error().is_some() || topic.partitions().is_empty() {
-        return Ok(None);
+    let admin: AdminClient<DefaultClientContext> = super::admin_config(kafka).create()?;
+    // Every topic's metadata, not just this one's: asking for a missing topic by name would
+    // create it on a broker that auto-creates topics.
+    let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(30))?;
+    let Some(topic) = metadata.topics().iter().find(|t| t.name() == name) else { return Ok(None) };
+    match topic.error().map(RDKafkaErrorCode::from) {
+        None => {}
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition) => return Ok(None),
+        Some(code) => return Err(KafkaError::MetadataFetch(code)),
     }
     let partitions = topic.partitions().len();
     let replication = topic.partitions().iter().map(|p| p.replicas().len()).min().unwrap_or(0);
@@ -126,7 +130,7 @@ pub fn drift(spec: &TopicSpec, kafka: &KafkaConfig, state: &TopicState) -> Vec<S
 
 /// Deletes topics (used by tests to clean up after themselves).
 pub async fn delete_topics(kafka: &KafkaConfig, names: &[&str]) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = super::base(kafka).create()?;
+    let admin: AdminClient<DefaultClientContext> = super::admin_config(kafka).create()?;
     admin.delete_topics(names, &AdminOptions::new()).await?;
     Ok(())
 }
