@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local pipeline needs and is missing: build tools for rdkafka (cmake, libcurl
-# and OpenSSL headers: TLS and SASL/SCRAM; the openssl tool makes the secured test's certificates), ClickHouse from Debian's packages, and the Apache Kafka jars from Maven
-# Central (version pinned in deploy/kafka/pom.xml). Idempotent: a second run changes nothing.
+# and OpenSSL headers: TLS and SASL/SCRAM; the openssl tool makes the secured test's
+# certificates), ClickHouse from Debian's packages, and the Apache Kafka jars from Maven Central
+# (version pinned in deploy/kafka/pom.xml). Idempotent: a second run changes nothing.
 # `--browser` also installs Debian's Chromium and ChromeDriver, for the workbench's browser test,
 # and poppler-utils (pdftotext, pdftoppm), with which the tests read the periodic report back.
 set -euo pipefail

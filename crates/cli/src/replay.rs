@@ -48,7 +48,11 @@ impl ReplayArgs {
                 live.database
             );
             pv_runtime::clickhouse::server_client(&target)
-                .query(&format!("DROP DATABASE IF EXISTS {}", target.database))
+                .query(&format!(
+                    "DROP DATABASE IF EXISTS {}{}",
+                    target.database,
+                    pv_store::table::Layout::of(&target).on_cluster()
+                ))
                 .execute()
                 .await
                 .with_context(|| format!("dropping {}", target.database))?;

@@ -26,7 +26,16 @@ pub fn server_client(cfg: &ClickHouseConfig) -> clickhouse::Client {
         .with_url(&cfg.url)
         .with_user(&cfg.user)
         .with_validation(false);
-    if cfg.password.is_set() { client.with_password(cfg.password.expose()) } else { client }
+    let client = if cfg.password.is_set() { client.with_password(cfg.password.expose()) } else { client };
+    match cfg.cluster {
+        // An insert into a Distributed table returns once every shard's rows are written (not
+        // when they are queued on this server), and a subquery over a Distributed table runs on
+        // each shard's local table: tables sharded by patient hold each patient whole.
+        Some(_) => client
+            .with_setting("insert_distributed_sync", "1")
+            .with_setting("distributed_product_mode", "local"),
+        None => client,
+    }
 }
 
 /// Keep-alive of the connections to ClickHouse (the crate's default).

@@ -168,6 +168,26 @@ pub struct ClickHouseConfig {
     /// `https://` url (default: the system's).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// The cluster (a `remote_servers` entry of the servers) the database spans: migrations create
+    /// replicated tables `ON CLUSTER` with Distributed tables over them, and every read and insert
+    /// goes through the Distributed tables. Absent: one server (the default).
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// ZooKeeper path of each replicated table (cluster only). `{shard}` is each server's macro;
+    /// pv fills in `{database}` and `{table}`.
+    #[serde(default = "default_replication_path")]
+    pub replication_path: String,
+    /// Replica name of each replicated table (cluster only): each server's `{replica}` macro.
+    #[serde(default = "default_replica_name")]
+    pub replica_name: String,
+}
+
+fn default_replication_path() -> String {
+    "/clickhouse/tables/{shard}/{database}/{table}".into()
+}
+
+fn default_replica_name() -> String {
+    "{replica}".into()
 }
 
 fn default_clickhouse_url() -> String {
@@ -190,6 +210,9 @@ impl Default for ClickHouseConfig {
             user: default_clickhouse_user(),
             password: Secret::default(),
             ca_file: None,
+            cluster: None,
+            replication_path: default_replication_path(),
+            replica_name: default_replica_name(),
         }
     }
 }

@@ -264,20 +264,9 @@ impl SignalsService {
         let first_kept = chrono::DateTime::from_timestamp_millis(run_at_ms - keep_ms)
             .map_or(0, |t| t.format("%Y%m%d").to_string().parse::<u32>().unwrap_or(0));
         for table in [&SIGNAL_CONTRIBUTIONS as &dyn pv_store::Schema, &SIGNAL_EXPOSURE] {
-            let ids: Vec<String> = self
-                .db
-                .sql("SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = {name} AND active")
-                .bind("name", self.db.name_of(table))
-                .fetch_all()
-                .await?;
+            let ids = self.db.partition_ids(table).await?;
             for id in pv_store::signals::expired_partitions(&ids, first_kept) {
-                // The id is eight digits (checked): safe to write into the statement, unquoted
-                // (18.16 wants the partition key's own type, UInt32).
-                self.db
-                    .sql(&format!("ALTER TABLE {{t}} DROP PARTITION {id}"))
-                    .table("t", table)
-                    .execute()
-                    .await?;
+                self.db.drop_partition(table, &id).await?;
                 tracing::info!(table = self.db.name_of(table), partition = %id, "dropped counted cases of an expired day");
             }
         }

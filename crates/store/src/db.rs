@@ -13,12 +13,13 @@ use clickhouse::sql::Bind;
 use pv_runtime::ClickHouseConfig;
 
 use crate::StoreError;
-use crate::table::{Schema, Table, TableRow};
+use crate::table::{Layout, Schema, Table, TableRow};
 
 /// A store database: a ClickHouse client bound to it.
 #[derive(Clone)]
 pub struct Db {
     client: clickhouse::Client,
+    layout: Layout,
 }
 
 impl std::fmt::Debug for Db {
@@ -30,7 +31,42 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// The database `cfg` names, on its server.
     pub fn new(cfg: &ClickHouseConfig) -> Self {
-        Self { client: pv_runtime::clickhouse::client(cfg) }
+        Self { client: pv_runtime::clickhouse::client(cfg), layout: Layout::of(cfg) }
+    }
+
+    /// One server, or a cluster.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The partition ids `table` holds. On a cluster they are read from the data (each server's
+    /// `system.parts` shows only its shard).
+    pub async fn partition_ids(&self, table: &dyn Schema) -> Result<Vec<String>, StoreError> {
+        match (&self.layout, table.partition_key()) {
+            (Layout::Single, _) => {
+                self.sql("SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = {name} AND active")
+                    .bind("name", table.name())
+                    .fetch_all()
+                    .await
+            }
+            (Layout::Cluster { .. }, Some(key)) => {
+                let sql = format!("SELECT DISTINCT toString({key}) FROM {}", self.name_of(table));
+                Ok(self.client.query(&sql).fetch_all().await?)
+            }
+            (Layout::Cluster { .. }, None) => Ok(Vec::new()),
+        }
+    }
+
+    /// Drops partition `id` (digits only, else nothing is done) of `table`, on every server of a
+    /// cluster.
+    pub async fn drop_partition(&self, table: &dyn Schema, id: &str) -> Result<(), StoreError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(());
+        }
+        let storage = self.layout.qualified(&self.layout.storage_name(table.name()));
+        // Unquoted: 18.16 wants the partition key's own type (UInt32).
+        let sql = format!("ALTER TABLE {storage}{} DROP PARTITION {id}", self.layout.on_cluster());
+        Ok(self.client.query(&sql).execute().await?)
     }
 
     /// The client underneath, for statements that name no table of the store.

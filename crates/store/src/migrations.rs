@@ -22,7 +22,7 @@ use crate::events::{
     MONITORING_FORMS,
 };
 use crate::signals::{SIGNAL_CHANGES, SIGNAL_CONTRIBUTIONS, SIGNAL_EXPOSURE, SIGNAL_RESULTS};
-use crate::table::{CopyView, Schema, Table};
+use crate::table::{CopyView, Layout, Schema, Table};
 use crate::workflow::{SIGNAL_WORKFLOW, USER_VISITS};
 use crate::{Db, StoreError, table_row};
 
@@ -43,7 +43,26 @@ pub enum Step {
 }
 
 impl Step {
-    /// The statement this step runs.
+    /// The statements this step runs in `layout`. On a cluster every statement runs `ON
+    /// CLUSTER`; a [`Step::Sql`] there must be single-table DDL ending with the table's name.
+    pub fn statements(&self, layout: &Layout) -> Vec<String> {
+        let Layout::Cluster { .. } = layout else { return vec![self.statement()] };
+        match self {
+            Step::Sql(sql) => vec![format!("{sql}{}", layout.on_cluster())],
+            Step::Create(table) => table.create_statements(layout),
+            Step::CreateView(view) => vec![view.create_statement_in(layout)],
+            // Distributed to Distributed: each row goes back to its own shard.
+            Step::Backfill(view) => vec![view.backfill_statement()],
+            Step::AddColumn(table, column, ty, after) => [layout.storage_name(table), (*table).to_owned()]
+                .iter()
+                .map(|t| {
+                    format!("ALTER TABLE {t}{} ADD COLUMN {column} {ty} AFTER {after}", layout.on_cluster())
+                })
+                .collect(),
+        }
+    }
+
+    /// The statement this step runs on one server.
     pub fn statement(&self) -> String {
         match self {
             Step::Sql(sql) => (*sql).to_string(),
@@ -163,10 +182,14 @@ pub async fn migrate_with(cfg: &ClickHouseConfig, migrations: &[Migration]) -> R
     if !is_identifier(&cfg.database) {
         return Err(StoreError::BadDatabaseName(cfg.database.clone()));
     }
+    let layout = Layout::of(cfg);
     let server = pv_runtime::clickhouse::server_client(cfg);
-    server.query(&format!("CREATE DATABASE IF NOT EXISTS {}", cfg.database)).execute().await?;
+    let database = format!("CREATE DATABASE IF NOT EXISTS {}{}", cfg.database, layout.on_cluster());
+    server.query(&database).execute().await?;
     let db = Db::new(cfg);
-    db.client().query(&SCHEMA_MIGRATIONS.create_statement()).execute().await?;
+    for statement in SCHEMA_MIGRATIONS.create_statements(&layout) {
+        db.client().query(&statement).execute().await?;
+    }
     let applied: Vec<u32> = db.sql("SELECT DISTINCT version FROM {schema_migrations}").fetch_all().await?;
     let mut done = Vec::new();
     for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
@@ -183,7 +206,9 @@ pub async fn migrate_with(cfg: &ClickHouseConfig, migrations: &[Migration]) -> R
                     continue;
                 }
             }
-            db.client().query(&step.statement()).execute().await.map_err(err)?;
+            for statement in step.statements(&layout) {
+                db.client().query(&statement).execute().await.map_err(err)?;
+            }
         }
         let record = MigrationRow { version: m.version, name: m.name.into(), applied_at: now() };
         db.insert(&SCHEMA_MIGRATIONS, &[record]).await.map_err(err)?;

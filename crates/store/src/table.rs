@@ -7,7 +7,70 @@
 
 use std::marker::PhantomData;
 
+use pv_runtime::ClickHouseConfig;
+
 use crate::column::Column;
+
+/// Where the store's tables live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// One server: each table is a plain `MergeTree`-family table.
+    Single,
+    /// A cluster: each table `t` is a replicated `t_local` on every server, and a Distributed
+    /// table `t` over them, sharded by patient where the table has one (so one patient's rows,
+    /// and every copy of one event, live on one shard: `FINAL` and per-patient subqueries stay
+    /// exact), else by its sorting key.
+    Cluster {
+        /// The cluster's name in the servers' `remote_servers`.
+        name: String,
+        /// The database.
+        database: String,
+        /// ZooKeeper path template (`{database}`, `{table}` filled in here).
+        replication_path: String,
+        /// Replica name (a server macro).
+        replica_name: String,
+    },
+}
+
+impl Layout {
+    /// The layout `cfg` asks for.
+    pub fn of(cfg: &ClickHouseConfig) -> Self {
+        match &cfg.cluster {
+            None => Layout::Single,
+            Some(name) => Layout::Cluster {
+                name: name.clone(),
+                database: cfg.database.clone(),
+                replication_path: cfg.replication_path.clone(),
+                replica_name: cfg.replica_name.clone(),
+            },
+        }
+    }
+
+    /// ` ON CLUSTER name`, or nothing on one server.
+    pub fn on_cluster(&self) -> String {
+        match self {
+            Layout::Single => String::new(),
+            Layout::Cluster { name, .. } => format!(" ON CLUSTER {name}"),
+        }
+    }
+
+    /// The name of the table that stores `table`'s rows on each server.
+    pub fn storage_name(&self, table: &str) -> String {
+        match self {
+            Layout::Single => table.to_owned(),
+            Layout::Cluster { .. } => format!("{table}_local"),
+        }
+    }
+
+    /// `name` as DDL must write it: with the database on a cluster (a statement `ON CLUSTER`
+    /// resolves bare names in each server's default database).
+    pub fn qualified(&self, name: &str) -> String {
+        match self {
+            Layout::Single => name.to_owned(),
+            Layout::Cluster { database, .. } => format!("{database}.{name}"),
+        }
+    }
+}
 
 /// What every table definition can say about itself, whatever its row type.
 pub trait Schema: Sync {
@@ -17,8 +80,13 @@ pub trait Schema: Sync {
     fn columns(&self) -> Vec<Column>;
     /// The row type's field names (what an insert writes).
     fn row_fields(&self) -> &'static [&'static str];
-    /// `CREATE TABLE IF NOT EXISTS ...` for this table.
+    /// `CREATE TABLE IF NOT EXISTS ...` for this table on one server.
     fn create_statement(&self) -> String;
+    /// The statements that create this table in `layout`: on a cluster, the replicated local
+    /// table on every server, then the Distributed table over them.
+    fn create_statements(&self, layout: &Layout) -> Vec<String>;
+    /// The `PARTITION BY` expression, if any.
+    fn partition_key(&self) -> Option<&'static str>;
 }
 
 /// A row type stored in a table: its stored columns, in order.
@@ -82,15 +150,56 @@ impl<R: TableRow> Schema for Table<R> {
     }
 
     fn create_statement(&self) -> String {
+        self.render(self.name, "", self.engine)
+    }
+
+    fn partition_key(&self) -> Option<&'static str> {
+        self.partition_by
+    }
+
+    fn create_statements(&self, layout: &Layout) -> Vec<String> {
+        let Layout::Cluster { name: cluster, database, replication_path, replica_name } = layout else {
+            return vec![self.create_statement()];
+        };
+        let local = layout.qualified(&layout.storage_name(self.name));
+        let path = replication_path.replace("{database}", database).replace("{table}", self.name);
+        let (family, args) = self.engine.split_once('(').unwrap_or((self.engine, ")"));
+        let args = if args == ")" { ")".to_owned() } else { format!(", {args}") };
+        let engine = format!("Replicated{family}('{path}', '{replica_name}'{args}");
+        vec![
+            self.render(&local, &layout.on_cluster(), &engine),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {}{} AS {local} ENGINE = Distributed({cluster}, {database}, {}, {})",
+                layout.qualified(self.name),
+                layout.on_cluster(),
+                layout.storage_name(self.name),
+                self.sharding_key()
+            ),
+        ]
+    }
+}
+
+impl<R: TableRow> Table<R> {
+    /// `CREATE TABLE IF NOT EXISTS name[ ON CLUSTER c] (...) ENGINE = engine ...`.
+    fn render(&self, name: &str, on_cluster: &str, engine: &str) -> String {
         let columns: Vec<String> = self.columns().iter().map(Column::ddl).collect();
         let partition = self.partition_by.map(|p| format!("\nPARTITION BY {p}")).unwrap_or_default();
         format!(
-            "CREATE TABLE IF NOT EXISTS {} (\n    {}\n) ENGINE = {}{partition}\nORDER BY {}",
-            self.name,
+            "CREATE TABLE IF NOT EXISTS {name}{on_cluster} (\n    {}\n) ENGINE = {engine}{partition}\nORDER BY {}",
             columns.join(",\n    "),
-            self.engine,
             self.order_by
         )
+    }
+
+    /// Which shard a row goes to on a cluster: its patient where it has one, else its sorting
+    /// key (rows that replace each other always meet on one shard either way).
+    pub fn sharding_key(&self) -> String {
+        if self.columns().iter().any(|c| c.name == "patient_key") {
+            return "cityHash64(patient_key)".to_owned();
+        }
+        let key = self.order_by.trim();
+        let key = key.strip_prefix('(').and_then(|k| k.strip_suffix(')')).unwrap_or(key);
+        format!("cityHash64({key})")
     }
 }
 
@@ -123,14 +232,21 @@ impl CopyView {
         fields.join(", ")
     }
 
-    /// `CREATE MATERIALIZED VIEW IF NOT EXISTS ...`.
+    /// `CREATE MATERIALIZED VIEW IF NOT EXISTS ...` on one server.
     pub fn create_statement(&self) -> String {
+        self.create_statement_in(&Layout::Single)
+    }
+
+    /// The view in `layout`: on a cluster, on every server, from and to the local tables (a
+    /// row lands on its patient's shard, so the view's rows do too).
+    pub fn create_statement_in(&self, layout: &Layout) -> String {
         format!(
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {} AS\n    SELECT {}\n    FROM {}",
-            self.name,
-            self.to.name(),
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{} TO {} AS\n    SELECT {}\n    FROM {}",
+            layout.qualified(self.name),
+            layout.on_cluster(),
+            layout.qualified(&layout.storage_name(self.to.name())),
             self.select_list(),
-            self.from.name()
+            layout.qualified(&layout.storage_name(self.from.name()))
         )
     }
 
@@ -204,6 +320,39 @@ PARTITION BY toYYYYMM(toDateTime(intDiv(at_ms, 1000)))
 ORDER BY at_ms"
         );
         assert_eq!(READINGS.row_fields(), ["at_ms", "value"]);
+    }
+
+    #[test]
+    fn a_cluster_gets_replicated_local_tables_and_distributed_tables_over_them() {
+        let cluster = Layout::Cluster {
+            name: "pv".into(),
+            database: "db".into(),
+            replication_path: "/clickhouse/tables/{shard}/{database}/{table}".into(),
+            replica_name: "{replica}".into(),
+        };
+        const VERSIONED: Table<Reading> =
+            Table::new("readings", "ReplacingMergeTree(at_ms)", "(at_ms, value)");
+        let [local, distributed] =
+            <[String; 2]>::try_from(VERSIONED.create_statements(&cluster)).expect("two");
+        assert!(
+            local.starts_with("CREATE TABLE IF NOT EXISTS db.readings_local ON CLUSTER pv (")
+                && local.contains(
+                    "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/readings', '{replica}', at_ms)"
+                ),
+            "{local}"
+        );
+        assert_eq!(
+            distributed,
+            "CREATE TABLE IF NOT EXISTS db.readings ON CLUSTER pv AS db.readings_local ENGINE = Distributed(pv, db, readings_local, cityHash64(at_ms, value))"
+        );
+        let plain = READINGS.create_statements(&cluster);
+        assert!(plain[0].contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/readings', '{replica}')\nPARTITION BY"), "{}", plain[0]);
+        assert_eq!(READINGS.create_statements(&Layout::Single), [READINGS.create_statement()]);
+        assert_eq!(
+            crate::events::DOSES.sharding_key(),
+            "cityHash64(patient_key)",
+            "event tables are sharded by patient"
+        );
     }
 
     #[test]
