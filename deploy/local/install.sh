@@ -9,7 +9,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 # prometheus: the local monitoring server, and promtool for the alerting rules' tests.
-packages=(clickhouse-server clickhouse-client cmake libcurl4-openssl-dev libssl-dev openssl pkg-config prometheus)
+# zookeeper: replication of the ClickHouse servers of deploy/local/cluster.sh.
+packages=(clickhouse-server clickhouse-client cmake libcurl4-openssl-dev libssl-dev openssl pkg-config prometheus zookeeper)
 [ "${1:-}" = "--browser" ] && packages+=(chromium chromium-driver poppler-utils)
 # The tests' Python client needs venv (Debian's python3 ships it separately).
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)

@@ -169,9 +169,10 @@ impl<R: TableRow> Schema for Table<R> {
         vec![
             self.render(&local, &layout.on_cluster(), &engine),
             format!(
-                "CREATE TABLE IF NOT EXISTS {}{} AS {local} ENGINE = Distributed({cluster}, {database}, {}, {})",
+                "CREATE TABLE IF NOT EXISTS {}{} (\n    {}\n) ENGINE = Distributed({cluster}, {database}, {}, {})",
                 layout.qualified(self.name),
                 layout.on_cluster(),
+                self.distributed_columns().join(",\n    "),
                 layout.storage_name(self.name),
                 self.sharding_key()
             ),
@@ -189,6 +190,17 @@ impl<R: TableRow> Table<R> {
             columns.join(",\n    "),
             self.order_by
         )
+    }
+
+    /// The Distributed table's columns: a `MATERIALIZED` column becomes an `ALIAS` of the same
+    /// expression (ClickHouse 18.16 forwards a Distributed table's materialized columns with the
+    /// insert, and the shard refuses them).
+    fn distributed_columns(&self) -> Vec<String> {
+        let ddl = |c: &Column| match &c.materialized {
+            None => c.ddl(),
+            Some(expr) => format!("{} {} ALIAS {expr}", c.name, c.ty),
+        };
+        self.columns().iter().map(ddl).collect()
     }
 
     /// Which shard a row goes to on a cluster: its patient where it has one, else its sorting
@@ -343,7 +355,13 @@ ORDER BY at_ms"
         );
         assert_eq!(
             distributed,
-            "CREATE TABLE IF NOT EXISTS db.readings ON CLUSTER pv AS db.readings_local ENGINE = Distributed(pv, db, readings_local, cityHash64(at_ms, value))"
+            "CREATE TABLE IF NOT EXISTS db.readings ON CLUSTER pv (\n    at_ms Int64,\n    value Nullable(Float64)\n) ENGINE = Distributed(pv, db, readings_local, cityHash64(at_ms, value))"
+        );
+        let with_twin = READINGS.create_statements(&cluster);
+        assert!(
+            with_twin[1].contains("at DateTime ALIAS toDateTime(intDiv(at_ms, 1000))"),
+            "{}",
+            with_twin[1]
         );
         let plain = READINGS.create_statements(&cluster);
         assert!(plain[0].contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/readings', '{replica}')\nPARTITION BY"), "{}", plain[0]);

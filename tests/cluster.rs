@@ -1,0 +1,166 @@
+//! Beyond one machine: the pipeline on the local cluster of `deploy/local/cluster.sh` (three
+//! Kafka brokers, topics with three replicas and `min.insync.replicas` 2; ClickHouse in two
+//! shards, the first with two replicas, under ZooKeeper). Mid-stream one broker is killed and
+//! one ClickHouse replica stopped; both come back; every event is stored exactly once (counted
+//! per event id through the Distributed tables), the enriched topic holds each event once, and
+//! the stopped replica catches up.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{TestEnv, distinct, produce_raw, read_topic, simulated_stream};
+use pv_runtime::{ClickHouseConfig, KafkaConfig};
+
+/// Ports of the test's cluster (`CLUSTER_PORT_BASE`): away from the shared servers' and from
+/// the ephemeral range the private test servers take theirs from.
+const PORT_BASE: u16 = 19_400;
+
+/// The cluster, stopped and deleted on drop.
+struct LocalCluster {
+    state: PathBuf,
+}
+
+impl LocalCluster {
+    fn run(&self, args: &[&str]) {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let shared = std::env::var("PV_STATE").map(PathBuf::from).unwrap_or_else(|_| repo.join(".state"));
+        let out = Command::new(repo.join("deploy/local/cluster.sh"))
+            .args(args)
+            .env("PV_STATE", &self.state)
+            .env("KAFKA_LIBS", shared.join("kafka-libs"))
+            .env("CLUSTER_PORT_BASE", PORT_BASE.to_string())
+            .output()
+            .expect("cluster.sh runs");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "cluster.sh {args:?}:\n{text}");
+    }
+
+    async fn start() -> LocalCluster {
+        let state = std::env::temp_dir().join(format!("pv-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        let cluster = LocalCluster { state };
+        tokio::task::spawn_blocking(move || {
+            cluster.run(&["start"]);
+            cluster
+        })
+        .await
+        .expect("started")
+    }
+
+    /// `cluster.sh ARGS` off the async threads.
+    async fn call(&self, args: &'static [&'static str]) {
+        let me = LocalCluster { state: self.state.clone() };
+        tokio::task::spawn_blocking(move || {
+            me.run(args);
+            std::mem::forget(me);
+        })
+        .await
+        .expect("cluster.sh");
+    }
+
+    fn clickhouse(node: u16) -> String {
+        format!("http://127.0.0.1:{}", PORT_BASE + 30 + node)
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.run(&["kill"]);
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+/// The one number `sql` answers on ClickHouse node `node` (1-3), read directly.
+async fn on_node(node: u16, sql: &str) -> u64 {
+    let cfg = ClickHouseConfig { url: LocalCluster::clickhouse(node), ..ClickHouseConfig::default() };
+    pv_runtime::clickhouse::server_client(&cfg)
+        .query(sql)
+        .fetch_one()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
+    let cluster = LocalCluster::start().await;
+    let kafka = KafkaConfig {
+        bootstrap_servers: (1..=3)
+            .map(|i| format!("127.0.0.1:{}", PORT_BASE + 10 + i))
+            .collect::<Vec<_>>()
+            .join(","),
+        replication_factor: 3,
+        min_insync_replicas: 2,
+        ..KafkaConfig::default()
+    };
+    // The services reach ClickHouse through ch1; ch2 is the replica that is stopped.
+    let clickhouse = ClickHouseConfig {
+        url: LocalCluster::clickhouse(1),
+        cluster: Some("pv".into()),
+        ..ClickHouseConfig::default()
+    };
+    let env = TestEnv::with_configs("cluster", kafka, clickhouse).await;
+    let db = env.clickhouse.database.clone();
+
+    let mut events = simulated_stream(2, 6, 40);
+    let now = pv_events::Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
+    for e in &mut events {
+        e.set_received_at(now);
+    }
+    let enricher =
+        env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 200, ..env.enrich_config() });
+    let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 300, ..env.sink_config() });
+    let chunks: Vec<&[pv_events::ClinicEvent]> = events.chunks(events.len().div_ceil(6)).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        produce_raw(&env.kafka, &env.raw_topic, chunk).await;
+        match i {
+            1 => {
+                cluster.call(&["kill", "kafka2"]).await;
+                cluster.call(&["stop", "ch2"]).await;
+            }
+            3 => cluster.call(&["start"]).await,
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+
+    let [doses, forms, reports, enrolments] = distinct(&events);
+    let wait = Duration::from_secs(180);
+    env.wait_for_count("doses", true, doses, wait).await;
+    env.wait_for_count("monitoring_forms", true, forms, wait).await;
+    env.wait_for_count("ae_report_versions", true, reports, wait).await;
+    env.wait_for_count("enrolments", true, enrolments, wait).await;
+    enricher.stop().await;
+    sink.stop().await;
+
+    // Exactly once per event id, across both shards.
+    for (table, want) in [("doses", doses), ("monitoring_forms", forms), ("enrolments", enrolments)] {
+        let once = env
+            .number(&format!(
+                "SELECT count() FROM (SELECT event_id, count() AS n FROM {{{table}}} FINAL GROUP BY event_id HAVING n = 1)"
+            ))
+            .await;
+        assert_eq!(once, want, "{table}: every event id exactly once");
+    }
+    // Both shards hold data: the tables really are sharded.
+    let shard2 = on_node(3, &format!("SELECT count() FROM {db}.doses_local")).await;
+    assert!(shard2 > 0 && shard2 < doses * 2, "shard 2 holds part of the doses: {shard2} of {doses}");
+    // The enriched topic holds each event once (transactions through a broker kill), no dead letters.
+    let enriched = read_topic(&env.kafka, &env.enriched_topic);
+    assert_eq!(enriched.len(), events.len(), "every raw event enriched exactly once");
+    assert!(read_topic(&env.kafka, &env.raw_dlq_topic).is_empty());
+    // The stopped replica catches up with its peer.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sql = format!("SELECT count() FROM {db}.doses_local");
+    loop {
+        let (a, b) = (on_node(1, &sql).await, on_node(2, &sql).await);
+        if a == b {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replica ch2 has {b} rows of shard 1's {a}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(cluster);
+}
