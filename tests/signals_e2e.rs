@@ -222,6 +222,12 @@ async fn planted_harms_are_detected_in_the_right_product_and_emitted() {
 
     // The same data again: the same results, nothing new to emit.
     let again = service.run_once(Some(report.as_of_ms)).await.expect("second run");
+    // What the failing-runs alert reads: two successful runs, none failed, the last just now.
+    let metrics = service.metrics();
+    assert_eq!(metrics.runs.with_label_values(&["ok"]).get(), 2);
+    assert_eq!(metrics.runs.with_label_values(&["failed"]).get(), 0);
+    let since = chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - metrics.last_success.get();
+    assert!((0.0..120.0).contains(&since), "last success {since:.0} s ago");
     assert_eq!(runs_counted().await, 2, "the old run's counted cases are dropped, both of today's kept");
     assert_eq!(
         env.number(&format!("SELECT count() FROM signal_contributions WHERE run_at_ms = {old_run}")).await,

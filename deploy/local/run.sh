@@ -69,6 +69,12 @@ REPORT_TO="$(date -d "$PV_END - 1 day" +%F)"
 "$PV" report icsr --from "$REPORT_FROM" --to "$REPORT_TO" --serious --lock "$PV_LOCK" \
   --out "$PV_STATE/reports/serious-cases.e2b.xml"
 
+# From here the signals service runs on its schedule, as it does in production (every 5 min;
+# /metrics on 9467 for the failing-runs alert).
+log "starting pv signals on its schedule (log: $LOG_DIR/pv-signals.log)"
+nohup "$PV" signals >"$LOG_DIR/pv-signals.log" 2>&1 </dev/null &
+echo $! >"$PV_STATE/pv-signals.pid"
+
 # The workbench, with one demo user per role (local demo passwords; `pv users add` for real ones).
 for u in "officer safety_officer" "regulator regulator" "clinic01 clinic clinic-01"; do
   set -- $u
@@ -91,8 +97,8 @@ cat <<INFO
 == where to look ==
   ClickHouse SQL:   clickhouse-client --port $CH_TCP_PORT --database pv
                     curl "$CH_URL/?query=SELECT+count()+FROM+pv.doses+FINAL"
-  metrics:          curl http://127.0.0.1:9466/metrics (gateway, admin listener), :9465/metrics (enrich), :9464/metrics (sink)
-  logs:             $LOG_DIR/pv-gateway.log, pv-enrich.log, pv-sink.log, kafka.log
+  metrics:          curl http://127.0.0.1:9466/metrics (gateway, admin listener), :9465/metrics (enrich), :9464/metrics (sink), :9467/metrics (signals)
+  logs:             $LOG_DIR/pv-gateway.log, pv-enrich.log, pv-sink.log, pv-signals.log, kafka.log
   send more:        $PV simulate --seed 7
   monitoring:       http://127.0.0.1:9090/alerts  (Prometheus scraping the services; rules in deploy/monitoring/alerts.yml)
   stop everything:  deploy/local/stop.sh

@@ -20,6 +20,7 @@ stop_pid() {
 stop_pid pv-gateway
 stop_pid pv-enrich
 stop_pid pv-sink
+stop_pid pv-signals
 stop_pid pv-dashboard
 [ "${1:-}" = "--services-only" ] && exit 0
 stop_pid prometheus

@@ -41,6 +41,13 @@ impl SignalsArgs {
         anyhow::ensure!(as_of.is_none(), "--as-of needs --once");
         let shutdown = Shutdown::new();
         shutdown.on_signals();
+        if let Some(addr) = service.config().metrics_listen {
+            let registry = service.metrics().registry.clone();
+            let bound = pv_runtime::telemetry::serve_metrics(addr, registry, shutdown.clone())
+                .await
+                .with_context(|| format!("serving the signals metrics on {addr}"))?;
+            tracing::info!(%bound, "signals metrics");
+        }
         service.run(shutdown).await;
         Ok(())
     }

@@ -19,6 +19,10 @@ pub struct SignalsConfig {
     /// Topic for signal events (new, updated, closed signals).
     #[serde(default = "default_topic")]
     pub topic: String,
+    /// Where the scheduled service serves `GET /metrics` (runs by outcome, the last success);
+    /// absent: no listener. `pv signals --once` serves none.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The "period" window: the last this many days (the other window is cumulative).
     #[serde(default = "default_period_days")]
     pub period_days: u32,
@@ -85,6 +89,10 @@ pub struct SignalsConfig {
     /// ratio.
     #[serde(default = "default_on_treatment_days")]
     pub on_treatment_days: Vec<u32>,
+}
+
+fn default_metrics_listen() -> Option<std::net::SocketAddr> {
+    Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9467)))
 }
 
 fn default_interval_secs() -> u64 {
@@ -201,6 +209,7 @@ impl Default for SignalsConfig {
         Self {
             interval_secs: default_interval_secs(),
             topic: default_topic(),
+            metrics_listen: default_metrics_listen(),
             period_days: default_period_days(),
             dose_bands_mg: default_dose_bands_mg(),
             min_cases: default_min_cases(),

@@ -25,6 +25,7 @@ pub mod config;
 pub mod contributions;
 pub mod event;
 pub mod markers;
+pub mod metrics;
 pub mod model;
 pub mod person_time;
 pub mod queries;

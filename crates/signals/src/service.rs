@@ -20,6 +20,7 @@ use crate::cohort::{self, SplitSpec};
 use crate::compute::Analyser;
 use crate::config::SignalsConfig;
 use crate::event::{PreviousState, SignalEvent};
+use crate::metrics::SignalsMetrics;
 use crate::model::SignalResult;
 use crate::queries::{self, Bounds};
 use crate::status;
@@ -97,6 +98,7 @@ pub struct SignalsService {
     db: Db,
     producer: DurableProducer,
     codec: &'static EventCodec,
+    metrics: SignalsMetrics,
 }
 
 impl std::fmt::Debug for SignalsService {
@@ -115,7 +117,13 @@ impl SignalsService {
         let analyser = Analyser::new(cfg).map_err(SignalsError::Config)?;
         sequential::prepare(analyser.config());
         let producer = DurableProducer::new(kafka, &analyser.config().topic, Duration::from_secs(30))?;
-        Ok(Self { analyser, db: Db::new(clickhouse), producer, codec: EventCodec::global() })
+        let metrics = SignalsMetrics::new().map_err(|e| SignalsError::Config(format!("metrics: {e}")))?;
+        Ok(Self { analyser, db: Db::new(clickhouse), producer, codec: EventCodec::global(), metrics })
+    }
+
+    /// The service's metrics (runs by outcome, the last success).
+    pub fn metrics(&self) -> &SignalsMetrics {
+        &self.metrics
     }
 
     /// The configuration in force.
@@ -169,7 +177,20 @@ impl SignalsService {
 
     /// One run over the data received by `as_of_ms` (now when `None`): evaluates, stores the
     /// results with what they counted, and emits and records the signal changes.
+    /// Counted in the metrics by outcome.
     pub async fn run_once(&self, as_of_ms: Option<i64>) -> Result<RunReport, SignalsError> {
+        let started = Instant::now();
+        let result = self.run_unmetered(as_of_ms).await;
+        self.metrics.last_run_seconds.set(started.elapsed().as_secs_f64());
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        self.metrics.runs.with_label_values(&[outcome]).inc();
+        if result.is_ok() {
+            self.metrics.last_success.set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+        }
+        result
+    }
+
+    async fn run_unmetered(&self, as_of_ms: Option<i64>) -> Result<RunReport, SignalsError> {
         let run_at_ms = chrono::Utc::now().timestamp_millis();
         let as_of_ms = as_of_ms.unwrap_or(run_at_ms);
         let cfg = self.config();
