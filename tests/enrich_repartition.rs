@@ -1,6 +1,7 @@
 //! A repartition of the raw topic is refused by the enricher instead of silently resetting the
 //! exposure of the patients it moves: the input positions it commits record the partition count
-//! their state belongs to, and a start on another count stops with the reason.
+//! their state belongs to, and a start on another count stops with the reason; a repartition
+//! while it runs stops it before it commits anything read under the new count.
 
 mod common;
 
@@ -57,5 +58,45 @@ async fn the_enricher_refuses_a_repartitioned_raw_topic() {
     .expect("joined");
     let error = outcome.expect_err("a repartitioned raw topic is refused").to_string();
     assert!(error.contains("has 4 partitions") && error.contains("were built for 3"), "{error}");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repartition_while_running_stops_the_enricher_before_it_commits() {
+    let env = TestEnv::new("enrich_repartition_live").await;
+    // Enough patients that some keep to the partitions the running enricher owns.
+    let mut events = simulated_stream(1, 12, 10);
+    let now = pv_events::Timestamp::now();
+    for e in &mut events {
+        e.set_received_at(now);
+    }
+    let (first, second) = events.split_at(events.len() / 2);
+    produce_raw(&env.kafka, &env.raw_topic, first).await;
+    let service = pv_enrich::EnrichService::new(env.enrich_config(), env.kafka.clone(), TestEnv::enricher())
+        .expect("service");
+    let running = tokio::task::spawn_blocking(move || service.run(&Shutdown::new()));
+    let enriched =
+        common::wait_for_messages(&env.kafka, &env.enriched_topic, first.len(), Duration::from_secs(60))
+            .await;
+    assert_eq!(enriched.len(), first.len());
+
+    // The raw topic grows under the running enricher, then more events arrive (keyed by the new count).
+    let admin: AdminClient<DefaultClientContext> =
+        pv_runtime::kafka::admin_config(&env.kafka).create().expect("admin");
+    let grow = [NewPartitions::new(&env.raw_topic, 5), NewPartitions::new(&env.state_topic, 5)];
+    for r in admin.create_partitions(&grow, &AdminOptions::new()).await.expect("grown") {
+        r.expect("partitions added");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    produce_raw(&env.kafka, &env.raw_topic, second).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("stops by itself instead of running on")
+        .expect("joined");
+    let error = outcome.expect_err("stopped").to_string();
+    assert!(error.contains("went from 3 to 5 partitions while running"), "{error}");
+    // Nothing read under the new count was committed.
+    let after = common::read_topic(&env.kafka, &env.enriched_topic);
+    assert_eq!(after.len(), first.len(), "no event of the second half enriched");
     env.cleanup().await;
 }

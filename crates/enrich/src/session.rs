@@ -122,6 +122,8 @@ struct Work<'s> {
     committed: u64,
     /// The metadata committed with the input positions ([`layout`]).
     layout: String,
+    /// The input topic's partition count the state is laid out by.
+    input_partitions: usize,
 }
 
 impl<'s> Session<'s> {
@@ -142,7 +144,8 @@ impl<'s> Session<'s> {
             StateStores::new(kafka_cfg, &cfg.group_id, &cfg.changelog_topic, service.metrics().clone())
                 .map_err(kafka("creating changelog reader"))?;
         let layout = layout(input_partitions);
-        let work = Work { service, txn, stores, halted: BTreeMap::new(), committed: 0, layout };
+        let work =
+            Work { service, txn, stores, halted: BTreeMap::new(), committed: 0, layout, input_partitions };
         Ok(Self { service, consumer, work })
     }
 
@@ -191,8 +194,11 @@ impl<'s> Session<'s> {
         }
     }
 
-    /// Commits the open transaction; on an abortable failure, aborts and rewinds.
+    /// Commits the open transaction; on an abortable failure, aborts and rewinds. Refuses (and
+    /// aborts) when the input topic was repartitioned while running: what the transaction holds
+    /// may come from patients whose state is on another partition.
     fn commit_or_rewind(&mut self) -> Result<(), SessionError> {
+        self.refuse_a_repartition()?;
         let cfg = self.service.config();
         let committed = match self.consumer.group_metadata() {
             Some(group) => self.work.txn.commit(
@@ -218,6 +224,27 @@ impl<'s> Session<'s> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The input topic's partition count, asked of the broker before every commit (a metadata
+    /// request per transaction): an event a producer wrote by a new count was consumed after the
+    /// broker had that count, so nothing read under it is committed.
+    fn refuse_a_repartition(&mut self) -> Result<(), SessionError> {
+        let cfg = self.service.config();
+        let now =
+            pv_runtime::kafka::topics::partitions(self.consumer.client(), &cfg.input_topic, KAFKA_TIMEOUT)
+                .map_err(kafka("reading the input topic's partitions"))?
+                .len();
+        if now == self.work.input_partitions {
+            return Ok(());
+        }
+        self.work.txn.abort()?;
+        Err(SessionError::Layout(format!(
+            "{} went from {} to {now} partitions while running: a repartition moves patients to partitions whose \
+             state does not hold them. Stopped without committing; rebuild the state for {now} partitions first \
+             (README: \"Changing the raw topic's partition count\")",
+            cfg.input_topic, self.work.input_partitions
+        )))
     }
 
     /// Aborts the open transaction, forgets all state and rewinds every assigned partition to
@@ -346,9 +373,7 @@ fn check_partitions<C: ConsumerContext>(
     let count = |topic: &str| {
         pv_runtime::kafka::topics::partitions(consumer.client(), topic, KAFKA_TIMEOUT)
             .map(|p| p.len())
-            .map_err(|e| {
-                SessionError::Topics(format!("topic {topic}: {e} (create it: deploy/local/start.sh)"))
-            })
+            .map_err(|e| SessionError::Topics(format!("topic {topic}: {e} (create it: pv topics apply)")))
     };
     let (input_partitions, changelog_partitions) = (count(input)?, count(changelog)?);
     if changelog_partitions < input_partitions {

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -15,8 +16,24 @@ use crate::config::KafkaConfig;
 /// A consumer that reads assigned partitions and reports each one's end: in no group, committing
 /// nothing, and (like every consumer here) seeing committed transactional records only.
 pub struct PartitionReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<EndsExpected>,
 }
+
+/// A reader's client context: librdkafka's errors are logged, but for the partition ends the
+/// reader asked to be told about, which librdkafka also reports as errors.
+pub struct EndsExpected;
+
+impl ClientContext for EndsExpected {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::trace!(reason, "partition end");
+        } else {
+            tracing::error!(%error, reason, "kafka reader");
+        }
+    }
+}
+
+impl ConsumerContext for EndsExpected {}
 
 impl std::fmt::Debug for PartitionReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -32,11 +49,11 @@ impl PartitionReader {
             .set("enable.auto.commit", "false")
             // An end reached is reported at once, not after the broker's fetch wait.
             .set("fetch.wait.max.ms", "10");
-        Ok(Self { consumer: cfg.create()? })
+        Ok(Self { consumer: cfg.create_with_context(EndsExpected)? })
     }
 
     /// The consumer underneath (metadata, watermarks).
-    pub fn consumer(&self) -> &BaseConsumer {
+    pub fn consumer(&self) -> &BaseConsumer<EndsExpected> {
         &self.consumer
     }
 
