@@ -21,6 +21,7 @@ pub struct PartitionReader {
 
 /// A reader's client context: librdkafka's errors are logged, but for the partition ends the
 /// reader asked to be told about, which librdkafka also reports as errors.
+#[derive(Debug)]
 pub struct EndsExpected;
 
 impl ClientContext for EndsExpected {
