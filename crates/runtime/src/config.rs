@@ -291,17 +291,15 @@ mod tests {
     fn security_comes_from_tls_and_sasl_and_secrets_stay_out_of_properties() {
         let k: KafkaConfig = parse_toml("tls = {}").expect("tls");
         assert_eq!(k.security_protocol(), "ssl");
-        // SAFETY: this test's own variable.
-        unsafe { std::env::set_var("PV_CONFIG_TEST_SASL", "pw") };
         let k: KafkaConfig =
-            parse_toml("[sasl]\nusername = \"pv\"\npassword = { env = \"PV_CONFIG_TEST_SASL\" }")
+            parse_toml("[sasl]\nusername = \"pv\"\npassword = { env = \"PATH\" }")
                 .expect("sasl");
         assert_eq!(
             (k.security_protocol(), k.sasl.map(|s| s.mechanism)),
             ("sasl_plaintext", Some(SaslMechanism::ScramSha512))
         );
         let k: KafkaConfig = parse_toml(
-            "[tls]\nca_file = \"/ca.pem\"\n[sasl]\nmechanism = \"SCRAM-SHA-256\"\nusername = \"pv\"\npassword = { env = \"PV_CONFIG_TEST_SASL\" }",
+            "[tls]\nca_file = \"/ca.pem\"\n[sasl]\nmechanism = \"SCRAM-SHA-256\"\nusername = \"pv\"\npassword = { env = \"PATH\" }",
         )
         .expect("both");
         assert_eq!(k.security_protocol(), "sasl_ssl");
