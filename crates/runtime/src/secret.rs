@@ -113,8 +113,9 @@ mod tests {
         password: Secret,
     }
 
+    /// As configuration files are read (errors never quote the text).
     fn parse(text: &str) -> Result<Holder, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        crate::config::parse_toml(text)
     }
 
     #[test]
