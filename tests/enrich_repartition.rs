@@ -100,3 +100,90 @@ async fn a_repartition_while_running_stops_the_enricher_before_it_commits() {
     assert_eq!(after.len(), first.len(), "no event of the second half enriched");
     env.cleanup().await;
 }
+
+/// Runs `pv --config CONFIG repartition --partitions N`; returns (success, output).
+fn pv_repartition(config: &std::path::Path, partitions: usize) -> (bool, String) {
+    let out = std::process::Command::new(common::pv_binary())
+        .arg("--config")
+        .arg(config)
+        .args(["repartition", "--partitions", &partitions.to_string()])
+        .output()
+        .expect("pv runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Each dose's exposure as stored: (event id, administrations, cumulative mg, first dose).
+async fn dose_exposures(env: &TestEnv) -> Vec<(String, i32, f64, Option<i64>)> {
+    env.db()
+        .sql("SELECT toString(event_id), exp_administrations, exp_cumulative_mg, exp_first_dose_at_ms FROM {doses} FINAL ORDER BY event_id")
+        .fetch_all()
+        .await
+        .expect("doses")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_pv_repartition_every_patients_exposure_continues() {
+    let mut events = simulated_stream(1, 12, 20);
+    let now = pv_events::Timestamp::now();
+    for e in &mut events {
+        e.set_received_at(now);
+    }
+    // The control: the whole stream on 3 partitions.
+    let control = TestEnv::new("repartition_control").await;
+    common::through_pipeline(&control, &mut events.clone()).await;
+    let want = dose_exposures(&control).await;
+
+    let env = TestEnv::new("repartition").await;
+    let config = env.write_config(&env.sink_config());
+    let (first, second) = events.split_at(events.len() / 2);
+    produce_raw(&env.kafka, &env.raw_topic, first).await;
+    // Refused while the raw topic holds events the enricher has not consumed.
+    let (ok, out) = pv_repartition(&config, 5);
+    assert!(!ok && out.contains("is consumed to 0 of"), "{out}");
+    let enricher = env.start_enricher(env.enrich_config());
+    common::wait_for_messages(&env.kafka, &env.enriched_topic, first.len(), Duration::from_secs(60)).await;
+    // Refused while an enricher runs.
+    let (ok, out) = pv_repartition(&config, 5);
+    assert!(!ok && out.contains("are running"), "{out}");
+    enricher.stop().await;
+
+    let (ok, out) = pv_repartition(&config, 5);
+    // "...: 3 -> 5 partitions; P patients with state, M moved to ...".
+    let numbers = |out: &str| -> Vec<usize> {
+        let summary = out.lines().find(|l| l.contains(" partitions; ")).unwrap_or_default();
+        summary.split([' ', ';', ',']).filter_map(|w| w.parse().ok()).collect()
+    };
+    let [from, to, patients, moved] =
+        <[usize; 4]>::try_from(numbers(&out)).unwrap_or_else(|_| panic!("{out}"));
+    assert!(ok && (from, to) == (3, 5) && patients > 8 && moved > 0 && moved <= patients, "{out}");
+    let (ok, out) = pv_repartition(&config, 5);
+    assert_eq!(numbers(&out), [5, 5, patients, 0], "running it again moves nothing: {out}");
+    assert!(ok);
+
+    // The enricher starts on the new count; the rest arrives keyed by it.
+    produce_raw(&env.kafka, &env.raw_topic, second).await;
+    let enricher = env.start_enricher(env.enrich_config());
+    let sink = env.start_sink(env.sink_config());
+    let [doses, ..] = common::distinct(&events);
+    env.wait_for_count("doses", true, doses, Duration::from_secs(120)).await;
+    enricher.stop().await;
+    sink.stop().await;
+    assert_eq!(dose_exposures(&env).await, want, "every dose's exposure as if nothing had moved");
+
+    // The partitions librdkafka chose are the ones `pv repartition` computed.
+    let raw = common::read_topic(&env.kafka, &env.raw_topic);
+    let mut by_new_count = 0;
+    for m in &raw {
+        let key = m.key.as_deref().expect("keyed");
+        let (old, new) =
+            (pv_enrich::relayout::partition_for(key, 3), pv_enrich::relayout::partition_for(key, 5));
+        assert!(m.partition == old || m.partition == new, "partition {} for {key:?}", m.partition);
+        by_new_count += usize::from(m.partition == new && old != new);
+    }
+    assert!(by_new_count > 0, "some events went by the new count");
+    control.cleanup().await;
+    env.cleanup().await;
+}

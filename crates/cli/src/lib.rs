@@ -9,6 +9,7 @@ mod dashboard;
 mod disproportionality;
 mod dlq;
 mod import;
+mod repartition;
 mod replay;
 mod report;
 mod signals;
@@ -50,6 +51,10 @@ enum Command {
     /// Rebuild the ClickHouse tables from the Kafka topics (from the earliest retained offsets)
     /// into a database, and compare it with the live one.
     Replay(replay::ReplayArgs),
+    /// Grow the raw topic to a new partition count and move the enricher's state to match (with
+    /// producers and enrichers stopped and everything consumed; README: "Changing the raw
+    /// topic's partition count").
+    Repartition(repartition::RepartitionArgs),
     /// Print a new random clinic token and its clinics-file entry.
     Token {
         /// The clinic the token is for.
@@ -144,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Signals(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Replay(args) => runtime()?.block_on(args.run(&cfg)),
+        Command::Repartition(args) => runtime()?.block_on(args.run(&cfg)),
         Command::Report(cmd) => runtime()?.block_on(cmd.run(&cfg)),
         Command::Dlq(cmd) => runtime()?.block_on(cmd.run(&cfg)),
         Command::Import(args) => runtime()?.block_on(args.run(&cfg)),

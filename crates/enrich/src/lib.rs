@@ -14,6 +14,7 @@ pub mod exposure;
 pub mod fault;
 pub mod metrics;
 pub mod pseudonym;
+pub mod relayout;
 pub mod service;
 pub mod session;
 pub mod state;

@@ -386,7 +386,7 @@ fn check_partitions<C: ConsumerContext>(
 
 /// The metadata committed with every input position: the partition count the positions and the
 /// state belong to.
-fn layout(input_partitions: usize) -> String {
+pub(crate) fn layout(input_partitions: usize) -> String {
     format!("{LAYOUT_PREFIX}{input_partitions}")
 }
 

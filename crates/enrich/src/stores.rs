@@ -104,7 +104,16 @@ impl StateStores {
         let mut bad = None;
         self.reader
             .read(&self.changelog, &[(partition, Offset::Beginning)], LOAD_PATIENCE, |m| {
-                let record = codec.decode_record::<PatientStateRecord>(m.payload().unwrap_or_default());
+                // A tombstone: the patient moved to another partition (`pv repartition`).
+                let Some(payload) = m.payload() else {
+                    let key =
+                        m.key().and_then(|k| hex::decode(k).ok()).and_then(|k| PatientKey::try_from(k).ok());
+                    if let Some(key) = key {
+                        store.remove(&key);
+                    }
+                    return ControlFlow::Continue(());
+                };
+                let record = codec.decode_record::<PatientStateRecord>(payload);
                 match record.map(|r| PatientState::from_record(&r)) {
                     Ok(Some((key, state))) => {
                         store.insert(key, state);

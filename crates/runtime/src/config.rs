@@ -292,8 +292,7 @@ mod tests {
         let k: KafkaConfig = parse_toml("tls = {}").expect("tls");
         assert_eq!(k.security_protocol(), "ssl");
         let k: KafkaConfig =
-            parse_toml("[sasl]\nusername = \"pv\"\npassword = { env = \"PATH\" }")
-                .expect("sasl");
+            parse_toml("[sasl]\nusername = \"pv\"\npassword = { env = \"PATH\" }").expect("sasl");
         assert_eq!(
             (k.security_protocol(), k.sasl.map(|s| s.mechanism)),
             ("sasl_plaintext", Some(SaslMechanism::ScramSha512))
