@@ -136,7 +136,12 @@ async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
     sink.stop().await;
 
     // Exactly once per event id, across both shards.
-    for (table, want) in [("doses", doses), ("monitoring_forms", forms), ("enrolments", enrolments)] {
+    for (table, want) in [
+        ("doses", doses),
+        ("monitoring_forms", forms),
+        ("ae_report_versions", reports),
+        ("enrolments", enrolments),
+    ] {
         let once = env
             .number(&format!(
                 "SELECT count() FROM (SELECT event_id, count() AS n FROM {{{table}}} FINAL GROUP BY event_id HAVING n = 1)"
@@ -144,9 +149,17 @@ async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
             .await;
         assert_eq!(once, want, "{table}: every event id exactly once");
     }
+    // Each case once, though its versions are sharded by patient and the cases by case.
+    let cases = env.number("SELECT count() FROM {ae_cases} FINAL").await;
+    let reported = env.number("SELECT uniqExact(clinic_id, report_id) FROM {ae_report_versions}").await;
+    assert!(cases > 0 && cases == reported, "ae_cases: {cases} rows for {reported} cases");
     // Both shards hold data: the tables really are sharded.
-    let shard2 = on_node(3, &format!("SELECT count() FROM {db}.doses_local")).await;
-    assert!(shard2 > 0 && shard2 < doses * 2, "shard 2 holds part of the doses: {shard2} of {doses}");
+    let shard1 = on_node(1, &format!("SELECT count() FROM {db}.doses_local FINAL")).await;
+    let shard2 = on_node(3, &format!("SELECT count() FROM {db}.doses_local FINAL")).await;
+    assert!(
+        shard1 > 0 && shard2 > 0 && shard1 + shard2 == doses,
+        "doses per shard: {shard1} + {shard2} of {doses}"
+    );
     // The enriched topic holds each event once (transactions through a broker kill), no dead letters.
     let enriched = read_topic(&env.kafka, &env.enriched_topic);
     assert_eq!(enriched.len(), events.len(), "every raw event enriched exactly once");

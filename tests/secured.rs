@@ -138,10 +138,12 @@ async fn the_pipeline_runs_over_tls_with_passwords_that_are_never_printed() {
     let (ok, out, secs) = pv(&config, &["topics", "check"]).await;
     assert!(!ok && out.contains("SASL authentication error") && out.contains("(sasl_ssl)"), "{out}");
     assert!(secs < 20.0, "a wrong password is reported in {secs:.1} s");
+    let mut refusals = vec![out];
     let config =
         config_file(&env.dir, "wrong-ch.toml", &kafka_server, &ch_server, [&kafka_password, &wrong], true);
     let (ok, out, _) = pv(&config, &["migrate"]).await;
     assert!(!ok && out.contains("Wrong password for user pv"), "{out}");
+    refusals.push(out);
     let config = config_file(
         &env.dir,
         "no-ca.toml",
@@ -152,11 +154,23 @@ async fn the_pipeline_runs_over_tls_with_passwords_that_are_never_printed() {
     );
     let (ok, out, _) = pv(&config, &["migrate"]).await;
     assert!(!ok && out.to_lowercase().contains("certificate"), "an unknown CA is refused: {out}");
+    refusals.push(out);
     let inline = env.dir.join("inline.toml");
     std::fs::write(&inline, "[clickhouse]\nuser = \"pv\"\npassword = \"written-in-the-file\"\n")
         .expect("write");
     let (ok, out, _) = pv(&inline, &["config"]).await;
     assert!(!ok && out.contains("`password`") && !out.contains("written-in-the-file"), "{out}");
+    refusals.push(out);
+    // No refusal shows a password, right or wrong.
+    let secrets: Vec<String> = [&kafka_password, &ch_password, &wrong]
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("password").trim().to_owned())
+        .collect();
+    for out in &refusals {
+        for secret in &secrets {
+            assert!(!out.contains(secret.as_str()), "a refusal shows a password:\n{out}");
+        }
+    }
 
     env.cleanup().await;
     drop((kafka_server, ch_server));

@@ -7,7 +7,7 @@
 #
 #   cluster.sh start            start every node that is not running, wait until all answer
 #   cluster.sh stop [NODE...]   stop the named nodes (zookeeper kafka1..3 ch1..3), or all (SIGTERM)
-#   cluster.sh kill NODE...     SIGKILL the named nodes
+#   cluster.sh kill [NODE...]   SIGKILL the named nodes, or all
 #   cluster.sh status           which nodes run
 #
 # Ports: CLUSTER_PORT_BASE (default 19100) + 0 ZooKeeper; + 10+i Kafka i, + 20+i its controller;
@@ -231,5 +231,5 @@ case "$cmd" in
   status) for n in zookeeper "${KAFKA_NODES[@]}" "${CH_NODES[@]}"; do
             if running "$n"; then echo "$n running (pid $(pid_of "$n"))"; else echo "$n stopped"; fi
           done ;;
-  *) log "usage: cluster.sh start | stop [NODE...] | kill NODE... | status"; exit 2 ;;
+  *) log "usage: cluster.sh start | stop [NODE...] | kill [NODE...] | status"; exit 2 ;;
 esac

@@ -260,11 +260,28 @@ pub fn parse_toml<T: DeserializeOwned>(text: &str) -> Result<T, String> {
         let line_text = &text[line_start..];
         let key =
             line_text.split_once('=').map(|(k, _)| k.trim()).filter(|k| !k.is_empty() && !k.contains('\n'));
+        let message = without_quoted_values(e.message());
         match key {
-            Some(key) => format!("line {line}, column {column} (`{key}`): {}", e.message()),
-            None => format!("line {line}, column {column}: {}", e.message()),
+            Some(key) => format!("line {line}, column {column} (`{key}`): {message}"),
+            None => format!("line {line}, column {column}: {message}"),
         }
     })
+}
+
+/// `message` with every double-quoted value emptied: serde quotes the value it found (`invalid
+/// type: string "...", expected ...`), which may be a secret written in the wrong place.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for c in message.chars() {
+        if c == '"' {
+            out.push_str(if inside { "\"" } else { "\"…" });
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -308,5 +325,7 @@ mod tests {
         let err =
             parse_toml::<ClickHouseConfig>("user = \"pv\"\npassword = \"hunter2\"").expect_err("inline");
         assert!(err.contains("line 2") && err.contains("`password`") && !err.contains("hunter2"), "{err}");
+        let err = parse_toml::<KafkaConfig>("tls = \"hunter2\"").expect_err("wrong type");
+        assert!(err.contains("invalid type") && !err.contains("hunter2"), "{err}");
     }
 }

@@ -83,16 +83,23 @@ struct SecretRef {
 #[serde(untagged)]
 enum Written {
     Ref(SecretRef),
-    Inline(serde::de::IgnoredAny),
+    Inline(String),
+    Other(serde::de::IgnoredAny),
 }
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         match Written::deserialize(deserializer)? {
-            Written::Inline(_) => Err(D::Error::custom(
-                "a secret is never written in the configuration: give { file = \"PATH\" } or { env = \"NAME\" }",
-            )),
+            Written::Inline(value) => {
+                drop(value);
+                Err(D::Error::custom(
+                    "a secret is never written in the configuration: give { file = 'PATH' } or { env = 'NAME' }",
+                ))
+            }
+            Written::Other(_) => {
+                Err(D::Error::custom("a secret is { file = 'PATH' } or { env = 'NAME' }, nothing else"))
+            }
             Written::Ref(SecretRef { file: Some(path), env: None }) => {
                 Secret::from_file(path).map_err(D::Error::custom)
             }
@@ -150,5 +157,7 @@ mod tests {
         assert!(err.contains("cannot read the secret file /nonexistent/pv-secret"), "{err}");
         let err = parse("password = { file = \"a\", env = \"B\" }").expect_err("both");
         assert!(err.contains("exactly one"), "{err}");
+        let err = parse("password = { fil = \"/run/secrets/x\" }").expect_err("typo");
+        assert!(err.contains("is { file = 'PATH' } or { env = 'NAME' }, nothing else"), "{err}");
     }
 }

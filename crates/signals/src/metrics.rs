@@ -10,7 +10,8 @@ pub struct SignalsMetrics {
     pub registry: Registry,
     /// Runs, by outcome (`ok`, `failed`).
     pub runs: IntCounterVec,
-    /// Unix time of the last successful run (0 before the first).
+    /// Unix time of the last successful run (the service's start before the first, so a
+    /// restart does not look like years without a run).
     pub last_success: Gauge,
     /// Seconds the last run took, whatever its outcome.
     pub last_run_seconds: Gauge,
@@ -35,5 +36,6 @@ impl SignalsMetrics {
             )?,
             registry: r,
         })
+        .inspect(|m: &Self| m.last_success.set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0))
     }
 }

@@ -260,24 +260,28 @@ table_row! {
 /// `doses`: one row per administration.
 pub const DOSES: Table<DoseRow> =
     Table::new("doses", "ReplacingMergeTree(dedup_version)", "(clinic_id, event_id)")
+        .sharded_by_patient()
         .partition_by("toYYYYMM(toDateTime(intDiv(administered_at_ms, 1000)))")
         .with_datetimes(&["administered_at_ms", "received_at_ms"]);
 
 /// `monitoring_forms`: one row per session-monitoring form.
 pub const MONITORING_FORMS: Table<MonitoringRow> =
     Table::new("monitoring_forms", "ReplacingMergeTree(dedup_version)", "(clinic_id, event_id)")
+        .sharded_by_patient()
         .partition_by("toYYYYMM(toDateTime(intDiv(monitored_at_ms, 1000)))")
         .with_datetimes(&["monitored_at_ms", "received_at_ms"]);
 
 /// `ae_report_versions`: one row per version of an adverse-event report.
 pub const AE_REPORT_VERSIONS: Table<AdverseEventRow> =
     Table::new("ae_report_versions", "ReplacingMergeTree(dedup_version)", "(clinic_id, event_id)")
+        .sharded_by_patient()
         .partition_by("toYYYYMM(toDateTime(intDiv(reported_at_ms, 1000)))")
         .with_datetimes(&["reported_at_ms", "received_at_ms"]);
 
 /// `enrolments`: one row per patient enrolment.
 pub const ENROLMENTS: Table<EnrolmentRow> =
     Table::new("enrolments", "ReplacingMergeTree(dedup_version)", "(clinic_id, event_id)")
+        .sharded_by_patient()
         .partition_by("toYYYYMM(toDateTime(intDiv(enrolled_at_ms, 1000)))")
         .with_datetimes(&["enrolled_at_ms", "received_at_ms"]);
 

@@ -44,11 +44,18 @@ pub enum Step {
 
 impl Step {
     /// The statements this step runs in `layout`. On a cluster every statement runs `ON
-    /// CLUSTER`; a [`Step::Sql`] there must be single-table DDL ending with the table's name.
+    /// CLUSTER` with qualified names; a [`Step::Sql`] there must be a `DROP TABLE IF EXISTS t`
+    /// or DDL that names its tables with the database.
     pub fn statements(&self, layout: &Layout) -> Vec<String> {
         let Layout::Cluster { .. } = layout else { return vec![self.statement()] };
         match self {
-            Step::Sql(sql) => vec![format!("{sql}{}", layout.on_cluster())],
+            // Qualified: `ON CLUSTER` resolves bare names in each server's default database.
+            Step::Sql(sql) => match sql.strip_prefix("DROP TABLE IF EXISTS ") {
+                Some(table) => {
+                    vec![format!("DROP TABLE IF EXISTS {}{}", layout.qualified(table), layout.on_cluster())]
+                }
+                None => vec![format!("{sql}{}", layout.on_cluster())],
+            },
             Step::Create(table) => table.create_statements(layout),
             Step::CreateView(view) => vec![view.create_statement_in(layout)],
             // Distributed to Distributed: each row goes back to its own shard.
@@ -56,6 +63,7 @@ impl Step {
             Step::AddColumn(table, column, ty, after) => [layout.storage_name(table), (*table).to_owned()]
                 .iter()
                 .map(|t| {
+                    let t = layout.qualified(t);
                     format!("ALTER TABLE {t}{} ADD COLUMN {column} {ty} AFTER {after}", layout.on_cluster())
                 })
                 .collect(),
@@ -247,6 +255,28 @@ mod tests {
             let ddl = table.create_statement();
             assert!(created.contains(&ddl), "no migration creates `{}` as defined", table.name());
         }
+    }
+
+    #[test]
+    fn cluster_steps_name_tables_with_their_database() {
+        let cluster = Layout::Cluster {
+            name: "pv".into(),
+            database: "db".into(),
+            replication_path: "/p/{table}".into(),
+            replica_name: "{replica}".into(),
+        };
+        let add = Step::AddColumn("t", "c", "String", "b").statements(&cluster);
+        assert_eq!(
+            add,
+            [
+                "ALTER TABLE db.t_local ON CLUSTER pv ADD COLUMN c String AFTER b",
+                "ALTER TABLE db.t ON CLUSTER pv ADD COLUMN c String AFTER b"
+            ]
+        );
+        assert_eq!(
+            Step::Sql("DROP TABLE IF EXISTS x").statements(&cluster),
+            ["DROP TABLE IF EXISTS db.x ON CLUSTER pv"]
+        );
     }
 
     #[test]

@@ -103,13 +103,28 @@ pub struct Table<R> {
     partition_by: Option<&'static str>,
     order_by: &'static str,
     datetimes: &'static [&'static str],
+    by_patient: bool,
     row: PhantomData<fn() -> R>,
 }
 
 impl<R> Table<R> {
     /// A table `name` with `engine` (e.g. `ReplacingMergeTree(version)`), sorted by `order_by`.
     pub const fn new(name: &'static str, engine: &'static str, order_by: &'static str) -> Self {
-        Self { name, engine, partition_by: None, order_by, datetimes: &[], row: PhantomData }
+        Self {
+            name,
+            engine,
+            partition_by: None,
+            order_by,
+            datetimes: &[],
+            by_patient: false,
+            row: PhantomData,
+        }
+    }
+
+    /// Sharded by `patient_key` on a cluster: only for tables whose sorting key determines the
+    /// patient (an event belongs to one patient), so rows that replace each other still meet.
+    pub const fn sharded_by_patient(self) -> Self {
+        Self { by_patient: true, ..self }
     }
 
     /// Partitioned by `expr`.
@@ -203,10 +218,11 @@ impl<R: TableRow> Table<R> {
         self.columns().iter().map(ddl).collect()
     }
 
-    /// Which shard a row goes to on a cluster: its patient where it has one, else its sorting
-    /// key (rows that replace each other always meet on one shard either way).
+    /// Which shard a row goes to on a cluster: its patient for the event tables (an event has one
+    /// patient), else its sorting key (a case's versions may name different patients); rows that
+    /// replace each other meet on one shard either way.
     pub fn sharding_key(&self) -> String {
-        if self.columns().iter().any(|c| c.name == "patient_key") {
+        if self.by_patient {
             return "cityHash64(patient_key)".to_owned();
         }
         let key = self.order_by.trim();
@@ -249,14 +265,15 @@ impl CopyView {
         self.create_statement_in(&Layout::Single)
     }
 
-    /// The view in `layout`: on a cluster, on every server, from and to the local tables (a
-    /// row lands on its patient's shard, so the view's rows do too).
+    /// The view in `layout`: on a cluster, on every server, from the local table (it sees each
+    /// insert once, on the replica that took it) into the Distributed table, which routes each
+    /// row to its own shard.
     pub fn create_statement_in(&self, layout: &Layout) -> String {
         format!(
             "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{} TO {} AS\n    SELECT {}\n    FROM {}",
             layout.qualified(self.name),
             layout.on_cluster(),
-            layout.qualified(&layout.storage_name(self.to.name())),
+            layout.qualified(self.to.name()),
             self.select_list(),
             layout.qualified(&layout.storage_name(self.from.name()))
         )
@@ -366,10 +383,18 @@ ORDER BY at_ms"
         let plain = READINGS.create_statements(&cluster);
         assert!(plain[0].contains("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/readings', '{replica}')\nPARTITION BY"), "{}", plain[0]);
         assert_eq!(READINGS.create_statements(&Layout::Single), [READINGS.create_statement()]);
+        assert_eq!(crate::events::DOSES.sharding_key(), "cityHash64(patient_key)", "events by patient");
         assert_eq!(
-            crate::events::DOSES.sharding_key(),
-            "cityHash64(patient_key)",
-            "event tables are sharded by patient"
+            crate::events::AE_CASES.sharding_key(),
+            "cityHash64(clinic_id, report_id)",
+            "cases by case: a follow-up may name another patient"
+        );
+        let view = crate::events::AE_CASES_MV.create_statement_in(&cluster);
+        assert!(
+            view.starts_with(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS db.ae_cases_mv ON CLUSTER pv TO db.ae_cases AS"
+            ) && view.ends_with("FROM db.ae_report_versions_local"),
+            "{view}"
         );
     }
 
