@@ -73,14 +73,15 @@ fn raw_messages(raw: &[ClinicEvent]) -> Vec<Sent> {
 }
 
 /// Produces `messages` to `topic` at about `per_sec`, in the background; resolves when every
-/// message is acknowledged (the producer rides out a broker restart: 3 minutes to deliver).
+/// message is acknowledged (the producer rides out a broker restart: 5 minutes to deliver, as the
+/// fault tests run side by side on two cores and a restarted broker can be slow to lead again).
 fn produce_at(
     env: &TestEnv,
     topic: &str,
     messages: Vec<Sent>,
     per_sec: usize,
 ) -> tokio::task::JoinHandle<usize> {
-    let producer = env.producer(180);
+    let producer = env.producer(300);
     let topic = topic.to_owned();
     tokio::spawn(async move {
         let tick = Duration::from_millis(50);
