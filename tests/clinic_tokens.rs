@@ -5,17 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, pv_binary};
+use common::TestEnv;
 use pv_events::{ClinicEvent, Timestamp, event_to_json, sample};
 
 async fn pv(config: &std::path::Path, args: &[&str]) -> String {
-    let out = tokio::process::Command::new(pv_binary())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .await
-        .expect("pv runs");
+    let out = common::run_pv(config, args).await;
     assert!(out.status.success(), "pv {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

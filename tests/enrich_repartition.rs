@@ -102,13 +102,8 @@ async fn a_repartition_while_running_stops_the_enricher_before_it_commits() {
 }
 
 /// Runs `pv --config CONFIG repartition --partitions N`; returns (success, output).
-fn pv_repartition(config: &std::path::Path, partitions: usize) -> (bool, String) {
-    let out = std::process::Command::new(common::pv_binary())
-        .arg("--config")
-        .arg(config)
-        .args(["repartition", "--partitions", &partitions.to_string()])
-        .output()
-        .expect("pv runs");
+async fn pv_repartition(config: &std::path::Path, partitions: usize) -> (bool, String) {
+    let out = common::run_pv(config, &["repartition", "--partitions", &partitions.to_string()]).await;
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
@@ -141,16 +136,16 @@ async fn after_pv_repartition_every_patients_exposure_continues() {
     let (first, second) = events.split_at(events.len() / 2);
     produce_raw(&env.kafka, &env.raw_topic, first).await;
     // Refused while the raw topic holds events the enricher has not consumed.
-    let (ok, out) = pv_repartition(&config, 5);
+    let (ok, out) = pv_repartition(&config, 5).await;
     assert!(!ok && out.contains("is consumed to 0 of"), "{out}");
     let enricher = env.start_enricher(env.enrich_config());
     common::wait_for_messages(&env.kafka, &env.enriched_topic, first.len(), Duration::from_secs(60)).await;
     // Refused while an enricher runs.
-    let (ok, out) = pv_repartition(&config, 5);
+    let (ok, out) = pv_repartition(&config, 5).await;
     assert!(!ok && out.contains("are running"), "{out}");
     enricher.stop().await;
 
-    let (ok, out) = pv_repartition(&config, 5);
+    let (ok, out) = pv_repartition(&config, 5).await;
     // "...: 3 -> 5 partitions; P patients with state, M moved to ...".
     let numbers = |out: &str| -> Vec<usize> {
         let summary = out.lines().find(|l| l.contains(" partitions; ")).unwrap_or_default();
@@ -159,7 +154,7 @@ async fn after_pv_repartition_every_patients_exposure_continues() {
     let [from, to, patients, moved] =
         <[usize; 4]>::try_from(numbers(&out)).unwrap_or_else(|_| panic!("{out}"));
     assert!(ok && (from, to) == (3, 5) && patients > 8 && moved > 0 && moved <= patients, "{out}");
-    let (ok, out) = pv_repartition(&config, 5);
+    let (ok, out) = pv_repartition(&config, 5).await;
     assert_eq!(numbers(&out), [5, 5, patients, 0], "running it again moves nothing: {out}");
     assert!(ok);
 

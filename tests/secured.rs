@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::Instant;
 
-use common::{TestEnv, distinct, post, pv_binary, simulated_stream, through_pipeline, token};
+use common::{TestEnv, distinct, post, simulated_stream, through_pipeline, token};
 use pv_bench::servers::{Kind, OwnServer};
 use pv_runtime::config::{KafkaSasl, KafkaTls, SaslMechanism};
 use pv_runtime::{ClickHouseConfig, KafkaConfig, Secret};
@@ -75,13 +75,7 @@ fn config_file(
 /// Runs `pv --config CONFIG ARGS...`; returns (success, stdout + stderr, seconds taken).
 async fn pv(config: &Path, args: &[&str]) -> (bool, String, f64) {
     let started = Instant::now();
-    let out = tokio::process::Command::new(pv_binary())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .await
-        .expect("pv runs");
+    let out = common::run_pv(config, args).await;
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text, started.elapsed().as_secs_f64())
 }

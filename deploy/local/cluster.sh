@@ -18,6 +18,7 @@ CONF="$REPO_ROOT/deploy/local/conf"
 BASE="${CLUSTER_PORT_BASE:-19100}"
 DIR="$PV_STATE/cluster"
 LOGS="$DIR/log"
+WAIT_LOG_DIR="$LOGS"   # wait_for (env.sh) shows a node's log from here
 ZK_PORT=$((BASE))
 KAFKA_NODES=(kafka1 kafka2 kafka3)
 CH_NODES=(ch1 ch2 ch3)
@@ -33,20 +34,6 @@ ch_interserver() { echo $((BASE + 50 + ${1#ch})); }
 pid_of() { cat "$DIR/$1.pid" 2>/dev/null || true; }
 running() { local pid; pid="$(pid_of "$1")"; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
 port_up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# wait_for NAME SECONDS CHECK...: poll CHECK until it succeeds, else show the node's log.
-wait_for() {
-  local name="$1" secs="$2"; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@"; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      log "$name did not answer within ${secs}s; last log lines:"
-      tail -n 30 "$LOGS/$name.log" >&2 || true
-      exit 1
-    fi
-    sleep 0.3
-  done
-}
 
 # launch NAME CMD...: start CMD in the background, its output in the node's log.
 launch() {

@@ -20,3 +20,18 @@ log() { printf '[deploy] %s\n' "$*" >&2; }
 run_as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
+
+# wait_for NAME SECONDS CHECK...: poll CHECK every 0.3 s until it succeeds; else show the last
+# lines of $WAIT_LOG_DIR/NAME.log (default $LOG_DIR) and exit.
+wait_for() {
+  local name="$1" secs="$2"; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "$name did not answer within ${secs}s; last log lines:"
+      tail -n 30 "${WAIT_LOG_DIR:-$LOG_DIR}/$name.log" >&2 || true
+      exit 1
+    fi
+    sleep 0.3
+  done
+}

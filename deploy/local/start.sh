@@ -22,20 +22,6 @@ mkdir -p "$LOG_DIR" "$CH_DATA" "$KAFKA_DATA"
 ch_up() { curl -fsS --max-time 2 "$CH_URL/?query=SELECT%201" >/dev/null 2>&1; }
 kafka_port_up() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
 
-# wait_for NAME SECONDS CHECK...: poll CHECK every half second until it succeeds.
-wait_for() {
-  local name="$1" secs="$2"; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@"; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      log "$name did not answer within ${secs}s; last log lines:"
-      tail -n 30 "$LOG_DIR/$name.log" >&2 || true
-      exit 1
-    fi
-    sleep 0.5
-  done
-}
-
 # ---------------------------------------------------------------- TLS and passwords
 TLS_DIR="$PV_STATE/tls"
 # make_tls: a CA, a server certificate for localhost and 127.0.0.1 signed by it, and the

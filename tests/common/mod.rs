@@ -420,6 +420,17 @@ pub async fn terminate(child: &mut tokio::process::Child, within: Duration) {
     assert!(status.success(), "graceful stop exits 0, got {status}");
 }
 
+/// Runs `pv --config CONFIG ARGS...` to its end.
+pub async fn run_pv(config: &Path, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(pv_binary())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .await
+        .expect("pv runs")
+}
+
 /// Path of the `pv` binary built for these tests.
 pub fn pv_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pv"))
