@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{TestEnv, distinct, produce_raw, read_topic, simulated_stream};
 use pv_runtime::{ClickHouseConfig, KafkaConfig};
+use rdkafka::consumer::Consumer as _;
 
 /// Ports of the test's cluster (`CLUSTER_PORT_BASE`): away from the shared servers' and from
 /// the ephemeral range the private test servers take theirs from.
@@ -95,6 +96,18 @@ async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
         min_insync_replicas: 2,
         ..KafkaConfig::default()
     };
+    // Every broker registered before topics with three replicas are asked for (open ports come first).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let probe: rdkafka::consumer::BaseConsumer =
+            pv_runtime::kafka::admin_config(&kafka).create().expect("admin client");
+        let brokers = probe.fetch_metadata(None, Duration::from_secs(10)).map_or(0, |m| m.brokers().len());
+        if brokers == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{brokers} of 3 brokers registered");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     // The services reach ClickHouse through ch1; ch2 is the replica that is stopped.
     let clickhouse = ClickHouseConfig {
         url: LocalCluster::clickhouse(1),
