@@ -152,8 +152,8 @@ impl Default for KafkaConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ClickHouseConfig {
-    /// HTTP endpoint; `https://` for TLS.
-    #[serde(default = "default_clickhouse_url")]
+    /// HTTP endpoint; `https://` for TLS. Credentials in it are refused (`user`, `password`).
+    #[serde(default = "default_clickhouse_url", deserialize_with = "url_without_credentials")]
     pub url: String,
     /// Database holding the pipeline's tables (created by `pv migrate`).
     #[serde(default = "default_clickhouse_database")]
@@ -180,6 +180,19 @@ pub struct ClickHouseConfig {
     /// Replica name of each replicated table (cluster only): each server's `{replica}` macro.
     #[serde(default = "default_replica_name")]
     pub replica_name: String,
+}
+
+/// A URL as given, unless it carries `user:password@` (a secret written in the configuration).
+fn url_without_credentials<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let url = String::deserialize(d)?;
+    let authority = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(serde::de::Error::custom(
+            "the url carries credentials: give `user` and `password = { env = 'NAME' }` instead",
+        ));
+    }
+    Ok(url)
 }
 
 fn default_replication_path() -> String {
@@ -325,6 +338,12 @@ mod tests {
         let err =
             parse_toml::<ClickHouseConfig>("user = \"pv\"\npassword = \"hunter2\"").expect_err("inline");
         assert!(err.contains("line 2") && err.contains("`password`") && !err.contains("hunter2"), "{err}");
+        let err =
+            parse_toml::<ClickHouseConfig>("url = \"https://pv:hunter2@ch:8443/\"").expect_err("credentials");
+        assert!(err.contains("the url carries credentials") && !err.contains("hunter2"), "{err}");
+        let ok: ClickHouseConfig =
+            parse_toml("url = \"https://ch:8443/?user=@x\"").expect("an @ after the host is no credential");
+        assert_eq!(ok.url, "https://ch:8443/?user=@x");
         let err = parse_toml::<KafkaConfig>("tls = \"hunter2\"").expect_err("wrong type");
         assert!(err.contains("invalid type") && !err.contains("hunter2"), "{err}");
     }
