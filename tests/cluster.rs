@@ -139,12 +139,8 @@ async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
 
+    env.wait_for_all(&events, Duration::from_secs(180)).await;
     let [doses, forms, reports, enrolments] = distinct(&events);
-    let wait = Duration::from_secs(180);
-    env.wait_for_count("doses", true, doses, wait).await;
-    env.wait_for_count("monitoring_forms", true, forms, wait).await;
-    env.wait_for_count("ae_report_versions", true, reports, wait).await;
-    env.wait_for_count("enrolments", true, enrolments, wait).await;
     enricher.stop().await;
     sink.stop().await;
 

@@ -152,12 +152,9 @@ async fn a_history_is_imported_once_with_its_bad_rows_named() {
     );
     let enricher = env.start_enricher(env.enrich_config());
     let sink = env.start_sink(env.sink_config());
-    let [doses, monitoring, reports, enrolments] = common::distinct(&events);
     let wait = Duration::from_secs(120);
-    env.wait_for_count("doses", true, doses, wait).await;
-    env.wait_for_count("monitoring_forms", true, monitoring, wait).await;
-    env.wait_for_count("ae_report_versions", true, reports, wait).await;
-    env.wait_for_count("enrolments", true, enrolments, wait).await;
+    env.wait_for_all(&events, wait).await;
+    let [doses, ..] = common::distinct(&events);
     let ids_of = |kind: EventKind, derive: bool| -> BTreeSet<String> {
         events
             .iter()

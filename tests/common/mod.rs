@@ -298,6 +298,16 @@ impl TestEnv {
         }
     }
 
+    /// Polls until every distinct event of each kind in `events` is stored (`FINAL`), each
+    /// table within `wait` (panics otherwise, or on more rows than events).
+    pub async fn wait_for_all(&self, events: &[pv_events::ClinicEvent], wait: Duration) {
+        let [doses, forms, reports, enrolments] = distinct(events);
+        self.wait_for_count("doses", true, doses, wait).await;
+        self.wait_for_count("monitoring_forms", true, forms, wait).await;
+        self.wait_for_count("ae_report_versions", true, reports, wait).await;
+        self.wait_for_count("enrolments", true, enrolments, wait).await;
+    }
+
     /// Total messages on a topic (sum of high watermarks; topics start empty).
     pub fn topic_messages(&self, topic: &str) -> i64 {
         let consumer: BaseConsumer =
@@ -547,12 +557,7 @@ pub async fn arrive(env: &TestEnv, events: &mut [pv_events::ClinicEvent], all: &
     let enricher =
         env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 5_000, ..env.enrich_config() });
     let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 10_000, ..env.sink_config() });
-    let [doses, forms, reports, enrolments] = distinct(all);
-    let wait = Duration::from_secs(240);
-    env.wait_for_count("doses", true, doses, wait).await;
-    env.wait_for_count("monitoring_forms", true, forms, wait).await;
-    env.wait_for_count("ae_report_versions", true, reports, wait).await;
-    env.wait_for_count("enrolments", true, enrolments, wait).await;
+    env.wait_for_all(all, Duration::from_secs(240)).await;
     enricher.stop().await;
     sink.stop().await;
 }
