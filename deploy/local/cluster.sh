@@ -169,13 +169,31 @@ node_start() {
   esac
 }
 
+# The port a node answers on.
+node_port() {
+  case "$1" in
+    zookeeper) echo "$ZK_PORT" ;;
+    kafka*) kafka_port "$1" ;;
+    ch*) ch_http "$1" ;;
+  esac
+}
+
+# start_free NAME: start the node, unless another process holds its port (a cluster left
+# running from another state folder would answer in its place, with other data).
+start_free() {
+  if port_up "$(node_port "$1")"; then
+    log "$1: port $(node_port "$1") is taken by another process (another cluster still running? stop it, or set CLUSTER_PORT_BASE)"
+    exit 1
+  fi
+  node_start "$1"
+}
+
 cmd_start() {
   [ -d "$KAFKA_LIBS" ] && command -v clickhouse-server >/dev/null && [ -f /usr/share/java/zookeeper.jar ] || {
     log "servers are not installed: run deploy/local/install.sh first"; exit 1; }
   # ZooKeeper first: a ClickHouse server with replicated tables does not boot without it.
-  running zookeeper || start_zookeeper
   local n
-  for n in "${KAFKA_NODES[@]}" "${CH_NODES[@]}"; do running "$n" || node_start "$n"; done
+  for n in zookeeper "${KAFKA_NODES[@]}" "${CH_NODES[@]}"; do running "$n" || start_free "$n"; done
   for n in "${KAFKA_NODES[@]}"; do wait_for "$n" 90 port_up "$(kafka_port "$n")"; done
   for n in "${CH_NODES[@]}"; do wait_for "$n" 60 ch_up "$n"; done
   cat >"$DIR/pv.toml" <<TOML
