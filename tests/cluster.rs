@@ -130,6 +130,13 @@ async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
         produce_raw(&env.kafka, &env.raw_topic, chunk).await;
         match i {
             1 => {
+                // Mid-stream means the enricher is running: its start is not what is tested here.
+                let deadline = Instant::now() + Duration::from_secs(90);
+                while enricher.enriched() == 0 {
+                    assert!(!enricher.thread.is_finished(), "the enricher stopped before enriching anything");
+                    assert!(Instant::now() < deadline, "nothing enriched within 90 s");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 cluster.call(&["kill", "kafka2"]).await;
                 cluster.call(&["stop", "ch2"]).await;
             }

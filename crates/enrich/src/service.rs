@@ -83,7 +83,9 @@ impl EnrichService {
                 s.run(shutdown)
             }) {
                 Ok(()) => return Ok(()),
-                Err(e) if !started && !ready => return Err(e),
+                // A first start that no retry can cure (missing topics, bad settings) is reported;
+                // a broker that is down or electing a coordinator is waited for.
+                Err(e) if !started && !ready && !e.is_transient() => return Err(e),
                 // A repartition found at a restart: no restart can cure it.
                 Err(e @ SessionError::Layout(_)) => return Err(e),
                 Err(e) => e,

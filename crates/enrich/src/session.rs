@@ -66,6 +66,24 @@ pub enum SessionError {
     Encode(#[from] pv_events::CodecError),
 }
 
+impl SessionError {
+    /// Whether a new session may cure this: a broker down or slow, a coordinator moving, an
+    /// aborted transaction. Missing topics, a repartition, a client that cannot be created or a
+    /// corrupt changelog record are not; no retry fixes those.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SessionError::Kafka { source, .. } | SessionError::State(LoadError::Kafka { source, .. }) => {
+                pv_runtime::kafka::is_transient(source)
+            }
+            SessionError::Fenced(_) | SessionError::Transaction(_) => true,
+            SessionError::Topics(_)
+            | SessionError::Layout(_)
+            | SessionError::State(_)
+            | SessionError::Encode(_) => false,
+        }
+    }
+}
+
 impl From<TxnError> for SessionError {
     fn from(e: TxnError) -> Self {
         match e {
@@ -436,6 +454,50 @@ fn accepted_under(m: &BorrowedMessage<'_>, own: &Limits) -> Limits {
         Err(e) => {
             tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e, "unreadable {} header; checking with this enricher's limits", Limits::HEADER);
             *own
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_outage_at_start_is_waited_for_and_a_bad_setup_is_not() {
+        let outage = [
+            RDKafkaErrorCode::OperationTimedOut,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::CoordinatorNotAvailable,
+            RDKafkaErrorCode::NotCoordinator,
+            RDKafkaErrorCode::CoordinatorLoadInProgress,
+        ];
+        for code in outage {
+            let e = SessionError::Kafka {
+                what: "reading committed positions",
+                source: KafkaError::MetadataFetch(code),
+            };
+            assert!(e.is_transient(), "{code:?}");
+            let e = SessionError::State(LoadError::Kafka {
+                partition: 0,
+                source: KafkaError::MessageConsumption(code),
+            });
+            assert!(e.is_transient(), "state load {code:?}");
+        }
+        let setup = [
+            SessionError::Kafka {
+                what: "creating consumer",
+                source: KafkaError::ClientCreation("bad setting".into()),
+            },
+            SessionError::Kafka {
+                what: "initialising transactions",
+                source: KafkaError::MetadataFetch(RDKafkaErrorCode::TopicAuthorizationFailed),
+            },
+            SessionError::Topics("missing".into()),
+            SessionError::Layout("repartitioned".into()),
+            SessionError::State(LoadError::Record { partition: 0, offset: 1, reason: "corrupt".into() }),
+        ];
+        for e in setup {
+            assert!(!e.is_transient(), "{e}");
         }
     }
 }

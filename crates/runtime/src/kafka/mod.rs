@@ -21,7 +21,7 @@ use crate::config::KafkaConfig;
 
 pub use connect::{ConnectError, check_connection};
 pub use lag::{LagWatch, group_lag, watch_lag};
-pub use produce::{DurableProducer, Outgoing, ProduceError};
+pub use produce::{DurableProducer, Outgoing, ProduceError, is_transient};
 pub use read::PartitionReader;
 pub use topics::{TopicSpec, TopicState, delete_topics, describe_topic, drift, ensure_topics};
 

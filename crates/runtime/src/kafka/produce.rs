@@ -96,9 +96,15 @@ impl From<KafkaError> for ProduceError {
     }
 }
 
-/// Whether a produce failure is transient (broker down, slow, or electing a leader).
+/// Whether a Kafka failure is transient (broker down, slow, or electing a leader or a
+/// coordinator).
 pub fn is_transient(e: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
+    if let KafkaError::Transaction(t) = e
+        && t.is_retriable()
+    {
+        return true;
+    }
     match e.rdkafka_error_code() {
         Some(code) => matches!(
             code,
@@ -116,6 +122,9 @@ pub fn is_transient(e: &KafkaError) -> bool {
                 | C::UnknownPartition
                 | C::UnknownTopic
                 | C::OperationTimedOut
+                | C::CoordinatorNotAvailable
+                | C::NotCoordinator
+                | C::CoordinatorLoadInProgress
                 | C::PurgeQueue
                 | C::PurgeInflight
         ),
