@@ -102,6 +102,12 @@ else
     <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
     <max_session_timeout>3600</max_session_timeout>
     <default_session_timeout>60</default_session_timeout>
+    <!-- Every part written, merged and removed: pv-bench counts parts and merges per row here. -->
+    <part_log>
+        <database>system</database>
+        <table>part_log</table>
+        <flush_interval_milliseconds>7500</flush_interval_milliseconds>
+    </part_log>
 </yandex>
 XML
   log "starting clickhouse on $CH_URL"

@@ -4,6 +4,7 @@
 
 pub mod detection;
 pub mod env;
+pub mod meter;
 pub mod servers;
 pub mod signals;
 pub mod soak;
@@ -19,6 +20,7 @@ use pv_runtime::kafka::DurableProducer;
 use pv_simulate::{Harms, Pacing, SimConfig, generate, send_by_clinic};
 
 pub use env::{BenchEnv, Service};
+pub use meter::{Meter, Usage};
 
 /// Where the servers are and which pv binary runs the services.
 #[derive(Debug, Clone)]
@@ -108,18 +110,12 @@ pub async fn preload(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result
 pub async fn pipeline_throughput(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result<PipelineReport> {
     let n = events.len() as f64;
     preload(env, events).await?;
-    let servers = env::server_pids();
-    let before: Vec<f64> = servers.iter().map(|(_, pid)| env::cpu_seconds(*pid)).collect();
     let enrich = env.start("enrich").await?;
     let sink = env.start("sink").await?;
+    let meter = Meter::start(&[&enrich, &sink], &env.clickhouse).await;
     let (enriched, stored) = env.wait_drained(Duration::from_secs(3600)).await?;
+    let usage = meter.finish(n as u64, n as u64, &env.clickhouse).await;
     let peak_rss = (enrich.peak_rss().unwrap_or(0), sink.peak_rss().unwrap_or(0));
-    let mut cpu: Vec<(String, f64)> =
-        vec![("enrich".into(), enrich.cpu_seconds()), ("sink".into(), sink.cpu_seconds())];
-    for ((name, pid), b) in servers.iter().zip(before) {
-        cpu.push(((*name).to_string(), env::cpu_seconds(*pid) - b));
-    }
-    let wall = stored.as_secs_f64();
     sink.stop().await?;
     enrich.stop().await?;
     Ok(PipelineReport {
@@ -127,26 +123,26 @@ pub async fn pipeline_throughput(env: &BenchEnv, events: Vec<ClinicEvent>) -> an
         enriched_per_s: n / enriched.as_secs_f64(),
         stored_per_s: n / stored.as_secs_f64(),
         peak_rss,
-        cpu_share: cpu.into_iter().map(|(k, c)| (k, c / wall)).collect(),
+        usage,
     })
 }
 
 /// Each stage alone on the same backlog: the enricher to an empty raw backlog, then the sink to
 /// an empty enriched backlog. Returns (enricher events/s, sink events/s).
-pub async fn stage_throughput(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result<(f64, f64)> {
+pub async fn stage_throughput(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result<[(f64, Usage); 2]> {
     let n = events.len() as f64;
     preload(env, events).await?;
-    let started = Instant::now();
-    let enrich = env.start("enrich").await?;
-    env.wait_group("enrich", Duration::from_secs(3600)).await?;
-    let enrich_rate = n / started.elapsed().as_secs_f64();
-    enrich.stop().await?;
-    let started = Instant::now();
-    let sink = env.start("sink").await?;
-    env.wait_group("sink", Duration::from_secs(3600)).await?;
-    let sink_rate = n / started.elapsed().as_secs_f64();
-    sink.stop().await?;
-    Ok((enrich_rate, sink_rate))
+    let mut stages = Vec::new();
+    for stage in ["enrich", "sink"] {
+        let started = Instant::now();
+        let service = env.start(stage).await?;
+        let meter = Meter::start(&[&service], &env.clickhouse).await;
+        env.wait_group(stage, Duration::from_secs(3600)).await?;
+        let rate = n / started.elapsed().as_secs_f64();
+        stages.push((rate, meter.finish(n as u64, n as u64, &env.clickhouse).await));
+        service.stop().await?;
+    }
+    stages.try_into().map_err(|_| anyhow::anyhow!("two stages"))
 }
 
 /// What [`pipeline_throughput`] measured (both rates include start-up: group join, state load).
@@ -160,9 +156,9 @@ pub struct PipelineReport {
     pub stored_per_s: f64,
     /// Peak RSS of enrich and sink, bytes.
     pub peak_rss: (u64, u64),
-    /// Cores each process kept busy on average until the sink was done (enrich, sink, kafka,
-    /// clickhouse): where the 2 cores went.
-    pub cpu_share: Vec<(String, f64)>,
+    /// Where the cores went until the sink was done (enrich, sink, kafka, clickhouse), and
+    /// what ClickHouse did with the rows.
+    pub usage: Usage,
 }
 
 /// End-to-end latency at a steady rate: gateway acceptance (`received_at`) to the row being
@@ -174,6 +170,7 @@ pub async fn latency_at_rate(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Re
     let sink = env.start("sink").await?;
     // Let the consumers join their groups before the clock starts.
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let meter = Meter::start(&[&gateway, &enrich, &sink], &env.clickhouse).await;
     let clinics = 20;
     let mut patients = 10;
     let want = (rate * secs as f64) as usize;
@@ -206,6 +203,7 @@ pub async fn latency_at_rate(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Re
     let sender = pv_simulate::gateway_sender(&env.gateway_url, env.tokens.clone())?;
     let report = send_by_clinic(events, pacing, sender).await?;
     env.wait_drained(Duration::from_secs(600)).await?;
+    let usage = meter.finish(report.accepted, report.accepted, &env.clickhouse).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = poller.await;
@@ -235,6 +233,7 @@ pub async fn latency_at_rate(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Re
         achieved: report.accepted as f64 / report.elapsed.as_secs_f64(),
         events: report.accepted,
         peak_rss: peaks,
+        usage,
     })
 }
 
@@ -251,6 +250,9 @@ pub struct LatencyReport {
     pub events: u64,
     /// Peak RSS of gateway, enrich, sink, bytes.
     pub peak_rss: [u64; 3],
+    /// Where the cores went from the first event sent to the last stored (the latency poller's
+    /// queries, every 50 ms, count in ClickHouse's share).
+    pub usage: Usage,
 }
 
 /// A copy of `e` for replay pass `pass`: new event id, and patient and report references of
@@ -294,6 +296,7 @@ pub async fn sustained(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Result<S
     let sink = env.start("sink").await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let producer = Arc::new(DurableProducer::new(&env.kafka, &env.topic("raw"), Duration::from_secs(30))?);
+    let meter = Meter::start(&[&enrich, &sink], &env.clickhouse).await;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
     let mut sent: u64 = 0;
@@ -329,6 +332,7 @@ pub async fn sustained(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Result<S
     }
     let fed = started.elapsed();
     let (_, drained) = env.wait_drained(Duration::from_secs(3600)).await?;
+    let usage = meter.finish(sent, sent, &env.clickhouse).await;
     let peak_rss = (enrich.peak_rss().unwrap_or(0), sink.peak_rss().unwrap_or(0));
     sink.stop().await?;
     enrich.stop().await?;
@@ -339,6 +343,7 @@ pub async fn sustained(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Result<S
         drain_after_feed: drained,
         stored_per_s: sent as f64 / (fed + drained).as_secs_f64(),
         peak_rss,
+        usage,
     })
 }
 
@@ -357,6 +362,8 @@ pub struct SustainedReport {
     pub stored_per_s: f64,
     /// Peak RSS of enrich and sink, bytes.
     pub peak_rss: (u64, u64),
+    /// Where the cores went while feeding and draining (the feeder, in pv-bench, not counted).
+    pub usage: Usage,
 }
 
 #[cfg(test)]

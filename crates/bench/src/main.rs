@@ -184,14 +184,15 @@ impl BenchArgs {
                     r.enriched_per_s,
                     r.stored_per_s
                 );
-                let shares: Vec<String> = r.cpu_share.iter().map(|(k, c)| format!("{k} {c:.2}")).collect();
-                println!("    cores busy on average: {}", shares.join(", "));
+                println!("    {}", r.usage.line());
                 rates.push(r.stored_per_s);
                 let env2 = servers.env().await?;
                 let (events, _) =
                     pv_bench::stream(200 + run as u64, 10, self.pipeline_patients, Harms::default());
-                let (e, s) = pv_bench::stage_throughput(&env2, events).await?;
+                let [(e, eu), (s, su)] = pv_bench::stage_throughput(&env2, events).await?;
                 println!("  stages alone, run {}: enricher {e:.0} events/s, sink {s:.0} events/s", run + 1);
+                println!("    enricher alone: {}", eu.line());
+                println!("    sink alone: {}", su.line());
                 env2.cleanup().await;
                 peaks = (peaks.0.max(r.peak_rss.0), peaks.1.max(r.peak_rss.1));
                 env.cleanup().await;
@@ -221,6 +222,7 @@ impl BenchArgs {
                     mib(r.peak_rss[1]),
                     mib(r.peak_rss[2])
                 );
+                println!("    {}", r.usage.line());
                 p50s.push(r.p50);
                 p99s.push(r.p99);
                 env.cleanup().await;
@@ -324,6 +326,7 @@ impl BenchArgs {
                 mib(r.peak_rss.0),
                 mib(r.peak_rss.1)
             );
+            println!("  {}", r.usage.line());
             env.cleanup().await;
         }
         if self.scenario == Scenario::Soak {
