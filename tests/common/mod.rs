@@ -206,6 +206,7 @@ impl TestEnv {
             dlq_topic: self.dlq_topic.clone(),
             batch_max_messages: 1000,
             batch_max_wait_ms: 200,
+            buffer_max_messages: 3000,
             retry_initial_ms: 100,
             retry_max_ms: 1000,
             shutdown_timeout_ms: 10_000,

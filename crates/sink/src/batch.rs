@@ -1,6 +1,13 @@
-//! The sink's in-memory batch: rows per table (each with the Kafka position it came from), dead
-//! letters, and the offsets the batch covers. No I/O: the loop ([`crate::consume`]) decides when
-//! to flush and the writer does the writing.
+//! The sink's buffers, without I/O: rows grouped by the table and partition they land in (so
+//! that one insert writes one part), dead letters, and the Kafka positions that are safe to
+//! commit. The loop ([`crate::consume`]) decides when to seal a buffer into an insert and the
+//! writer does the writing.
+//!
+//! Delivery: a buffer, once sealed, is a [`Sealed`] unit in flight until the loop reports it
+//! durable. The position committed for a Kafka partition is the lowest offset any open buffer or
+//! unit in flight still holds from it; with none, one past the highest offset read. Units of
+//! different partitions may complete in any order: a position never passes a row that is not
+//! durable.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,38 +75,184 @@ impl<T> Rows<T> {
     }
 }
 
-/// Rows and dead letters read since the last flush.
-#[derive(Debug, Default)]
-pub struct Batch {
+/// What one buffer holds, and what one flush writes: the rows of one table (in one partition),
+/// or dead letters.
+#[derive(Debug)]
+pub enum Unit {
     /// Rows for `doses`.
-    pub doses: Rows<DoseRow>,
+    Doses(Rows<DoseRow>),
     /// Rows for `monitoring_forms`.
-    pub monitoring: Rows<MonitoringRow>,
+    Monitoring(Rows<MonitoringRow>),
     /// Rows for `ae_report_versions`.
-    pub adverse_events: Rows<AdverseEventRow>,
+    AdverseEvents(Rows<AdverseEventRow>),
     /// Rows for `enrolments`.
-    pub enrolments: Rows<EnrolmentRow>,
+    Enrolments(Rows<EnrolmentRow>),
     /// Messages for the dead-letter topic.
-    pub dead_letters: Vec<DeadLetter>,
-    /// (topic, partition) -> highest offset read.
-    offsets: BTreeMap<(String, i32), i64>,
-    messages: usize,
-    opened: Option<Instant>,
+    DeadLetters(Vec<DeadLetter>),
+}
+
+impl Unit {
+    /// Rows or dead letters held.
+    pub fn len(&self) -> usize {
+        match self {
+            Unit::Doses(r) => r.len(),
+            Unit::Monitoring(r) => r.len(),
+            Unit::AdverseEvents(r) => r.len(),
+            Unit::Enrolments(r) => r.len(),
+            Unit::DeadLetters(d) => d.len(),
+        }
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where a message goes: a table and its partition (`YYYYMM`), or the dead-letter topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Slot {
+    /// `doses`, partition month.
+    Doses(u32),
+    /// `monitoring_forms`, partition month.
+    Monitoring(u32),
+    /// `ae_report_versions`, partition month.
+    AdverseEvents(u32),
+    /// `enrolments`, partition month.
+    Enrolments(u32),
+    /// The dead-letter topic.
+    DeadLetters,
+}
+
+impl Slot {
+    fn of(row: &AnyRow) -> Slot {
+        let month = row.partition_month();
+        match row {
+            AnyRow::Dose(_) => Slot::Doses(month),
+            AnyRow::Monitoring(_) => Slot::Monitoring(month),
+            AnyRow::AdverseEvent(_) => Slot::AdverseEvents(month),
+            AnyRow::Enrolment(_) => Slot::Enrolments(month),
+        }
+    }
+
+    /// The partition month, for a table.
+    pub fn month(self) -> Option<u32> {
+        match self {
+            Slot::Doses(m) | Slot::Monitoring(m) | Slot::AdverseEvents(m) | Slot::Enrolments(m) => Some(m),
+            Slot::DeadLetters => None,
+        }
+    }
+
+    fn empty_unit(self) -> Unit {
+        match self {
+            Slot::Doses(_) => Unit::Doses(Rows::default()),
+            Slot::Monitoring(_) => Unit::Monitoring(Rows::default()),
+            Slot::AdverseEvents(_) => Unit::AdverseEvents(Rows::default()),
+            Slot::Enrolments(_) => Unit::Enrolments(Rows::default()),
+            Slot::DeadLetters => Unit::DeadLetters(Vec::new()),
+        }
+    }
+}
+
+/// A Kafka partition of an input topic.
+type Partition = (Arc<str>, i32);
+
+/// One open buffer.
+#[derive(Debug)]
+struct Buffer {
+    unit: Unit,
+    /// Bytes of the messages it holds (their payloads).
+    bytes: usize,
+    /// When its first message came.
+    opened: Instant,
+    /// The lowest offset it holds, per Kafka partition.
+    lowest: BTreeMap<Partition, i64>,
+}
+
+/// A sealed buffer handed to the writer; durable once the loop says so.
+#[derive(Debug)]
+pub struct Sealed {
+    /// Its id (for [`Buffers::durable`]).
+    pub id: u64,
+    /// Where it goes.
+    pub slot: Slot,
+    /// What it holds.
+    pub unit: Unit,
+}
+
+/// When buffers are sealed (the sink's `batch_*` and `buffer_max_messages` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A buffer holding this many messages is due.
+    pub max_messages: usize,
+    /// A buffer holding this many payload bytes is due.
+    pub max_bytes: usize,
+    /// A buffer open this long is due.
+    pub max_wait: Duration,
+    /// While the open buffers hold this many messages together, the fullest is due.
+    pub max_buffered: usize,
+}
+
+/// Every open buffer, the units in flight, and the positions read.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    open: BTreeMap<Slot, Buffer>,
+    /// Units in flight: their lowest offset per Kafka partition.
+    in_flight: BTreeMap<u64, BTreeMap<Partition, i64>>,
+    next_id: u64,
+    /// Highest offset read, per Kafka partition.
+    read: BTreeMap<Partition, i64>,
+    /// Positions already returned by [`Buffers::positions`] (at first, the first offset read).
+    returned: BTreeMap<Partition, i64>,
+    /// Messages in the open buffers.
+    buffered: usize,
     /// Topic names seen, shared by the sources (a sink reads one or a few topics).
     topics: Vec<Arc<str>>,
 }
 
-impl Batch {
-    /// Adds a row read from `topic`/`partition` at `offset`.
-    pub fn push_row(&mut self, row: AnyRow, topic: &str, partition: i32, offset: i64) {
-        let source = Source { topic: self.intern(topic), partition, offset };
-        match row {
-            AnyRow::Dose(r) => self.doses.push(r, source),
-            AnyRow::Monitoring(r) => self.monitoring.push(r, source),
-            AnyRow::AdverseEvent(r) => self.adverse_events.push(r, source),
-            AnyRow::Enrolment(r) => self.enrolments.push(r, source),
+impl Buffers {
+    /// Adds a row read from `topic`/`partition` at `offset` (`bytes`: its payload's size).
+    pub fn push_row(&mut self, row: AnyRow, topic: &str, partition: i32, offset: i64, bytes: usize) {
+        let topic = self.intern(topic);
+        let source = Source { topic: topic.clone(), partition, offset };
+        let buffer = self.buffer(Slot::of(&row), (topic, partition), offset, bytes);
+        match (&mut buffer.unit, row) {
+            (Unit::Doses(rows), AnyRow::Dose(r)) => rows.push(r, source),
+            (Unit::Monitoring(rows), AnyRow::Monitoring(r)) => rows.push(r, source),
+            (Unit::AdverseEvents(rows), AnyRow::AdverseEvent(r)) => rows.push(r, source),
+            (Unit::Enrolments(rows), AnyRow::Enrolment(r)) => rows.push(r, source),
+            _ => unreachable!("a slot's unit holds the rows of its table"),
         }
-        self.track(topic, partition, offset);
+    }
+
+    /// Adds a dead letter (its source position counts as read).
+    pub fn push_dead(&mut self, dead: DeadLetter) {
+        let topic = self.intern(&dead.topic);
+        let (partition, offset, bytes) = (dead.partition, dead.offset, dead.payload.len());
+        if let Unit::DeadLetters(letters) =
+            &mut self.buffer(Slot::DeadLetters, (topic, partition), offset, bytes).unit
+        {
+            letters.push(dead);
+        }
+    }
+
+    /// The open buffer for `slot` (opened if need be), with one more message counted in it.
+    fn buffer(&mut self, slot: Slot, at: Partition, offset: i64, bytes: usize) -> &mut Buffer {
+        let read = self.read.entry(at.clone()).or_insert(offset);
+        *read = (*read).max(offset);
+        // Where reading started needs no commit: positions are returned once they pass it.
+        self.returned.entry(at.clone()).or_insert(offset);
+        self.buffered += 1;
+        let buffer = self.open.entry(slot).or_insert_with(|| Buffer {
+            unit: slot.empty_unit(),
+            bytes: 0,
+            opened: Instant::now(),
+            lowest: BTreeMap::new(),
+        });
+        buffer.bytes += bytes;
+        let lowest = buffer.lowest.entry(at).or_insert(offset);
+        *lowest = (*lowest).min(offset);
+        buffer
     }
 
     fn intern(&mut self, topic: &str) -> Arc<str> {
@@ -111,101 +264,213 @@ impl Batch {
         t
     }
 
-    /// Adds a dead letter (its source position counts as read).
-    pub fn push_dead(&mut self, dead: DeadLetter) {
-        let (topic, partition, offset) = (dead.topic.clone(), dead.partition, dead.offset);
-        self.dead_letters.push(dead);
-        self.track(&topic, partition, offset);
+    /// Messages in the open buffers.
+    pub fn buffered(&self) -> usize {
+        self.buffered
     }
 
-    fn track(&mut self, topic: &str, partition: i32, offset: i64) {
-        self.opened.get_or_insert_with(Instant::now);
-        self.messages += 1;
-        let slot = self.offsets.entry((topic.to_owned(), partition)).or_insert(offset);
-        *slot = (*slot).max(offset);
+    /// Units sealed and not yet durable.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
-    /// Messages in the batch.
-    pub fn len(&self) -> usize {
-        self.messages
+    /// Whether nothing is open or in flight.
+    pub fn is_idle(&self) -> bool {
+        self.open.is_empty() && self.in_flight.is_empty()
     }
 
-    /// Whether the batch holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.messages == 0
+    /// The buffer to seal next, if one is due: the fullest of those at `max_messages` or
+    /// `max_bytes`, or the fullest when all together hold `max_buffered`; else the oldest of
+    /// those open `max_wait`; with `draining`, the fullest of any.
+    pub fn next_due(&self, limits: &Limits, draining: bool) -> Option<Slot> {
+        let fullest = || self.open.iter().max_by_key(|(_, b)| b.unit.len()).map(|(s, _)| *s);
+        let full = self
+            .open
+            .iter()
+            .filter(|(_, b)| b.unit.len() >= limits.max_messages || b.bytes >= limits.max_bytes)
+            .max_by_key(|(_, b)| b.unit.len())
+            .map(|(s, _)| *s);
+        if full.is_some() {
+            return full;
+        }
+        if draining || self.buffered >= limits.max_buffered {
+            return fullest();
+        }
+        self.open
+            .iter()
+            .filter(|(_, b)| b.opened.elapsed() >= limits.max_wait)
+            .min_by_key(|(_, b)| b.opened)
+            .map(|(s, _)| *s)
     }
 
-    /// Time until the batch must be flushed (`max_wait` when empty).
+    /// Time until the oldest open buffer is due by age (`max_wait` when none is open).
     pub fn time_left(&self, max_wait: Duration) -> Duration {
-        self.opened.map_or(max_wait, |t| max_wait.saturating_sub(t.elapsed()))
+        self.open.values().map(|b| max_wait.saturating_sub(b.opened.elapsed())).min().unwrap_or(max_wait)
     }
 
-    /// Whether the batch is due: full, or open for `max_wait`.
-    pub fn is_due(&self, max_messages: usize, max_wait: Duration) -> bool {
-        !self.is_empty() && (self.messages >= max_messages || self.time_left(max_wait).is_zero())
+    /// Seals the buffer of `slot` into a unit in flight.
+    pub fn seal(&mut self, slot: Slot) -> Option<Sealed> {
+        let buffer = self.open.remove(&slot)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.buffered -= buffer.unit.len();
+        self.in_flight.insert(id, buffer.lowest);
+        Some(Sealed { id, slot, unit: buffer.unit })
     }
 
-    /// The offsets to commit once the batch is durable: next offset to read, per partition.
-    pub fn commit_positions(&self) -> impl Iterator<Item = (&str, i32, i64)> + '_ {
-        self.offsets.iter().map(|((t, p), o)| (t.as_str(), *p, o + 1))
+    /// Unit `id` is durable: it no longer holds positions back.
+    pub fn durable(&mut self, id: u64) {
+        self.in_flight.remove(&id);
+    }
+
+    /// The positions to commit that moved since the last call: per Kafka partition, the next
+    /// offset to read after everything durable (topic, partition, offset).
+    pub fn positions(&mut self) -> Vec<(Arc<str>, i32, i64)> {
+        let mut safe: BTreeMap<&Partition, i64> = self.read.iter().map(|(p, o)| (p, o + 1)).collect();
+        let held = self.open.values().map(|b| &b.lowest).chain(self.in_flight.values());
+        for lowest in held {
+            for (p, o) in lowest {
+                if let Some(s) = safe.get_mut(p) {
+                    *s = (*s).min(*o);
+                }
+            }
+        }
+        let mut moved = Vec::new();
+        for (p, o) in safe {
+            if self.returned.get(p).is_none_or(|r| *r < o) {
+                moved.push((p.0.clone(), p.1, o));
+            }
+        }
+        for (t, p, o) in &moved {
+            self.returned.insert((t.clone(), *p), *o);
+        }
+        moved
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use pv_events::sample;
+    use pv_events::{Timestamp, sample};
 
     use super::*;
     use pv_store::events::Provenance;
 
-    fn row() -> AnyRow {
-        AnyRow::Dose(DoseRow::new(&sample::enriched_dose(), Provenance { partition: 0, offset: 0 }))
+    /// 2026-01-15 and 2026-02-15, as ms.
+    const JAN: i64 = 1_768_435_200_000;
+    const FEB: i64 = 1_771_113_600_000;
+
+    fn dose(at_ms: i64) -> AnyRow {
+        let mut d = sample::enriched_dose();
+        d.administered_at = Timestamp::from_millis(at_ms);
+        AnyRow::Dose(DoseRow::new(&d, Provenance { partition: 0, offset: 0 }))
+    }
+
+    fn dead(partition: i32, offset: i64) -> DeadLetter {
+        DeadLetter { topic: "t".into(), partition, offset, key: None, payload: vec![1], reason: "bad".into() }
+    }
+
+    const LIMITS: Limits =
+        Limits { max_messages: 3, max_bytes: 1 << 20, max_wait: Duration::from_secs(60), max_buffered: 100 };
+
+    #[test]
+    fn rows_are_grouped_by_table_and_month_with_their_sources() {
+        let mut b = Buffers::default();
+        b.push_row(dose(JAN), "t", 0, 0, 1);
+        b.push_row(dose(FEB), "t", 0, 1, 1);
+        b.push_row(dose(JAN), "t", 1, 7, 1);
+        b.push_dead(dead(1, 8));
+        assert_eq!(b.buffered(), 4);
+        let jan = b.seal(Slot::Doses(202_601)).expect("january");
+        let Unit::Doses(rows) = &jan.unit else { panic!("doses") };
+        let at: Vec<(i32, i64)> = rows.sources.iter().map(|s| (s.partition, s.offset)).collect();
+        assert_eq!(at, [(0, 0), (1, 7)], "each row keeps the position it came from");
+        assert!(Arc::ptr_eq(&rows.sources[0].topic, &rows.sources[1].topic), "topic names shared");
+        assert_eq!(b.seal(Slot::Doses(202_602)).map(|s| s.unit.len()), Some(1));
+        assert_eq!(b.seal(Slot::DeadLetters).map(|s| s.unit.len()), Some(1));
+        assert_eq!((b.buffered(), b.in_flight()), (0, 3));
     }
 
     #[test]
-    fn commit_positions_are_one_past_the_highest_offset_per_partition() {
-        let mut b = Batch::default();
-        b.push_row(row(), "t", 0, 7);
-        b.push_row(row(), "t", 0, 5);
-        b.push_row(row(), "t", 1, 3);
-        b.push_dead(DeadLetter {
-            topic: "t".into(),
-            partition: 1,
-            offset: 4,
-            key: None,
-            payload: vec![1],
-            reason: "bad".into(),
-        });
-        let got: Vec<_> = b.commit_positions().collect();
-        assert_eq!(got, [("t", 0, 8), ("t", 1, 5)]);
-        assert_eq!((b.len(), b.doses.len(), b.dead_letters.len()), (4, 3, 1));
-        let offsets: Vec<(i32, i64)> = b.doses.sources.iter().map(|s| (s.partition, s.offset)).collect();
-        assert_eq!(offsets, [(0, 7), (0, 5), (1, 3)], "each row keeps the position it came from");
-        assert!(Arc::ptr_eq(&b.doses.sources[0].topic, &b.doses.sources[2].topic), "topic names shared");
+    fn positions_wait_for_every_unit_holding_their_rows_whatever_order_units_complete_in() {
+        let mut b = Buffers::default();
+        // Partition 0: offsets 0..6 alternate between January and February.
+        for o in 0..6 {
+            b.push_row(dose(if o % 2 == 0 { JAN } else { FEB }), "t", 0, o, 1);
+        }
+        assert_eq!(b.positions(), [], "nothing durable, nothing to commit");
+        let jan = b.seal(Slot::Doses(202_601)).expect("jan");
+        let feb = b.seal(Slot::Doses(202_602)).expect("feb");
+        // February (offsets 1, 3, 5) completes first: January still holds offset 0.
+        b.durable(feb.id);
+        assert_eq!(b.positions(), [], "offset 0 is not durable");
+        // More January rows arrive while January's unit is in flight.
+        b.push_row(dose(JAN), "t", 0, 6, 1);
+        b.durable(jan.id);
+        assert_eq!(b.positions(), [(Arc::from("t"), 0, 6)], "up to the open buffer's row at 6");
+        assert_eq!(b.positions(), [], "only positions that moved");
+        let last = b.seal(Slot::Doses(202_601)).expect("jan again");
+        b.durable(last.id);
+        assert_eq!(b.positions(), [(Arc::from("t"), 0, 7)]);
+        assert!(b.is_idle());
     }
 
     #[test]
-    fn enrolment_rows_are_batched_with_their_positions_and_counted_in_the_offsets() {
-        let mut b = Batch::default();
-        let enrolment = AnyRow::Enrolment(EnrolmentRow::new(
-            &sample::enriched_enrolment(),
-            Provenance { partition: 2, offset: 9 },
-        ));
-        b.push_row(row(), "t", 2, 8);
-        b.push_row(enrolment, "t", 2, 9);
-        assert_eq!((b.len(), b.doses.len(), b.enrolments.len()), (2, 1, 1));
-        let at: Vec<(i32, i64)> = b.enrolments.sources.iter().map(|s| (s.partition, s.offset)).collect();
-        assert_eq!(at, [(2, 9)]);
-        assert_eq!(b.commit_positions().collect::<Vec<_>>(), [("t", 2, 10)]);
+    fn a_unit_never_made_durable_holds_its_partitions_forever_and_only_them() {
+        let mut b = Buffers::default();
+        b.push_row(dose(JAN), "t", 0, 10, 1);
+        b.push_row(dose(FEB), "t", 1, 20, 1);
+        b.push_row(dose(FEB), "t", 0, 11, 1);
+        let jan = b.seal(Slot::Doses(202_601)).expect("jan");
+        let feb = b.seal(Slot::Doses(202_602)).expect("feb");
+        b.durable(feb.id);
+        // January (partition 0, offset 10) was interrupted: partition 0 stays before it.
+        assert_eq!(b.positions(), [(Arc::from("t"), 1, 21)]);
+        assert_eq!(jan.unit.len(), 1);
+        assert_eq!(b.in_flight(), 1);
     }
 
     #[test]
-    fn a_batch_is_due_when_full_or_old() {
-        let mut b = Batch::default();
-        assert!(!b.is_due(1, Duration::ZERO), "an empty batch is never due");
-        b.push_row(row(), "t", 0, 0);
-        assert!(b.is_due(1, Duration::from_secs(60)), "full");
-        assert!(!b.is_due(2, Duration::from_secs(60)));
-        assert!(b.is_due(2, Duration::ZERO), "old");
+    fn dead_letters_hold_positions_like_rows() {
+        let mut b = Buffers::default();
+        b.push_dead(dead(3, 4));
+        b.push_row(dose(JAN), "t", 3, 5, 1);
+        let rows = b.seal(Slot::Doses(202_601)).expect("rows");
+        b.durable(rows.id);
+        assert_eq!(b.positions(), [], "the dead letter at 4 is not sent yet");
+        let letters = b.seal(Slot::DeadLetters).expect("letters");
+        b.durable(letters.id);
+        assert_eq!(b.positions(), [(Arc::from("t"), 3, 6)]);
+    }
+
+    #[test]
+    fn the_fullest_buffer_is_due_first_then_the_oldest() {
+        let mut b = Buffers::default();
+        assert_eq!(b.next_due(&LIMITS, true), None, "nothing open");
+        b.push_row(dose(FEB), "t", 0, 0, 1);
+        for o in 1..4 {
+            b.push_row(dose(JAN), "t", 0, o, 1);
+        }
+        assert_eq!(b.next_due(&LIMITS, false), Some(Slot::Doses(202_601)), "full at 3");
+        b.seal(Slot::Doses(202_601));
+        assert_eq!(b.next_due(&LIMITS, false), None, "one row, young");
+        let old = Limits { max_wait: Duration::ZERO, ..LIMITS };
+        assert_eq!(b.next_due(&old, false), Some(Slot::Doses(202_602)), "old");
+        assert_eq!(b.next_due(&LIMITS, true), Some(Slot::Doses(202_602)), "draining");
+        let small = Limits { max_messages: 100, max_bytes: 2, ..LIMITS };
+        b.push_row(dose(JAN), "t", 0, 5, 1);
+        b.push_row(dose(JAN), "t", 0, 6, 1);
+        assert_eq!(b.next_due(&small, false), Some(Slot::Doses(202_601)), "full by bytes");
+        let crowded = Limits { max_messages: 100, max_buffered: 3, ..LIMITS };
+        assert_eq!(b.next_due(&crowded, false), Some(Slot::Doses(202_601)), "the fullest when crowded");
+    }
+
+    #[test]
+    fn time_left_is_that_of_the_oldest_buffer() {
+        let mut b = Buffers::default();
+        let wait = Duration::from_secs(60);
+        assert_eq!(b.time_left(wait), wait);
+        b.push_row(dose(JAN), "t", 0, 0, 1);
+        assert!(b.time_left(wait) <= wait && b.time_left(wait) > Duration::from_secs(59));
+        assert_eq!(b.time_left(Duration::ZERO), Duration::ZERO);
     }
 }

@@ -17,12 +17,28 @@ pub struct SinkConfig {
     /// Dead-letter topic for messages that cannot become rows.
     #[serde(default = "default_dlq_topic")]
     pub dlq_topic: String,
-    /// Flush when this many messages are buffered.
+    /// Rows are buffered per table and partition (month), so that one insert writes one part;
+    /// a buffer holding this many messages is inserted as soon as an insert may start.
+    /// ClickHouse wants 100,000-200,000 rows per insert: every part costs a few milliseconds
+    /// and the merges that follow, whatever its size.
     #[serde(default = "default_batch_max_messages")]
     pub batch_max_messages: usize,
-    /// Flush at the latest this long after the first buffered message, in milliseconds.
+    /// A buffer holding this many bytes (of message payloads) is due as well.
+    #[serde(default = "default_batch_max_bytes")]
+    pub batch_max_bytes: usize,
+    /// A buffer is due at the latest this long after its first message, in milliseconds (the
+    /// sink's share of the end-to-end latency).
     #[serde(default = "default_batch_max_wait_ms")]
     pub batch_max_wait_ms: u64,
+    /// While the open buffers hold this many messages together, the fullest is due, and
+    /// reading pauses until inserts make room (with one insert per slot in flight, this bounds
+    /// the sink's memory). At least `batch_max_messages`.
+    #[serde(default = "default_buffer_max_messages")]
+    pub buffer_max_messages: usize,
+    /// Inserts (or dead-letter deliveries) running at once. Offsets are committed only up to
+    /// the lowest message any of them, or any open buffer, still holds.
+    #[serde(default = "default_inserts_in_flight")]
+    pub inserts_in_flight: usize,
     /// First retry delay after a failed insert, in milliseconds (doubles up to `retry_max_ms`).
     #[serde(default = "default_retry_initial_ms")]
     pub retry_initial_ms: u64,
@@ -56,7 +72,16 @@ fn default_dlq_topic() -> String {
     "pv.enriched.dlq".into()
 }
 fn default_batch_max_messages() -> usize {
-    50_000
+    100_000
+}
+fn default_batch_max_bytes() -> usize {
+    64 << 20
+}
+fn default_buffer_max_messages() -> usize {
+    300_000
+}
+fn default_inserts_in_flight() -> usize {
+    2
 }
 fn default_batch_max_wait_ms() -> u64 {
     500
@@ -81,12 +106,61 @@ impl Default for SinkConfig {
             group_id: default_group_id(),
             dlq_topic: default_dlq_topic(),
             batch_max_messages: default_batch_max_messages(),
+            batch_max_bytes: default_batch_max_bytes(),
             batch_max_wait_ms: default_batch_max_wait_ms(),
+            buffer_max_messages: default_buffer_max_messages(),
+            inserts_in_flight: default_inserts_in_flight(),
             retry_initial_ms: default_retry_initial_ms(),
             retry_max_ms: default_retry_max_ms(),
             shutdown_timeout_ms: default_shutdown_timeout_ms(),
             metrics_listen: default_metrics_listen(),
             insert_timeout_ms: default_insert_timeout_ms(),
         }
+    }
+}
+
+impl SinkConfig {
+    /// Refuses settings that cannot work together, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_max_messages == 0 {
+            return Err("sink.batch_max_messages: must be at least 1".into());
+        }
+        if self.buffer_max_messages < self.batch_max_messages {
+            return Err(format!(
+                "sink.buffer_max_messages: {} is below batch_max_messages ({}); a buffer could never fill",
+                self.buffer_max_messages, self.batch_max_messages
+            ));
+        }
+        if self.inserts_in_flight == 0 {
+            return Err("sink.inserts_in_flight: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// When buffers are due.
+    pub(crate) fn limits(&self) -> crate::batch::Limits {
+        crate::batch::Limits {
+            max_messages: self.batch_max_messages,
+            max_bytes: self.batch_max_bytes,
+            max_wait: std::time::Duration::from_millis(self.batch_max_wait_ms),
+            max_buffered: self.buffer_max_messages,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_that_cannot_work_together_are_refused_by_name() {
+        assert_eq!(SinkConfig::default().validate(), Ok(()));
+        let small_buffer =
+            SinkConfig { buffer_max_messages: 10, batch_max_messages: 20, ..SinkConfig::default() };
+        assert!(small_buffer.validate().is_err_and(|e| e.starts_with("sink.buffer_max_messages:")));
+        let no_inserts = SinkConfig { inserts_in_flight: 0, ..SinkConfig::default() };
+        assert!(no_inserts.validate().is_err_and(|e| e.starts_with("sink.inserts_in_flight:")));
+        let empty = SinkConfig { batch_max_messages: 0, ..SinkConfig::default() };
+        assert!(empty.validate().is_err_and(|e| e.starts_with("sink.batch_max_messages:")));
     }
 }

@@ -1,47 +1,49 @@
 //! The sink loop, as explicit steps over a [`Feed`]:
 //!
-//! - **receive**: decode a message into the open batch (a row, or a dead letter);
-//! - **start flush**: when the batch is due (full, old, or the feed at its end) and no flush is
-//!   in flight, hand it to a flush that runs while the next batch fills;
-//! - **flushed**: the flush in flight is durable; its offsets go to the feed (stored in batch
-//!   order, each only after its flush);
-//! - **back-pressure**: while a flush is in flight and the open batch is full, the feed pauses
-//!   (the sink holds at most the batch in flight and one full batch, plus what the consumer
-//!   prefetched, or a replay's read-ahead of 1,024 messages);
-//! - **drain**: on shutdown or at the feed's end, finish the flush in flight and the open batch
-//!   within `shutdown_timeout_ms`, then close the feed (final commit). What is not durable by
-//!   then is not committed and is read again by the next run.
+//! - **receive**: decode a message into the buffer of its table and partition (a row), or the
+//!   dead-letter buffer;
+//! - **start inserts**: while fewer than `inserts_in_flight` run, seal the buffer that is due
+//!   (full by messages or bytes, the fullest when all together are full, else the oldest past
+//!   `batch_max_wait_ms`; everything at the feed's end) and insert it while reading goes on;
+//! - **durable**: an insert is acknowledged; the positions no open buffer and no insert in
+//!   flight holds back go to the feed ([`Buffers::positions`]), whatever order inserts
+//!   complete in;
+//! - **back-pressure**: while the buffers hold `buffer_max_messages`, the feed pauses (the sink
+//!   holds at most that, what the inserts in flight hold, and what the consumer prefetched, or
+//!   a replay's read-ahead of 1,024 messages);
+//! - **drain**: on shutdown or at the feed's end, finish the inserts in flight and insert every
+//!   buffer within `shutdown_timeout_ms`, then close the feed (final commit). What is not
+//!   durable by then is not committed and is read again by the next run.
 //!
 //! A message of a schema this build does not know (an enricher upgraded before the sink) halts
 //! its partition: it and everything after it on that partition are skipped, never committed, and
 //! read again by a sink that knows the schema; the sink logs it and `pv_sink_halted_partitions`
 //! counts it. It is not dead-lettered.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::collections::BTreeMap;
 
 use pv_events::{CodecError, EventCodec};
 use pv_runtime::Shutdown;
 use pv_store::events::{AnyRow, Provenance};
+use tokio::task::{JoinError, JoinSet};
 
-use crate::batch::{Batch, DeadLetter};
+use crate::batch::{Buffers, DeadLetter, Limits};
 use crate::config::SinkConfig;
 use crate::feed::{Feed, Incoming};
 use crate::metrics::SinkMetrics;
 use crate::writer::{Interrupted, Writer};
 
-/// A flush running while the next batch fills: it gives its batch back when done.
-type Flush = Pin<Box<dyn Future<Output = (Batch, Result<(), Interrupted>)> + Send>>;
+/// What an insert task gives back: the unit's id, and whether it is durable.
+type Done = Result<(u64, Result<(), Interrupted>), JoinError>;
 
 /// What happened while the loop waited.
 enum Step<'f> {
     Shutdown,
     Received(Incoming<'f>),
-    Flushed(Batch, Result<(), Interrupted>),
+    Done(Done),
     FeedEnded,
     Waited,
 }
@@ -49,17 +51,18 @@ enum Step<'f> {
 /// The loop's state.
 pub(crate) struct Consumption {
     cfg: SinkConfig,
+    limits: Limits,
     metrics: SinkMetrics,
     writer: Arc<Writer>,
-    batch: Batch,
-    in_flight: Option<Flush>,
+    buffers: Buffers,
+    inserts: JoinSet<(u64, Result<(), Interrupted>)>,
     paused: bool,
     /// Partitions halted at a message of an unknown schema: offset and fingerprint.
     halted: BTreeMap<(String, i32), (i64, String)>,
     feed_ended: bool,
     /// Messages read.
     messages: u64,
-    /// Flushes made durable.
+    /// Units made durable.
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     flushes: u64,
 }
@@ -68,10 +71,11 @@ impl Consumption {
     pub(crate) fn new(cfg: &SinkConfig, metrics: &SinkMetrics, writer: Writer) -> Self {
         Self {
             cfg: cfg.clone(),
+            limits: cfg.limits(),
             metrics: metrics.clone(),
             writer: Arc::new(writer),
-            batch: Batch::default(),
-            in_flight: None,
+            buffers: Buffers::default(),
+            inserts: JoinSet::new(),
             paused: false,
             halted: BTreeMap::new(),
             feed_ended: false,
@@ -82,43 +86,37 @@ impl Consumption {
 
     /// Runs the loop over `feed` until shutdown or the feed's end; returns the messages read.
     pub(crate) async fn run(mut self, feed: &mut Feed, shutdown: &Shutdown) -> u64 {
-        let mut in_order = true;
         loop {
             self.apply_backpressure(feed);
-            if self.feed_ended && self.in_flight.is_none() && self.batch.is_empty() {
+            if self.feed_ended && self.buffers.is_idle() {
                 break;
             }
             match self.wait(feed, shutdown).await {
                 Step::Shutdown => break,
                 Step::Received(message) => self.receive(&message),
-                Step::Flushed(batch, Ok(())) => self.flushed(feed, &batch),
-                Step::Flushed(_, Err(Interrupted)) => {
-                    in_order = false;
-                    break;
-                }
+                Step::Done(done) => self.done(feed, done),
                 Step::FeedEnded => self.feed_ended = true,
                 Step::Waited => {}
             }
-            self.start_flush_if_due(shutdown);
+            self.start_inserts(shutdown, self.feed_ended);
         }
         let messages = self.messages;
-        self.drain(feed, in_order).await;
+        self.drain(feed).await;
         messages
     }
 
-    /// Waits for whichever comes first: shutdown, the flush in flight, a message, the batch's
-    /// deadline.
+    /// Waits for whichever comes first: shutdown, an insert's end, a message, the oldest
+    /// buffer's deadline (when an insert could start).
     async fn wait<'f>(&mut self, feed: &'f mut Feed, shutdown: &Shutdown) -> Step<'f> {
-        let max_wait = Duration::from_millis(self.cfg.batch_max_wait_ms);
-        let wait = if self.in_flight.is_some() { max_wait } else { self.batch.time_left(max_wait) };
+        let max_wait = self.limits.max_wait;
+        let slot_free = self.inserts.len() < self.cfg.inserts_in_flight;
+        let wait = if slot_free { self.buffers.time_left(max_wait) } else { max_wait };
         let reading = !self.feed_ended;
+        let inserting = !self.inserts.is_empty();
         tokio::select! {
             biased;
             () = shutdown.wait() => Step::Shutdown,
-            (batch, result) = async { self.in_flight.as_mut().expect("guarded").await }, if self.in_flight.is_some() => {
-                self.in_flight = None;
-                Step::Flushed(batch, result)
-            }
+            Some(done) = self.inserts.join_next(), if inserting => Step::Done(done),
             next = tokio::time::timeout(wait, feed.next()), if reading => match next {
                 Err(_) => Step::Waited,
                 Ok(None) => Step::FeedEnded,
@@ -128,7 +126,7 @@ impl Consumption {
         }
     }
 
-    /// Decodes `message` into the open batch: a row, or a dead letter with the reason.
+    /// Decodes `message` into its buffer: a row, or a dead letter with the reason.
     fn receive(&mut self, message: &Incoming<'_>) {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         self.messages += 1;
@@ -154,10 +152,10 @@ impl Consumption {
             AnyRow::new(&event, Provenance { partition, offset }).map_err(|e| e.to_string())
         });
         match row {
-            Ok(row) => self.batch.push_row(row, topic, partition, offset),
+            Ok(row) => self.buffers.push_row(row, topic, partition, offset, payload.len()),
             Err(reason) => {
                 tracing::warn!(topic, partition, offset, %reason, "message to dead-letter topic");
-                self.batch.push_dead(DeadLetter {
+                self.buffers.push_dead(DeadLetter {
                     topic: topic.to_owned(),
                     partition,
                     offset,
@@ -169,32 +167,46 @@ impl Consumption {
         }
     }
 
-    /// Hands the open batch to a flush when it is due and none is in flight.
-    fn start_flush_if_due(&mut self, shutdown: &Shutdown) {
-        let max_wait = Duration::from_millis(self.cfg.batch_max_wait_ms);
-        let due = self.batch.is_due(self.cfg.batch_max_messages, max_wait)
-            || (self.feed_ended && !self.batch.is_empty());
-        if self.in_flight.is_none() && due {
-            let batch = std::mem::take(&mut self.batch);
+    /// Seals due buffers into inserts while fewer than `inserts_in_flight` run (`draining`:
+    /// every buffer is due).
+    fn start_inserts(&mut self, shutdown: &Shutdown, draining: bool) {
+        while self.inserts.len() < self.cfg.inserts_in_flight {
+            let Some(sealed) =
+                self.buffers.next_due(&self.limits, draining).and_then(|s| self.buffers.seal(s))
+            else {
+                return;
+            };
             let (writer, shutdown) = (self.writer.clone(), shutdown.clone());
-            self.in_flight = Some(Box::pin(async move {
-                let result = writer.flush(&batch, &shutdown).await;
-                (batch, result)
-            }));
+            self.inserts.spawn(async move {
+                let result = writer.flush(&sealed, &shutdown).await;
+                (sealed.id, result)
+            });
         }
     }
 
-    /// The flush in flight is durable: its offsets may be committed.
-    fn flushed(&mut self, feed: &Feed, batch: &Batch) {
-        self.flushes += 1;
-        #[cfg(feature = "fault-injection")]
-        crate::fault::abort_after_inserts(self.flushes);
-        feed.durable(batch);
+    /// An insert ended: when durable, the positions it held back may be committed.
+    fn done(&mut self, feed: &Feed, done: Done) {
+        match done {
+            Ok((id, Ok(()))) => {
+                self.flushes += 1;
+                #[cfg(feature = "fault-injection")]
+                crate::fault::abort_after_inserts(self.flushes);
+                self.buffers.durable(id);
+                feed.store(&self.buffers.positions());
+            }
+            // Shutdown came first: the unit stays in flight, holding its positions back.
+            Ok((_, Err(Interrupted))) => {
+                tracing::warn!("an insert was interrupted; its messages will be re-read")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "an insert task failed; its messages will be re-read after a restart")
+            }
+        }
     }
 
-    /// Pauses the feed while a flush is in flight and the open batch is full; resumes after.
+    /// Pauses the feed while the buffers hold `buffer_max_messages`; resumes after.
     fn apply_backpressure(&mut self, feed: &mut Feed) {
-        let full = self.in_flight.is_some() && self.batch.len() >= self.cfg.batch_max_messages;
+        let full = self.buffers.buffered() >= self.cfg.buffer_max_messages;
         if full != self.paused {
             feed.set_paused(full);
             self.paused = full;
@@ -202,36 +214,34 @@ impl Consumption {
         }
     }
 
-    /// Finishes the flush in flight, then the open batch (both within `shutdown_timeout_ms`),
-    /// then closes the feed. Offsets cover everything up to the batch stored, so a later batch is
-    /// stored only when every earlier one was: otherwise all of them are read again.
-    async fn drain(mut self, feed: &mut Feed, mut in_order: bool) {
+    /// Finishes the inserts in flight, then inserts every buffer (all within
+    /// `shutdown_timeout_ms`), then closes the feed. Positions never pass a message that is not
+    /// durable, so whatever is left is read again by the next run.
+    async fn drain(mut self, feed: &mut Feed) {
         if self.paused {
             feed.set_paused(false);
             self.metrics.paused.set(0);
         }
-        let deadline = Instant::now() + Duration::from_millis(self.cfg.shutdown_timeout_ms);
-        if let Some(flush) = self.in_flight.take() {
-            match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), flush).await {
-                Ok((batch, Ok(()))) if in_order => feed.durable(&batch),
-                _ => {
-                    in_order = false;
-                    tracing::warn!("the flush in flight did not finish; its batch will be re-read");
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.cfg.shutdown_timeout_ms);
+        // Not interrupted by the shutdown that got us here: finish unless time runs out.
+        let finishing = Shutdown::new();
+        loop {
+            self.start_inserts(&finishing, true);
+            match tokio::time::timeout_at(deadline, self.inserts.join_next()).await {
+                Ok(Some(done)) => self.done(feed, done),
+                Ok(None) => break,
+                Err(_) => {
+                    self.inserts.abort_all();
+                    break;
                 }
             }
         }
-        if !self.batch.is_empty() && in_order {
-            // Not interrupted by the shutdown that got us here: finish unless time runs out.
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.writer.flush(&self.batch, &Shutdown::new())).await {
-                Ok(Ok(())) => feed.durable(&self.batch),
-                _ => tracing::warn!(
-                    messages = self.batch.len(),
-                    "last batch not durable in time; it will be re-read"
-                ),
-            }
-        } else if !self.batch.is_empty() {
-            tracing::warn!(messages = self.batch.len(), "last batch not flushed; it will be re-read");
+        if !self.buffers.is_idle() {
+            tracing::warn!(
+                buffered = self.buffers.buffered(),
+                inserts = self.buffers.in_flight(),
+                "not everything was durable in time; it will be re-read"
+            );
         }
         feed.close();
     }

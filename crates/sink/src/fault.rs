@@ -16,3 +16,22 @@ pub(crate) fn abort_after_inserts(flushes: u64) {
         std::process::abort();
     }
 }
+
+/// Inserts into partition `month` (`YYYYMM`) of any table wait this long before they start
+/// (inserts of other months complete first: out-of-order completion, on demand).
+pub fn hold_inserts(month: u32, time: std::time::Duration) {
+    if let Ok(mut held) = held().lock() {
+        held.insert(month, time);
+    }
+}
+
+fn held() -> &'static std::sync::Mutex<std::collections::BTreeMap<u32, std::time::Duration>> {
+    static HELD: OnceLock<std::sync::Mutex<std::collections::BTreeMap<u32, std::time::Duration>>> =
+        OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
+/// How long an insert into `month` is held ([`hold_inserts`]).
+pub(crate) fn hold_for(month: u32) -> Option<std::time::Duration> {
+    held().lock().ok().and_then(|h| h.get(&month).copied())
+}

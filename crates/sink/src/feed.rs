@@ -11,8 +11,8 @@
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pv_runtime::KafkaConfig;
@@ -23,8 +23,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
-
-use crate::batch::Batch;
 
 /// A message read, from the group's consumer or from a replay.
 #[derive(Debug)]
@@ -104,10 +102,11 @@ impl Feed {
         }
     }
 
-    /// `batch` is durable: its offsets may be committed.
-    pub fn durable(&self, batch: &Batch) {
+    /// Everything before these positions (topic, partition, next offset) is durable: they may
+    /// be committed.
+    pub fn store(&self, positions: &[(Arc<str>, i32, i64)]) {
         if let Feed::Group(g) = self {
-            g.store(batch);
+            g.store(positions);
         }
     }
 
@@ -235,12 +234,16 @@ impl GroupFeed {
         assignment.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
     }
 
-    /// Stores the batch's offsets for the background committer.
-    fn store(&self, batch: &Batch) {
+    /// Stores positions for the background committer.
+    fn store(&self, positions: &[(Arc<str>, i32, i64)]) {
+        if positions.is_empty() {
+            return;
+        }
         let mut tpl = TopicPartitionList::new();
-        for (topic, partition, next) in batch.commit_positions() {
+        for (topic, partition, next) in positions {
+            let (topic, partition, next) = (&**topic, *partition, *next);
             if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(next)) {
-                tracing::warn!(error = %e, topic, partition, "cannot list offset; batch will be re-read");
+                tracing::warn!(error = %e, topic, partition, "cannot list offset; its messages will be re-read");
             }
         }
         if tpl.count() > 0
@@ -248,14 +251,14 @@ impl GroupFeed {
         {
             // After a rebalance the partition may belong to another member: it re-reads and
             // dedup absorbs the copies. Anything else is logged; the data is already durable.
-            tracing::warn!(error = %e, "cannot store offsets (partition revoked?); batch will be re-read");
+            tracing::warn!(error = %e, "cannot store offsets (partition revoked?); those messages will be re-read");
         }
     }
 
     /// Commits the stored offsets synchronously (on the way out).
     fn commit(&self) {
         // With enable.auto.offset.store=false this commits the *stored* offsets of the current
-        // assignment (rd_kafka_commit with NULL offsets), i.e. only durable batches.
+        // assignment (rd_kafka_commit with NULL offsets), i.e. only positions below every message not yet durable.
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => tracing::warn!(error = %e, "final commit failed; uncommitted messages will be re-read"),

@@ -34,6 +34,7 @@ pub struct ReplayReport {
 impl Sink {
     /// A sink with the given settings.
     pub fn new(cfg: SinkConfig, kafka: KafkaConfig, clickhouse: ClickHouseConfig) -> anyhow::Result<Self> {
+        cfg.validate().map_err(anyhow::Error::msg)?;
         Ok(Self { cfg, kafka, clickhouse, metrics: SinkMetrics::new()? })
     }
 

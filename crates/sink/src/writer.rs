@@ -12,7 +12,7 @@ use pv_store::{Db, Table, TableRow};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::batch::{Batch, DeadLetter, Rows, Source};
+use crate::batch::{DeadLetter, Rows, Sealed, Source, Unit};
 use crate::config::SinkConfig;
 use crate::failure::{Failure, classify};
 use crate::metrics::SinkMetrics;
@@ -43,38 +43,45 @@ impl Writer {
         Ok(Self { cfg: cfg.clone(), kafka: kafka.clone(), db, dlq, metrics })
     }
 
-    /// Makes `batch` durable, or gives up when `shutdown` is triggered.
-    pub(crate) async fn flush(&self, batch: &Batch, shutdown: &Shutdown) -> Result<(), Interrupted> {
-        let started = Instant::now();
-        // The tables are independent: insert them concurrently (ClickHouse parses each on its own
-        // thread); the batch is durable once all four are acknowledged.
-        let (doses, forms, reports, enrolments) = tokio::join!(
-            self.insert_isolating(&DOSES, &batch.doses, shutdown),
-            self.insert_isolating(&MONITORING_FORMS, &batch.monitoring, shutdown),
-            self.insert_isolating(&AE_REPORT_VERSIONS, &batch.adverse_events, shutdown),
-            self.insert_isolating(&ENROLMENTS, &batch.enrolments, shutdown),
-        );
-        let refused = [
-            (&batch.doses.sources, doses?),
-            (&batch.monitoring.sources, forms?),
-            (&batch.adverse_events.sources, reports?),
-            (&batch.enrolments.sources, enrolments?),
-        ];
-        for (sources, rows) in refused {
-            for (index, reason) in rows {
-                let source = &sources[index];
-                let dead = self
-                    .retrying("dead-letter source", shutdown, || self.read_source(source, &reason))
-                    .await?;
-                self.send_dead(&dead, shutdown).await?;
-            }
+    /// Makes a sealed unit durable (its rows inserted, the ones ClickHouse refuses dead-lettered;
+    /// or its dead letters delivered), or gives up when `shutdown` is triggered.
+    pub(crate) async fn flush(&self, sealed: &Sealed, shutdown: &Shutdown) -> Result<(), Interrupted> {
+        let (unit, started) = (&sealed.unit, Instant::now());
+        #[cfg(feature = "fault-injection")]
+        if let Some(hold) = sealed.slot.month().and_then(crate::fault::hold_for) {
+            tokio::time::sleep(hold).await;
         }
-        for dead in &batch.dead_letters {
-            self.send_dead(dead, shutdown).await?;
+        match unit {
+            Unit::Doses(rows) => self.insert(&DOSES, rows, shutdown).await?,
+            Unit::Monitoring(rows) => self.insert(&MONITORING_FORMS, rows, shutdown).await?,
+            Unit::AdverseEvents(rows) => self.insert(&AE_REPORT_VERSIONS, rows, shutdown).await?,
+            Unit::Enrolments(rows) => self.insert(&ENROLMENTS, rows, shutdown).await?,
+            Unit::DeadLetters(letters) => {
+                for dead in letters {
+                    self.send_dead(dead, shutdown).await?;
+                }
+            }
         }
         self.metrics.batches.inc();
         self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
-        tracing::debug!(messages = batch.len(), ms = started.elapsed().as_millis() as u64, "batch durable");
+        tracing::debug!(messages = unit.len(), ms = started.elapsed().as_millis() as u64, "unit durable");
+        Ok(())
+    }
+
+    /// Inserts `rows` into `table`, dead-lettering the rows ClickHouse refuses for their content.
+    async fn insert<T: TableRow + Clone>(
+        &self,
+        table: &Table<T>,
+        rows: &Rows<T>,
+        shutdown: &Shutdown,
+    ) -> Result<(), Interrupted> {
+        self.metrics.insert_rows.observe(rows.len() as f64);
+        for (index, reason) in self.insert_isolating(table, rows, shutdown).await? {
+            let source = &rows.sources[index];
+            let dead =
+                self.retrying("dead-letter source", shutdown, || self.read_source(source, &reason)).await?;
+            self.send_dead(&dead, shutdown).await?;
+        }
         Ok(())
     }
 

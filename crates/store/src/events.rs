@@ -66,6 +66,12 @@ pub fn earliest_accepted<K: Ord, T>(copies: impl IntoIterator<Item = (K, u64, T)
     kept.into_values().map(|(_, value)| value).collect()
 }
 
+/// `YYYYMM` (UTC) of a time in ms since the epoch; 0 outside chrono's range.
+fn yyyymm(ms: i64) -> u32 {
+    use chrono::Datelike as _;
+    chrono::DateTime::from_timestamp_millis(ms).map_or(0, |t| t.year().unsigned_abs() * 100 + t.month())
+}
+
 fn ms(t: Option<Timestamp>) -> Option<i64> {
     t.map(Timestamp::millis)
 }
@@ -668,6 +674,20 @@ pub enum AnyRow {
 }
 
 impl AnyRow {
+    /// The partition of its table the row lands in (`YYYYMM` of the time its table is partitioned
+    /// by, as `toYYYYMM(toDateTime(..))` on a server in UTC). The sink groups rows by it so that
+    /// an insert writes one part; on a server in another time zone a row near a month's edge may
+    /// land in the neighbouring partition, which costs a part, never a row.
+    pub fn partition_month(&self) -> u32 {
+        let ms = match self {
+            AnyRow::Dose(r) => r.administered_at_ms,
+            AnyRow::Monitoring(r) => r.monitored_at_ms,
+            AnyRow::AdverseEvent(r) => r.reported_at_ms,
+            AnyRow::Enrolment(r) => r.enrolled_at_ms,
+        };
+        yyyymm(ms)
+    }
+
     /// The row for any enriched event.
     pub fn new(event: &EnrichedEvent, at: Provenance) -> Result<Self, RowError> {
         Ok(match event {
@@ -686,6 +706,19 @@ mod tests {
     use super::*;
 
     const AT: Provenance = Provenance { partition: 3, offset: 42 };
+
+    #[test]
+    fn partition_months_are_utc_calendar_months() {
+        assert_eq!(yyyymm(0), 197_001);
+        // 2026-01-31T23:59:59.999Z and the next millisecond.
+        assert_eq!(yyyymm(1_769_903_999_999), 202_601);
+        assert_eq!(yyyymm(1_769_904_000_000), 202_602);
+        // 2024-02-29T12:00:00Z (a leap day).
+        assert_eq!(yyyymm(1_709_208_000_000), 202_402);
+        let mut d = sample::enriched_dose();
+        d.administered_at = Timestamp::from_millis(1_769_904_000_000);
+        assert_eq!(AnyRow::Dose(DoseRow::new(&d, AT)).partition_month(), 202_602);
+    }
 
     #[test]
     fn rows_convert_back_to_the_same_events() {
