@@ -154,7 +154,7 @@ impl Transaction {
             .map_err(|e| self.classify(e))?;
         let mut attempt = 0;
         loop {
-            match self.producer.commit_transaction(KAFKA_TIMEOUT) {
+            match pv_runtime::kafka::produce::commit_transaction(&self.producer, KAFKA_TIMEOUT) {
                 Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt < 5 => attempt += 1,
                 Err(e) => return Err(self.classify(e)),
                 Ok(()) => break,
