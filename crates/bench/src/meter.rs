@@ -3,6 +3,8 @@
 //! and what ClickHouse did with the rows (parts written by inserts, merges, rows rewritten by
 //! merges), read from its `system.part_log` for the run's database.
 
+use std::time::{Duration, Instant};
+
 use pv_runtime::ClickHouseConfig;
 
 use crate::env::{Service, cpu_seconds, server_pids};
@@ -12,7 +14,7 @@ use crate::env::{Service, cpu_seconds, server_pids};
 pub struct Meter {
     /// (name, pid, CPU seconds at the start).
     processes: Vec<(String, u32, f64)>,
-    started: std::time::Instant,
+    started: Instant,
     /// ClickHouse's clock at the start (part_log rows from then on count).
     since: u32,
 }
@@ -22,7 +24,7 @@ pub struct Meter {
 pub struct Usage {
     /// (process, microseconds of CPU, user + system, per event).
     pub cpu_us_per_event: Vec<(String, f64)>,
-    /// (process, cores kept busy on average over the window).
+    /// (process, cores kept busy on average over the window, merges settling included).
     pub cores: Vec<(String, f64)>,
     /// What ClickHouse did, if its part log is on.
     pub parts: Option<Parts>,
@@ -40,21 +42,28 @@ pub struct Parts {
 }
 
 impl Meter {
-    /// Starts measuring `services` and the local servers.
+    /// Starts measuring `services` and the local servers, once ClickHouse is quiet (the merges
+    /// and drops of earlier runs would count in this one).
     pub async fn start(services: &[&Service], clickhouse: &ClickHouseConfig) -> Meter {
         let mut processes: Vec<(String, u32)> =
             services.iter().filter_map(|s| Some((s.name.to_string(), s.pid()?))).collect();
-        processes.extend(server_pids().into_iter().map(|(n, p)| (n.to_string(), p)));
+        let servers = server_pids();
+        if let Some((_, pid)) = servers.iter().find(|(n, _)| *n == "clickhouse") {
+            wait_until_quiet(*pid).await;
+        }
+        processes.extend(servers.into_iter().map(|(n, p)| (n.to_string(), p)));
         let since = clickhouse_now(clickhouse).await.unwrap_or(0);
         Meter {
             processes: processes.into_iter().map(|(n, p)| (n, p, cpu_seconds(p))).collect(),
-            started: std::time::Instant::now(),
+            started: Instant::now(),
             since,
         }
     }
 
-    /// Ends the window: `events` moved, `rows` stored in the run's database.
+    /// Ends the window once ClickHouse has no merge of the run's database running (so the
+    /// merges the inserts caused count): `events` moved, `rows` stored in the run's database.
     pub async fn finish(&self, events: u64, rows: u64, clickhouse: &ClickHouseConfig) -> Usage {
+        wait_for_merges(clickhouse).await;
         let wall = self.started.elapsed().as_secs_f64();
         let used: Vec<(String, f64)> =
             self.processes.iter().map(|(n, p, before)| (n.clone(), cpu_seconds(*p) - before)).collect();
@@ -66,6 +75,35 @@ impl Meter {
             }
         };
         usage(&used, wall, events, parts)
+    }
+}
+
+/// Waits (up to 30 s) until ClickHouse (`pid`) keeps under a tenth of a core busy.
+async fn wait_until_quiet(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let before = cpu_seconds(pid);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if cpu_seconds(pid) - before < 0.05 || Instant::now() > deadline {
+            return;
+        }
+    }
+}
+
+/// Waits (up to 60 s) until no merge of the run's database has run for two polls a second apart.
+async fn wait_for_merges(cfg: &ClickHouseConfig) {
+    let client = pv_runtime::clickhouse::server_client(cfg);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut idle = 0;
+    while idle < 2 && Instant::now() < deadline {
+        let running: u64 = client
+            .query("SELECT count() FROM system.merges WHERE database = ?")
+            .bind(&cfg.database)
+            .fetch_one()
+            .await
+            .unwrap_or(0);
+        idle = if running == 0 { idle + 1 } else { 0 };
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -189,6 +189,8 @@ pub struct Limits {
     pub max_bytes: usize,
     /// A buffer open this long is due.
     pub max_wait: Duration,
+    /// ... or this long while the sink reads a backlog (latency is moot then, parts are not).
+    pub backlog_max_wait: Duration,
     /// While the open buffers hold this many messages together, the fullest is due.
     pub max_buffered: usize,
 }
@@ -281,8 +283,9 @@ impl Buffers {
 
     /// The buffer to seal next, if one is due: the fullest of those at `max_messages` or
     /// `max_bytes`, or the fullest when all together hold `max_buffered`; else the oldest of
-    /// those open `max_wait`; with `draining`, the fullest of any.
-    pub fn next_due(&self, limits: &Limits, draining: bool) -> Option<Slot> {
+    /// those open `max_wait` (`backlog_max_wait` in a `backlog`); with `draining`, the fullest
+    /// of any.
+    pub fn next_due(&self, limits: &Limits, draining: bool, backlog: bool) -> Option<Slot> {
         let fullest = || self.open.iter().max_by_key(|(_, b)| b.unit.len()).map(|(s, _)| *s);
         let full = self
             .open
@@ -296,9 +299,10 @@ impl Buffers {
         if draining || self.buffered >= limits.max_buffered {
             return fullest();
         }
+        let max_wait = if backlog { limits.backlog_max_wait } else { limits.max_wait };
         self.open
             .iter()
-            .filter(|(_, b)| b.opened.elapsed() >= limits.max_wait)
+            .filter(|(_, b)| b.opened.elapsed() >= max_wait)
             .min_by_key(|(_, b)| b.opened)
             .map(|(s, _)| *s)
     }
@@ -369,8 +373,13 @@ mod tests {
         DeadLetter { topic: "t".into(), partition, offset, key: None, payload: vec![1], reason: "bad".into() }
     }
 
-    const LIMITS: Limits =
-        Limits { max_messages: 3, max_bytes: 1 << 20, max_wait: Duration::from_secs(60), max_buffered: 100 };
+    const LIMITS: Limits = Limits {
+        max_messages: 3,
+        max_bytes: 1 << 20,
+        max_wait: Duration::from_secs(60),
+        backlog_max_wait: Duration::from_secs(600),
+        max_buffered: 100,
+    };
 
     #[test]
     fn rows_are_grouped_by_table_and_month_with_their_sources() {
@@ -445,23 +454,30 @@ mod tests {
     #[test]
     fn the_fullest_buffer_is_due_first_then_the_oldest() {
         let mut b = Buffers::default();
-        assert_eq!(b.next_due(&LIMITS, true), None, "nothing open");
+        assert_eq!(b.next_due(&LIMITS, true, false), None, "nothing open");
         b.push_row(dose(FEB), "t", 0, 0, 1);
         for o in 1..4 {
             b.push_row(dose(JAN), "t", 0, o, 1);
         }
-        assert_eq!(b.next_due(&LIMITS, false), Some(Slot::Doses(202_601)), "full at 3");
+        assert_eq!(b.next_due(&LIMITS, false, false), Some(Slot::Doses(202_601)), "full at 3");
         b.seal(Slot::Doses(202_601));
-        assert_eq!(b.next_due(&LIMITS, false), None, "one row, young");
+        assert_eq!(b.next_due(&LIMITS, false, false), None, "one row, young");
         let old = Limits { max_wait: Duration::ZERO, ..LIMITS };
-        assert_eq!(b.next_due(&old, false), Some(Slot::Doses(202_602)), "old");
-        assert_eq!(b.next_due(&LIMITS, true), Some(Slot::Doses(202_602)), "draining");
+        assert_eq!(b.next_due(&old, false, false), Some(Slot::Doses(202_602)), "old");
+        assert_eq!(b.next_due(&old, false, true), None, "not old enough in a backlog");
+        let older = Limits { backlog_max_wait: Duration::ZERO, ..old };
+        assert_eq!(b.next_due(&older, false, true), Some(Slot::Doses(202_602)), "old in a backlog too");
+        assert_eq!(b.next_due(&LIMITS, true, false), Some(Slot::Doses(202_602)), "draining");
         let small = Limits { max_messages: 100, max_bytes: 2, ..LIMITS };
         b.push_row(dose(JAN), "t", 0, 5, 1);
         b.push_row(dose(JAN), "t", 0, 6, 1);
-        assert_eq!(b.next_due(&small, false), Some(Slot::Doses(202_601)), "full by bytes");
+        assert_eq!(b.next_due(&small, false, false), Some(Slot::Doses(202_601)), "full by bytes");
         let crowded = Limits { max_messages: 100, max_buffered: 3, ..LIMITS };
-        assert_eq!(b.next_due(&crowded, false), Some(Slot::Doses(202_601)), "the fullest when crowded");
+        assert_eq!(
+            b.next_due(&crowded, false, false),
+            Some(Slot::Doses(202_601)),
+            "the fullest when crowded"
+        );
     }
 
     #[test]

@@ -30,6 +30,12 @@ pub struct SinkConfig {
     /// sink's share of the end-to-end latency).
     #[serde(default = "default_batch_max_wait_ms")]
     pub batch_max_wait_ms: u64,
+    /// While the sink reads a backlog (a backfill, a replay, catching up after an outage:
+    /// messages are waiting the whole `batch_max_wait_ms`), a buffer is due by age only after
+    /// this long, so a month's rows go in few parts; buffers due by size come first anyway.
+    /// Also bounds how far the committed positions trail what was read.
+    #[serde(default = "default_backlog_max_wait_ms")]
+    pub backlog_max_wait_ms: u64,
     /// While the open buffers hold this many messages together, the fullest is due, and
     /// reading pauses until inserts make room (with one insert per slot in flight, this bounds
     /// the sink's memory). At least `batch_max_messages`.
@@ -77,6 +83,9 @@ fn default_batch_max_messages() -> usize {
 fn default_batch_max_bytes() -> usize {
     64 << 20
 }
+fn default_backlog_max_wait_ms() -> u64 {
+    5_000
+}
 fn default_buffer_max_messages() -> usize {
     300_000
 }
@@ -108,6 +117,7 @@ impl Default for SinkConfig {
             batch_max_messages: default_batch_max_messages(),
             batch_max_bytes: default_batch_max_bytes(),
             batch_max_wait_ms: default_batch_max_wait_ms(),
+            backlog_max_wait_ms: default_backlog_max_wait_ms(),
             buffer_max_messages: default_buffer_max_messages(),
             inserts_in_flight: default_inserts_in_flight(),
             retry_initial_ms: default_retry_initial_ms(),
@@ -143,6 +153,9 @@ impl SinkConfig {
             max_messages: self.batch_max_messages,
             max_bytes: self.batch_max_bytes,
             max_wait: std::time::Duration::from_millis(self.batch_max_wait_ms),
+            backlog_max_wait: std::time::Duration::from_millis(
+                self.backlog_max_wait_ms.max(self.batch_max_wait_ms),
+            ),
             max_buffered: self.buffer_max_messages,
         }
     }

@@ -4,6 +4,7 @@
 //!   dead-letter buffer;
 //! - **start inserts**: while fewer than `inserts_in_flight` run, seal the buffer that is due
 //!   (full by messages or bytes, the fullest when all together are full, else the oldest past
+//!   `batch_max_wait_ms`, or `backlog_max_wait_ms` while messages wait for the sink the whole
 //!   `batch_max_wait_ms`; everything at the feed's end) and insert it while reading goes on;
 //! - **durable**: an insert is acknowledged; the positions no open buffer and no insert in
 //!   flight holds back go to the feed ([`Buffers::positions`]), whatever order inserts
@@ -21,7 +22,7 @@
 //! counts it. It is not dead-lettered.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
@@ -35,6 +36,9 @@ use crate::config::SinkConfig;
 use crate::feed::{Feed, Incoming};
 use crate::metrics::SinkMetrics;
 use crate::writer::{Interrupted, Writer};
+
+/// A message that took at least this long to come means the loop had caught up with the feed.
+const NO_BACKLOG_WAIT: Duration = Duration::from_millis(1);
 
 /// What an insert task gives back: the unit's id, and whether it is durable.
 type Done = Result<(u64, Result<(), Interrupted>), JoinError>;
@@ -60,6 +64,8 @@ pub(crate) struct Consumption {
     /// Partitions halted at a message of an unknown schema: offset and fingerprint.
     halted: BTreeMap<(String, i32), (i64, String)>,
     feed_ended: bool,
+    /// When the feed last made the loop wait for a message (unpaused): long ago means a backlog.
+    last_wait: Instant,
     /// Messages read.
     messages: u64,
     /// Units made durable.
@@ -79,6 +85,7 @@ impl Consumption {
             paused: false,
             halted: BTreeMap::new(),
             feed_ended: false,
+            last_wait: Instant::now(),
             messages: 0,
             flushes: 0,
         }
@@ -91,12 +98,16 @@ impl Consumption {
             if self.feed_ended && self.buffers.is_idle() {
                 break;
             }
+            let asked = Instant::now();
             match self.wait(feed, shutdown).await {
                 Step::Shutdown => break,
-                Step::Received(message) => self.receive(&message),
+                Step::Received(message) => {
+                    self.note_wait(asked.elapsed());
+                    self.receive(&message);
+                }
                 Step::Done(done) => self.done(feed, done),
                 Step::FeedEnded => self.feed_ended = true,
-                Step::Waited => {}
+                Step::Waited => self.note_wait(asked.elapsed()),
             }
             self.start_inserts(shutdown, self.feed_ended);
         }
@@ -105,12 +116,25 @@ impl Consumption {
         messages
     }
 
+    /// Whether the loop had to wait for the feed (not paused): the sink is not in a backlog.
+    fn note_wait(&mut self, waited: Duration) {
+        if !self.paused && waited >= NO_BACKLOG_WAIT {
+            self.last_wait = Instant::now();
+        }
+    }
+
+    /// Whether messages have been waiting for the sink for a whole `batch_max_wait_ms`.
+    fn in_backlog(&self) -> bool {
+        self.last_wait.elapsed() > self.limits.max_wait
+    }
+
     /// Waits for whichever comes first: shutdown, an insert's end, a message, the oldest
     /// buffer's deadline (when an insert could start).
     async fn wait<'f>(&mut self, feed: &'f mut Feed, shutdown: &Shutdown) -> Step<'f> {
         let max_wait = self.limits.max_wait;
         let slot_free = self.inserts.len() < self.cfg.inserts_in_flight;
-        let wait = if slot_free { self.buffers.time_left(max_wait) } else { max_wait };
+        let due_by_age = if self.in_backlog() { self.limits.backlog_max_wait } else { max_wait };
+        let wait = if slot_free { self.buffers.time_left(due_by_age).min(max_wait) } else { max_wait };
         let reading = !self.feed_ended;
         let inserting = !self.inserts.is_empty();
         tokio::select! {
@@ -171,8 +195,9 @@ impl Consumption {
     /// every buffer is due).
     fn start_inserts(&mut self, shutdown: &Shutdown, draining: bool) {
         while self.inserts.len() < self.cfg.inserts_in_flight {
+            let backlog = self.in_backlog();
             let Some(sealed) =
-                self.buffers.next_due(&self.limits, draining).and_then(|s| self.buffers.seal(s))
+                self.buffers.next_due(&self.limits, draining, backlog).and_then(|s| self.buffers.seal(s))
             else {
                 return;
             };
