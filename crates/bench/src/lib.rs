@@ -110,6 +110,7 @@ pub async fn preload(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result
 pub async fn pipeline_throughput(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result<PipelineReport> {
     let n = events.len() as f64;
     preload(env, events).await?;
+    meter::quiet_clickhouse().await;
     let enrich = env.start("enrich").await?;
     let sink = env.start("sink").await?;
     let meter = Meter::start(&[&enrich, &sink], &env.clickhouse).await;
@@ -134,6 +135,7 @@ pub async fn stage_throughput(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyho
     preload(env, events).await?;
     let mut stages = Vec::new();
     for stage in ["enrich", "sink"] {
+        meter::quiet_clickhouse().await;
         let started = Instant::now();
         let service = env.start(stage).await?;
         let meter = Meter::start(&[&service], &env.clickhouse).await;
@@ -165,6 +167,7 @@ pub struct PipelineReport {
 /// visible in ClickHouse, sampled by polling every 50 ms. Returns (p50 s, p99 s, achieved
 /// events/s, peak RSS of gateway, enrich, sink).
 pub async fn latency_at_rate(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Result<LatencyReport> {
+    meter::quiet_clickhouse().await;
     let gateway = env.start("gateway").await?;
     let enrich = env.start("enrich").await?;
     let sink = env.start("sink").await?;
@@ -292,6 +295,7 @@ pub fn replay_copy(e: &ClinicEvent, pass: u32) -> ClinicEvent {
 /// events/s for `secs` seconds (a base stream replayed as new patients), straight to Kafka.
 pub async fn sustained(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Result<SustainedReport> {
     let (base, _) = stream(400, 10, 300, Harms::default());
+    meter::quiet_clickhouse().await;
     let enrich = env.start("enrich").await?;
     let sink = env.start("sink").await?;
     tokio::time::sleep(Duration::from_secs(5)).await;

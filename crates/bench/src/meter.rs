@@ -42,16 +42,12 @@ pub struct Parts {
 }
 
 impl Meter {
-    /// Starts measuring `services` and the local servers, once ClickHouse is quiet (the merges
-    /// and drops of earlier runs would count in this one).
+    /// Starts measuring `services` and the local servers (start the services after
+    /// [`quiet_clickhouse`]).
     pub async fn start(services: &[&Service], clickhouse: &ClickHouseConfig) -> Meter {
         let mut processes: Vec<(String, u32)> =
             services.iter().filter_map(|s| Some((s.name.to_string(), s.pid()?))).collect();
-        let servers = server_pids();
-        if let Some((_, pid)) = servers.iter().find(|(n, _)| *n == "clickhouse") {
-            wait_until_quiet(*pid).await;
-        }
-        processes.extend(servers.into_iter().map(|(n, p)| (n.to_string(), p)));
+        processes.extend(server_pids().into_iter().map(|(n, p)| (n.to_string(), p)));
         let since = clickhouse_now(clickhouse).await.unwrap_or(0);
         Meter {
             processes: processes.into_iter().map(|(n, p)| (n, p, cpu_seconds(p))).collect(),
@@ -78,8 +74,13 @@ impl Meter {
     }
 }
 
-/// Waits (up to 30 s) until ClickHouse (`pid`) keeps under a tenth of a core busy.
-async fn wait_until_quiet(pid: u32) {
+/// Waits (up to 30 s) until the local ClickHouse keeps under a tenth of a core busy: the merges
+/// and drops of earlier runs would otherwise count in the next window. Call it before starting
+/// the services a [`Meter`] measures.
+pub async fn quiet_clickhouse() {
+    let Some(pid) = server_pids().into_iter().find(|(n, _)| *n == "clickhouse").map(|(_, p)| p) else {
+        return;
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let before = cpu_seconds(pid);
