@@ -1,5 +1,6 @@
 //! A patient's history goes through the real gateway, broker, enricher and sink into real
-//! ClickHouse, and arrives field for field: coded, pseudonymised, with exact exposure.
+//! ClickHouse, and arrives field for field: coded, pseudonymised, with exact exposure (whole on
+//! the enriched topic and in a report version, what the analyses read in a dose row).
 
 mod common;
 
@@ -10,7 +11,7 @@ use common::{TestEnv, post, read_topic, token};
 use pv_events::{
     ClinicEvent, CodedFrom, Date, EnrichedEvent, EventCodec, EventId, Timestamp, event_to_json, sample,
 };
-use pv_store::events::{AE_REPORT_VERSIONS, DOSES, ENROLMENTS, MONITORING_FORMS};
+use pv_store::events::{AE_REPORT_VERSIONS, AnyRow, DOSES, ENROLMENTS, MONITORING_FORMS, Provenance};
 
 const DAY: i64 = 86_400_000;
 
@@ -97,26 +98,55 @@ async fn a_patient_history_arrives_coded_pseudonymised_and_exposure_aware() {
     env.wait_for_count("ae_report_versions", true, 2, Duration::from_secs(60)).await;
     env.wait_for_count("enrolments", true, 1, Duration::from_secs(60)).await;
 
-    // Field for field: every stored row is exactly the enriched event the raw event yields.
+    // Field for field: every stored row is exactly the row of the enriched event the raw event
+    // yields, read from where the row says it was read.
     let db = env.db();
-    let mut stored: HashMap<EventId, EnrichedEvent> = HashMap::new();
+    let want = expected(&env);
+    let mut stored: Vec<(EventId, AnyRow)> = Vec::new();
+    let at = |partition, offset| Provenance { partition, offset };
     for r in db.rows(&DOSES).await.expect("doses") {
-        stored.insert(EventId(r.event_id), EnrichedEvent::Dose(r.to_event()));
+        stored.push((EventId(r.event_id), AnyRow::Dose(r.clone())));
+        assert_eq!(
+            AnyRow::new(&want[&EventId(r.event_id)], at(r.kafka_partition, r.kafka_offset)),
+            Ok(AnyRow::Dose(r))
+        );
     }
     for r in db.rows(&MONITORING_FORMS).await.expect("forms") {
-        stored.insert(EventId(r.event_id), EnrichedEvent::Monitoring(r.to_event()));
+        stored.push((EventId(r.event_id), AnyRow::Monitoring(r.clone())));
+        let row = AnyRow::new(&want[&EventId(r.event_id)], at(r.kafka_partition, r.kafka_offset));
+        assert_eq!(row, Ok(AnyRow::Monitoring(r)));
     }
     for r in db.rows(&AE_REPORT_VERSIONS).await.expect("ae") {
-        stored.insert(
-            EventId(r.event_id),
-            EnrichedEvent::AdverseEvent(r.to_event().expect("consistent arrays")),
+        stored.push((EventId(r.event_id), AnyRow::AdverseEvent(r.clone())));
+        let event = r.to_event().expect("consistent arrays");
+        assert_eq!(
+            want[&EventId(r.event_id)],
+            EnrichedEvent::AdverseEvent(event),
+            "a report version reads back whole"
         );
     }
     for r in db.rows(&ENROLMENTS).await.expect("enrolments") {
-        stored.insert(EventId(r.event_id), EnrichedEvent::Enrolment(r.to_event()));
+        stored.push((EventId(r.event_id), AnyRow::Enrolment(r.clone())));
+        assert_eq!(want[&EventId(r.event_id)], EnrichedEvent::Enrolment(r.to_event()));
     }
-    let want = expected(&env);
-    assert_eq!(stored.len(), 12);
+    assert_eq!((stored.len(), want.len()), (12, 12));
+    let Some((_, AnyRow::Dose(last_row))) = stored.iter().find(|(id, _)| *id == history[6].event_id()) else {
+        panic!("the last dose is stored")
+    };
+    assert_eq!(
+        (last_row.exp_cumulative_mg, last_row.exp_escalation_ratio),
+        (147.0, 1.2),
+        "what the analyses read"
+    );
+
+    // The whole exposure is on the enriched topic.
+    let stored: HashMap<EventId, EnrichedEvent> = read_topic(&env.kafka, &env.enriched_topic)
+        .into_iter()
+        .map(|m| {
+            let e = EventCodec::global().decode_enriched(&m.payload).expect("enriched event decodes");
+            (e.event_id(), e)
+        })
+        .collect();
     assert_eq!(stored, want);
 
     // And the values are the right ones, by hand.

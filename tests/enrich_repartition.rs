@@ -110,10 +110,11 @@ async fn pv_repartition(config: &std::path::Path, partitions: usize) -> (bool, S
     )
 }
 
-/// Each dose's exposure as stored: (event id, administrations, cumulative mg, first dose).
-async fn dose_exposures(env: &TestEnv) -> Vec<(String, i32, f64, Option<i64>)> {
+/// Each dose's exposure as stored: (event id, cumulative mg, escalation ratio). A patient whose
+/// state was lost starts again from nothing: a lower cumulative dose, a ratio from a new baseline.
+async fn dose_exposures(env: &TestEnv) -> Vec<(String, f64, f64)> {
     env.db()
-        .sql("SELECT toString(event_id), exp_administrations, exp_cumulative_mg, exp_first_dose_at_ms FROM {doses} FINAL ORDER BY event_id")
+        .sql("SELECT toString(event_id), exp_cumulative_mg, exp_escalation_ratio FROM {doses} FINAL ORDER BY event_id")
         .fetch_all()
         .await
         .expect("doses")

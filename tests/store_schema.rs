@@ -7,7 +7,7 @@ use pv_runtime::ClickHouseConfig;
 use pv_store::column::enum8_values;
 use pv_store::events::{
     AE_CASES, AE_REPORT_VERSIONS, AdverseEventRow, CASE_SUMMARIES, CaseSummaryRow, DOSES, DoseRow,
-    ENROLMENTS, EnrolmentRow, Provenance,
+    ENROLMENTS, EnrolmentRow, MonitoringRow, Provenance,
 };
 use pv_store::{Db, TABLES, VIEWS};
 
@@ -140,7 +140,7 @@ fn type_differences(table: &str, column: &str, live: &str, defined: &str) -> Vec
 async fn every_live_table_matches_its_row_type_column_by_column() {
     let cfg = config("schema_new");
     drop_database(&cfg).await;
-    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     let db = Db::new(&cfg);
     assert_eq!(differences(&db).await, Vec::<String>::new());
 
@@ -169,7 +169,9 @@ async fn the_rendered_ddl_creates_what_the_previous_release_created() {
     drop_database(&cfg).await;
     pv_store::migrate(&cfg).await.expect("migrate");
     let changed_since = |s: &String| {
-        ["signal_results", "signal_changes"].iter().any(|t| s.contains(&format!(" {{db}}.{t} ")))
+        ["signal_results", "signal_changes", "doses", "monitoring_forms"]
+            .iter()
+            .any(|t| s.contains(&format!(" {{db}}.{t} ")))
     };
     let mut want: Vec<String> = previous_release("{db}")
         .into_iter()
@@ -177,7 +179,7 @@ async fn the_rendered_ddl_creates_what_the_previous_release_created() {
         .collect();
     want.sort();
     // The tables the previous release had are created as it created them; the tables added
-    // since (migrations 4 to 7), and those migration 8 added columns to, are checked column by
+    // since (migrations 4 to 7), and those migrations 8 and 9 changed, are checked column by
     // column against their rows above and after the upgrade below.
     let added = [
         "signal_contributions",
@@ -189,6 +191,8 @@ async fn the_rendered_ddl_creates_what_the_previous_release_created() {
         "enrolments",
         "signal_results",
         "signal_changes",
+        "doses",
+        "monitoring_forms",
     ];
     let got: Vec<String> = show_create(&cfg)
         .await
@@ -210,9 +214,59 @@ async fn a_database_of_the_previous_release_migrates_and_keeps_its_rows() {
     }
     let db = Db::new(&cfg);
     let at = Provenance { partition: 0, offset: 1 };
-    let dose = DoseRow::new(&sample::enriched_dose(), at);
+    // A dose as the previous release stored it, with every exposure column (migration 9 keeps
+    // two; the optional columns are left out, so NULL).
+    let dose = DoseRow {
+        weight_kg: None,
+        dose_mg_per_kg: None,
+        protocol: None,
+        lot_number: None,
+        ..DoseRow::new(&sample::enriched_dose(), at)
+    };
     let report = AdverseEventRow::new(&sample::enriched_adverse_event(), at).expect("row");
-    db.insert(&DOSES, std::slice::from_ref(&dose)).await.expect("dose");
+    server
+        .query(&format!(
+            "INSERT INTO {}.doses (event_id, clinic_id, patient_key, administered_at_ms, product, formulation, route, dose_mg, indication, session_number, received_at_ms, exp_administrations, exp_cumulative_mg, exp_first_dose_at_ms, exp_escalation_ratio, dedup_version, kafka_partition, kafka_offset)
+             VALUES ('{}', '{}', '{}', {}, '{}', '{}', '{}', {}, '{}', {}, {}, 4, {}, 1000, {}, {}, 0, 1)",
+            cfg.database,
+            dose.event_id,
+            dose.clinic_id,
+            dose.patient_key,
+            dose.administered_at_ms,
+            format!("{:?}", dose.product).to_lowercase(),
+            dose.formulation,
+            format!("{:?}", dose.route).to_lowercase(),
+            dose.dose_mg,
+            dose.indication,
+            dose.session_number,
+            dose.received_at_ms,
+            dose.exp_cumulative_mg,
+            dose.exp_escalation_ratio,
+            dose.dedup_version
+        ))
+        .execute()
+        .await
+        .expect("old dose");
+    // A form as the previous release stored it, with the exposure columns migration 9 drops.
+    let form = MonitoringRow::new(&sample::enriched_monitoring(), at);
+    server
+        .query(&format!(
+            "INSERT INTO {}.monitoring_forms (event_id, clinic_id, patient_key, session_number, monitored_at_ms, observation_minutes, discharge_ready, received_at_ms, exp_administrations, exp_cumulative_mg, dedup_version, kafka_partition, kafka_offset)
+             VALUES ('{}', '{}', '{}', {}, {}, {}, {}, {}, 3, 105.0, {}, 0, 1)",
+            cfg.database,
+            form.event_id,
+            form.clinic_id,
+            form.patient_key,
+            form.session_number,
+            form.monitored_at_ms,
+            form.observation_minutes,
+            u8::from(form.discharge_ready),
+            form.received_at_ms,
+            form.dedup_version
+        ))
+        .execute()
+        .await
+        .expect("old form");
     db.insert(&AE_REPORT_VERSIONS, std::slice::from_ref(&report)).await.expect("report");
     // A result of the previous release, before results had subgroups.
     server
@@ -225,9 +279,19 @@ async fn a_database_of_the_previous_release_migrates_and_keeps_its_rows() {
         .await
         .expect("old result");
 
-    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [4, 5, 6, 7, 8], "from version 3");
+    assert_eq!(pv_store::migrate(&cfg).await.expect("migrate"), [4, 5, 6, 7, 8, 9], "from version 3");
     assert_eq!(differences(&db).await, Vec::<String>::new());
     assert_eq!(db.rows(&DOSES).await.expect("doses"), [dose]);
+    let kept: Vec<(String, Option<i32>, Option<i32>, bool)> = db
+        .sql("SELECT toString(event_id), bp_systolic_pre, dissociation_cadss, discharge_ready FROM {monitoring_forms}")
+        .fetch_all()
+        .await
+        .expect("forms");
+    assert_eq!(
+        kept,
+        [(form.event_id.to_string(), None, None, form.discharge_ready)],
+        "the form's other columns kept"
+    );
     let old: Vec<(String, Option<f64>)> =
         db.sql("SELECT subgroup, q_value FROM {signal_results}").fetch_all().await.expect("old result");
     assert_eq!(old, [("*".to_string(), None)], "results of the previous release read as no subgroup");

@@ -557,7 +557,11 @@ pub async fn arrive(env: &TestEnv, events: &mut [pv_events::ClinicEvent], all: &
     produce_raw(&env.kafka, &env.raw_topic, events).await;
     let enricher =
         env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 5_000, ..env.enrich_config() });
-    let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 10_000, ..env.sink_config() });
+    let sink = env.start_sink(pv_sink::SinkConfig {
+        batch_max_messages: 10_000,
+        buffer_max_messages: 30_000,
+        ..env.sink_config()
+    });
     env.wait_for_all(all, Duration::from_secs(240)).await;
     enricher.stop().await;
     sink.stop().await;

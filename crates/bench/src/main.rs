@@ -186,6 +186,9 @@ impl BenchArgs {
                 );
                 println!("    {}", r.usage.line());
                 rates.push(r.stored_per_s);
+                peaks = (peaks.0.max(r.peak_rss.0), peaks.1.max(r.peak_rss.1));
+                // Dropped first: its merges would run on while the stages are measured.
+                env.cleanup().await;
                 let env2 = servers.env().await?;
                 let (events, _) =
                     pv_bench::stream(200 + run as u64, 10, self.pipeline_patients, Harms::default());
@@ -194,8 +197,6 @@ impl BenchArgs {
                 println!("    enricher alone: {}", eu.line());
                 println!("    sink alone: {}", su.line());
                 env2.cleanup().await;
-                peaks = (peaks.0.max(r.peak_rss.0), peaks.1.max(r.peak_rss.1));
-                env.cleanup().await;
             }
             println!(
                 "raw topic -> rows in ClickHouse (enrich + sink, backlog): median {:.0} events/s (runs: {}); peak RSS enrich {:.0} MiB, sink {:.0} MiB",

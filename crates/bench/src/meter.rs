@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use pv_runtime::ClickHouseConfig;
 
-use crate::env::{Service, cpu_seconds, server_pids};
+use crate::env::{Service, cpu_seconds, cpu_split, server_pids};
 
 /// CPU counters of the measured processes at the window's start.
 #[derive(Debug, Clone)]
 pub struct Meter {
-    /// (name, pid, CPU seconds at the start).
-    processes: Vec<(String, u32, f64)>,
+    /// (name, pid, CPU seconds in user space and in the kernel at the start).
+    processes: Vec<(String, u32, (f64, f64))>,
     started: Instant,
     /// ClickHouse's clock at the start (part_log rows from then on count).
     since: u32,
@@ -24,6 +24,8 @@ pub struct Meter {
 pub struct Usage {
     /// (process, microseconds of CPU, user + system, per event).
     pub cpu_us_per_event: Vec<(String, f64)>,
+    /// (process, the part of that spent in the kernel: file creation and deletion for ClickHouse).
+    pub kernel_us_per_event: Vec<(String, f64)>,
     /// (process, cores kept busy on average over the window, merges settling included).
     pub cores: Vec<(String, f64)>,
     /// What ClickHouse did, if its part log is on.
@@ -50,7 +52,7 @@ impl Meter {
         processes.extend(server_pids().into_iter().map(|(n, p)| (n.to_string(), p)));
         let since = clickhouse_now(clickhouse).await.unwrap_or(0);
         Meter {
-            processes: processes.into_iter().map(|(n, p)| (n, p, cpu_seconds(p))).collect(),
+            processes: processes.into_iter().map(|(n, p)| (n, p, cpu_split(p))).collect(),
             started: Instant::now(),
             since,
         }
@@ -61,8 +63,14 @@ impl Meter {
     pub async fn finish(&self, events: u64, rows: u64, clickhouse: &ClickHouseConfig) -> Usage {
         wait_for_merges(clickhouse).await;
         let wall = self.started.elapsed().as_secs_f64();
-        let used: Vec<(String, f64)> =
-            self.processes.iter().map(|(n, p, before)| (n.clone(), cpu_seconds(*p) - before)).collect();
+        let used: Vec<(String, f64, f64)> = self
+            .processes
+            .iter()
+            .map(|(n, p, (user, system))| {
+                let (u, s) = cpu_split(*p);
+                (n.clone(), u - user, s - system)
+            })
+            .collect();
         let parts = match part_log(clickhouse, self.since).await {
             Ok(counts) => Some(counts.per_row(rows)),
             Err(e) => {
@@ -108,21 +116,30 @@ async fn wait_for_merges(cfg: &ClickHouseConfig) {
     }
 }
 
-/// Per-event and per-second figures from CPU seconds `used` over `wall` seconds.
-fn usage(used: &[(String, f64)], wall: f64, events: u64, parts: Option<Parts>) -> Usage {
+/// Per-event and per-second figures from CPU seconds (user, kernel) `used` over `wall` seconds.
+fn usage(used: &[(String, f64, f64)], wall: f64, events: u64, parts: Option<Parts>) -> Usage {
     let per_event = |cpu: f64| if events == 0 { 0.0 } else { cpu * 1e6 / events as f64 };
     let mut cpu_us_per_event: Vec<(String, f64)> =
-        used.iter().map(|(n, c)| (n.clone(), per_event(*c))).collect();
-    let total: f64 = used.iter().map(|(_, c)| c).sum();
+        used.iter().map(|(n, u, s)| (n.clone(), per_event(u + s))).collect();
+    let total: f64 = used.iter().map(|(_, u, s)| u + s).sum();
     cpu_us_per_event.push(("total".into(), per_event(total)));
-    let cores = used.iter().map(|(n, c)| (n.clone(), if wall > 0.0 { c / wall } else { 0.0 })).collect();
-    Usage { cpu_us_per_event, cores, parts }
+    let kernel_us_per_event = used.iter().map(|(n, _, s)| (n.clone(), per_event(*s))).collect();
+    let cores =
+        used.iter().map(|(n, u, s)| (n.clone(), if wall > 0.0 { (u + s) / wall } else { 0.0 })).collect();
+    Usage { cpu_us_per_event, kernel_us_per_event, cores, parts }
 }
 
 impl Usage {
     /// One line for the report: CPU per event by process, then the part counts.
     pub fn line(&self) -> String {
-        let cpu: Vec<String> = self.cpu_us_per_event.iter().map(|(n, us)| format!("{n} {us:.1}")).collect();
+        let cpu: Vec<String> = self
+            .cpu_us_per_event
+            .iter()
+            .map(|(n, us)| match self.kernel_us_per_event.iter().find(|(k, _)| k == n) {
+                Some((_, sys)) => format!("{n} {us:.1} (kernel {sys:.1})"),
+                None => format!("{n} {us:.1}"),
+            })
+            .collect();
         let cores: Vec<String> = self.cores.iter().map(|(n, c)| format!("{n} {c:.2}")).collect();
         let parts = self.parts.map_or("parts: part_log off".to_string(), |p| {
             format!(
@@ -186,7 +203,7 @@ mod tests {
 
     #[test]
     fn cpu_is_divided_by_events_and_wall_time() {
-        let used = [("enrich".to_string(), 2.0), ("clickhouse".to_string(), 6.0)];
+        let used = [("enrich".to_string(), 2.0, 0.0), ("clickhouse".to_string(), 4.0, 2.0)];
         let parts = PartCounts { new_parts: 20, merges: 5, merged_rows: 300_000 }.per_row(200_000);
         let u = usage(&used, 4.0, 1_000_000, Some(parts));
         assert_eq!(u.us_per_event("enrich"), 2.0);
@@ -197,12 +214,17 @@ mod tests {
             parts,
             Parts { new_per_1000_rows: 0.1, merges_per_1000_rows: 0.025, merged_rows_per_row: 1.5 }
         );
-        assert!(u.line().contains("clickhouse 6.0") && u.line().contains("parts 0.10"), "{}", u.line());
+        assert_eq!(u.kernel_us_per_event[1], ("clickhouse".to_string(), 2.0));
+        assert!(
+            u.line().contains("clickhouse 6.0 (kernel 2.0)") && u.line().contains("parts 0.10"),
+            "{}",
+            u.line()
+        );
     }
 
     #[test]
     fn no_events_is_no_cost_not_a_division_by_zero() {
-        let u = usage(&[("sink".to_string(), 1.0)], 0.0, 0, None);
+        let u = usage(&[("sink".to_string(), 1.0, 0.0)], 0.0, 0, None);
         assert_eq!(u.us_per_event("sink"), 0.0);
         assert_eq!(u.cores[0].1, 0.0);
         assert!(u.line().contains("part_log off"));

@@ -80,7 +80,7 @@ pub(crate) async fn print(cfg: &ClickHouseConfig) -> anyhow::Result<()> {
     let (escalated, patients): (u64, u64) = db
         .sql(
             "SELECT countIf(ratio >= 1.5), count() FROM (
-                SELECT patient_key, argMax(ifNull(exp_escalation_ratio, 1), administered_at_ms) AS ratio
+                SELECT patient_key, argMax(exp_escalation_ratio, administered_at_ms) AS ratio
                 FROM {doses} FINAL GROUP BY patient_key)",
         )
         .fetch_one()

@@ -7,9 +7,14 @@
 //! collapse; queries that count use `FINAL`. `dedup_version = 2^64-1 - received_at_ms` makes the
 //! earliest acceptance of an event win. Times are `Int64` milliseconds with a server-computed
 //! `DateTime` twin for SQL. Every event row carries a pseudonymous `patient_key`, never the
-//! clinic's patient reference; every one but an enrolment's (which precedes the first dose) also
-//! carries the patient's exposure as of the event, flattened into `exp_*` columns so SQL can
-//! group by it.
+//! clinic's patient reference.
+//!
+//! Rows are lean where they are many: a dose keeps only the two exposure figures the analyses
+//! read (`exp_cumulative_mg`, the cumulative-dose bands; `exp_escalation_ratio`, the escalation
+//! screen), a monitoring form none; the rest of the exposure the enricher computed is on the
+//! enriched topic and can be recomputed from `doses` (every administration, with its dose, weight
+//! and time). A report version keeps its whole exposure snapshot (`exp_*`, as of the onset):
+//! cases are few and the workbench and the regulators' outputs show it.
 
 use pv_events::{
     Date, Drug, EnrichedAdverseEvent, EnrichedDose, EnrichedEnrolment, EnrichedEvent, EnrichedMonitoring,
@@ -151,8 +156,9 @@ macro_rules! with_exposure {
     }};
 }
 
-exposure_row! {
-    /// A row of `doses`.
+table_row! {
+    /// A row of `doses`: the administration, and the patient's cumulative dose and escalation
+    /// ratio with it counted.
     pub struct DoseRow {
         #[serde(with = "clickhouse::serde::uuid")]
         event_id: Uuid,
@@ -170,10 +176,18 @@ exposure_row! {
         protocol: Option<String>,
         lot_number: Option<String>,
         received_at_ms: i64,
+        /// mg given to the patient so far, this dose included.
+        exp_cumulative_mg: f64,
+        /// This dose over the mean of the patient's first three (1.0 when the enriched event
+        /// carries none: a dose with no earlier ones is its own baseline).
+        exp_escalation_ratio: f64,
+        dedup_version: u64,
+        kafka_partition: i32,
+        kafka_offset: i64,
     }
 }
 
-exposure_row! {
+table_row! {
     /// A row of `monitoring_forms`.
     pub struct MonitoringRow {
         #[serde(with = "clickhouse::serde::uuid")]
@@ -192,6 +206,9 @@ exposure_row! {
         observation_minutes: i32,
         discharge_ready: bool,
         received_at_ms: i64,
+        dedup_version: u64,
+        kafka_partition: i32,
+        kafka_offset: i64,
     }
 }
 
@@ -368,49 +385,27 @@ table_row! {
 impl DoseRow {
     /// The row for an enriched dose read at `at`.
     pub fn new(e: &EnrichedDose, at: Provenance) -> Self {
-        with_exposure!(
-            DoseRow {
-                event_id: e.event_id.0,
-                clinic_id: e.clinic_id.clone(),
-                patient_key: e.patient_key.clone(),
-                administered_at_ms: e.administered_at.millis(),
-                product: e.product.into(),
-                formulation: e.formulation.clone(),
-                route: e.route.into(),
-                dose_mg: e.dose_mg,
-                weight_kg: e.weight_kg,
-                dose_mg_per_kg: e.dose_mg_per_kg,
-                indication: e.indication.clone(),
-                session_number: e.session_number,
-                protocol: e.protocol.clone(),
-                lot_number: e.lot_number.clone(),
-                received_at_ms: e.received_at.millis(),
-            },
-            &e.exposure,
-            e.received_at,
-            at
-        )
-    }
-
-    /// The event this row stores.
-    pub fn to_event(&self) -> EnrichedDose {
-        EnrichedDose {
-            event_id: EventId(self.event_id),
-            clinic_id: self.clinic_id.clone(),
-            patient_key: self.patient_key.clone(),
-            administered_at: Timestamp::from_millis(self.administered_at_ms),
-            product: self.product.into(),
-            formulation: self.formulation.clone(),
-            route: self.route.into(),
-            dose_mg: self.dose_mg,
-            weight_kg: self.weight_kg,
-            dose_mg_per_kg: self.dose_mg_per_kg,
-            indication: self.indication.clone(),
-            session_number: self.session_number,
-            protocol: self.protocol.clone(),
-            lot_number: self.lot_number.clone(),
-            received_at: Timestamp::from_millis(self.received_at_ms),
-            exposure: self.exposure(),
+        DoseRow {
+            event_id: e.event_id.0,
+            clinic_id: e.clinic_id.clone(),
+            patient_key: e.patient_key.clone(),
+            administered_at_ms: e.administered_at.millis(),
+            product: e.product.into(),
+            formulation: e.formulation.clone(),
+            route: e.route.into(),
+            dose_mg: e.dose_mg,
+            weight_kg: e.weight_kg,
+            dose_mg_per_kg: e.dose_mg_per_kg,
+            indication: e.indication.clone(),
+            session_number: e.session_number,
+            protocol: e.protocol.clone(),
+            lot_number: e.lot_number.clone(),
+            received_at_ms: e.received_at.millis(),
+            exp_cumulative_mg: e.exposure.cumulative_mg,
+            exp_escalation_ratio: e.exposure.escalation_ratio.unwrap_or(1.0),
+            dedup_version: dedup_version(e.received_at),
+            kafka_partition: at.partition,
+            kafka_offset: at.offset,
         }
     }
 }
@@ -418,49 +413,25 @@ impl DoseRow {
 impl MonitoringRow {
     /// The row for an enriched monitoring form read at `at`.
     pub fn new(e: &EnrichedMonitoring, at: Provenance) -> Self {
-        with_exposure!(
-            MonitoringRow {
-                event_id: e.event_id.0,
-                clinic_id: e.clinic_id.clone(),
-                patient_key: e.patient_key.clone(),
-                session_number: e.session_number,
-                monitored_at_ms: e.monitored_at.millis(),
-                bp_systolic_pre: e.bp_systolic_pre,
-                bp_diastolic_pre: e.bp_diastolic_pre,
-                bp_systolic_post: e.bp_systolic_post,
-                bp_diastolic_post: e.bp_diastolic_post,
-                sedation_moaas: e.sedation_moaas,
-                dissociation_cadss: e.dissociation_cadss,
-                spo2_min_pct: e.spo2_min_pct,
-                observation_minutes: e.observation_minutes,
-                discharge_ready: e.discharge_ready,
-                received_at_ms: e.received_at.millis(),
-            },
-            &e.exposure,
-            e.received_at,
-            at
-        )
-    }
-
-    /// The event this row stores.
-    pub fn to_event(&self) -> EnrichedMonitoring {
-        EnrichedMonitoring {
-            event_id: EventId(self.event_id),
-            clinic_id: self.clinic_id.clone(),
-            patient_key: self.patient_key.clone(),
-            session_number: self.session_number,
-            monitored_at: Timestamp::from_millis(self.monitored_at_ms),
-            bp_systolic_pre: self.bp_systolic_pre,
-            bp_diastolic_pre: self.bp_diastolic_pre,
-            bp_systolic_post: self.bp_systolic_post,
-            bp_diastolic_post: self.bp_diastolic_post,
-            sedation_moaas: self.sedation_moaas,
-            dissociation_cadss: self.dissociation_cadss,
-            spo2_min_pct: self.spo2_min_pct,
-            observation_minutes: self.observation_minutes,
-            discharge_ready: self.discharge_ready,
-            received_at: Timestamp::from_millis(self.received_at_ms),
-            exposure: self.exposure(),
+        MonitoringRow {
+            event_id: e.event_id.0,
+            clinic_id: e.clinic_id.clone(),
+            patient_key: e.patient_key.clone(),
+            session_number: e.session_number,
+            monitored_at_ms: e.monitored_at.millis(),
+            bp_systolic_pre: e.bp_systolic_pre,
+            bp_diastolic_pre: e.bp_diastolic_pre,
+            bp_systolic_post: e.bp_systolic_post,
+            bp_diastolic_post: e.bp_diastolic_post,
+            sedation_moaas: e.sedation_moaas,
+            dissociation_cadss: e.dissociation_cadss,
+            spo2_min_pct: e.spo2_min_pct,
+            observation_minutes: e.observation_minutes,
+            discharge_ready: e.discharge_ready,
+            received_at_ms: e.received_at.millis(),
+            dedup_version: dedup_version(e.received_at),
+            kafka_partition: at.partition,
+            kafka_offset: at.offset,
         }
     }
 }
@@ -704,6 +675,7 @@ mod tests {
     use pv_events::sample;
 
     use super::*;
+    use crate::table::TableRow as _;
 
     const AT: Provenance = Provenance { partition: 3, offset: 42 };
 
@@ -721,11 +693,29 @@ mod tests {
     }
 
     #[test]
-    fn rows_convert_back_to_the_same_events() {
-        let d = sample::enriched_dose();
-        assert_eq!(DoseRow::new(&d, AT).to_event(), d);
+    fn lean_rows_keep_what_the_analyses_read() {
+        let mut d = sample::enriched_dose();
+        let row = DoseRow::new(&d, AT);
+        assert_eq!((row.dose_mg, row.session_number), (d.dose_mg, d.session_number));
+        assert_eq!((row.exp_cumulative_mg, row.exp_escalation_ratio), (d.exposure.cumulative_mg, 1.1));
+        assert_eq!((row.kafka_partition, row.kafka_offset), (AT.partition, AT.offset));
+        d.exposure.escalation_ratio = None;
+        assert_eq!(DoseRow::new(&d, AT).exp_escalation_ratio, 1.0, "no ratio: its own baseline");
         let m = sample::enriched_monitoring();
-        assert_eq!(MonitoringRow::new(&m, AT).to_event(), m);
+        let row = MonitoringRow::new(&m, AT);
+        assert_eq!(
+            (row.dissociation_cadss, row.observation_minutes),
+            (m.dissociation_cadss, m.observation_minutes)
+        );
+        let names: Vec<String> = MonitoringRow::columns().into_iter().map(|c| c.name).collect();
+        assert!(!names.iter().any(|n| n.starts_with("exp_")), "{names:?}");
+        let names: Vec<String> = DoseRow::columns().into_iter().map(|c| c.name).collect();
+        let exposure: Vec<&String> = names.iter().filter(|n| n.starts_with("exp_")).collect();
+        assert_eq!(exposure, ["exp_cumulative_mg", "exp_escalation_ratio"]);
+    }
+
+    #[test]
+    fn report_and_enrolment_rows_convert_back_to_the_same_events() {
         let r = sample::enriched_adverse_event();
         let row = AdverseEventRow::new(&r, AT).expect("row");
         assert_eq!(row.reaction_hospitalisation, [true, false]);

@@ -40,6 +40,12 @@ pub enum Step {
     /// Add a column unless the table has it (ClickHouse 18.16 has no `ADD COLUMN IF NOT
     /// EXISTS`): (table, column, type and default, the column it goes after).
     AddColumn(&'static str, &'static str, &'static str, &'static str),
+    /// Drop a column if the table has it: (table, column). The table's other columns keep
+    /// their data.
+    DropColumn(&'static str, &'static str),
+    /// Change a column's type, converting what it holds: (table, column, new type). Running it
+    /// on a column of that type already changes nothing.
+    ModifyColumn(&'static str, &'static str, &'static str),
 }
 
 impl Step {
@@ -60,13 +66,29 @@ impl Step {
             Step::CreateView(view) => vec![view.create_statement_in(layout)],
             // Distributed to Distributed: each row goes back to its own shard.
             Step::Backfill(view) => vec![view.backfill_statement()],
-            Step::AddColumn(table, column, ty, after) => [layout.storage_name(table), (*table).to_owned()]
-                .iter()
-                .map(|t| {
-                    let t = layout.qualified(t);
-                    format!("ALTER TABLE {t}{} ADD COLUMN {column} {ty} AFTER {after}", layout.on_cluster())
-                })
-                .collect(),
+            Step::AddColumn(table, ..) | Step::DropColumn(table, _) | Step::ModifyColumn(table, ..) => {
+                [layout.storage_name(table), (*table).to_owned()]
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "ALTER TABLE {}{} {}",
+                            layout.qualified(t),
+                            layout.on_cluster(),
+                            self.alteration()
+                        )
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// What an `ALTER TABLE` step does to its table.
+    fn alteration(&self) -> String {
+        match self {
+            Step::AddColumn(_, column, ty, after) => format!("ADD COLUMN {column} {ty} AFTER {after}"),
+            Step::DropColumn(_, column) => format!("DROP COLUMN {column}"),
+            Step::ModifyColumn(_, column, ty) => format!("MODIFY COLUMN {column} {ty}"),
+            Step::Sql(_) | Step::Create(_) | Step::CreateView(_) | Step::Backfill(_) => String::new(),
         }
     }
 
@@ -77,8 +99,8 @@ impl Step {
             Step::Create(table) => table.create_statement(),
             Step::CreateView(view) => view.create_statement(),
             Step::Backfill(view) => view.backfill_statement(),
-            Step::AddColumn(table, column, ty, after) => {
-                format!("ALTER TABLE {table} ADD COLUMN {column} {ty} AFTER {after}")
+            Step::AddColumn(table, ..) | Step::DropColumn(table, _) | Step::ModifyColumn(table, ..) => {
+                format!("ALTER TABLE {table} {}", self.alteration())
             }
         }
     }
@@ -164,6 +186,37 @@ pub const MIGRATIONS: &[Migration] = &[
             Step::AddColumn("signal_contributions", "subgroups", "Array(String)", "markers"),
         ],
     },
+    Migration {
+        version: 9,
+        name: "lean event rows: a dose keeps its cumulative mg and escalation ratio, a form no exposure",
+        steps: &[
+            // Never NULL on a dose (its exposure counts the dose itself); 18.16 refuses the change
+            // if one were, and nothing changes.
+            Step::ModifyColumn("doses", "exp_escalation_ratio", "Float64"),
+            Step::DropColumn("doses", "exp_administrations"),
+            Step::DropColumn("doses", "exp_cumulative_mg_per_kg"),
+            Step::DropColumn("doses", "exp_doses_with_weight"),
+            Step::DropColumn("doses", "exp_first_dose_at_ms"),
+            Step::DropColumn("doses", "exp_last_dose_at_ms"),
+            Step::DropColumn("doses", "exp_mean_interval_days"),
+            Step::DropColumn("doses", "exp_recent_interval_days"),
+            Step::DropColumn("doses", "exp_interval_trend_days_per_session"),
+            Step::DropColumn("doses", "exp_baseline_dose_mg"),
+            Step::DropColumn("doses", "exp_last_dose_mg"),
+            Step::DropColumn("monitoring_forms", "exp_administrations"),
+            Step::DropColumn("monitoring_forms", "exp_cumulative_mg"),
+            Step::DropColumn("monitoring_forms", "exp_cumulative_mg_per_kg"),
+            Step::DropColumn("monitoring_forms", "exp_doses_with_weight"),
+            Step::DropColumn("monitoring_forms", "exp_first_dose_at_ms"),
+            Step::DropColumn("monitoring_forms", "exp_last_dose_at_ms"),
+            Step::DropColumn("monitoring_forms", "exp_mean_interval_days"),
+            Step::DropColumn("monitoring_forms", "exp_recent_interval_days"),
+            Step::DropColumn("monitoring_forms", "exp_interval_trend_days_per_session"),
+            Step::DropColumn("monitoring_forms", "exp_baseline_dose_mg"),
+            Step::DropColumn("monitoring_forms", "exp_last_dose_mg"),
+            Step::DropColumn("monitoring_forms", "exp_escalation_ratio"),
+        ],
+    },
 ];
 
 table_row! {
@@ -203,16 +256,8 @@ pub async fn migrate_with(cfg: &ClickHouseConfig, migrations: &[Migration]) -> R
     for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         let err = |source| StoreError::Migration { version: m.version, name: m.name, source };
         for step in m.steps {
-            if let Step::AddColumn(table, column, ..) = step {
-                let present: u64 = db
-                    .sql("SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = {t} AND name = {c}")
-                    .bind("t", *table)
-                    .bind("c", *column)
-                    .fetch_one()
-                    .await?;
-                if present > 0 {
-                    continue;
-                }
+            if column_step_done(&db, step).await? {
+                continue;
             }
             for statement in step.statements(&layout) {
                 db.client().query(&statement).execute().await.map_err(err)?;
@@ -224,6 +269,29 @@ pub async fn migrate_with(cfg: &ClickHouseConfig, migrations: &[Migration]) -> R
         done.push(m.version);
     }
     Ok(done)
+}
+
+/// Whether a column step has nothing to do (ClickHouse 18.16 has no `IF [NOT] EXISTS` for
+/// columns): its column is there already for an add, gone (or never there, in a database created
+/// in the current shape) for a drop, of the wanted type already (or gone) for a modify.
+async fn column_step_done(db: &Db, step: &Step) -> Result<bool, StoreError> {
+    let (table, column) = match step {
+        Step::AddColumn(table, column, ..)
+        | Step::DropColumn(table, column)
+        | Step::ModifyColumn(table, column, _) => (table, column),
+        _ => return Ok(false),
+    };
+    let types: Vec<String> = db
+        .sql("SELECT type FROM system.columns WHERE database = currentDatabase() AND table = {t} AND name = {c}")
+        .bind("t", *table)
+        .bind("c", *column)
+        .fetch_all()
+        .await?;
+    Ok(match step {
+        Step::AddColumn(..) => !types.is_empty(),
+        Step::ModifyColumn(_, _, ty) => types.iter().all(|t| t == ty),
+        _ => types.is_empty(),
+    })
 }
 
 fn now() -> Seconds {
@@ -272,6 +340,17 @@ mod tests {
                 "ALTER TABLE db.t_local ON CLUSTER pv ADD COLUMN c String AFTER b",
                 "ALTER TABLE db.t ON CLUSTER pv ADD COLUMN c String AFTER b"
             ]
+        );
+        assert_eq!(
+            Step::DropColumn("t", "c").statements(&cluster),
+            [
+                "ALTER TABLE db.t_local ON CLUSTER pv DROP COLUMN c",
+                "ALTER TABLE db.t ON CLUSTER pv DROP COLUMN c"
+            ]
+        );
+        assert_eq!(
+            Step::ModifyColumn("t", "c", "Float64").statement(),
+            "ALTER TABLE t MODIFY COLUMN c Float64"
         );
         assert_eq!(
             Step::Sql("DROP TABLE IF EXISTS x").statements(&cluster),
