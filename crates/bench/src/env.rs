@@ -115,8 +115,15 @@ impl BenchEnv {
         ]
         .map(|(t, partitions, configs)| TopicSpec { name: env.topic(t), partitions, configs });
         pv_runtime::kafka::ensure_topics(&env.kafka, &topics).await.context("creating bench topics")?;
-        pv_store::migrate(&env.clickhouse).await.context("migrating the bench database")?;
         env.write_files(gateway_port)?;
+        // The database in the shape of the pv binary under test: its own migrations.
+        let config = env.config_path().display().to_string();
+        let out = tokio::process::Command::new(&env.pv)
+            .args(["--config", &config, "migrate"])
+            .output()
+            .await
+            .context("running pv migrate")?;
+        anyhow::ensure!(out.status.success(), "pv migrate: {}", String::from_utf8_lossy(&out.stderr));
         Ok(env)
     }
 
