@@ -1,7 +1,8 @@
 //! Where the sink's messages come from, and what becomes of their offsets.
 //!
-//! - [`GroupFeed`]: a member of the sink's consumer group. Offsets are stored once a batch is
-//!   durable and committed by librdkafka (in the background and on close). Back-pressure pauses
+//! - [`GroupFeed`]: a member of the sink's consumer group. A position is stored once every
+//!   message before it is durable and committed by librdkafka (in the background and on close).
+//!   Back-pressure pauses
 //!   fetching per partition; [`SinkContext`] keeps that pause on every partition across
 //!   rebalances (librdkafka remembers an application pause on a partition through revoke and
 //!   re-assign, so each assignment gets the wanted state applied explicitly).
@@ -217,7 +218,7 @@ impl GroupFeed {
             Err(e) => tracing::warn!(error = %e, "cannot read the assignment"),
         }
         if paused {
-            tracing::debug!("consumption paused until the batch in flight is durable");
+            tracing::debug!("consumption paused until inserts make room in the buffers");
         } else {
             tracing::debug!("consumption resumed");
         }

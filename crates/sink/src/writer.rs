@@ -1,4 +1,4 @@
-//! Making a batch durable: every table's rows inserted (the rows ClickHouse refuses for their
+//! Making a unit durable: its table's rows inserted (the rows ClickHouse refuses for their
 //! content isolated and dead-lettered with the server's error), every dead letter delivered,
 //! transient failures retried with backoff ([`crate::failure`]) until they pass or shutdown.
 
@@ -21,7 +21,7 @@ use crate::metrics::SinkMetrics;
 #[derive(Debug)]
 pub(crate) struct Interrupted;
 
-/// Writes batches to ClickHouse and dead letters to Kafka.
+/// Writes units to ClickHouse and dead letters to Kafka.
 pub(crate) struct Writer {
     cfg: SinkConfig,
     kafka: KafkaConfig,
