@@ -50,11 +50,6 @@ impl Service {
         Some(kb * 1024)
     }
 
-    /// CPU seconds used so far (user + system).
-    pub fn cpu_seconds(&self) -> f64 {
-        self.pid().map_or(0.0, cpu_seconds)
-    }
-
     /// Kills it with SIGKILL (no chance to flush or commit) and waits until it is gone.
     pub async fn kill(mut self) -> anyhow::Result<()> {
         self.child.start_kill()?;

@@ -115,7 +115,7 @@ pub async fn pipeline_throughput(env: &BenchEnv, events: Vec<ClinicEvent>) -> an
     let sink = env.start("sink").await?;
     let meter = Meter::start(&[&enrich, &sink], &env.clickhouse).await;
     let (enriched, stored) = env.wait_drained(Duration::from_secs(3600)).await?;
-    let usage = meter.finish(n as u64, n as u64, &env.clickhouse).await;
+    let usage = meter.finish(n as u64, &env.clickhouse).await;
     let peak_rss = (enrich.peak_rss().unwrap_or(0), sink.peak_rss().unwrap_or(0));
     sink.stop().await?;
     enrich.stop().await?;
@@ -129,22 +129,25 @@ pub async fn pipeline_throughput(env: &BenchEnv, events: Vec<ClinicEvent>) -> an
 }
 
 /// Each stage alone on the same backlog: the enricher to an empty raw backlog, then the sink to
-/// an empty enriched backlog. Returns (enricher events/s, sink events/s).
+/// an empty enriched backlog. Returns the enricher's and the sink's events/s, each with where the
+/// cores went.
 pub async fn stage_throughput(env: &BenchEnv, events: Vec<ClinicEvent>) -> anyhow::Result<[(f64, Usage); 2]> {
-    let n = events.len() as f64;
+    let n = events.len() as u64;
     preload(env, events).await?;
-    let mut stages = Vec::new();
-    for stage in ["enrich", "sink"] {
-        meter::quiet_clickhouse().await;
-        let started = Instant::now();
-        let service = env.start(stage).await?;
-        let meter = Meter::start(&[&service], &env.clickhouse).await;
-        env.wait_group(stage, Duration::from_secs(3600)).await?;
-        let rate = n / started.elapsed().as_secs_f64();
-        stages.push((rate, meter.finish(n as u64, n as u64, &env.clickhouse).await));
-        service.stop().await?;
-    }
-    stages.try_into().map_err(|_| anyhow::anyhow!("two stages"))
+    Ok([stage_alone(env, "enrich", n).await?, stage_alone(env, "sink", n).await?])
+}
+
+/// `stage` alone to an empty backlog of `n` events: events/s, and where the cores went.
+async fn stage_alone(env: &BenchEnv, stage: &'static str, n: u64) -> anyhow::Result<(f64, Usage)> {
+    meter::quiet_clickhouse().await;
+    let started = Instant::now();
+    let service = env.start(stage).await?;
+    let meter = Meter::start(&[&service], &env.clickhouse).await;
+    env.wait_group(stage, Duration::from_secs(3600)).await?;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let usage = meter.finish(n, &env.clickhouse).await;
+    service.stop().await?;
+    Ok((rate, usage))
 }
 
 /// What [`pipeline_throughput`] measured (both rates include start-up: group join, state load).
@@ -206,7 +209,7 @@ pub async fn latency_at_rate(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Re
     let sender = pv_simulate::gateway_sender(&env.gateway_url, env.tokens.clone())?;
     let report = send_by_clinic(events, pacing, sender).await?;
     env.wait_drained(Duration::from_secs(600)).await?;
-    let usage = meter.finish(report.accepted, report.accepted, &env.clickhouse).await;
+    let usage = meter.finish(report.accepted, &env.clickhouse).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = poller.await;
@@ -336,7 +339,7 @@ pub async fn sustained(env: &BenchEnv, rate: f64, secs: u64) -> anyhow::Result<S
     }
     let fed = started.elapsed();
     let (_, drained) = env.wait_drained(Duration::from_secs(3600)).await?;
-    let usage = meter.finish(sent, sent, &env.clickhouse).await;
+    let usage = meter.finish(sent, &env.clickhouse).await;
     let peak_rss = (enrich.peak_rss().unwrap_or(0), sink.peak_rss().unwrap_or(0));
     sink.stop().await?;
     enrich.stop().await?;

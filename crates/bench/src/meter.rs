@@ -59,8 +59,8 @@ impl Meter {
     }
 
     /// Ends the window once ClickHouse has no merge of the run's database running (so the
-    /// merges the inserts caused count): `events` moved, `rows` stored in the run's database.
-    pub async fn finish(&self, events: u64, rows: u64, clickhouse: &ClickHouseConfig) -> Usage {
+    /// merges the inserts caused count): `events` moved, each stored as one row.
+    pub async fn finish(&self, events: u64, clickhouse: &ClickHouseConfig) -> Usage {
         wait_for_merges(clickhouse).await;
         let wall = self.started.elapsed().as_secs_f64();
         let used: Vec<(String, f64, f64)> = self
@@ -72,7 +72,7 @@ impl Meter {
             })
             .collect();
         let parts = match part_log(clickhouse, self.since).await {
-            Ok(counts) => Some(counts.per_row(rows)),
+            Ok(counts) => Some(counts.per_row(events)),
             Err(e) => {
                 tracing::warn!(error = %e, "no part counts (is ClickHouse's part_log on? deploy/local/start.sh turns it on)");
                 None
