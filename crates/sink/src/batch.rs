@@ -10,6 +10,7 @@
 //! durable.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -240,10 +241,14 @@ impl Buffers {
 
     /// The open buffer for `slot` (opened if need be), with one more message counted in it.
     fn buffer(&mut self, slot: Slot, at: Partition, offset: i64, bytes: usize) -> &mut Buffer {
-        let read = self.read.entry(at.clone()).or_insert(offset);
-        *read = (*read).max(offset);
-        // Where reading started needs no commit: positions are returned once they pass it.
-        self.returned.entry(at.clone()).or_insert(offset);
+        match self.read.entry(at.clone()) {
+            Entry::Occupied(mut read) => *read.get_mut() = (*read.get()).max(offset),
+            Entry::Vacant(read) => {
+                read.insert(offset);
+                // Where reading started needs no commit: positions are returned once they pass it.
+                self.returned.insert(at.clone(), offset);
+            }
+        }
         self.buffered += 1;
         let buffer = self.open.entry(slot).or_insert_with(|| Buffer {
             unit: slot.empty_unit(),
