@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, distinct, produce_raw, read_topic, simulated_stream};
+use common::{RunningEnricher, RunningSink, TestEnv, distinct, produce_raw, read_topic, simulated_stream};
 use pv_runtime::{ClickHouseConfig, KafkaConfig};
 use rdkafka::consumer::Consumer as _;
 
@@ -84,6 +84,27 @@ async fn on_node(node: u16, sql: &str) -> u64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// What the in-process services report: to tell a stuck enricher from a stuck sink.
+fn account(enricher: &RunningEnricher, sink: &RunningSink) -> String {
+    let per_table = |count: &dyn Fn(&str) -> u64| {
+        ["doses", "monitoring_forms", "ae_report_versions", "enrolments"]
+            .map(|t| format!("{t} {}", count(t)))
+            .join(", ")
+    };
+    format!(
+        "enricher: {} enriched, {} session restarts, stopped: {}, lag {}; sink: rows inserted [{}], failed insert attempts [{}], paused {}, stopped: {}, lag {}",
+        enricher.enriched(),
+        enricher.metrics.restarts.get(),
+        enricher.thread.is_finished(),
+        enricher.metrics.consumer_lag.get(),
+        per_table(&|t| sink.metrics.rows_inserted.with_label_values(&[t]).get()),
+        per_table(&|t| sink.metrics.insert_failures.with_label_values(&[t]).get()),
+        sink.metrics.paused.get(),
+        sink.task.is_finished(),
+        sink.metrics.consumer_lag.get(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
     let cluster = LocalCluster::start().await;
@@ -146,6 +167,17 @@ async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
 
+    // CI twice saw no row at all in 180 s (not reproduced by hand): say what the services did.
+    let [doses, ..] = distinct(&events);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while env.count("doses", true).await < doses {
+        assert!(
+            Instant::now() < deadline,
+            "doses not all stored within 180 s; {}",
+            account(&enricher, &sink)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     env.wait_for_all(&events, Duration::from_secs(180)).await;
     let [doses, forms, reports, enrolments] = distinct(&events);
     enricher.stop().await;
