@@ -289,8 +289,9 @@ impl Buffers {
     /// The buffer to seal next, if one is due: the fullest of those at `max_messages` or
     /// `max_bytes`, or the fullest when all together hold `max_buffered`; else the oldest of
     /// those open `max_wait` (`backlog_max_wait` in a `backlog`); with `draining`, the fullest
-    /// of any.
-    pub fn next_due(&self, limits: &Limits, draining: bool, backlog: bool) -> Option<Slot> {
+    /// of any. `now` is read once by the caller: the clock per buffer per message showed in the
+    /// sink's profile.
+    pub fn next_due(&self, limits: &Limits, draining: bool, backlog: bool, now: Instant) -> Option<Slot> {
         let fullest = || self.open.iter().max_by_key(|(_, b)| b.unit.len()).map(|(s, _)| *s);
         let full = self
             .open
@@ -307,14 +308,18 @@ impl Buffers {
         let max_wait = if backlog { limits.backlog_max_wait } else { limits.max_wait };
         self.open
             .iter()
-            .filter(|(_, b)| b.opened.elapsed() >= max_wait)
+            .filter(|(_, b)| now.saturating_duration_since(b.opened) >= max_wait)
             .min_by_key(|(_, b)| b.opened)
             .map(|(s, _)| *s)
     }
 
-    /// Time until the oldest open buffer is due by age (`max_wait` when none is open).
-    pub fn time_left(&self, max_wait: Duration) -> Duration {
-        self.open.values().map(|b| max_wait.saturating_sub(b.opened.elapsed())).min().unwrap_or(max_wait)
+    /// Time from `now` until the oldest open buffer is due by age (`max_wait` when none is open).
+    pub fn time_left(&self, max_wait: Duration, now: Instant) -> Duration {
+        self.open
+            .values()
+            .map(|b| max_wait.saturating_sub(now.saturating_duration_since(b.opened)))
+            .min()
+            .unwrap_or(max_wait)
     }
 
     /// Seals the buffer of `slot` into a unit in flight.
@@ -459,27 +464,32 @@ mod tests {
     #[test]
     fn the_fullest_buffer_is_due_first_then_the_oldest() {
         let mut b = Buffers::default();
-        assert_eq!(b.next_due(&LIMITS, true, false), None, "nothing open");
+        let now = Instant::now();
+        assert_eq!(b.next_due(&LIMITS, true, false, now), None, "nothing open");
         b.push_row(dose(FEB), "t", 0, 0, 1);
         for o in 1..4 {
             b.push_row(dose(JAN), "t", 0, o, 1);
         }
-        assert_eq!(b.next_due(&LIMITS, false, false), Some(Slot::Doses(202_601)), "full at 3");
+        let now = Instant::now();
+        assert_eq!(b.next_due(&LIMITS, false, false, now), Some(Slot::Doses(202_601)), "full at 3");
         b.seal(Slot::Doses(202_601));
-        assert_eq!(b.next_due(&LIMITS, false, false), None, "one row, young");
-        let old = Limits { max_wait: Duration::ZERO, ..LIMITS };
-        assert_eq!(b.next_due(&old, false, false), Some(Slot::Doses(202_602)), "old");
-        assert_eq!(b.next_due(&old, false, true), None, "not old enough in a backlog");
-        let older = Limits { backlog_max_wait: Duration::ZERO, ..old };
-        assert_eq!(b.next_due(&older, false, true), Some(Slot::Doses(202_602)), "old in a backlog too");
-        assert_eq!(b.next_due(&LIMITS, true, false), Some(Slot::Doses(202_602)), "draining");
+        assert_eq!(b.next_due(&LIMITS, false, false, now), None, "one row, young");
+        let later = |secs| now + Duration::from_secs(secs);
+        assert_eq!(b.next_due(&LIMITS, false, false, later(60)), Some(Slot::Doses(202_602)), "old");
+        assert_eq!(b.next_due(&LIMITS, false, true, later(60)), None, "not old enough in a backlog");
+        assert_eq!(
+            b.next_due(&LIMITS, false, true, later(600)),
+            Some(Slot::Doses(202_602)),
+            "old in a backlog too"
+        );
+        assert_eq!(b.next_due(&LIMITS, true, false, now), Some(Slot::Doses(202_602)), "draining");
         let small = Limits { max_messages: 100, max_bytes: 2, ..LIMITS };
         b.push_row(dose(JAN), "t", 0, 5, 1);
         b.push_row(dose(JAN), "t", 0, 6, 1);
-        assert_eq!(b.next_due(&small, false, false), Some(Slot::Doses(202_601)), "full by bytes");
+        assert_eq!(b.next_due(&small, false, false, now), Some(Slot::Doses(202_601)), "full by bytes");
         let crowded = Limits { max_messages: 100, max_buffered: 3, ..LIMITS };
         assert_eq!(
-            b.next_due(&crowded, false, false),
+            b.next_due(&crowded, false, false, now),
             Some(Slot::Doses(202_601)),
             "the fullest when crowded"
         );
@@ -489,9 +499,12 @@ mod tests {
     fn time_left_is_that_of_the_oldest_buffer() {
         let mut b = Buffers::default();
         let wait = Duration::from_secs(60);
-        assert_eq!(b.time_left(wait), wait);
+        assert_eq!(b.time_left(wait, Instant::now()), wait);
         b.push_row(dose(JAN), "t", 0, 0, 1);
-        assert!(b.time_left(wait) <= wait && b.time_left(wait) > Duration::from_secs(59));
-        assert_eq!(b.time_left(Duration::ZERO), Duration::ZERO);
+        let opened = Instant::now();
+        b.push_row(dose(FEB), "t", 0, 1, 1);
+        let left = b.time_left(wait, opened + Duration::from_secs(20));
+        assert!(left <= Duration::from_secs(40) && left > Duration::from_secs(39), "{left:?}");
+        assert_eq!(b.time_left(wait, opened + Duration::from_secs(61)), Duration::ZERO);
     }
 }

@@ -98,18 +98,21 @@ impl Consumption {
             if self.feed_ended && self.buffers.is_idle() {
                 break;
             }
+            // The clock is read twice per message: around the wait.
             let asked = Instant::now();
-            match self.wait(feed, shutdown).await {
+            let step = self.wait(feed, shutdown, asked).await;
+            let now = Instant::now();
+            match step {
                 Step::Shutdown => break,
                 Step::Received(message) => {
-                    self.note_wait(asked.elapsed());
+                    self.note_wait(now - asked, now);
                     self.receive(&message);
                 }
                 Step::Done(done) => self.done(feed, done),
                 Step::FeedEnded => self.feed_ended = true,
-                Step::Waited => self.note_wait(asked.elapsed()),
+                Step::Waited => self.note_wait(now - asked, now),
             }
-            self.start_inserts(shutdown, self.feed_ended);
+            self.start_inserts(shutdown, self.feed_ended, now);
         }
         let messages = self.messages;
         self.drain(feed).await;
@@ -117,24 +120,24 @@ impl Consumption {
     }
 
     /// Whether the loop had to wait for the feed (not paused): the sink is not in a backlog.
-    fn note_wait(&mut self, waited: Duration) {
+    fn note_wait(&mut self, waited: Duration, now: Instant) {
         if !self.paused && waited >= NO_BACKLOG_WAIT {
-            self.last_wait = Instant::now();
+            self.last_wait = now;
         }
     }
 
     /// Whether messages have been waiting for the sink for a whole `batch_max_wait_ms`.
-    fn in_backlog(&self) -> bool {
-        self.last_wait.elapsed() > self.limits.max_wait
+    fn in_backlog(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_wait) > self.limits.max_wait
     }
 
     /// Waits for whichever comes first: shutdown, an insert's end, a message, the oldest
     /// buffer's deadline (when an insert could start).
-    async fn wait<'f>(&mut self, feed: &'f mut Feed, shutdown: &Shutdown) -> Step<'f> {
+    async fn wait<'f>(&mut self, feed: &'f mut Feed, shutdown: &Shutdown, now: Instant) -> Step<'f> {
         let max_wait = self.limits.max_wait;
         let slot_free = self.inserts.len() < self.cfg.inserts_in_flight;
-        let due_by_age = if self.in_backlog() { self.limits.backlog_max_wait } else { max_wait };
-        let wait = if slot_free { self.buffers.time_left(due_by_age).min(max_wait) } else { max_wait };
+        let due_by_age = if self.in_backlog(now) { self.limits.backlog_max_wait } else { max_wait };
+        let wait = if slot_free { self.buffers.time_left(due_by_age, now).min(max_wait) } else { max_wait };
         let reading = !self.feed_ended;
         let inserting = !self.inserts.is_empty();
         tokio::select! {
@@ -154,7 +157,7 @@ impl Consumption {
     fn receive(&mut self, message: &Incoming<'_>) {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         self.messages += 1;
-        if self.halted.contains_key(&(topic.to_owned(), partition)) {
+        if !self.halted.is_empty() && self.halted.contains_key(&(topic.to_owned(), partition)) {
             return;
         }
         let payload = message.payload();
@@ -193,11 +196,13 @@ impl Consumption {
 
     /// Seals due buffers into inserts while fewer than `inserts_in_flight` run (`draining`:
     /// every buffer is due).
-    fn start_inserts(&mut self, shutdown: &Shutdown, draining: bool) {
+    fn start_inserts(&mut self, shutdown: &Shutdown, draining: bool, now: Instant) {
+        let backlog = self.in_backlog(now);
         while self.inserts.len() < self.cfg.inserts_in_flight {
-            let backlog = self.in_backlog();
-            let Some(sealed) =
-                self.buffers.next_due(&self.limits, draining, backlog).and_then(|s| self.buffers.seal(s))
+            let Some(sealed) = self
+                .buffers
+                .next_due(&self.limits, draining, backlog, now)
+                .and_then(|s| self.buffers.seal(s))
             else {
                 return;
             };
@@ -251,7 +256,7 @@ impl Consumption {
         // Not interrupted by the shutdown that got us here: finish unless time runs out.
         let finishing = Shutdown::new();
         loop {
-            self.start_inserts(&finishing, true);
+            self.start_inserts(&finishing, true, Instant::now());
             match tokio::time::timeout_at(deadline, self.inserts.join_next()).await {
                 Ok(Some(done)) => self.done(feed, done),
                 Ok(None) => break,
