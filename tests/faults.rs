@@ -41,7 +41,7 @@ fn table_of(e: &EnrichedEvent) -> &'static str {
 /// The stream enriched in-process, as the enricher would produce it.
 fn enriched(raw: &[ClinicEvent]) -> Vec<(Sent, EnrichedEvent)> {
     let enricher = TestEnv::enricher();
-    let mut store = pv_enrich::PatientStore::new();
+    let mut store = pv_enrich::PatientStore::default();
     let codec = EventCodec::global();
     raw.iter()
         .map(|e| {

@@ -57,7 +57,7 @@ fn main() {
     );
     let mut rates = Vec::new();
     for run in 1..=5 {
-        let mut store = PatientStore::new();
+        let mut store = PatientStore::default();
         let mut out_bytes = 0usize;
         let started = Instant::now();
         for m in &messages {
@@ -75,7 +75,7 @@ fn main() {
     // ---------------------------------------------------------------- state memory
     let patients: u32 = if quick { 100_000 } else { 1_000_000 };
     let before = rss_bytes();
-    let mut store = PatientStore::with_capacity(patients as usize);
+    let mut store = PatientStore::with_capacity_and_hasher(patients as usize, Default::default());
     let keyer = Pseudonymiser::new(b"benchmark secret benchmark secret!!").expect("secret");
     for p in 0..patients {
         let key = keyer.key("clinic-01", &p.to_string());

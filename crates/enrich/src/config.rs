@@ -30,9 +30,14 @@ pub struct EnrichConfig {
     /// Commit a transaction after this many input messages ...
     #[serde(default = "default_batch_max_messages")]
     pub batch_max_messages: usize,
-    /// ... or this long after the transaction began, in milliseconds.
+    /// ... or this long after the transaction began, in milliseconds ...
     #[serde(default = "default_batch_max_wait_ms")]
     pub batch_max_wait_ms: u64,
+    /// ... or this long when the transaction never had to wait for input (the enricher reads
+    /// a backlog: latency is moot then, and each commit costs a stall and a changelog record
+    /// per patient touched).
+    #[serde(default = "default_backlog_max_wait_ms")]
+    pub backlog_max_wait_ms: u64,
     /// File holding the pseudonymisation secret (>= 32 bytes); else the variable `secret_env`.
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
@@ -66,10 +71,13 @@ fn default_group_id() -> String {
     "pv-enrich".into()
 }
 fn default_batch_max_messages() -> usize {
-    20_000
+    100_000
 }
 fn default_batch_max_wait_ms() -> u64 {
     200
+}
+fn default_backlog_max_wait_ms() -> u64 {
+    1_000
 }
 fn default_secret_env() -> String {
     "PV_PSEUDONYM_SECRET".into()
@@ -89,6 +97,7 @@ impl Default for EnrichConfig {
             transactional_id: None,
             batch_max_messages: default_batch_max_messages(),
             batch_max_wait_ms: default_batch_max_wait_ms(),
+            backlog_max_wait_ms: default_backlog_max_wait_ms(),
             secret_file: None,
             secret_env: default_secret_env(),
             meddra_dir: None,

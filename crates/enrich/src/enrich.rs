@@ -305,7 +305,7 @@ mod tests {
     #[test]
     fn a_patient_history_enriches_field_by_field() {
         let en = enricher();
-        let mut store = PatientStore::new();
+        let mut store = PatientStore::default();
         for (day, mg) in [(0, 40.0), (3, 40.0), (7, 40.0)] {
             en.enrich(&mut store, &dose_event(day, mg)).expect("dose");
         }
@@ -356,7 +356,7 @@ mod tests {
     #[test]
     fn monitoring_carries_exposure_as_of_its_time() {
         let en = enricher();
-        let mut store = PatientStore::new();
+        let mut store = PatientStore::default();
         en.enrich(&mut store, &dose_event(0, 40.0)).expect("dose");
         en.enrich(&mut store, &dose_event(3, 40.0)).expect("dose");
         let mut m =
@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn an_enrolment_is_pseudonymised_and_copied_field_for_field() {
         let en = enricher();
-        let mut store = PatientStore::new();
+        let mut store = PatientStore::default();
         let first = en.enrich(&mut store, &dose_event(0, 40.0)).expect("dose");
         let mut e = sample::enrolment("clinic-a", "pt-7", Timestamp::from_millis(t(0).millis() - 3_600_000));
         e.received_at = t(0);
@@ -406,7 +406,7 @@ mod tests {
     #[test]
     fn replayed_events_do_not_count_twice() {
         let en = enricher();
-        let mut store = PatientStore::new();
+        let mut store = PatientStore::default();
         let first = en.enrich(&mut store, &dose_event(0, 40.0)).expect("dose");
         let again = en.enrich(&mut store, &dose_event(0, 40.0)).expect("re-sent");
         assert!(!again.state_changed);
@@ -420,7 +420,7 @@ mod tests {
     #[test]
     fn semantic_conflicts_are_refused_with_a_reason_and_change_nothing() {
         let en = enricher();
-        let mut store = PatientStore::new();
+        let mut store = PatientStore::default();
         en.enrich(&mut store, &dose_event(0, 40.0)).expect("dose");
         let err = en.enrich(&mut store, &dose_event(0, 45.0)).expect_err("conflict");
         assert!(err.contains("a different dose (40 mg)"), "{err}");

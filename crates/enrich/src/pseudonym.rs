@@ -90,7 +90,13 @@ impl Pseudonymiser {
 
 /// Lower-case hex of a key (its form in enriched events and tables).
 pub fn key_hex(key: &PatientKey) -> String {
-    hex::encode(key)
+    // Into a buffer at once: `hex::encode` builds the string a char at a time (a hot path:
+    // every enriched event and changelog record is keyed by it).
+    let mut buf = [0u8; 64];
+    match hex::encode_to_slice(key, &mut buf).map(|()| std::str::from_utf8(&buf)) {
+        Ok(Ok(hex)) => hex.to_owned(),
+        _ => hex::encode(key),
+    }
 }
 
 #[cfg(test)]

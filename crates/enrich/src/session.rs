@@ -27,10 +27,10 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::pseudonym::key_hex;
+use crate::metrics::EventKind;
 use crate::service::EnrichService;
 use crate::stores::{LoadError, StateStores};
-use crate::transaction::{KAFKA_TIMEOUT, Transaction, TxnError};
+use crate::transaction::{Due, KAFKA_TIMEOUT, Transaction, TxnError};
 
 /// Why a session ended. Every one but [`SessionError::Fenced`] repeated is survived by a new
 /// session (see [`EnrichService::run`]).
@@ -169,10 +169,16 @@ impl<'s> Session<'s> {
 
     /// Runs until `shutdown`, then commits the open transaction.
     pub(crate) fn run(mut self, shutdown: &Shutdown) -> Result<(), SessionError> {
-        let cfg = self.service.config();
-        let max_wait = Duration::from_millis(cfg.batch_max_wait_ms);
+        let due = Due::of(self.service.config());
         while !shutdown.is_triggered() {
-            let polled = self.consumer.poll(self.work.txn.poll_time(max_wait));
+            // Input ready at once means a backlog; a wait means the transaction may commit soon.
+            let polled = match self.consumer.poll(Duration::ZERO) {
+                Some(ready) => Some(ready),
+                None => {
+                    self.work.txn.note_wait();
+                    self.consumer.poll(self.work.txn.poll_time(&due))
+                }
+            };
             let revoked = self.consumer.context().take();
             if self.work.txn.holds_any(&revoked) {
                 // Work in flight for a partition we no longer own: roll everything back.
@@ -192,7 +198,7 @@ impl<'s> Session<'s> {
                     }
                 }
             }
-            if self.work.txn.is_due(cfg.batch_max_messages, max_wait) {
+            if self.work.txn.is_due(&due) {
                 self.commit_or_rewind()?;
             }
         }
@@ -336,12 +342,13 @@ impl Work<'_> {
         match outcome {
             Ok(out) => {
                 let bytes = codec.encode_enriched(&out.event)?;
-                let key = key_hex(&out.key);
-                self.txn.send(BaseRecord::to(&cfg.output_topic).key(&key).payload(&bytes))?;
+                // The event carries its key in hex already.
+                let key = out.event.patient_key();
+                self.txn.send(BaseRecord::to(&cfg.output_topic).key(key).payload(&bytes))?;
                 if out.state_changed {
                     self.txn.touched(partition, out.key);
                 }
-                metrics.enriched.with_label_values(&[kind(&out.event)]).inc();
+                metrics.count_enriched(kind(&out.event));
                 metrics.uncoded_reactions.inc_by(out.uncoded as u64);
             }
             Err(reason) => {
@@ -373,12 +380,12 @@ impl Work<'_> {
     }
 }
 
-fn kind(e: &EnrichedEvent) -> &'static str {
+fn kind(e: &EnrichedEvent) -> EventKind {
     match e {
-        EnrichedEvent::Dose(_) => "dose",
-        EnrichedEvent::Monitoring(_) => "monitoring",
-        EnrichedEvent::AdverseEvent(_) => "adverse_event",
-        EnrichedEvent::Enrolment(_) => "enrolment",
+        EnrichedEvent::Dose(_) => EventKind::Dose,
+        EnrichedEvent::Monitoring(_) => EventKind::Monitoring,
+        EnrichedEvent::AdverseEvent(_) => EventKind::AdverseEvent,
+        EnrichedEvent::Enrolment(_) => EventKind::Enrolment,
     }
 }
 

@@ -2,7 +2,6 @@
 //! partition (same number) the first time a message of it arrives, after start-up or a
 //! rebalance: a restart reads the compacted state, not the history.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
@@ -49,7 +48,7 @@ pub enum LoadError {
 pub(crate) struct StateStores {
     reader: PartitionReader,
     changelog: String,
-    stores: HashMap<i32, PatientStore>,
+    stores: rustc_hash::FxHashMap<i32, PatientStore>,
     metrics: EnrichMetrics,
 }
 
@@ -62,7 +61,7 @@ impl StateStores {
         metrics: EnrichMetrics,
     ) -> Result<Self, KafkaError> {
         let reader = PartitionReader::new(kafka, &format!("{group_id}-state-loader"))?;
-        Ok(Self { reader, changelog: changelog.into(), stores: HashMap::new(), metrics })
+        Ok(Self { reader, changelog: changelog.into(), stores: rustc_hash::FxHashMap::default(), metrics })
     }
 
     /// The patients of `partition`, loaded first if they are not in memory.
@@ -100,7 +99,7 @@ impl StateStores {
     fn load(&self, partition: i32) -> Result<PatientStore, LoadError> {
         let started = Instant::now();
         let codec = EventCodec::global();
-        let mut store = PatientStore::new();
+        let mut store = PatientStore::default();
         let mut bad = None;
         self.reader
             .read(&self.changelog, &[(partition, Offset::Beginning)], LOAD_PATIENCE, |m| {

@@ -2,7 +2,9 @@
 //! changelog records of the patients it changed, and the input offsets it consumed, committed
 //! or aborted together.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashSet;
 use std::time::{Duration, Instant};
 
 use pv_events::EventCodec;
@@ -38,13 +40,57 @@ pub enum TxnError {
     Encode(#[from] pv_events::CodecError),
 }
 
+/// When a transaction is due (the `[enrich]` batch settings), without I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Due {
+    /// Due at this many input messages ...
+    pub max_messages: usize,
+    /// ... or open this long once it had to wait for input ...
+    pub max_wait: Duration,
+    /// ... or open this long when it never had to (a backlog).
+    pub backlog_max_wait: Duration,
+}
+
+impl Due {
+    /// The settings of `cfg`; a backlog wait below `batch_max_wait_ms` counts as that.
+    pub(crate) fn of(cfg: &crate::EnrichConfig) -> Self {
+        let max_wait = Duration::from_millis(cfg.batch_max_wait_ms);
+        Self {
+            max_messages: cfg.batch_max_messages,
+            max_wait,
+            backlog_max_wait: Duration::from_millis(cfg.backlog_max_wait_ms).max(max_wait),
+        }
+    }
+
+    /// How long a transaction may stay open: short once it waited for input, so that events
+    /// at live rates are committed (visible) soon.
+    fn age_limit(&self, waited: bool) -> Duration {
+        if waited { self.max_wait } else { self.backlog_max_wait }
+    }
+
+    /// Whether a transaction of `messages`, open `age` (`waited` for input or not), is due.
+    fn is_due(&self, messages: usize, age: Duration, waited: bool) -> bool {
+        messages >= self.max_messages || age >= self.age_limit(waited)
+    }
+
+    /// How long to wait for input: until the open transaction (open `age`) is due, a while when none is.
+    fn poll_time(&self, age: Option<Duration>, waited: bool) -> Duration {
+        age.map_or(IDLE_POLL, |age| self.age_limit(waited).saturating_sub(age))
+    }
+}
+
+/// How long to wait for input with no transaction open.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
 /// The transactional producer and what the open transaction holds.
 pub(crate) struct Transaction {
     producer: ThreadedProducer<DefaultProducerContext>,
     open: Option<Instant>,
+    /// Whether the open transaction had to wait for input (the enricher is not behind).
+    waited: bool,
     messages: usize,
     next_offsets: BTreeMap<i32, i64>,
-    touched: BTreeMap<i32, HashSet<PatientKey>>,
+    touched: BTreeMap<i32, FxHashSet<PatientKey>>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -64,6 +110,7 @@ impl Transaction {
         Ok(Self {
             producer,
             open: None,
+            waited: false,
             messages: 0,
             next_offsets: BTreeMap::new(),
             touched: BTreeMap::new(),
@@ -80,14 +127,19 @@ impl Transaction {
         partitions.iter().any(|p| self.next_offsets.contains_key(p))
     }
 
-    /// How long to poll for input: until the open transaction is due, or a while when none is.
-    pub(crate) fn poll_time(&self, max_wait: Duration) -> Duration {
-        self.open.map_or(Duration::from_millis(200), |t| max_wait.saturating_sub(t.elapsed()))
+    /// The loop found no input ready: the open transaction is not reading a backlog.
+    pub(crate) fn note_wait(&mut self) {
+        self.waited |= self.open.is_some();
     }
 
-    /// Whether the open transaction should commit: `max_messages` consumed or open `max_wait`.
-    pub(crate) fn is_due(&self, max_messages: usize, max_wait: Duration) -> bool {
-        self.open.is_some_and(|t| self.messages >= max_messages || t.elapsed() >= max_wait)
+    /// How long to poll for input: until the open transaction is due, or a while when none is.
+    pub(crate) fn poll_time(&self, due: &Due) -> Duration {
+        due.poll_time(self.open.map(|t| t.elapsed()), self.waited)
+    }
+
+    /// Whether the open transaction should commit.
+    pub(crate) fn is_due(&self, due: &Due) -> bool {
+        self.open.is_some_and(|t| due.is_due(self.messages, t.elapsed(), self.waited))
     }
 
     /// Begins a transaction unless one is open.
@@ -106,6 +158,12 @@ impl Transaction {
         K: ToBytes + ?Sized,
         P: ToBytes + ?Sized,
     {
+        // Tried once before the deadline is read: the queue is rarely full, the clock per
+        // message shows in the enricher's profile.
+        let record = match self.producer.send(record) {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => back,
+            sent => return sent.map_err(|(e, _)| self.classify(e)),
+        };
         let deadline = Instant::now() + KAFKA_TIMEOUT;
         let wait = || std::thread::sleep(Duration::from_millis(2));
         pv_runtime::kafka::produce::enqueue(record, deadline, |r| self.producer.send(r), wait)
@@ -175,6 +233,7 @@ impl Transaction {
 
     fn reset(&mut self) {
         self.open = None;
+        self.waited = false;
         self.messages = 0;
         self.next_offsets.clear();
         self.touched.clear();
@@ -202,4 +261,39 @@ fn is_fencing(code: RDKafkaErrorCode) -> bool {
         code,
         RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DUE: Due = Due {
+        max_messages: 1000,
+        max_wait: Duration::from_millis(200),
+        backlog_max_wait: Duration::from_millis(1000),
+    };
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn a_transaction_that_waited_for_input_is_due_at_max_wait() {
+        assert!(!DUE.is_due(10, MS(199), true));
+        assert!(DUE.is_due(10, MS(200), true));
+        assert_eq!(DUE.poll_time(Some(MS(150)), true), MS(50));
+    }
+
+    #[test]
+    fn a_transaction_reading_a_backlog_runs_to_the_backlog_wait_or_max_messages() {
+        assert!(!DUE.is_due(10, MS(999), false), "never waited: not due at max_wait");
+        assert!(DUE.is_due(10, MS(1000), false));
+        assert!(DUE.is_due(1000, MS(1), false), "full");
+        assert_eq!(DUE.poll_time(Some(MS(150)), false), MS(850));
+        assert_eq!(DUE.poll_time(None, false), IDLE_POLL);
+    }
+
+    #[test]
+    fn a_backlog_wait_below_max_wait_counts_as_max_wait() {
+        let cfg =
+            crate::EnrichConfig { batch_max_wait_ms: 300, backlog_max_wait_ms: 100, ..Default::default() };
+        assert_eq!(Due::of(&cfg).backlog_max_wait, MS(300));
+    }
 }
