@@ -84,6 +84,16 @@ async fn on_node(node: u16, sql: &str) -> u64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// Runs `sql` on ClickHouse node `node` (1-3).
+async fn on_node_execute(node: u16, sql: &str) {
+    let cfg = ClickHouseConfig { url: LocalCluster::clickhouse(node), ..ClickHouseConfig::default() };
+    pv_runtime::clickhouse::server_client(&cfg)
+        .query(sql)
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// What the in-process services report: to tell a stuck enricher from a stuck sink.
 fn account(enricher: &RunningEnricher, sink: &RunningSink) -> String {
     let per_table = |count: &dyn Fn(&str) -> u64| {
@@ -223,5 +233,62 @@ async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
         assert!(Instant::now() < deadline, "replica ch2 has {b} rows of shard 1's {a}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    upgrades_a_cluster_database_of_an_earlier_release(&env.clickhouse).await;
     drop(cluster);
+}
+
+/// A cluster database made by migrations 1-7 (an earlier release, holding a dose) migrates to
+/// the end: 8 and 9 change columns, which on 18.16 cannot be done by `ALTER ... ON CLUSTER` on
+/// a Distributed table, so the Distributed tables are recreated over the altered local tables.
+async fn upgrades_a_cluster_database_of_an_earlier_release(current: &ClickHouseConfig) {
+    use pv_store::migrations::{MIGRATIONS, migrate, migrate_with};
+    let cfg = ClickHouseConfig { database: format!("{}_upgrade", current.database), ..current.clone() };
+    let db = cfg.database.clone();
+    let release7: Vec<_> = MIGRATIONS.iter().copied().filter(|m| m.version <= 7).collect();
+    migrate_with(&cfg, &release7).await.expect("the earlier release's database");
+    // Today's migrations create today's shape: give doses back a column the earlier release had
+    // (and migration 9 drops). The Distributed tables are altered server by server, which 18.16
+    // allows, as `ON CLUSTER` it does not.
+    let old_column = "ADD COLUMN exp_administrations UInt32 AFTER received_at_ms";
+    on_node_execute(1, &format!("ALTER TABLE {db}.doses_local ON CLUSTER pv {old_column}")).await;
+    for node in 1..=3 {
+        on_node_execute(node, &format!("ALTER TABLE {db}.doses {old_column}")).await;
+    }
+    pv_runtime::clickhouse::server_client(&cfg)
+        .query(&format!(
+            "INSERT INTO {db}.doses (event_id, patient_key, administered_at_ms, exp_administrations, exp_escalation_ratio) \
+             VALUES ('00000000-0000-0000-0000-000000000001', 'p', 1767225600000, 3, 1.5)"
+        ))
+        .execute()
+        .await
+        .expect("a dose of the earlier release");
+    let applied = migrate(&cfg).await.expect("upgraded");
+    assert_eq!(applied, [8, 9]);
+    let kept = on_node(1, &format!("SELECT count() FROM {db}.doses WHERE exp_escalation_ratio = 1.5")).await;
+    assert_eq!(kept, 1, "the dose is kept, read through the recreated Distributed table");
+    // Every table a column step changed: the Distributed table has its local tables' columns.
+    let mut tables: Vec<&str> =
+        MIGRATIONS.iter().flat_map(|m| m.steps).filter_map(|s| s.column_table()).collect();
+    tables.dedup();
+    for table in tables {
+        let columns = |t: String| {
+            format!("SELECT name, type FROM system.columns WHERE database = '{db}' AND table = '{t}'")
+        };
+        let differing = on_node(
+            1,
+            &format!(
+                "SELECT count() FROM (SELECT name, type, count() AS n FROM ({} UNION ALL {}) GROUP BY name, type HAVING n != 2)",
+                columns(table.to_owned()),
+                columns(format!("{table}_local"))
+            ),
+        )
+        .await;
+        assert_eq!(differing, 0, "{table}: Distributed and local columns differ after the upgrade");
+    }
+    let dropped = on_node(
+        1,
+        &format!("SELECT count() FROM system.columns WHERE database = '{db}' AND name = 'exp_administrations' AND table LIKE 'doses%'"),
+    )
+    .await;
+    assert_eq!(dropped, 0, "migration 9 dropped the column from doses and doses_local");
 }

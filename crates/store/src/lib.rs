@@ -58,6 +58,9 @@ pub enum StoreError {
     /// The configured database name is not a plain identifier.
     #[error("database name `{0}` must match [A-Za-z_][A-Za-z0-9_]*")]
     BadDatabaseName(String),
+    /// A migration step names a table that no migration creates (a bug in the migrations).
+    #[error("a migration step names table {0}, which no migration creates")]
+    UnknownTable(String),
     /// A migration step failed.
     #[error("migration {version} ({name}) failed: {source}")]
     Migration {

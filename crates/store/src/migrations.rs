@@ -66,19 +66,27 @@ impl Step {
             Step::CreateView(view) => vec![view.create_statement_in(layout)],
             // Distributed to Distributed: each row goes back to its own shard.
             Step::Backfill(view) => vec![view.backfill_statement()],
+            // The replicated local tables only: the Distributed table over them is recreated
+            // ([`distributed_statements`]), as 18.16 refuses `ALTER ... ON CLUSTER` on a table
+            // that is not replicated when a shard replicates internally.
             Step::AddColumn(table, ..) | Step::DropColumn(table, _) | Step::ModifyColumn(table, ..) => {
-                [layout.storage_name(table), (*table).to_owned()]
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "ALTER TABLE {}{} {}",
-                            layout.qualified(t),
-                            layout.on_cluster(),
-                            self.alteration()
-                        )
-                    })
-                    .collect()
+                vec![format!(
+                    "ALTER TABLE {}{} {}",
+                    layout.qualified(&layout.storage_name(table)),
+                    layout.on_cluster(),
+                    self.alteration()
+                )]
             }
+        }
+    }
+
+    /// The table a column step changes, if it is one.
+    pub fn column_table(&self) -> Option<&'static str> {
+        match self {
+            Step::AddColumn(table, ..) | Step::DropColumn(table, _) | Step::ModifyColumn(table, ..) => {
+                Some(table)
+            }
+            Step::Sql(_) | Step::Create(_) | Step::CreateView(_) | Step::Backfill(_) => None,
         }
     }
 
@@ -256,12 +264,10 @@ pub async fn migrate_with(cfg: &ClickHouseConfig, migrations: &[Migration]) -> R
     for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         let err = |source| StoreError::Migration { version: m.version, name: m.name, source };
         for step in m.steps {
-            if column_step_done(&db, step).await? {
-                continue;
-            }
-            for statement in step.statements(&layout) {
-                db.client().query(&statement).execute().await.map_err(err)?;
-            }
+            apply_step(&db, &layout, step).await.map_err(|e| match e {
+                StoreError::ClickHouse(source) => err(source),
+                other => other,
+            })?;
         }
         let record = MigrationRow { version: m.version, name: m.name.into(), applied_at: now() };
         db.insert(&SCHEMA_MIGRATIONS, &[record]).await.map_err(err)?;
@@ -271,19 +277,41 @@ pub async fn migrate_with(cfg: &ClickHouseConfig, migrations: &[Migration]) -> R
     Ok(done)
 }
 
-/// Whether a column step has nothing to do (ClickHouse 18.16 has no `IF [NOT] EXISTS` for
-/// columns): its column is there already for an add, gone (or never there, in a database created
-/// in the current shape) for a drop, of the wanted type already (or gone) for a modify.
-async fn column_step_done(db: &Db, step: &Step) -> Result<bool, StoreError> {
-    let (table, column) = match step {
-        Step::AddColumn(table, column, ..)
-        | Step::DropColumn(table, column)
-        | Step::ModifyColumn(table, column, _) => (table, column),
+/// Runs `step` unless it is done. On a cluster a column step alters the replicated local
+/// tables, then recreates the Distributed table over them while it differs (also when an earlier
+/// run stopped between the two).
+async fn apply_step(db: &Db, layout: &Layout, step: &Step) -> Result<(), StoreError> {
+    let Some(table) = step.column_table() else { return execute(db, &step.statements(layout)).await };
+    if !column_step_done(db, step, &layout.storage_name(table)).await? {
+        execute(db, &step.statements(layout)).await?;
+    }
+    if matches!(layout, Layout::Cluster { .. }) && !column_step_done(db, step, table).await? {
+        execute(db, &distributed_statements(db, layout, table).await?).await?;
+    }
+    Ok(())
+}
+
+async fn execute(db: &Db, statements: &[String]) -> Result<(), StoreError> {
+    for statement in statements {
+        db.client().query(statement).execute().await?;
+    }
+    Ok(())
+}
+
+/// Whether a column step has nothing to do on `table` (ClickHouse 18.16 has no `IF [NOT]
+/// EXISTS` for columns): its column is there already for an add, gone (or never there, in a
+/// database created in the current shape) for a drop, of the wanted type already (or gone) for
+/// a modify.
+async fn column_step_done(db: &Db, step: &Step, table: &str) -> Result<bool, StoreError> {
+    let column = match step {
+        Step::AddColumn(_, column, ..) | Step::DropColumn(_, column) | Step::ModifyColumn(_, column, _) => {
+            column
+        }
         _ => return Ok(false),
     };
     let types: Vec<String> = db
         .sql("SELECT type FROM system.columns WHERE database = currentDatabase() AND table = {t} AND name = {c}")
-        .bind("t", *table)
+        .bind("t", table.to_owned())
         .bind("c", *column)
         .fetch_all()
         .await?;
@@ -292,6 +320,46 @@ async fn column_step_done(db: &Db, step: &Step) -> Result<bool, StoreError> {
         Step::ModifyColumn(_, _, ty) => types.iter().all(|t| t == ty),
         _ => types.is_empty(),
     })
+}
+
+/// The statements that recreate `table`'s Distributed table over its local tables as they are
+/// now on the server `db` talks to (after a column step). A `MATERIALIZED` column becomes an
+/// `ALIAS` there, as when created ([`crate::table::Schema::create_statements`]). Between the drop
+/// and the create, queries and inserts through the table fail and are retried by the services.
+async fn distributed_statements(db: &Db, layout: &Layout, table: &str) -> Result<Vec<String>, StoreError> {
+    let Layout::Cluster { name: cluster, database, .. } = layout else { return Ok(Vec::new()) };
+    let schema = MIGRATIONS
+        .iter()
+        .flat_map(|m| m.steps)
+        .find_map(|s| match s {
+            Step::Create(t) if t.name() == table => Some(*t),
+            _ => None,
+        })
+        .ok_or_else(|| StoreError::UnknownTable(table.to_owned()))?;
+    let local = layout.storage_name(table);
+    let columns: Vec<(String, String, String, String)> = db
+        .sql("SELECT name, type, default_kind, default_expression FROM system.columns WHERE database = currentDatabase() AND table = {t}")
+        .bind("t", local.clone())
+        .fetch_all()
+        .await?;
+    let columns: Vec<String> = columns
+        .iter()
+        .map(|(name, ty, kind, expr)| match kind.as_str() {
+            "" => format!("{name} {ty}"),
+            "MATERIALIZED" => format!("{name} {ty} ALIAS {expr}"),
+            kind => format!("{name} {ty} {kind} {expr}"),
+        })
+        .collect();
+    Ok(vec![
+        format!("DROP TABLE IF EXISTS {}{}", layout.qualified(table), layout.on_cluster()),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {}{} (\n    {}\n) ENGINE = Distributed({cluster}, {database}, {local}, {})",
+            layout.qualified(table),
+            layout.on_cluster(),
+            columns.join(",\n    "),
+            schema.shard_by()
+        ),
+    ])
 }
 
 fn now() -> Seconds {
@@ -326,6 +394,21 @@ mod tests {
     }
 
     #[test]
+    fn every_column_step_names_a_table_some_migration_creates() {
+        let created: Vec<&str> = MIGRATIONS
+            .iter()
+            .flat_map(|m| m.steps)
+            .filter_map(|s| match s {
+                Step::Create(t) => Some(t.name()),
+                _ => None,
+            })
+            .collect();
+        for table in MIGRATIONS.iter().flat_map(|m| m.steps).filter_map(Step::column_table) {
+            assert!(created.contains(&table), "{table}: its Distributed table could not be recreated");
+        }
+    }
+
+    #[test]
     fn cluster_steps_name_tables_with_their_database() {
         let cluster = Layout::Cluster {
             name: "pv".into(),
@@ -334,19 +417,11 @@ mod tests {
             replica_name: "{replica}".into(),
         };
         let add = Step::AddColumn("t", "c", "String", "b").statements(&cluster);
-        assert_eq!(
-            add,
-            [
-                "ALTER TABLE db.t_local ON CLUSTER pv ADD COLUMN c String AFTER b",
-                "ALTER TABLE db.t ON CLUSTER pv ADD COLUMN c String AFTER b"
-            ]
-        );
+        // The local tables only: the Distributed table is recreated (`distributed_statements`).
+        assert_eq!(add, ["ALTER TABLE db.t_local ON CLUSTER pv ADD COLUMN c String AFTER b"]);
         assert_eq!(
             Step::DropColumn("t", "c").statements(&cluster),
-            [
-                "ALTER TABLE db.t_local ON CLUSTER pv DROP COLUMN c",
-                "ALTER TABLE db.t ON CLUSTER pv DROP COLUMN c"
-            ]
+            ["ALTER TABLE db.t_local ON CLUSTER pv DROP COLUMN c"]
         );
         assert_eq!(
             Step::ModifyColumn("t", "c", "Float64").statement(),

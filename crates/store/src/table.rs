@@ -87,6 +87,8 @@ pub trait Schema: Sync {
     fn create_statements(&self, layout: &Layout) -> Vec<String>;
     /// The `PARTITION BY` expression, if any.
     fn partition_key(&self) -> Option<&'static str>;
+    /// Which shard a row goes to on a cluster (the Distributed table's sharding key).
+    fn shard_by(&self) -> String;
 }
 
 /// A row type stored in a table: its stored columns, in order.
@@ -170,6 +172,10 @@ impl<R: TableRow> Schema for Table<R> {
 
     fn partition_key(&self) -> Option<&'static str> {
         self.partition_by
+    }
+
+    fn shard_by(&self) -> String {
+        self.sharding_key()
     }
 
     fn create_statements(&self, layout: &Layout) -> Vec<String> {
