@@ -74,24 +74,20 @@ impl Drop for LocalCluster {
     }
 }
 
-/// The one number `sql` answers on ClickHouse node `node` (1-3), read directly.
-async fn on_node(node: u16, sql: &str) -> u64 {
+/// `sql` on ClickHouse node `node` (1-3), directly (not through the cluster's Distributed tables).
+fn node_query(node: u16, sql: &str) -> clickhouse::query::Query {
     let cfg = ClickHouseConfig { url: LocalCluster::clickhouse(node), ..ClickHouseConfig::default() };
-    pv_runtime::clickhouse::server_client(&cfg)
-        .query(sql)
-        .fetch_one()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    pv_runtime::clickhouse::server_client(&cfg).query(sql)
+}
+
+/// The one number `sql` answers on ClickHouse node `node` (1-3).
+async fn on_node(node: u16, sql: &str) -> u64 {
+    node_query(node, sql).fetch_one().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// Runs `sql` on ClickHouse node `node` (1-3).
 async fn on_node_execute(node: u16, sql: &str) {
-    let cfg = ClickHouseConfig { url: LocalCluster::clickhouse(node), ..ClickHouseConfig::default() };
-    pv_runtime::clickhouse::server_client(&cfg)
-        .query(sql)
-        .execute()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    node_query(node, sql).execute().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// What the in-process services report: to tell a stuck enricher from a stuck sink.

@@ -62,7 +62,7 @@ impl EnrichMetrics {
             &r,
             IntCounterVec::new(Opts::new("events_enriched_total", "Enriched events produced"), &["kind"])?,
         )?;
-        let by_kind = [0, 1, 2, 3].map(|i| enriched.with_label_values(&[Self::KINDS[i]]));
+        let by_kind = Self::KINDS.map(|kind| enriched.with_label_values(&[kind]));
         Ok(Self {
             enriched,
             by_kind,

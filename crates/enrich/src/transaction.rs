@@ -3,8 +3,6 @@
 //! or aborted together.
 
 use std::collections::BTreeMap;
-
-use rustc_hash::FxHashSet;
 use std::time::{Duration, Instant};
 
 use pv_events::EventCodec;
@@ -14,6 +12,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::ToBytes;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
+use rustc_hash::FxHashSet;
 
 use crate::pseudonym::{PatientKey, key_hex};
 use crate::state::PatientStateRecord;
