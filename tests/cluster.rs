@@ -1,9 +1,9 @@
 //! Beyond one machine: the pipeline on the local cluster of `deploy/local/cluster.sh` (three
 //! Kafka brokers, topics with three replicas and `min.insync.replicas` 2; ClickHouse in two
-//! shards, the first with two replicas, under ZooKeeper). Mid-stream one broker is killed and
-//! one ClickHouse replica stopped; both come back; every event is stored exactly once (counted
-//! per event id through the Distributed tables), the enriched topic holds each event once, and
-//! the stopped replica catches up.
+//! shards, the first with two replicas, under ZooKeeper). Mid-stream the broker coordinating the
+//! enricher's transactions is killed and one ClickHouse replica stopped; both come back; every
+//! event is stored exactly once (counted per event id through the Distributed tables), the
+//! enriched topic holds each event once, and the stopped replica catches up.
 
 mod common;
 
@@ -90,6 +90,26 @@ async fn on_node_execute(node: u16, sql: &str) {
     node_query(node, sql).execute().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// `cluster.sh` arguments that kill broker `n` (node id `n`, 1-3) at index `n - 1`.
+static KILL_BROKER: [[&str; 2]; 3] = [["kill", "kafka1"], ["kill", "kafka2"], ["kill", "kafka3"]];
+
+/// The node id of the broker coordinating `transactional_id`'s transactions: the leader of its
+/// `__transaction_state` partition (Kafka's `abs(String.hashCode) % partitions`).
+fn transaction_coordinator(kafka: &KafkaConfig, transactional_id: &str) -> i32 {
+    let hash =
+        transactional_id.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    let admin: rdkafka::consumer::BaseConsumer =
+        pv_runtime::kafka::admin_config(kafka).create().expect("admin client");
+    let metadata = admin
+        .fetch_metadata(Some("__transaction_state"), Duration::from_secs(10))
+        .expect("__transaction_state metadata");
+    let partitions = metadata.topics()[0].partitions();
+    assert!(!partitions.is_empty(), "__transaction_state has no partitions yet");
+    // Kafka's `Utils.abs`: `Math.abs`, with `i32::MIN` as 0.
+    let wanted = hash.checked_abs().unwrap_or(0) % partitions.len() as i32;
+    partitions.iter().find(|p| p.id() == wanted).map(|p| p.leader()).expect("its partition has a leader")
+}
+
 /// What the in-process services report: to tell a stuck enricher from a stuck sink.
 fn account(enricher: &RunningEnricher, sink: &RunningSink) -> String {
     let per_table = |count: &dyn Fn(&str) -> u64| {
@@ -149,8 +169,8 @@ async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
     for e in &mut events {
         e.set_received_at(now);
     }
-    let enricher =
-        env.start_enricher(pv_enrich::EnrichConfig { batch_max_messages: 200, ..env.enrich_config() });
+    let enricher_cfg = pv_enrich::EnrichConfig { batch_max_messages: 200, ..env.enrich_config() };
+    let enricher = env.start_enricher(enricher_cfg.clone());
     let sink = env.start_sink(pv_sink::SinkConfig { batch_max_messages: 300, ..env.sink_config() });
     let chunks: Vec<&[pv_events::ClinicEvent]> = events.chunks(events.len().div_ceil(6)).collect();
     for (i, chunk) in chunks.iter().enumerate() {
@@ -164,7 +184,10 @@ async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
                     assert!(Instant::now() < deadline, "nothing enriched within 90 s");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                cluster.call(&["kill", "kafka2"]).await;
+                // The hardest broker to lose: the one coordinating the enricher's transactions.
+                let coordinator = transaction_coordinator(&env.kafka, &enricher_cfg.transactional_id());
+                eprintln!("killing kafka{coordinator}, the enricher's transaction coordinator");
+                cluster.call(&KILL_BROKER[coordinator as usize - 1]).await;
                 cluster.call(&["stop", "ch2"]).await;
             }
             3 => cluster.call(&["start"]).await,
