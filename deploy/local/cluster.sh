@@ -43,7 +43,11 @@ launch() {
 }
 
 # ---------------------------------------------------------------- ZooKeeper
-zk_serving() { [[ "$(exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" && printf srvr >&3 && cat <&3)" == *Mode:* ]] 2>/dev/null; }
+# The probe has its own timeout: a `srvr` sent while ZooKeeper still loads its database can
+# leave the socket open for good (a NullPointerException closing it), and `cat` would wait forever.
+zk_serving() {
+  [[ "$(timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf srvr >&3 && cat <&3' _ "$ZK_PORT" 2>/dev/null)" == *Mode:* ]]
+}
 start_zookeeper() {
   mkdir -p "$DIR/zookeeper"
   cat >"$DIR/zookeeper/zoo.cfg" <<CFG
