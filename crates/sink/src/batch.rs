@@ -192,8 +192,31 @@ pub struct Limits {
     pub max_wait: Duration,
     /// ... or this long while the sink reads a backlog (latency is moot then, parts are not).
     pub backlog_max_wait: Duration,
+    /// Above this input rate (messages per second; 0: never), `max_wait` grows in proportion ...
+    pub busy_rate: u64,
+    /// ... up to this.
+    pub busy_max_wait: Duration,
     /// While the open buffers hold this many messages together, the fullest is due.
     pub max_buffered: usize,
+}
+
+impl Limits {
+    /// How long a buffer may stay open: `backlog_max_wait` in a `backlog`; else `max_wait`,
+    /// longer in proportion to an input `rate` above `busy_rate` (twice the rate, twice the
+    /// wait) up to `busy_max_wait`. A part costs ClickHouse about the same whatever its size, so
+    /// under load the parts written per second stay flat and the latency grows instead.
+    pub fn age_limit(&self, backlog: bool, rate: f64) -> Duration {
+        if backlog {
+            return self.backlog_max_wait;
+        }
+        let busy_rate = self.busy_rate as f64;
+        if !(self.busy_rate > 0 && rate > busy_rate) {
+            return self.max_wait;
+        }
+        // Finite and above 1 (`rate` is above a positive `busy_rate`).
+        let factor = (rate / busy_rate).min(1_000.0);
+        self.max_wait.mul_f64(factor).min(self.busy_max_wait).max(self.max_wait)
+    }
 }
 
 /// Every open buffer, the units in flight, and the positions read.
@@ -288,10 +311,15 @@ impl Buffers {
 
     /// The buffer to seal next, if one is due: the fullest of those at `max_messages` or
     /// `max_bytes`, or the fullest when all together hold `max_buffered`; else the oldest of
-    /// those open `max_wait` (`backlog_max_wait` in a `backlog`); with `draining`, the fullest
-    /// of any. `now` is read once by the caller: the clock per buffer per message showed in the
+    /// those open `age_limit` ([`Limits::age_limit`]); with `draining`, the fullest of any. `now` is read once by the caller: the clock per buffer per message showed in the
     /// sink's profile.
-    pub fn next_due(&self, limits: &Limits, draining: bool, backlog: bool, now: Instant) -> Option<Slot> {
+    pub fn next_due(
+        &self,
+        limits: &Limits,
+        draining: bool,
+        age_limit: Duration,
+        now: Instant,
+    ) -> Option<Slot> {
         let fullest = || self.open.iter().max_by_key(|(_, b)| b.unit.len()).map(|(s, _)| *s);
         let full = self
             .open
@@ -305,10 +333,9 @@ impl Buffers {
         if draining || self.buffered >= limits.max_buffered {
             return fullest();
         }
-        let max_wait = if backlog { limits.backlog_max_wait } else { limits.max_wait };
         self.open
             .iter()
-            .filter(|(_, b)| now.saturating_duration_since(b.opened) >= max_wait)
+            .filter(|(_, b)| now.saturating_duration_since(b.opened) >= age_limit)
             .min_by_key(|(_, b)| b.opened)
             .map(|(s, _)| *s)
     }
@@ -388,8 +415,12 @@ mod tests {
         max_bytes: 1 << 20,
         max_wait: Duration::from_secs(60),
         backlog_max_wait: Duration::from_secs(600),
+        busy_rate: 10_000,
+        busy_max_wait: Duration::from_secs(240),
         max_buffered: 100,
     };
+    const LIVE: Duration = LIMITS.max_wait;
+    const BACKLOG: Duration = LIMITS.backlog_max_wait;
 
     #[test]
     fn rows_are_grouped_by_table_and_month_with_their_sources() {
@@ -465,34 +496,50 @@ mod tests {
     fn the_fullest_buffer_is_due_first_then_the_oldest() {
         let mut b = Buffers::default();
         let now = Instant::now();
-        assert_eq!(b.next_due(&LIMITS, true, false, now), None, "nothing open");
+        assert_eq!(b.next_due(&LIMITS, true, LIVE, now), None, "nothing open");
         b.push_row(dose(FEB), "t", 0, 0, 1);
         for o in 1..4 {
             b.push_row(dose(JAN), "t", 0, o, 1);
         }
         let now = Instant::now();
-        assert_eq!(b.next_due(&LIMITS, false, false, now), Some(Slot::Doses(202_601)), "full at 3");
+        assert_eq!(b.next_due(&LIMITS, false, LIVE, now), Some(Slot::Doses(202_601)), "full at 3");
         b.seal(Slot::Doses(202_601));
-        assert_eq!(b.next_due(&LIMITS, false, false, now), None, "one row, young");
+        assert_eq!(b.next_due(&LIMITS, false, LIVE, now), None, "one row, young");
         let later = |secs| now + Duration::from_secs(secs);
-        assert_eq!(b.next_due(&LIMITS, false, false, later(60)), Some(Slot::Doses(202_602)), "old");
-        assert_eq!(b.next_due(&LIMITS, false, true, later(60)), None, "not old enough in a backlog");
+        assert_eq!(b.next_due(&LIMITS, false, LIVE, later(60)), Some(Slot::Doses(202_602)), "old");
+        assert_eq!(b.next_due(&LIMITS, false, BACKLOG, later(60)), None, "not old enough in a backlog");
         assert_eq!(
-            b.next_due(&LIMITS, false, true, later(600)),
+            b.next_due(&LIMITS, false, BACKLOG, later(600)),
             Some(Slot::Doses(202_602)),
             "old in a backlog too"
         );
-        assert_eq!(b.next_due(&LIMITS, true, false, now), Some(Slot::Doses(202_602)), "draining");
+        assert_eq!(b.next_due(&LIMITS, true, LIVE, now), Some(Slot::Doses(202_602)), "draining");
         let small = Limits { max_messages: 100, max_bytes: 2, ..LIMITS };
         b.push_row(dose(JAN), "t", 0, 5, 1);
         b.push_row(dose(JAN), "t", 0, 6, 1);
-        assert_eq!(b.next_due(&small, false, false, now), Some(Slot::Doses(202_601)), "full by bytes");
+        assert_eq!(b.next_due(&small, false, LIVE, now), Some(Slot::Doses(202_601)), "full by bytes");
         let crowded = Limits { max_messages: 100, max_buffered: 3, ..LIMITS };
         assert_eq!(
-            b.next_due(&crowded, false, false, now),
+            b.next_due(&crowded, false, LIVE, now),
             Some(Slot::Doses(202_601)),
             "the fullest when crowded"
         );
+    }
+
+    #[test]
+    fn buffers_wait_longer_in_proportion_to_a_rate_above_busy_rate_up_to_the_cap() {
+        let secs = Duration::from_secs;
+        assert_eq!(LIMITS.age_limit(false, 0.0), secs(60), "idle");
+        assert_eq!(LIMITS.age_limit(false, 10_000.0), secs(60), "at busy_rate");
+        assert_eq!(LIMITS.age_limit(false, 20_000.0), secs(120), "twice the rate, twice the wait");
+        assert_eq!(LIMITS.age_limit(false, 30_000.0), secs(180));
+        assert_eq!(LIMITS.age_limit(false, 1e9), secs(240), "capped");
+        assert_eq!(LIMITS.age_limit(false, f64::NAN), secs(60), "no rate: no longer wait");
+        assert_eq!(LIMITS.age_limit(true, 20_000.0), secs(600), "a backlog waits its own wait");
+        let off = Limits { busy_rate: 0, ..LIMITS };
+        assert_eq!(off.age_limit(false, 1e6), secs(60), "busy_rate 0: off");
+        let low_cap = Limits { busy_max_wait: secs(1), ..LIMITS };
+        assert_eq!(low_cap.age_limit(false, 1e6), secs(60), "a cap below max_wait counts as max_wait");
     }
 
     #[test]

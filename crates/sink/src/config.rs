@@ -36,6 +36,16 @@ pub struct SinkConfig {
     /// Also bounds how far the committed positions trail what was read.
     #[serde(default = "default_backlog_max_wait_ms")]
     pub backlog_max_wait_ms: u64,
+    /// Above this input rate (messages per second, measured over a second), a buffer stays
+    /// open longer than `batch_max_wait_ms` in proportion to the rate (twice the rate, twice
+    /// the wait), up to `busy_max_wait_ms`. A part costs ClickHouse about the same whatever its
+    /// size, so under load the parts written per second stay flat and the latency grows
+    /// instead. 0 turns this off.
+    #[serde(default = "default_busy_rate")]
+    pub busy_rate: u64,
+    /// The longest a buffer stays open under load (see `busy_rate`), in milliseconds.
+    #[serde(default = "default_busy_max_wait_ms")]
+    pub busy_max_wait_ms: u64,
     /// While the open buffers hold this many messages together, the fullest is due, and
     /// reading pauses until inserts make room (with one insert per slot in flight, this bounds
     /// the sink's memory). At least `batch_max_messages`.
@@ -86,6 +96,12 @@ fn default_batch_max_bytes() -> usize {
 fn default_backlog_max_wait_ms() -> u64 {
     5_000
 }
+fn default_busy_rate() -> u64 {
+    10_000
+}
+fn default_busy_max_wait_ms() -> u64 {
+    2_000
+}
 fn default_buffer_max_messages() -> usize {
     300_000
 }
@@ -118,6 +134,8 @@ impl Default for SinkConfig {
             batch_max_bytes: default_batch_max_bytes(),
             batch_max_wait_ms: default_batch_max_wait_ms(),
             backlog_max_wait_ms: default_backlog_max_wait_ms(),
+            busy_rate: default_busy_rate(),
+            busy_max_wait_ms: default_busy_max_wait_ms(),
             buffer_max_messages: default_buffer_max_messages(),
             inserts_in_flight: default_inserts_in_flight(),
             retry_initial_ms: default_retry_initial_ms(),
@@ -156,6 +174,8 @@ impl SinkConfig {
             backlog_max_wait: std::time::Duration::from_millis(
                 self.backlog_max_wait_ms.max(self.batch_max_wait_ms),
             ),
+            busy_rate: self.busy_rate,
+            busy_max_wait: std::time::Duration::from_millis(self.busy_max_wait_ms),
             max_buffered: self.buffer_max_messages,
         }
     }

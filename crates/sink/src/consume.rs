@@ -35,6 +35,7 @@ use crate::batch::{Buffers, DeadLetter, Limits};
 use crate::config::SinkConfig;
 use crate::feed::{Feed, Incoming};
 use crate::metrics::SinkMetrics;
+use crate::rate::InputRate;
 use crate::writer::{Interrupted, Writer};
 
 /// A message that took at least this long to come means the loop had caught up with the feed.
@@ -66,6 +67,8 @@ pub(crate) struct Consumption {
     feed_ended: bool,
     /// When the feed last made the loop wait for a message (unpaused): long ago means a backlog.
     last_wait: Instant,
+    /// Messages read per second (under load, buffers wait longer: [`Limits::age_limit`]).
+    rate: InputRate,
     /// Messages read.
     messages: u64,
     /// Units made durable.
@@ -86,6 +89,7 @@ impl Consumption {
             halted: BTreeMap::new(),
             feed_ended: false,
             last_wait: Instant::now(),
+            rate: InputRate::new(Instant::now()),
             messages: 0,
             flushes: 0,
         }
@@ -106,6 +110,7 @@ impl Consumption {
                 Step::Shutdown => break,
                 Step::Received(message) => {
                     self.note_wait(now - asked, now);
+                    self.rate.note(now);
                     self.receive(&message);
                 }
                 Step::Done(done) => self.done(feed, done),
@@ -131,13 +136,18 @@ impl Consumption {
         now.saturating_duration_since(self.last_wait) > self.limits.max_wait
     }
 
+    /// How long a buffer may stay open now: longer in a backlog, and under load.
+    fn age_limit(&self, now: Instant) -> Duration {
+        self.limits.age_limit(self.in_backlog(now), self.rate.per_second(now))
+    }
+
     /// Waits for whichever comes first: shutdown, an insert's end, a message, the oldest
     /// buffer's deadline (when an insert could start).
     async fn wait<'f>(&mut self, feed: &'f mut Feed, shutdown: &Shutdown, now: Instant) -> Step<'f> {
         let max_wait = self.limits.max_wait;
         let slot_free = self.inserts.len() < self.cfg.inserts_in_flight;
-        let due_by_age = if self.in_backlog(now) { self.limits.backlog_max_wait } else { max_wait };
-        let wait = if slot_free { self.buffers.time_left(due_by_age, now).min(max_wait) } else { max_wait };
+        let wait =
+            if slot_free { self.buffers.time_left(self.age_limit(now), now).min(max_wait) } else { max_wait };
         let reading = !self.feed_ended;
         let inserting = !self.inserts.is_empty();
         tokio::select! {
@@ -197,11 +207,12 @@ impl Consumption {
     /// Seals due buffers into inserts while fewer than `inserts_in_flight` run (`draining`:
     /// every buffer is due).
     fn start_inserts(&mut self, shutdown: &Shutdown, draining: bool, now: Instant) {
-        let backlog = self.in_backlog(now);
+        let age_limit = self.age_limit(now);
+        self.metrics.buffer_age_limit.set(age_limit.as_secs_f64());
         while self.inserts.len() < self.cfg.inserts_in_flight {
             let Some(sealed) = self
                 .buffers
-                .next_due(&self.limits, draining, backlog, now)
+                .next_due(&self.limits, draining, age_limit, now)
                 .and_then(|s| self.buffers.seal(s))
             else {
                 return;

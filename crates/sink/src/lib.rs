@@ -9,8 +9,9 @@
 //! - [`consume`]: the loop's steps (receive, start inserts, durable, back-pressure, drain).
 //! - [`feed`]: where messages come from (the consumer group, or a replay) and what becomes of
 //!   their offsets; pause per partition across rebalances.
-//! - [`batch`]: the buffers and the positions safe to commit (no I/O); [`writer`]: making a
-//!   unit durable; [`failure`]: retryable vs refused ClickHouse errors.
+//! - [`batch`]: the buffers and the positions safe to commit (no I/O); [`rate`]: the input
+//!   rate that lengthens the buffers' wait under load (no I/O); [`writer`]: making a unit
+//!   durable; [`failure`]: retryable vs refused ClickHouse errors.
 
 pub mod batch;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod failure;
 pub mod fault;
 pub mod feed;
 pub mod metrics;
+pub mod rate;
 pub mod sink;
 mod writer;
 

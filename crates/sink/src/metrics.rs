@@ -1,6 +1,6 @@
 //! Sink metrics.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use pv_runtime::telemetry::registered;
 
 /// The sink's metrics, in their own registry.
@@ -30,6 +30,9 @@ pub struct SinkMetrics {
     pub insert_rows: Histogram,
     /// Messages of the input topics the group has not committed yet (probed every 15 s).
     pub consumer_lag: IntGauge,
+    /// How long an open buffer may wait before it is inserted, now: `batch_max_wait_ms`,
+    /// longer under load (`busy_rate`) and in a backlog.
+    pub buffer_age_limit: Gauge,
 }
 
 impl SinkMetrics {
@@ -77,6 +80,13 @@ impl SinkMetrics {
             consumer_lag: registered(
                 &r,
                 IntGauge::new("consumer_lag", "Input messages the group has not committed yet")?,
+            )?,
+            buffer_age_limit: registered(
+                &r,
+                Gauge::new(
+                    "buffer_age_limit_seconds",
+                    "How long an open buffer may wait before it is inserted (longer under load and in a backlog)",
+                )?,
             )?,
             registry: r,
         })
