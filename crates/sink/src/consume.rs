@@ -4,8 +4,9 @@
 //!   dead-letter buffer;
 //! - **start inserts**: while fewer than `inserts_in_flight` run, seal the buffer that is due
 //!   (full by messages or bytes, the fullest when all together are full, else the oldest past
-//!   `batch_max_wait_ms`, or `backlog_max_wait_ms` while messages wait for the sink the whole
-//!   `batch_max_wait_ms`; everything at the feed's end) and insert it while reading goes on;
+//!   `batch_max_wait_ms`, longer under load above `busy_rate` messages/s, or
+//!   `backlog_max_wait_ms` while messages wait for the sink the whole `batch_max_wait_ms`;
+//!   everything at the feed's end) and insert it while reading goes on;
 //! - **durable**: an insert is acknowledged; the positions no open buffer and no insert in
 //!   flight holds back go to the feed ([`Buffers::positions`]), whatever order inserts
 //!   complete in;
