@@ -90,8 +90,15 @@ async fn on_node_execute(node: u16, sql: &str) {
     node_query(node, sql).execute().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// `cluster.sh` arguments that kill broker `n` (node id `n`, 1-3) at index `n - 1`.
-static KILL_BROKER: [[&str; 2]; 3] = [["kill", "kafka1"], ["kill", "kafka2"], ["kill", "kafka3"]];
+/// `cluster.sh` arguments that kill the broker with node id `node` (1-3).
+fn kill_broker(node: i32) -> &'static [&'static str] {
+    match node {
+        1 => &["kill", "kafka1"],
+        2 => &["kill", "kafka2"],
+        3 => &["kill", "kafka3"],
+        other => panic!("no broker has node id {other} (a partition without a leader reports -1)"),
+    }
+}
 
 /// The node id of the broker coordinating `transactional_id`'s transactions: the leader of its
 /// `__transaction_state` partition (Kafka's `abs(String.hashCode) % partitions`).
@@ -187,7 +194,7 @@ async fn every_event_is_stored_once_through_a_broker_kill_and_a_replica_stop() {
                 // The hardest broker to lose: the one coordinating the enricher's transactions.
                 let coordinator = transaction_coordinator(&env.kafka, &enricher_cfg.transactional_id());
                 eprintln!("killing kafka{coordinator}, the enricher's transaction coordinator");
-                cluster.call(&KILL_BROKER[coordinator as usize - 1]).await;
+                cluster.call(kill_broker(coordinator)).await;
                 cluster.call(&["stop", "ch2"]).await;
             }
             3 => cluster.call(&["start"]).await,
