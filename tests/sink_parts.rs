@@ -1,7 +1,8 @@
 //! The sink writes few, large parts: rows are buffered per table and month, so a stream whose
 //! months interleave (a backfill) still gives one insert, one part, per month. Offsets are
 //! committed only below every row not yet acknowledged, whatever order the inserts of different
-//! months complete in. Real broker, real ClickHouse, the sink in-process.
+//! months complete in. Under a steady load above `busy_rate`, buffers wait longer. Real broker,
+//! real ClickHouse, the sink in-process.
 
 mod common;
 
@@ -121,5 +122,72 @@ async fn a_slow_month_holds_back_the_commit_of_every_month_read_after_its_rows()
     env.wait_for_count("doses", false, 1_000, Duration::from_secs(60)).await;
     sink.stop().await;
     assert_eq!(committed(&env), 1_000, "everything committed once November was durable");
+    env.cleanup().await;
+}
+
+/// Mid-April 2026 (UTC), in ms: the busy test's month.
+const BUSY_MONTH: i64 = 1_776_211_200_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_steady_load_above_busy_rate_buffers_wait_longer_and_inserts_come_less_often() {
+    let env = TestEnv::new("sink_busy").await;
+    // 1,000 messages/s against a busy_rate of 200: five times the rate, five times the 100 ms
+    // wait, capped at 600 ms. The backlog wait equals the live one, so only the load can
+    // lengthen the wait.
+    let cfg = pv_sink::SinkConfig {
+        batch_max_messages: 100_000,
+        buffer_max_messages: 100_000,
+        batch_max_wait_ms: 100,
+        backlog_max_wait_ms: 100,
+        busy_rate: 200,
+        busy_max_wait_ms: 600,
+        ..env.sink_config()
+    };
+    let sink = env.start_sink(cfg);
+    let (producer, codec) = (env.producer(10), EventCodec::global());
+    let mut deliveries = Vec::new();
+    let mut ticks = tokio::time::interval(Duration::from_millis(50));
+    let (mut longest_wait, mut inserts_at_steady) = (0.0f64, 0);
+    for tick in 0..80 {
+        ticks.tick().await;
+        for i in 0..50 {
+            let mut d = sample::enriched_dose();
+            d.event_id = EventId::new_random();
+            d.administered_at = Timestamp::from_millis(BUSY_MONTH + tick * 50 + i);
+            let payload = codec.encode_enriched(&EnrichedEvent::Dose(d)).expect("encode");
+            let record = FutureRecord::to(&env.enriched_topic).partition(0).key("p").payload(&payload);
+            deliveries.push(producer.send_result(record).map_err(|(e, _)| e).expect("enqueued"));
+        }
+        // The rate is known after the first second; from 1.5 s the load is steady.
+        if tick == 30 {
+            inserts_at_steady = sink.metrics.insert_rows.get_sample_count();
+        }
+        if tick >= 30 {
+            longest_wait = longest_wait.max(sink.metrics.buffer_age_limit.get());
+        }
+    }
+    let inserts = sink.metrics.insert_rows.get_sample_count() - inserts_at_steady;
+    for delivery in deliveries {
+        assert!(matches!(delivery.await, Ok(Ok(_))), "every message acknowledged by the broker");
+    }
+    assert!(
+        longest_wait >= 0.4,
+        "the wait under load: {longest_wait} s, want ~0.5 s (100 ms at 5x the busy rate)"
+    );
+    // At 100 ms the 2.5 s of steady load would take ~25 inserts; at ~500 ms about 5.
+    assert!(inserts <= 10, "{inserts} inserts in 2.5 s of steady load");
+    // Once the input stops, the wait returns to batch_max_wait_ms.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sink.metrics.buffer_age_limit.get() > 0.1 {
+        assert!(
+            Instant::now() < deadline,
+            "the wait stayed at {} s after the input stopped",
+            sink.metrics.buffer_age_limit.get()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.wait_for_count("doses", false, 4_000, Duration::from_secs(60)).await;
+    sink.stop().await;
+    assert_eq!(committed(&env), 4_000, "everything committed");
     env.cleanup().await;
 }

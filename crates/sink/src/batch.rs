@@ -201,14 +201,17 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// How long a buffer may stay open: `backlog_max_wait` in a `backlog`; else `max_wait`,
-    /// longer in proportion to an input `rate` above `busy_rate` (twice the rate, twice the
-    /// wait) up to `busy_max_wait`. A part costs ClickHouse about the same whatever its size, so
+    /// How long a buffer may stay open: `max_wait`, longer in proportion to an input `rate`
+    /// above `busy_rate` (twice the rate, twice the wait) up to `busy_max_wait`; in a `backlog`
+    /// at least `backlog_max_wait`. A part costs ClickHouse about the same whatever its size, so
     /// under load the parts written per second stay flat and the latency grows instead.
     pub fn age_limit(&self, backlog: bool, rate: f64) -> Duration {
-        if backlog {
-            return self.backlog_max_wait;
-        }
+        let live = self.busy_wait(rate);
+        if backlog { live.max(self.backlog_max_wait) } else { live }
+    }
+
+    /// `max_wait`, longer under a load above `busy_rate`.
+    fn busy_wait(&self, rate: f64) -> Duration {
         let busy_rate = self.busy_rate as f64;
         if !(self.busy_rate > 0 && rate > busy_rate) {
             return self.max_wait;
@@ -536,6 +539,8 @@ mod tests {
         assert_eq!(LIMITS.age_limit(false, 1e9), secs(240), "capped");
         assert_eq!(LIMITS.age_limit(false, f64::NAN), secs(60), "no rate: no longer wait");
         assert_eq!(LIMITS.age_limit(true, 20_000.0), secs(600), "a backlog waits its own wait");
+        let short_backlog = Limits { backlog_max_wait: secs(60), ..LIMITS };
+        assert_eq!(short_backlog.age_limit(true, 20_000.0), secs(120), "... or the load's, if longer");
         let off = Limits { busy_rate: 0, ..LIMITS };
         assert_eq!(off.age_limit(false, 1e6), secs(60), "busy_rate 0: off");
         let low_cap = Limits { busy_max_wait: secs(1), ..LIMITS };
