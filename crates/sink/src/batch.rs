@@ -314,8 +314,9 @@ impl Buffers {
 
     /// The buffer to seal next, if one is due: the fullest of those at `max_messages` or
     /// `max_bytes`, or the fullest when all together hold `max_buffered`; else the oldest of
-    /// those open `age_limit` ([`Limits::age_limit`]); with `draining`, the fullest of any. `now` is read once by the caller: the clock per buffer per message showed in the
-    /// sink's profile.
+    /// those open `age_limit` ([`Limits::age_limit`]); with `draining`, the fullest of any.
+    /// `now` is read once by the caller: the clock per buffer per message showed in the sink's
+    /// profile.
     pub fn next_due(
         &self,
         limits: &Limits,
