@@ -70,9 +70,49 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.run(&["kill"]);
+        if std::thread::panicking() {
+            self.report_node_logs();
+        }
         let _ = std::fs::remove_dir_all(&self.state);
     }
 }
+
+impl LocalCluster {
+    /// After a failure: each node's last warnings and errors in the test's output (all CI
+    /// keeps), and the whole logs kept in the temp folder.
+    fn report_node_logs(&self) {
+        let logs = self.state.join("cluster/log");
+        let Ok(entries) = std::fs::read_dir(&logs) else { return };
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        // ClickHouse's `*.server.log` repeats its `*.err.log`.
+        files.retain(|f| !f.to_string_lossy().ends_with(".server.log"));
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let notable: Vec<&str> = text
+                .lines()
+                .filter(|l| [" WARN ", " ERROR ", "<Error>"].iter().any(|w| l.contains(w)))
+                .filter(|l| !EXPECTED_WHILE_A_NODE_IS_DOWN.iter().any(|w| l.contains(w)))
+                .collect();
+            let last = &notable[notable.len().saturating_sub(NODE_LOG_LINES)..];
+            eprintln!("--- {}: last {} of {} warnings and errors", file.display(), last.len(), notable.len());
+            for line in last {
+                eprintln!("{line}");
+            }
+        }
+        let kept = std::env::temp_dir().join(format!("pv-cluster-logs-{}", std::process::id()));
+        if std::fs::rename(&logs, &kept).is_ok() {
+            eprintln!("--- the nodes' whole logs: {}", kept.display());
+        }
+    }
+}
+
+/// Lines of each node's log shown after a failure.
+const NODE_LOG_LINES: usize = 30;
+
+/// What the other nodes log, over and over, while a node is down: left out of the report.
+const EXPECTED_WHILE_A_NODE_IS_DOWN: &[&str] =
+    &["could not be established. Node may not be available", "Error in response for fetch request"];
 
 /// `sql` on ClickHouse node `node` (1-3), directly (not through the cluster's Distributed tables).
 fn node_query(node: u16, sql: &str) -> clickhouse::query::Query {

@@ -44,6 +44,20 @@ pub const TEST_SECRET: &str = "integration-test-secret-0123456789abcdef";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The services' logs. With `PV_TEST_LOG` set, all of them on stderr (`RUST_LOG` filters), for
+/// debugging a test by hand. Otherwise their warnings and errors go to the test's captured
+/// output, which the harness shows only when the test fails (CI keeps that output). The
+/// librdkafka lines are left out there: they come from its own threads, which the harness does
+/// not capture, and would fill every passing run's output.
+fn capture_logs() {
+    if std::env::var_os("PV_TEST_LOG").is_some() {
+        pv_runtime::telemetry::init_logging();
+        return;
+    }
+    let filter = tracing_subscriber::EnvFilter::new("warn,librdkafka=off,rdkafka=off");
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_test_writer().try_init();
+}
+
 impl TestEnv {
     /// Creates topics (3 partitions) and a migrated database named after the test.
     pub async fn new(name: &str) -> TestEnv {
@@ -69,10 +83,7 @@ impl TestEnv {
 
     /// Like [`TestEnv::new`] with these connection settings (the database is the test's own).
     pub async fn with_configs(name: &str, kafka: KafkaConfig, clickhouse: ClickHouseConfig) -> TestEnv {
-        if std::env::var_os("PV_TEST_LOG").is_some() {
-            // The services' logs on stderr (RUST_LOG filters), for debugging a failing test.
-            pv_runtime::telemetry::init_logging();
-        }
+        capture_logs();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
