@@ -37,15 +37,53 @@ pub enum Step {
     CreateView(&'static CopyView),
     /// Write what a view would have written for the rows its source held before it existed.
     Backfill(&'static CopyView),
-    /// Add a column unless the table has it (ClickHouse 18.16 has no `ADD COLUMN IF NOT
-    /// EXISTS`): (table, column, type and default, the column it goes after).
-    AddColumn(&'static str, &'static str, &'static str, &'static str),
-    /// Drop a column if the table has it: (table, column). The table's other columns keep
-    /// their data.
-    DropColumn(&'static str, &'static str),
-    /// Change a column's type, converting what it holds: (table, column, new type). Running it
-    /// on a column of that type already changes nothing.
-    ModifyColumn(&'static str, &'static str, &'static str),
+    /// Change a column of a table: (table, change). Each change is made unless it is done
+    /// already (ClickHouse 18.16 has no `IF [NOT] EXISTS` for columns).
+    Column(&'static str, ColumnChange),
+}
+
+/// A change to one column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnChange {
+    /// Add the column unless the table has it: its type and default, and the column it goes after.
+    Add { column: &'static str, ty: &'static str, after: &'static str },
+    /// Drop the column if the table has it. The table's other columns keep their data.
+    Drop { column: &'static str },
+    /// Change the column's type, converting what it holds. Running it on a column of that type
+    /// already changes nothing.
+    Modify { column: &'static str, ty: &'static str },
+}
+
+impl ColumnChange {
+    /// The column it changes.
+    pub fn column(&self) -> &'static str {
+        match self {
+            ColumnChange::Add { column, .. }
+            | ColumnChange::Drop { column }
+            | ColumnChange::Modify { column, .. } => column,
+        }
+    }
+
+    /// What `ALTER TABLE` does.
+    fn alteration(&self) -> String {
+        match self {
+            ColumnChange::Add { column, ty, after } => format!("ADD COLUMN {column} {ty} AFTER {after}"),
+            ColumnChange::Drop { column } => format!("DROP COLUMN {column}"),
+            ColumnChange::Modify { column, ty } => format!("MODIFY COLUMN {column} {ty}"),
+        }
+    }
+
+    /// Whether nothing is left to do on a table where the column has the types `found` (none:
+    /// the table has no such column). A drop is done when the column is gone, or was never
+    /// there (a database created in the current shape); a modify when the column has the
+    /// wanted type, or is gone.
+    fn done(&self, found: &[String]) -> bool {
+        match self {
+            ColumnChange::Add { .. } => !found.is_empty(),
+            ColumnChange::Drop { .. } => found.is_empty(),
+            ColumnChange::Modify { ty, .. } => found.iter().all(|t| t == ty),
+        }
+    }
 }
 
 impl Step {
@@ -69,34 +107,40 @@ impl Step {
             // The replicated local tables only: the Distributed table over them is recreated
             // ([`distributed_statements`]), as 18.16 refuses `ALTER ... ON CLUSTER` on a table
             // that is not replicated when a shard replicates internally.
-            Step::AddColumn(table, ..) | Step::DropColumn(table, _) | Step::ModifyColumn(table, ..) => {
-                vec![format!(
-                    "ALTER TABLE {}{} {}",
-                    layout.qualified(&layout.storage_name(table)),
-                    layout.on_cluster(),
-                    self.alteration()
-                )]
-            }
+            Step::Column(table, change) => vec![format!(
+                "ALTER TABLE {}{} {}",
+                layout.qualified(&layout.storage_name(table)),
+                layout.on_cluster(),
+                change.alteration()
+            )],
         }
+    }
+
+    /// A column step: adds `column` (of type and default `ty`) after `after` to `table`.
+    pub const fn add_column(
+        table: &'static str,
+        column: &'static str,
+        ty: &'static str,
+        after: &'static str,
+    ) -> Step {
+        Step::Column(table, ColumnChange::Add { column, ty, after })
+    }
+
+    /// A column step: drops `column` from `table`.
+    pub const fn drop_column(table: &'static str, column: &'static str) -> Step {
+        Step::Column(table, ColumnChange::Drop { column })
+    }
+
+    /// A column step: changes the type of `table`'s `column` to `ty`.
+    pub const fn modify_column(table: &'static str, column: &'static str, ty: &'static str) -> Step {
+        Step::Column(table, ColumnChange::Modify { column, ty })
     }
 
     /// The table a column step changes, if it is one.
     pub fn column_table(&self) -> Option<&'static str> {
         match self {
-            Step::AddColumn(table, ..) | Step::DropColumn(table, _) | Step::ModifyColumn(table, ..) => {
-                Some(table)
-            }
+            Step::Column(table, _) => Some(table),
             Step::Sql(_) | Step::Create(_) | Step::CreateView(_) | Step::Backfill(_) => None,
-        }
-    }
-
-    /// What an `ALTER TABLE` step does to its table.
-    fn alteration(&self) -> String {
-        match self {
-            Step::AddColumn(_, column, ty, after) => format!("ADD COLUMN {column} {ty} AFTER {after}"),
-            Step::DropColumn(_, column) => format!("DROP COLUMN {column}"),
-            Step::ModifyColumn(_, column, ty) => format!("MODIFY COLUMN {column} {ty}"),
-            Step::Sql(_) | Step::Create(_) | Step::CreateView(_) | Step::Backfill(_) => String::new(),
         }
     }
 
@@ -107,9 +151,7 @@ impl Step {
             Step::Create(table) => table.create_statement(),
             Step::CreateView(view) => view.create_statement(),
             Step::Backfill(view) => view.backfill_statement(),
-            Step::AddColumn(table, ..) | Step::DropColumn(table, _) | Step::ModifyColumn(table, ..) => {
-                format!("ALTER TABLE {table} {}", self.alteration())
-            }
+            Step::Column(table, change) => format!("ALTER TABLE {table} {}", change.alteration()),
         }
     }
 }
@@ -185,13 +227,13 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 8,
         name: "signal results and changes: subgroup, p-value, FDR q-value; contributions: subgroups",
         steps: &[
-            Step::AddColumn("signal_results", "subgroup", "String DEFAULT '*'", "event_level"),
-            Step::AddColumn("signal_results", "p_value", "Nullable(Float64)", "trend_z"),
-            Step::AddColumn("signal_results", "q_value", "Nullable(Float64)", "p_value"),
-            Step::AddColumn("signal_changes", "subgroup", "String DEFAULT '*'", "event_level"),
-            Step::AddColumn("signal_changes", "p_value", "Nullable(Float64)", "trend_z"),
-            Step::AddColumn("signal_changes", "q_value", "Nullable(Float64)", "p_value"),
-            Step::AddColumn("signal_contributions", "subgroups", "Array(String)", "markers"),
+            Step::add_column("signal_results", "subgroup", "String DEFAULT '*'", "event_level"),
+            Step::add_column("signal_results", "p_value", "Nullable(Float64)", "trend_z"),
+            Step::add_column("signal_results", "q_value", "Nullable(Float64)", "p_value"),
+            Step::add_column("signal_changes", "subgroup", "String DEFAULT '*'", "event_level"),
+            Step::add_column("signal_changes", "p_value", "Nullable(Float64)", "trend_z"),
+            Step::add_column("signal_changes", "q_value", "Nullable(Float64)", "p_value"),
+            Step::add_column("signal_contributions", "subgroups", "Array(String)", "markers"),
         ],
     },
     Migration {
@@ -200,29 +242,29 @@ pub const MIGRATIONS: &[Migration] = &[
         steps: &[
             // Never NULL on a dose (its exposure counts the dose itself); 18.16 refuses the change
             // if one were, and nothing changes.
-            Step::ModifyColumn("doses", "exp_escalation_ratio", "Float64"),
-            Step::DropColumn("doses", "exp_administrations"),
-            Step::DropColumn("doses", "exp_cumulative_mg_per_kg"),
-            Step::DropColumn("doses", "exp_doses_with_weight"),
-            Step::DropColumn("doses", "exp_first_dose_at_ms"),
-            Step::DropColumn("doses", "exp_last_dose_at_ms"),
-            Step::DropColumn("doses", "exp_mean_interval_days"),
-            Step::DropColumn("doses", "exp_recent_interval_days"),
-            Step::DropColumn("doses", "exp_interval_trend_days_per_session"),
-            Step::DropColumn("doses", "exp_baseline_dose_mg"),
-            Step::DropColumn("doses", "exp_last_dose_mg"),
-            Step::DropColumn("monitoring_forms", "exp_administrations"),
-            Step::DropColumn("monitoring_forms", "exp_cumulative_mg"),
-            Step::DropColumn("monitoring_forms", "exp_cumulative_mg_per_kg"),
-            Step::DropColumn("monitoring_forms", "exp_doses_with_weight"),
-            Step::DropColumn("monitoring_forms", "exp_first_dose_at_ms"),
-            Step::DropColumn("monitoring_forms", "exp_last_dose_at_ms"),
-            Step::DropColumn("monitoring_forms", "exp_mean_interval_days"),
-            Step::DropColumn("monitoring_forms", "exp_recent_interval_days"),
-            Step::DropColumn("monitoring_forms", "exp_interval_trend_days_per_session"),
-            Step::DropColumn("monitoring_forms", "exp_baseline_dose_mg"),
-            Step::DropColumn("monitoring_forms", "exp_last_dose_mg"),
-            Step::DropColumn("monitoring_forms", "exp_escalation_ratio"),
+            Step::modify_column("doses", "exp_escalation_ratio", "Float64"),
+            Step::drop_column("doses", "exp_administrations"),
+            Step::drop_column("doses", "exp_cumulative_mg_per_kg"),
+            Step::drop_column("doses", "exp_doses_with_weight"),
+            Step::drop_column("doses", "exp_first_dose_at_ms"),
+            Step::drop_column("doses", "exp_last_dose_at_ms"),
+            Step::drop_column("doses", "exp_mean_interval_days"),
+            Step::drop_column("doses", "exp_recent_interval_days"),
+            Step::drop_column("doses", "exp_interval_trend_days_per_session"),
+            Step::drop_column("doses", "exp_baseline_dose_mg"),
+            Step::drop_column("doses", "exp_last_dose_mg"),
+            Step::drop_column("monitoring_forms", "exp_administrations"),
+            Step::drop_column("monitoring_forms", "exp_cumulative_mg"),
+            Step::drop_column("monitoring_forms", "exp_cumulative_mg_per_kg"),
+            Step::drop_column("monitoring_forms", "exp_doses_with_weight"),
+            Step::drop_column("monitoring_forms", "exp_first_dose_at_ms"),
+            Step::drop_column("monitoring_forms", "exp_last_dose_at_ms"),
+            Step::drop_column("monitoring_forms", "exp_mean_interval_days"),
+            Step::drop_column("monitoring_forms", "exp_recent_interval_days"),
+            Step::drop_column("monitoring_forms", "exp_interval_trend_days_per_session"),
+            Step::drop_column("monitoring_forms", "exp_baseline_dose_mg"),
+            Step::drop_column("monitoring_forms", "exp_last_dose_mg"),
+            Step::drop_column("monitoring_forms", "exp_escalation_ratio"),
         ],
     },
 ];
@@ -281,11 +323,11 @@ pub async fn migrate_with(cfg: &ClickHouseConfig, migrations: &[Migration]) -> R
 /// tables, then recreates the Distributed table over them while it differs (also when an earlier
 /// run stopped between the two).
 async fn apply_step(db: &Db, layout: &Layout, step: &Step) -> Result<(), StoreError> {
-    let Some(table) = step.column_table() else { return execute(db, &step.statements(layout)).await };
-    if !column_step_done(db, step, &layout.storage_name(table)).await? {
+    let Step::Column(table, change) = step else { return execute(db, &step.statements(layout)).await };
+    if !column_change_done(db, change, &layout.storage_name(table)).await? {
         execute(db, &step.statements(layout)).await?;
     }
-    if matches!(layout, Layout::Cluster { .. }) && !column_step_done(db, step, table).await? {
+    if matches!(layout, Layout::Cluster { .. }) && !column_change_done(db, change, table).await? {
         execute(db, &distributed_statements(db, layout, table).await?).await?;
     }
     Ok(())
@@ -298,28 +340,15 @@ async fn execute(db: &Db, statements: &[String]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Whether a column step has nothing to do on `table` (ClickHouse 18.16 has no `IF [NOT]
-/// EXISTS` for columns): its column is there already for an add, gone (or never there, in a
-/// database created in the current shape) for a drop, of the wanted type already (or gone) for
-/// a modify.
-async fn column_step_done(db: &Db, step: &Step, table: &str) -> Result<bool, StoreError> {
-    let column = match step {
-        Step::AddColumn(_, column, ..) | Step::DropColumn(_, column) | Step::ModifyColumn(_, column, _) => {
-            column
-        }
-        _ => return Ok(false),
-    };
+/// Whether `change` has nothing to do on `table`, by the column's type there.
+async fn column_change_done(db: &Db, change: &ColumnChange, table: &str) -> Result<bool, StoreError> {
     let types: Vec<String> = db
         .sql("SELECT type FROM system.columns WHERE database = currentDatabase() AND table = {t} AND name = {c}")
         .bind("t", table.to_owned())
-        .bind("c", *column)
+        .bind("c", change.column())
         .fetch_all()
         .await?;
-    Ok(match step {
-        Step::AddColumn(..) => !types.is_empty(),
-        Step::ModifyColumn(_, _, ty) => types.iter().all(|t| t == ty),
-        _ => types.is_empty(),
-    })
+    Ok(change.done(&types))
 }
 
 /// The statements that recreate `table`'s Distributed table over its local tables as they are
@@ -409,21 +438,36 @@ mod tests {
             replication_path: "/p/{table}".into(),
             replica_name: "{replica}".into(),
         };
-        let add = Step::AddColumn("t", "c", "String", "b").statements(&cluster);
+        let add = Step::add_column("t", "c", "String", "b").statements(&cluster);
         // The local tables only: the Distributed table is recreated (`distributed_statements`).
         assert_eq!(add, ["ALTER TABLE db.t_local ON CLUSTER pv ADD COLUMN c String AFTER b"]);
         assert_eq!(
-            Step::DropColumn("t", "c").statements(&cluster),
+            Step::drop_column("t", "c").statements(&cluster),
             ["ALTER TABLE db.t_local ON CLUSTER pv DROP COLUMN c"]
         );
         assert_eq!(
-            Step::ModifyColumn("t", "c", "Float64").statement(),
+            Step::modify_column("t", "c", "Float64").statement(),
             "ALTER TABLE t MODIFY COLUMN c Float64"
         );
         assert_eq!(
             Step::Sql("DROP TABLE IF EXISTS x").statements(&cluster),
             ["DROP TABLE IF EXISTS db.x ON CLUSTER pv"]
         );
+    }
+
+    #[test]
+    fn a_column_change_is_done_by_what_the_table_has() {
+        let found = |types: &[&str]| types.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>();
+        let add = ColumnChange::Add { column: "c", ty: "String", after: "b" };
+        assert!(!add.done(&found(&[])), "no such column: add it");
+        assert!(add.done(&found(&["String"])));
+        let drop = ColumnChange::Drop { column: "c" };
+        assert!(drop.done(&found(&[])), "gone, or never there in a database of today's shape");
+        assert!(!drop.done(&found(&["UInt32"])));
+        let modify = ColumnChange::Modify { column: "c", ty: "Float64" };
+        assert!(!modify.done(&found(&["Nullable(Float64)"])));
+        assert!(modify.done(&found(&["Float64"])));
+        assert!(modify.done(&found(&[])), "gone: nothing to convert");
     }
 
     #[test]
