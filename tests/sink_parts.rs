@@ -22,18 +22,22 @@ const MONTHS: [(u32, i64); 3] =
 /// to the whole test binary).
 const HELD_MONTHS: [(u32, i64); 2] = [(202_511, 1_763_208_000_000), (202_512, 1_765_800_000_000)];
 
+/// An enriched dose of its own event id, administered at `at_ms`, encoded.
+fn dose_payload(at_ms: i64) -> Vec<u8> {
+    let mut d = sample::enriched_dose();
+    d.event_id = EventId::new_random();
+    d.administered_at = Timestamp::from_millis(at_ms);
+    d.received_at = Timestamp::now();
+    EventCodec::global().encode_enriched(&EnrichedEvent::Dose(d)).expect("encode")
+}
+
 /// Produces `n` doses to partition 0 of the enriched topic, their months taking turns
 /// (offset i holds `months[i % months.len()]`).
 async fn produce_interleaved(env: &TestEnv, n: usize, months: &[(u32, i64)]) {
     let producer = env.producer(10);
-    let codec = EventCodec::global();
     let mut pending = Vec::with_capacity(n);
     for i in 0..n {
-        let mut d = sample::enriched_dose();
-        d.event_id = EventId::new_random();
-        d.administered_at = Timestamp::from_millis(months[i % months.len()].1 + i as i64);
-        d.received_at = Timestamp::now();
-        let payload = codec.encode_enriched(&EnrichedEvent::Dose(d)).expect("encode");
+        let payload = dose_payload(months[i % months.len()].1 + i as i64);
         let record = FutureRecord::to(&env.enriched_topic).partition(0).key("p").payload(&payload);
         pending.push(producer.send(record, Duration::from_secs(10)).await);
     }
@@ -144,17 +148,14 @@ async fn under_a_steady_load_above_busy_rate_buffers_wait_longer_and_inserts_com
         ..env.sink_config()
     };
     let sink = env.start_sink(cfg);
-    let (producer, codec) = (env.producer(10), EventCodec::global());
+    let producer = env.producer(10);
     let mut deliveries = Vec::new();
     let mut ticks = tokio::time::interval(Duration::from_millis(50));
     let (mut longest_wait, mut inserts_at_steady) = (0.0f64, 0);
     for tick in 0..80 {
         ticks.tick().await;
         for i in 0..50 {
-            let mut d = sample::enriched_dose();
-            d.event_id = EventId::new_random();
-            d.administered_at = Timestamp::from_millis(BUSY_MONTH + tick * 50 + i);
-            let payload = codec.encode_enriched(&EnrichedEvent::Dose(d)).expect("encode");
+            let payload = dose_payload(BUSY_MONTH + tick * 50 + i);
             let record = FutureRecord::to(&env.enriched_topic).partition(0).key("p").payload(&payload);
             deliveries.push(producer.send_result(record).map_err(|(e, _)| e).expect("enqueued"));
         }
