@@ -65,19 +65,7 @@ impl LocalCluster {
     fn clickhouse(node: u16) -> String {
         format!("http://127.0.0.1:{}", PORT_BASE + 30 + node)
     }
-}
 
-impl Drop for LocalCluster {
-    fn drop(&mut self) {
-        self.run(&["kill"]);
-        if std::thread::panicking() {
-            self.report_node_logs();
-        }
-        let _ = std::fs::remove_dir_all(&self.state);
-    }
-}
-
-impl LocalCluster {
     /// After a failure: each node's last warnings and errors in the test's output (all CI
     /// keeps), and the whole logs kept in the temp folder.
     fn report_node_logs(&self) {
@@ -104,6 +92,16 @@ impl LocalCluster {
         if std::fs::rename(&logs, &kept).is_ok() {
             eprintln!("--- the nodes' whole logs: {}", kept.display());
         }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.run(&["kill"]);
+        if std::thread::panicking() {
+            self.report_node_logs();
+        }
+        let _ = std::fs::remove_dir_all(&self.state);
     }
 }
 
